@@ -1,0 +1,46 @@
+# depth-pipeline: `make run` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-all lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with dev tools
+
+run: $(STAMP) ## run the default pipeline on the built-in synthetic data (ARGS='key=value ...')
+	$(BIN)/depth-pipeline $(ARGS)
+
+test: $(STAMP) ## run the fast test suite
+	$(BIN)/pytest -n 2 -q
+
+test-all: $(STAMP) ## run every test, slow ones included
+	$(BIN)/pytest -n 2 -q -m ''
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+
+format: $(STAMP) ## ruff format + import sort
+	$(BIN)/ruff check --fix pipeline tests
+	$(BIN)/ruff format pipeline tests
+
+bench: $(STAMP) ## throughput benchmark against the recipe loop and datasets.map
+	$(BIN)/python -m pipeline.bench $(ARGS)
+
+clean: ## remove the venv, caches and outputs
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -prune -exec rm -rf {} +
+	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

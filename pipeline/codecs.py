@@ -1,0 +1,75 @@
+"""Encode and decode sample fields, keyed by file extension.
+
+PNG goes through OpenCV (fastest here at equal bytes); float32 depth through tifffile.
+Decoders accept every layout this tool writes or reads: ``.png`` (RGB or uint16 depth),
+``.jpg``, ``.tiff``/``.tif`` (float depth), ``.npy``, ``.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import cv2
+import numpy as np
+import tifffile
+
+from pipeline.config import DepthCodec, ImageCodec
+
+TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
+
+
+def encode_png(image: np.ndarray, codec: ImageCodec) -> bytes:
+    """RGB (HxWx3 uint8) or single-channel (HxW uint8/uint16) array to PNG bytes."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, codec.level])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
+    """Float32 HxW depth to a single-page TIFF (no metadata that varies between runs)."""
+    kwargs: dict[str, Any] = {"compression": TIFF_COMPRESSIONS[codec.compression]}
+    if codec.compression != "none":
+        kwargs["predictor"] = codec.predictor if codec.predictor != 1 else None
+        if codec.level is not None:
+            kwargs["compressionargs"] = {"level": codec.level}
+    buf = io.BytesIO()
+    tifffile.imwrite(
+        buf,
+        np.ascontiguousarray(depth, dtype=np.float32),
+        photometric="minisblack",
+        metadata=None,
+        software=False,
+        datetime=False,
+        **kwargs,
+    )
+    return buf.getvalue()
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(ext: str, data: bytes) -> Any:
+    """Decode bytes by extension; images come back RGB uint8, depth as stored."""
+    ext = ext.lower().lstrip(".")
+    last = ext.rpartition(".")[2]
+    if last in ("png", "jpg", "jpeg"):
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise ValueError(f"cannot decode {last.upper()} data (corrupt or truncated)")
+        if arr.ndim == 3:
+            code = cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            arr = cv2.cvtColor(arr, code)
+        return arr
+    if last in ("tiff", "tif"):
+        return tifffile.imread(io.BytesIO(data))
+    if last == "npy":
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    if last == "json":
+        return json.loads(data)
+    raise ValueError(f"no decoder for extension .{ext}")

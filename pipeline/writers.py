@@ -1,0 +1,133 @@
+"""Shard writers. A shard appears under its final name only when complete.
+
+``webdataset``: one tar per shard, members ``{key}.png``, ``{key}.depth.tiff``,
+``{key}.json`` with fixed headers (mtime 0, uid 0) so bytes depend only on content.
+``folder``: ``image/{key}.png``, ``depth/{key}.tiff``, ``meta/{key}.json``; each file is
+committed atomically and the shard manifest marks the shard complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Protocol
+
+TMP_MARK = ".tmp-"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ShardWriter(Protocol):
+    """Collects the encoded fields of one shard; ``commit`` publishes it, ``abort`` drops it."""
+
+    def add(self, key: str, fields: dict[str, bytes]) -> None: ...
+
+    def commit(self) -> dict[str, str]: ...
+
+    def abort(self) -> None: ...
+
+
+class TarShardWriter:
+    """Streams members into ``{name}.tar.tmp-PID`` and renames it on commit."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.path = root / f"{name}.tar"
+        self.tmp = self.path.with_name(f"{self.path.name}{TMP_MARK}{os.getpid()}")
+        root.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.tmp, "wb")
+        self._hash = hashlib.sha256()
+        self._tar = tarfile.open(
+            fileobj=_HashingFile(self._fh, self._hash), mode="w", format=tarfile.PAX_FORMAT
+        )
+
+    def add(self, key: str, fields: dict[str, bytes]) -> None:
+        for ext, data in fields.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            info.uname = info.gname = ""
+            self._tar.addfile(info, io.BytesIO(data))
+
+    def commit(self) -> dict[str, str]:
+        self._tar.close()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self.tmp, self.path)
+        return {self.path.name: self._hash.hexdigest()}
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class FolderShardWriter:
+    """Writes ``image/``, ``depth/``, ``meta/`` files atomically, one at a time."""
+
+    SUBDIRS = {"png": "image", "depth.tiff": "depth", "json": "meta"}
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.files: dict[str, str] = {}
+
+    def add(self, key: str, fields: dict[str, bytes]) -> None:
+        for ext, data in fields.items():
+            sub = self.SUBDIRS.get(ext, ext.replace(".", "_"))
+            rel = f"{sub}/{key}.{ext.rpartition('.')[2]}"
+            atomic_write(self.root / rel, data)
+            self.files[rel] = hashlib.sha256(data).hexdigest()
+
+    def commit(self) -> dict[str, str]:
+        return dict(self.files)
+
+    def abort(self) -> None:
+        for rel in self.files:
+            (self.root / rel).unlink(missing_ok=True)
+
+
+class _HashingFile:
+    """A write-only file wrapper that hashes what passes through."""
+
+    def __init__(self, fh: io.BufferedWriter, h: hashlib._Hash) -> None:
+        self._fh, self._h = fh, h
+
+    def write(self, data: bytes) -> int:
+        self._h.update(data)
+        return self._fh.write(data)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+
+WRITERS = {"webdataset": TarShardWriter, "folder": FolderShardWriter}
+
+
+def shard_files(fmt: str, name: str) -> list[str]:
+    """The file names a shard of this format publishes directly (folders: none)."""
+    return [f"{name}.tar"] if fmt == "webdataset" else []
