@@ -21,11 +21,13 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     from pipeline.runner import run
 
+    overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     try:
-        result = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+        result = run(cfg, overrides=[str(o) for o in overrides])
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -46,5 +48,47 @@ def main(cfg: DictConfig) -> None:
         sys.exit(3)
 
 
+def _one_line(exc: BaseException) -> str:
+    """Hydra/OmegaConf config errors as one line naming the key, with a suggestion."""
+    import difflib
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    cause = exc.__cause__ or exc
+    key = getattr(cause, "full_key", None)
+    first = " ".join(str(getattr(cause, "msg", None) or cause).split("\n")[0].split())
+    if key and key.startswith("augment.transforms."):
+        name = key.split(".")[2]
+        return (
+            f"{key}: no transform named {name!r} in this preset; add one with "
+            f"+augment.transforms.{name}._target_=albumentations.X (names: --cfg job)"
+        )
+    if key and isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+        parent, _, leaf = key.rpartition(".")
+        schema = OmegaConf.structured(__import__("pipeline.config").config.Config)
+        node = OmegaConf.select(schema, parent) if parent else schema
+        known = list(node.keys()) if node is not None and hasattr(node, "keys") else []
+        near = difflib.get_close_matches(leaf, known, n=1)
+        hint = f" (did you mean {parent + '.' if parent else ''}{near[0]}?)" if near else ""
+        return f"{key}: no such config key{hint}; see depth-pipeline --help"
+    if key:
+        return f"{key}: {first}"
+    return " ".join(str(exc).split("Config search path")[0].split())
+
+
+def cli() -> None:
+    """Console entry point: config mistakes become one line and exit code 2."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -156,12 +156,25 @@ def register() -> None:
 
 
 def to_config(cfg: DictConfig | Config) -> Config:
-    """Resolve a DictConfig into plain typed dataclasses (transform specs become dicts)."""
+    """Resolve a DictConfig into plain typed dataclasses (transform specs become dicts).
+
+    Re-merging onto the schema also rejects keys force-added with ``+`` that the schema
+    does not know (``+foo=1``); errors come out as one ``PipelineError`` line.
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.errors import PipelineError
+
     if isinstance(cfg, Config):
         return cfg
-    obj = OmegaConf.to_object(cfg)
-    if isinstance(obj, dict):  # a DictConfig built without the schema
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-        obj = OmegaConf.to_object(merged)
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(plain, dict)
+        plain = {k: v for k, v in plain.items() if k != "hydra"}
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), plain))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or "config"
+        msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
+        raise PipelineError(f"{key}: {msg}") from None
     assert isinstance(obj, Config)
     return obj

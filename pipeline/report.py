@@ -71,9 +71,7 @@ def read_source(cfg: Config, indices: list[int]) -> dict[int, Sample]:
 
 
 def _cmap(cfg: Config) -> Colormap:
-    cmap = colormaps[cfg.report.colormap].copy()
-    cmap.set_bad(cfg.report.invalid_color)
-    return cmap
+    return colormaps[cfg.report.colormap].with_extremes(bad=cfg.report.invalid_color)
 
 
 def _depth_range(cfg: Config, info: dict[str, Any]) -> Normalize:

@@ -1,0 +1,68 @@
+"""Shared helpers: compose the real Hydra config, run the real CLI, read shards back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+# Small scenes keep the suite fast; the crop is scaled to fit.
+SMALL = [
+    "source.height=96",
+    "source.width=128",
+    "augment.transforms.crop.height=64",
+    "augment.transforms.crop.width=96",
+    "runtime.progress=false",
+    "report.dpi=40",
+]
+
+
+def make_cfg(out_dir: Path | str, *overrides: str, small: bool = True):
+    """The composed config exactly as the CLI would build it (minus hydra's own keys)."""
+    from pipeline.config import register
+
+    register()
+    args = [*(SMALL if small else []), f"output.dir={out_dir}", *overrides]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="config", overrides=args)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_tar(path: Path) -> dict[str, dict[str, bytes]]:
+    """{key: {ext: bytes}} using the standard library only."""
+    out: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as tar:
+        for m in tar:
+            key, _, ext = m.name.partition(".")
+            out.setdefault(key, {})[ext] = tar.extractfile(m).read()
+    return out
+
+
+def shard_bytes(out_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(Path(out_dir).glob("*.tar"))}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
