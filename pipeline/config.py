@@ -17,7 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 @dataclass
 class Columns:
-    """Which source fields hold the image and the depth map."""
+    """Which source fields hold the image, the depth map and an optional validity mask.
+
+    hub: column names. webdataset: member extensions, alternatives separated by ``|``
+    (the first one present wins). nyu_mat: HDF5 dataset names. Mask: nonzero = valid.
+    """
 
     image: str = "image"
     depth: str = "depth_map"
@@ -34,12 +38,13 @@ class DepthRange:
 
 @dataclass
 class SourceConfig:
-    """Where samples come from. ``kind`` picks the module in ``pipeline/sources``."""
+    """Where samples come from. ``kind`` picks the module in ``pipeline/sources``:
+    synthetic | hub | webdataset | folder | nyu_mat (presets in ``conf/source/``)."""
 
     kind: str = "synthetic"
     split: str = "train"
     limit: int | None = None
-    depth_scale: float = 1.0
+    depth_scale: float = 1.0  # raw depth value x depth_scale = metres (0.001 mm, 1/256 KITTI)
     depth: DepthRange = field(default_factory=DepthRange)
     columns: Columns = field(default_factory=Columns)
     # synthetic
@@ -47,15 +52,23 @@ class SourceConfig:
     seed: int = 0
     height: int = 480
     width: int = 640
-    # file, directory and hub sources
+    # file, directory and hub sources: where the data is (a hub repo id for kind=hub)
     path: str | None = None
+    # hub: config name, pinned revision (branch, tag or commit), streaming, data_files glob(s)
     name: str | None = None
     revision: str | None = None
     streaming: bool = False
     data_files: Any | None = None
+    cache_dir: str | None = None  # hub, non-streaming: Arrow cache (default: HF_DATASETS_CACHE)
+    # folder: image glob under ``path``; templates for the depth / mask file of each image.
+    # Fields: {rel} (path without extension), {dir}, {stem}, {name}, {ext} of the image
+    # relative to ``path``, plus the named groups of ``image_regex``; a group named ``key``
+    # becomes the sample key (default: {rel}). Relative results are under ``path``.
     image_glob: str = "**/*.png"
-    depth_path: str = "{stem}.depth.tiff"
+    image_regex: str | None = None
+    depth_path: str = "{rel}.depth.tiff"
     mask_path: str | None = None
+    unpaired: str = "error"  # image without depth file: error (a sample error) | drop (listed)
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Sample sources: one module per kind, each a class with ``len``, ``iter(start, stop)``
-and ``identity()``; ``open_source`` picks it from ``source.kind``.
+and ``identity()`` (and ``size`` when the image size is known up front); ``open_source``
+picks it from ``source.kind``. Sources are built from the plain ``SourceConfig`` in every
+worker, so opening one must be cheap and must not load the data.
 
 ``finalize`` applies the shared sample contract to whatever a source read: uint8 RGB,
 float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0 and are counted).
@@ -19,6 +21,10 @@ from pipeline.sample import Sample
 
 KINDS = {
     "synthetic": "pipeline.sources.synthetic:SyntheticSource",
+    "hub": "pipeline.sources.hub:HubSource",
+    "webdataset": "pipeline.sources.webdataset:WebdatasetSource",
+    "folder": "pipeline.sources.folder:FolderSource",
+    "nyu_mat": "pipeline.sources.nyu_mat:NyuMatSource",
 }
 
 
@@ -27,7 +33,7 @@ class Source(Protocol):
 
     def __len__(self) -> int: ...
 
-    def iter(self, start: int, stop: int) -> Iterator[Sample]: ...
+    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]: ...
 
     def identity(self) -> dict[str, object]: ...
 
@@ -48,7 +54,19 @@ def open_source(cfg: SourceConfig) -> Source:
 
 
 def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]]:
-    """Enforce the sample contract; return the sample and its invalid-pixel counts."""
+    """Enforce the sample contract; return the sample and its invalid-pixel counts.
+
+    Contract violations are ``SampleError`` naming the key and the source location."""
+    try:
+        return _finalize(sample, cfg)
+    except SampleError as err:
+        location = sample.meta.get("source", {}).get("location")
+        if location and location not in err.reason:
+            raise SampleError(err.key, f"{err.reason} (in {location})") from None
+        raise
+
+
+def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]]:
     image, depth, key = sample.image, sample.depth, sample.key
     if image.dtype != np.uint8:
         raise SampleError(key, f"image dtype is {image.dtype}, expected uint8 RGB")

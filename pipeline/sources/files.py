@@ -1,0 +1,124 @@
+"""Turning what sources hold (files, bytes, arrays) into arrays, and paths into keys.
+
+Shared by the file, tar and hub sources: the format is taken from the file extension or,
+for bare bytes, sniffed from the magic number. Failures become ``SampleError`` naming the
+sample key and where the data came from, so ``runtime.on_error=skip`` can record them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import codecs
+from pipeline.errors import PipelineError, SampleError
+
+MAGIC = (
+    (b"\x89PNG", "png"),
+    (b"\xff\xd8", "jpg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+    (b"\x93NUMPY", "npy"),
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
+# A corrupt file is reported once, as a SampleError; not also as tifffile log lines.
+logging.getLogger("tifffile").setLevel(logging.ERROR)
+
+
+def sniff(data: bytes) -> str:
+    """The file extension matching the magic number of ``data`` ("" if unknown)."""
+    for magic, ext in MAGIC:
+        if data.startswith(magic):
+            return ext
+    return ""
+
+
+def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> np.ndarray:
+    """Decode an encoded image/depth (PNG, JPEG, TIFF, NPY) to an array."""
+    ext = ext or sniff(data)
+    if not ext:
+        raise SampleError(key, f"{where}: not a PNG, JPEG, TIFF or NPY file")
+    try:
+        arr = codecs.decode(ext, data)
+    except Exception as exc:  # every codec has its own error types
+        raise SampleError(key, f"{where}: cannot decode ({_first_line(exc)})") from None
+    arr = np.asarray(arr)
+    if arr.size == 0:  # tifffile returns an empty array for some corrupt files
+        raise SampleError(key, f"{where}: cannot decode (no pixel data; corrupt file?)")
+    return arr
+
+
+def read_file(path: Path, key: str) -> np.ndarray:
+    """Read an image or depth file; missing and unreadable files are sample errors."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SampleError(key, f"cannot read {path} ({exc.strerror or exc})") from None
+    return decode_bytes(data, key, str(path), _ext(path.name))
+
+
+def to_array(value: Any, key: str, where: str) -> np.ndarray:
+    """A table cell as an array: ``{"bytes", "path"}`` (datasets Image), raw bytes, a
+    decoded PIL image, or a (nested) list / array."""
+    if value is None:
+        raise SampleError(key, f"{where} is empty")
+    if isinstance(value, dict) and ("bytes" in value or "path" in value):
+        if value.get("bytes"):
+            return decode_bytes(value["bytes"], key, where)
+        if value.get("path"):
+            return read_file(Path(value["path"]), key)
+        raise SampleError(key, f"{where} holds neither bytes nor a path")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return decode_bytes(bytes(value), key, where)
+    try:
+        return np.asarray(value)
+    except Exception as exc:
+        raise SampleError(key, f"{where}: not an array ({_first_line(exc)})") from None
+
+
+def apply_mask(depth: np.ndarray, mask: np.ndarray, key: str, where: str) -> np.ndarray:
+    """Zero the depth where the validity mask is 0 (any nonzero mask value = valid)."""
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.shape != depth.shape[:2]:
+        raise SampleError(
+            key,
+            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but depth is "
+            f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match",
+        )
+    return np.where(mask != 0, depth, np.zeros((), dtype=depth.dtype))
+
+
+def make_key(relative: str) -> str:
+    """A stable sample key from a relative path without extension: '/'-separated, only
+    letters, digits, '_', '-' (a '.' would break ``{key}.{ext}`` tar member names)."""
+    key = _UNSAFE.sub("_", relative.replace("\\", "/")).strip("/")
+    return re.sub("/+", "/", key)
+
+
+def unique_keys(keys: list[str], what: str) -> None:
+    """Refuse two samples that would share a key after sanitizing."""
+    seen: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise PipelineError(
+                f"{what}: items {seen[key]} and {i} both map to sample key {key!r}; "
+                f"rename one of them"
+            )
+        seen[key] = i
+
+
+def _ext(name: str) -> str | None:
+    suffix = name.rpartition(".")[2].lower()
+    return suffix if suffix in ("png", "jpg", "jpeg", "tif", "tiff", "npy") else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__

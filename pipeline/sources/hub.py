@@ -1,0 +1,248 @@
+"""Hugging Face ``datasets``: a hub repo, a local parquet directory, ``data_files`` globs,
+or a directory written by ``save_to_disk`` (all named by ``source.path``).
+
+Non-streaming data is prepared once into the datasets Arrow cache and memory-mapped, so
+workers read rows by index without holding the split in RAM; ``streaming=true`` iterates
+(no download of the whole split). Image columns are read as raw bytes and decoded here
+(PNG/JPEG image, float TIFF / 16-bit PNG depth), never through PIL's lossy modes.
+Hub problems (unreachable, script-based repo, unknown repo or split) become one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import SourceConfig
+from pipeline.errors import PipelineError, SampleError
+from pipeline.sample import Sample
+from pipeline.sources.files import apply_mask, to_array
+
+ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
+_COMMIT = re.compile(r"@([0-9a-f]{40})/")
+_LOCAL_HINT = "point source.path at a local copy (a parquet directory or a save_to_disk dir)"
+
+
+def _quiet() -> None:
+    """Keep hub retry warnings and datasets chatter off stderr (errors are ours to word)."""
+    for name in ("huggingface_hub", "datasets", "fsspec"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class HubSource:
+    """Rows of one split; keys ``{split}/{row:06d}``."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        if not cfg.path:
+            raise ValueError(
+                "set source.path to a hub repo id (user/name) or a local dataset directory"
+            )
+        _quiet()
+        self.cfg = cfg
+        self.local = Path(cfg.path).exists()
+        self.data_files: list[str] = []
+        self.fingerprint: str | None = None
+        try:
+            if _is_saved(Path(cfg.path)):
+                self.ds = self._from_disk()
+            else:
+                self.ds = self._from_builder()
+        except PipelineError:
+            raise
+        except Exception as exc:  # datasets and huggingface_hub raise many types
+            raise _explain(exc, cfg) from None
+        self.columns = [c for c in (cfg.columns.image, cfg.columns.depth, cfg.columns.mask) if c]
+        available = self.ds.column_names  # None when a stream does not declare its features
+        if available is not None:
+            missing = [c for c in self.columns if c not in available]
+            if missing:
+                raise PipelineError(
+                    f"source.columns: {', '.join(missing)} not in {cfg.path} (columns: "
+                    f"{', '.join(available)}); set source.columns.image / source.columns.depth"
+                )
+            self.ds = self.ds.select_columns(self.columns)
+        self.ds = _raw_images(self.ds)
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _from_disk(self) -> Any:
+        import datasets
+
+        ds = datasets.load_from_disk(self.cfg.path)
+        if isinstance(ds, datasets.DatasetDict):
+            if self.cfg.split not in ds:
+                raise PipelineError(
+                    f"source.split={self.cfg.split} is not in {self.cfg.path} "
+                    f"(splits: {', '.join(ds)})"
+                )
+            ds = ds[self.cfg.split]
+        self.data_files = [f["filename"] for f in ds.cache_files]
+        self.fingerprint = ds._fingerprint
+        self.n = len(ds)
+        return ds.to_iterable_dataset() if self.cfg.streaming else ds
+
+    def _from_builder(self) -> Any:
+        import datasets
+
+        c = self.cfg
+        builder = datasets.load_dataset_builder(
+            c.path,
+            c.name,
+            revision=c.revision,
+            data_files=c.data_files,
+            cache_dir=c.cache_dir,
+        )
+        files = builder.config.data_files
+        if files is not None:
+            if c.split not in files:
+                raise PipelineError(
+                    f"source.split={c.split} is not in {c.path} (splits: {', '.join(files)})"
+                )
+            self.data_files = [str(f) for f in files[c.split]]
+        if c.streaming:
+            ds = builder.as_streaming_dataset(split=c.split)
+            self.n = self._streamed_length(builder, ds)
+            return ds
+        builder.download_and_prepare()
+        ds = builder.as_dataset(split=c.split)
+        self.fingerprint = ds._fingerprint
+        self.n = len(ds)
+        return ds
+
+    def _streamed_length(self, builder: Any, ds: Any) -> int:
+        """Rows in the streamed split: from the dataset info, parquet footers or ``limit``."""
+        splits = builder.info.splits or {}
+        if self.cfg.split in splits and splits[self.cfg.split].num_examples:
+            return int(splits[self.cfg.split].num_examples)
+        if self.data_files and all(f.endswith(".parquet") for f in self.data_files):
+            import fsspec
+            import pyarrow.parquet as pq
+
+            total = 0
+            for url in self.data_files:
+                with fsspec.open(url, "rb") as fh:
+                    total += pq.ParquetFile(fh).metadata.num_rows
+            return total
+        if self.cfg.limit is not None:
+            return self.cfg.limit
+        raise PipelineError(
+            f"source.streaming=true: the size of {self.cfg.path} split {self.cfg.split} is "
+            f"unknown; set source.limit=N, or use source.streaming=false"
+        )
+
+    # -- the Source protocol ---------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.n
+
+    def identity(self) -> dict[str, object]:
+        c = self.cfg
+        listing = hashlib.sha256()
+        for f in self.data_files:
+            p = Path(f)
+            stamp = f"{p.stat().st_size}|{p.stat().st_mtime_ns}" if p.is_file() else ""
+            listing.update(f"{f}\0{stamp}\n".encode())
+        commits = sorted({m.group(1) for f in self.data_files if (m := _COMMIT.search(f))})
+        return {
+            "kind": "hub",
+            "path": str(Path(c.path).resolve()) if self.local else c.path,
+            "local": self.local,
+            "name": c.name,
+            "split": c.split,
+            "revision": c.revision,
+            "resolved_revision": commits[0] if len(commits) == 1 else commits or None,
+            "streaming": c.streaming,
+            "columns": self.columns,
+            "num_rows": self.n,
+            "fingerprint": self.fingerprint,
+            "data_files": self.data_files[:1000],
+            "data_files_sha256": listing.hexdigest(),
+        }
+
+    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
+        stop = min(stop, self.n)
+        if self.cfg.streaming:
+            rows = self.ds.skip(start).take(stop - start)
+            for index, row in zip(range(start, stop), rows):
+                yield self._sample(index, row)
+            return
+        table = self.ds.with_format("arrow")
+        for lo in range(start, stop, ROWS_PER_READ):
+            batch = table[lo : min(lo + ROWS_PER_READ, stop)]
+            cols = {c: batch.column(c) for c in self.columns}
+            for j in range(batch.num_rows):
+                yield self._sample(lo + j, {c: cols[c][j].as_py() for c in self.columns})
+
+    def _sample(self, index: int, row: dict[str, Any]) -> Sample | SampleError:
+        c = self.cfg
+        key = f"{c.split}/{index:06d}"
+        where = f"{Path(c.path).name if self.local else c.path}[{c.split}][{index}]"
+        try:
+            image = to_array(row[c.columns.image], key, f"{where}.{c.columns.image}")
+            depth = to_array(row[c.columns.depth], key, f"{where}.{c.columns.depth}")
+            if c.columns.mask:
+                mask = to_array(row[c.columns.mask], key, f"{where}.{c.columns.mask}")
+                depth = apply_mask(depth, mask, key, f"{where}.{c.columns.mask}")
+        except SampleError as err:
+            return err
+        meta = {"kind": "hub", "row": index, "location": where}
+        return Sample(key, image, depth, {"source": meta})
+
+
+def _is_saved(path: Path) -> bool:
+    """A directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
+    return path.is_dir() and (
+        (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+    )
+
+
+def _raw_images(ds: Any) -> Any:
+    """Read ``datasets.Image`` columns as ``{"bytes", "path"}`` instead of PIL images."""
+    import datasets
+
+    features = getattr(ds, "features", None) or {}
+    for name, feature in features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            ds = ds.cast_column(name, datasets.Image(decode=False))
+    return ds
+
+
+def _explain(exc: BaseException, cfg: SourceConfig) -> PipelineError:
+    """One line for what went wrong opening ``source.path`` and what to do about it."""
+    import datasets
+
+    text = " ".join(str(exc).split())
+    kind = type(exc).__name__
+    where = f"source.path={cfg.path}"
+    if "scripts are no longer supported" in text:
+        return PipelineError(
+            f"{where} needs a loading script, which datasets {datasets.__version__} refuses; "
+            f"use its parquet conversion (source.revision=refs/convert/parquet) or {_LOCAL_HINT}"
+        )
+    if (
+        isinstance(exc, ConnectionError)
+        or "Couldn't reach" in text
+        or kind in ("LocalEntryNotFoundError", "OfflineModeIsEnabled")
+    ):
+        return PipelineError(
+            f"{where}: cannot reach the Hugging Face Hub (offline, HF_HUB_OFFLINE=1 or no "
+            f"network) and no cached copy; {_LOCAL_HINT}, or run where the hub is reachable"
+        )
+    if kind in ("DatasetNotFoundError", "RepositoryNotFoundError", "GatedRepoError"):
+        return PipelineError(
+            f"{where}: no such local directory, and no such (or no accessible) dataset on "
+            f"the hub; check the path or repo id"
+        )
+    if kind == "RevisionNotFoundError" or "Revision" in text and "not" in text:
+        return PipelineError(f"source.revision={cfg.revision}: not found in {cfg.path}")
+    if isinstance(exc, FileNotFoundError) or kind == "EmptyDatasetError":
+        return PipelineError(
+            f"{where}: no data files found ({text[:200]}); check source.path / source.data_files"
+        )
+    if kind == "ValueError" and "split" in text.lower():
+        return PipelineError(f"source.split={cfg.split}: {text[:300]}")
+    return PipelineError(f"{where}: cannot load the dataset ({kind}: {text[:300]})")

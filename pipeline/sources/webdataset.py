@@ -1,0 +1,159 @@
+"""Webdataset tar shards, made by this tool or by others.
+
+A sample is the group of consecutive members sharing a key (the member name up to the
+first '.' of its base name, as in the webdataset library): ``{key}.png|jpg`` plus
+``{key}.depth.tiff|depth.png|depth.npy`` by default (``source.columns``). ``source.path``
+is a tar file, a directory of tars or a glob. Opening indexes the member headers only
+(offsets, no data); samples are read by seeking, so any worker can start anywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.config import SourceConfig
+from pipeline.errors import PipelineError, SampleError
+from pipeline.sample import Sample
+from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys
+
+_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tar: int  # index into the tar list
+    key: str  # key as stored in the tar
+    members: dict[str, tuple[int, int]]  # extension -> (data offset, size) in the tar
+
+
+class WebdatasetSource:
+    """Samples in tar order (tars sorted by name); the key is the stored key, sanitized."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        if not cfg.path:
+            raise ValueError("set source.path to a .tar, a directory of tars or a glob")
+        self.cfg = cfg
+        self.tars = _list_tars(cfg.path)
+        if not self.tars:
+            raise FileNotFoundError(f"source.path={cfg.path}: no .tar files found")
+        self.entries: list[_Entry] = []
+        for i, tar in enumerate(self.tars):
+            self.entries += _index(tar, i)
+        self.keys = [make_key(e.key) for e in self.entries]
+        unique_keys(self.keys, f"source.path={cfg.path}")
+        self.image_exts = _choices(cfg.columns.image, "source.columns.image")
+        self.depth_exts = _choices(cfg.columns.depth, "source.columns.depth")
+        mask = cfg.columns.mask
+        self.mask_exts = _choices(mask, "source.columns.mask") if mask else []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def identity(self) -> dict[str, object]:
+        listing = hashlib.sha256()
+        for tar in self.tars:
+            st = tar.stat()
+            listing.update(f"{tar.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return {
+            "kind": "webdataset",
+            "path": self.cfg.path,
+            "tars": [str(t.resolve()) for t in self.tars][:1000],
+            "num_tars": len(self.tars),
+            "num_samples": len(self.entries),
+            "fingerprint": listing.hexdigest(),
+        }
+
+    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
+        handle: tuple[int, BinaryIO] | None = None
+        try:
+            for index in range(start, min(stop, len(self.entries))):
+                entry = self.entries[index]
+                if handle is None or handle[0] != entry.tar:
+                    if handle is not None:
+                        handle[1].close()
+                    handle = (entry.tar, _open(self.tars[entry.tar]))
+                try:
+                    yield self._read(handle[1], entry, self.keys[index])
+                except SampleError as err:
+                    yield err
+        finally:
+            if handle is not None:
+                handle[1].close()
+
+    def _read(self, fh: BinaryIO, entry: _Entry, key: str) -> Sample:
+        where = f"{self.tars[entry.tar].name}:{entry.key}"
+
+        def field(exts: list[str], what: str) -> tuple[str, bytes]:
+            for ext in exts:
+                span = entry.members.get(ext)
+                if span is not None:
+                    fh.seek(span[0])
+                    data = fh.read(span[1])
+                    if len(data) != span[1]:
+                        raise SampleError(key, f"{where}.{ext}: truncated tar member")
+                    return ext, data
+            have = ", ".join(sorted(entry.members)) or "nothing"
+            raise SampleError(key, f"{where}: no {what} member ({'|'.join(exts)}); has {have}")
+
+        image_ext, image_data = field(self.image_exts, "image")
+        depth_ext, depth_data = field(self.depth_exts, "depth")
+        image = decode_bytes(image_data, key, f"{where}.{image_ext}", image_ext)
+        depth = decode_bytes(depth_data, key, f"{where}.{depth_ext}", depth_ext)
+        if self.mask_exts:
+            mask_ext, mask_data = field(self.mask_exts, "mask")
+            mask = decode_bytes(mask_data, key, f"{where}.{mask_ext}", mask_ext)
+            depth = apply_mask(depth, mask, key, f"{where}.{mask_ext}")
+        meta = {"kind": "webdataset", "tar": self.tars[entry.tar].name, "key": entry.key}
+        return Sample(key, image, depth, {"source": meta | {"location": where}})
+
+
+def _open(tar: Path) -> BinaryIO:
+    """The tar as a seekable byte stream (gzip-compressed tars are decompressed on the fly)."""
+    return gzip.open(tar, "rb") if tar.name.endswith((".gz", ".tgz")) else open(tar, "rb")
+
+
+def _list_tars(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.name.endswith(TAR_SUFFIXES)]
+    elif path.is_file():
+        found = [path]
+    else:
+        found = [Path(p) for p in glob.glob(spec, recursive=True) if p.endswith(TAR_SUFFIXES)]
+    return sorted(found, key=lambda p: str(p))
+
+
+def _index(tar: Path, number: int) -> list[_Entry]:
+    """Group member headers into samples (consecutive members with the same key)."""
+    entries: list[_Entry] = []
+    try:
+        with tarfile.open(tar) as tf:
+            for info in tf:
+                if not info.isfile():
+                    continue
+                match = _MEMBER.match(info.name)
+                if match is None or match.group(1).rpartition("/")[2].startswith("__"):
+                    continue
+                key, ext = match.group(1), match.group(2).lower()
+                if not entries or entries[-1].key != key:
+                    entries.append(_Entry(number, key, {}))
+                entries[-1].members[ext] = (info.offset_data, info.size)
+    except (tarfile.TarError, OSError) as exc:
+        raise PipelineError(f"source.path: {tar} is not a readable tar file ({exc})") from None
+    return entries
+
+
+def _choices(spec: str, name: str) -> list[str]:
+    exts = [e.strip().lower().lstrip(".") for e in spec.split("|") if e.strip()]
+    if not exts:
+        raise PipelineError(f"{name} is empty; give member extensions like png|jpg")
+    return exts
