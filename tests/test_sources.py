@@ -112,7 +112,7 @@ def test_nyu_preset_reads_local_parquet_copy_exactly(nyu_copy, tmp_path):
     assert info["invalid_pixels"] == {"zero": 1, "nonfinite": 2, "negative": 1, "out_of_range": 1}
     src = info["source"]
     assert src["kind"] == "hub" and src["local"] and src["num_rows"] == 5
-    assert src["revision"] == "refs/convert/parquet" and src["fingerprint"]
+    assert src["revision"] is None and src["fingerprint"]  # the preset's hub revision is moot
     assert src["data_files"][0].endswith("train-00000-of-00001.parquet")
     assert json.loads((out / "dataset_info.json").read_text())["source"] == json.loads(
         json.dumps(src)

@@ -153,7 +153,7 @@ class HubSource:
             "local": self.local,
             "name": c.name,
             "split": c.split,
-            "revision": c.revision,
+            "revision": None if self.local else c.revision,  # local copies have none
             "resolved_revision": commits[0] if len(commits) == 1 else commits or None,
             "streaming": c.streaming,
             "columns": self.columns,
