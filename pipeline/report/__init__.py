@@ -140,7 +140,7 @@ def build_report(
             label_width=18,
         )
 
-    table = param_table(samples)
+    table = param_table(samples, list(cfg.augment.transforms))
     corr = correlation_matrix(table)
     indep = independence(table, corr)
     params_doc = {

@@ -131,7 +131,7 @@ def labelled_rows(
             if r == 0:
                 a_img.set_title(columns[c], fontsize=8, loc="left")
         axes[r][0].set_ylabel(
-            textwrap.fill(label, label_width, break_on_hyphens=False),
+            "\n".join(textwrap.fill(line, label_width) for line in label.splitlines()),
             rotation=0,
             ha="right",
             va="center",

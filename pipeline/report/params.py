@@ -37,7 +37,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
     if isinstance(value, (bool, int, float)):
         out[prefix] = float(value)
     elif isinstance(value, dict):
-        for k, v in value.items():
+        for k, v in sorted(value.items()):  # sorted: the same columns from memory or disk
             if k not in SKIP:
                 _flatten(f"{prefix}.{k}", v, out)
     elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
@@ -60,13 +60,17 @@ def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return float(np.corrcoef(x, y)[0, 1]), n
 
 
-def param_table(samples: list[dict[str, Any]]) -> ParamTable:
-    """Flatten every sample's ``params`` into columns; drop constant and derived ones."""
+def param_table(samples: list[dict[str, Any]], transforms: list[str] | None = None) -> ParamTable:
+    """Flatten every sample's ``params`` into columns (in ``transforms`` order, e.g. the
+    configured one; manifests store them sorted); drop constant and derived ones."""
     rows: list[dict[str, float]] = []
     order: dict[str, str] = {}  # column -> transform, in first-seen order
+    rank = {name: i for i, name in enumerate(transforms or [])}
     for s in samples:
         row: dict[str, float] = {}
-        for tname, p in (s.get("params") or {}).items():
+        params = s.get("params") or {}
+        for tname in sorted(params, key=lambda t: (rank.get(t, len(rank)), t)):
+            p = params[tname]
             row[f"{tname}.applied"] = float(p is not None)
             if isinstance(p, dict):
                 _flatten(tname, {k: v for k, v in p.items() if k not in SKIP}, row)

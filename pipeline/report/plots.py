@@ -136,7 +136,7 @@ def param_distributions(table: ParamTable, path: Path, dpi: int) -> bool:
     for ax in axes[k:]:
         ax.axis("off")
     fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.55, wspace=0.35, left=0.1)
     save_png(fig, path, dpi)
     return True
 

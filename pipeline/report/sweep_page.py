@@ -57,9 +57,7 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
         present = set.intersection(
             *({s["key"] for m in j["manifests"] for s in m["samples"]} for j in ok)
         )
-        candidates = [s["key"] for s in pick(ok[0]["manifests"], keys * 4) if s["key"] in present]
-        step = max(1, len(candidates) // keys)
-        shown = candidates[::step][:keys]
+        shown = [s["key"] for s in pick(ok[0]["manifests"], keys) if s["key"] in present]
     sheet_written = False
     if ok and shown:
         rcfg: ReportConfig = ok[0]["cfg"].report
@@ -71,7 +69,7 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
         norm = Normalize(vmin=lo, vmax=max(hi, lo + 1e-3))
         rows = []
         for job, label in zip(jobs, labels):
-            text = f"#{job.get('num')}: " + (" ".join(label) or "(no overrides)")
+            text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
             if "manifests" in job:
                 got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
                 rows.append((text, [got.get(k) for k in shown]))
@@ -84,7 +82,7 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
             rcfg,
             norm,
             f"{len(jobs)} jobs, same keys, one depth range {lo:.2f}-{hi:.2f} m",
-            label_width=34,
+            label_width=44,
         )
         sheet_written = True
 
