@@ -60,6 +60,10 @@ def _figure(src: str, caption: str) -> str:
     )
 
 
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _fmt(values: list[float] | None, digits: int = 4) -> str:
     return "—" if values is None else "[" + ", ".join(f"{v:.{digits}f}" for v in values) + "]"
 
@@ -94,7 +98,7 @@ def render(
         _card("shards", counts.get("shards", 0)),
         _card("invalid depth pixels", f"{stats.get('invalid_fraction', 0.0):.2%}"),
         _card("image size (HxW)", "x".join(map(str, info.get("image_size") or [])) or "—"),
-        _card("wall time", f"{info.get('timings', {}).get('wall_s', 0):.1f} s"),
+        _card("processing wall time", f"{info.get('timings', {}).get('wall_s', 0):.1f} s"),
         "</div>",
         "<h2>Overrides</h2>",
         "<pre>"
@@ -114,10 +118,18 @@ def render(
                     f"{_fmt(stats.get('rgb_mean_uint8'), 2)} / "
                     f"{_fmt(stats.get('rgb_std_uint8'), 2)}",
                 ],
-                ["depth min / max (m)", f"{stats.get('depth_min')} / {stats.get('depth_max')}"],
+                [
+                    "depth min / max (m)",
+                    f"{_num(stats.get('depth_min'))} / {_num(stats.get('depth_max'))}",
+                ],
                 ["depth percentiles (m)", ", ".join(f"{k} {v}" for k, v in pct.items())],
                 ["invalid fraction (all pixels)", f"{stats.get('invalid_fraction', 0.0):.4f}"],
-                ["invalid fraction per sample", json.dumps(stats.get("invalid_per_sample"))],
+                [
+                    "invalid fraction per sample",
+                    ", ".join(
+                        f"{k} {v:.4f}" for k, v in (stats.get("invalid_per_sample") or {}).items()
+                    ),
+                ],
             ]
         )
     )

@@ -82,7 +82,7 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
             rcfg,
             norm,
             f"{len(jobs)} jobs, same keys, one depth range {lo:.2f}-{hi:.2f} m",
-            label_width=44,
+            label_width=50,
         )
         sheet_written = True
 
