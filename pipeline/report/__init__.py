@@ -127,7 +127,10 @@ def build_report(
     if copy_groups:
         ncopies = max(len(g) for g in copy_groups)
         collages.labelled_rows(
-            [(f"input {g[0]['index']}", [shown.get(c["key"]) for c in g]) for g in copy_groups],
+            [
+                (g[0]["key"].rsplit("_c", 1)[0], [shown.get(c["key"]) for c in g])
+                for g in copy_groups
+            ],
             [f"copy {i}" for i in range(ncopies)],
             figure(
                 "Samples",

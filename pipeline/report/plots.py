@@ -100,7 +100,8 @@ def rgb_histograms(stats: Stats, path: Path, dpi: int) -> None:
                 )
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("value")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     axes[0].set_ylabel("fraction of pixels")
     save_png(fig, path, dpi)
 
