@@ -19,7 +19,26 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict[str, object] | None:
+    """One run. In a multirun (-m) a job's failure does not stop the other jobs: the exit
+    code is returned (the sweep callback records it) and ``cli`` exits with the worst."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    code, error = _run(cfg)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        _SWEEP_CODES.append(code)
+        return {"exit_code": code, "error": error}
+    if code:
+        sys.exit(code)
+    return None
+
+
+_SWEEP_CODES: list[int] = []
+
+
+def _run(cfg: DictConfig) -> tuple[int, str | None]:
+    """Run the pipeline; return (exit code, error line) and print the summary."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -30,7 +49,7 @@ def main(cfg: DictConfig) -> None:
         result = run(cfg, overrides=[str(o) for o in overrides])
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2, str(exc)
     except KeyboardInterrupt:
         print(
             "interrupted: finished shards are kept; re-run the same command to resume",
@@ -43,9 +62,8 @@ def main(cfg: DictConfig) -> None:
         f"shard(s) in {result.seconds:.1f} s, {rate:.1f} samples/s -> {result.out_dir}"
     )
     if cfg.report.enabled:
-        print(f"report: {result.out_dir / 'report'}")
-    if result.skipped:
-        sys.exit(3)
+        print(f"report: {result.out_dir / 'report' / 'index.html'}")
+    return (3, None) if result.skipped else (0, None)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -88,6 +106,9 @@ def cli() -> None:
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
+    if _SWEEP_CODES:  # a multirun: 2 if any job failed, else 3 if any skipped samples
+        worst = 2 if 2 in _SWEEP_CODES else max(_SWEEP_CODES)
+        sys.exit(worst)
 
 
 if __name__ == "__main__":

@@ -129,11 +129,22 @@ class ShardConfig:
 
 @dataclass
 class ReportConfig:
-    """Collage report under ``output.dir/report``."""
+    """The report under ``output.dir/report``: index.html, stats.json, pictures, plots."""
 
     enabled: bool = True
     rows: int = 3
     cols: int = 3
+    before_after_rows: int = 4
+    copies_rows: int = 3
+    plots: list[str] = field(
+        default_factory=lambda: [
+            "depth_hist",
+            "invalid_fraction",
+            "rgb_hist",
+            "params",
+            "param_corr",
+        ]
+    )
     colormap: str = "viridis"
     invalid_color: str = "magenta"
     depth_min: float | None = None
@@ -155,7 +166,9 @@ class Config:
 
 def dirname(overrides: str) -> str:
     """A directory name for a set of overrides ("default" when there are none)."""
-    name = overrides.replace("/", "_").replace(" ", "") or "default"
+    # brackets/braces are glob or brace-expansion syntax to datasets, fsspec and webdataset
+    table = str.maketrans({"/": "_", " ": None, "[": "(", "]": ")", "{": "(", "}": ")"})
+    name = overrides.translate(table) or "default"
     if len(name) > 120:
         digest = hashlib.sha256(name.encode()).hexdigest()[:10]
         name = f"{name[:100]}...{digest}"

@@ -219,7 +219,9 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     if config.report.enabled:
         from pipeline.report import build_report
 
+        report_started = time.perf_counter()
         build_report(root, config, manifests, info)
+        info["timings"]["report_s"] = round(time.perf_counter() - report_started, 3)
     info["timings"]["total_s"] = round(time.perf_counter() - started, 3)
     from pipeline.writers import atomic_write
 

@@ -13,6 +13,7 @@ import numpy as np
 
 DEPTH_BIN = 0.01  # metres per histogram bin
 DEPTH_BINS = 8000  # covers 0-80 m; deeper values land in the last bin
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
 @dataclass
@@ -81,13 +82,14 @@ class Stats:
         mean = self.rgb_sum / n
         std = np.sqrt(np.maximum(self.rgb_sumsq / n - mean * mean, 0.0))
         out: dict[str, Any] = {
+            "pixels": self.pixels,
             "rgb_mean": (mean / 255.0).round(6).tolist(),
             "rgb_std": (std / 255.0).round(6).tolist(),
             "rgb_mean_uint8": mean.round(4).tolist(),
             "rgb_std_uint8": std.round(4).tolist(),
             "depth_min": self.depth_min if np.isfinite(self.depth_min) else None,
             "depth_max": self.depth_max if self.depth_valid else None,
-            "depth_percentiles": self.depth_percentiles((1, 5, 50, 95, 99)),
+            "depth_percentiles": self.depth_percentiles(PERCENTILES),
             "invalid_fraction": 1.0 - self.depth_valid / self.depth_pixels
             if self.depth_pixels
             else 0.0,
@@ -96,15 +98,23 @@ class Stats:
         return out
 
     def depth_percentiles(self, qs: tuple[float, ...]) -> dict[str, float | None]:
-        """Percentiles over valid pixels, to histogram resolution (bin centres)."""
+        """Percentiles over valid pixels, read from the histogram: linear within the bin
+        that holds the quantile, so the error is below one bin (``DEPTH_BIN``)."""
         total = int(self.depth_hist.sum())
         if not total:
             return {f"p{q:g}": None for q in qs}
         cdf = np.cumsum(self.depth_hist)
         out = {}
         for q in qs:
-            idx = int(np.searchsorted(cdf, q / 100.0 * total, side="left"))
-            out[f"p{q:g}"] = round((idx + 0.5) * DEPTH_BIN, 4)
+            target = q / 100.0 * total
+            idx = min(int(np.searchsorted(cdf, target, side="left")), DEPTH_BINS - 1)
+            below = cdf[idx - 1] if idx else 0
+            inside = max(int(self.depth_hist[idx]), 1)
+            frac = min(max((target - below) / inside, 0.0), 1.0)
+            value = (idx + frac) * DEPTH_BIN
+            if np.isfinite(self.depth_min):  # the histogram cannot know the exact extremes
+                value = min(max(value, self.depth_min), self.depth_max)
+            out[f"p{q:g}"] = round(float(value), 4)
         return out
 
 

@@ -1,0 +1,210 @@
+"""``index.html``: one self-contained page (inline CSS, no scripts, no network) that
+links the pictures beside it by relative path."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from omegaconf import OmegaConf
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
+  color:#1d1d1f;background:#fafafa}
+main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:22px;margin:8px 0 2px}h2{font-size:17px;margin:28px 0 8px;
+  border-bottom:1px solid #ddd;padding-bottom:4px}
+.sub{color:#666;margin:0 0 12px;word-break:break-all}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:110px}
+.card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
+.card.warn b{color:#b00020}
+table{border-collapse:collapse;background:#fff;margin:6px 0 10px}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}
+th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
+pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;max-height:480px}
+figure{margin:10px 0 18px}figure img{max-width:100%;height:auto;border:1px solid #ddd;
+  background:#fff}figcaption{color:#555;font-size:12px;margin-top:3px}
+.verdict{padding:6px 10px;border-left:4px solid #888;background:#fff}
+.verdict.bad{border-color:#b00020}.verdict.ok{border-color:#2e7d32}
+nav a{margin-right:12px}
+"""
+
+
+def _table(rows: list[list[Any]], head: list[str] | None = None) -> str:
+    def cell(v: Any, tag: str) -> str:
+        cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+        text = f"{v:.4g}" if isinstance(v, float) else str(v)
+        return f"<{tag}{cls}>{escape(text)}</{tag}>"
+
+    out = ["<table>"]
+    if head:
+        out.append("<tr>" + "".join(cell(h, "th") for h in head) + "</tr>")
+    out += ["<tr>" + "".join(cell(v, "td") for v in row) + "</tr>" for row in rows]
+    return "\n".join(out) + "</table>"
+
+
+def _card(label: str, value: Any, warn: bool = False) -> str:
+    return (
+        f'<div class="card{" warn" if warn else ""}"><b>{escape(str(value))}</b>'
+        f"<span>{escape(label)}</span></div>"
+    )
+
+
+def _figure(src: str, caption: str) -> str:
+    return (
+        f'<figure><a href="{escape(src)}"><img src="{escape(src)}" alt="{escape(caption)}" '
+        f'loading="lazy"></a><figcaption>{escape(caption)}</figcaption></figure>'
+    )
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _fmt(values: list[float] | None, digits: int = 4) -> str:
+    return "—" if values is None else "[" + ", ".join(f"{v:.{digits}f}" for v in values) + "]"
+
+
+def render(
+    title: str,
+    info: dict[str, Any],
+    stats: dict[str, Any],
+    figures: dict[str, list[tuple[str, str]]],
+    params: dict[str, Any],
+    notes: list[str],
+    links: list[tuple[str, str]],
+) -> str:
+    """The whole page as a string. ``figures`` maps a section title to (src, caption)."""
+    counts = info.get("counts", {})
+    invalid = info.get("invalid_pixels", {})
+    pct = stats.get("depth_percentiles", {})
+    overrides = info.get("overrides") or []
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="sub">config hash <code>{escape(str(info.get("config_hash")))}</code> · '
+        f"seed {escape(str(info.get('seed')))} · depth-pipeline "
+        f"{escape(str(info.get('versions', {}).get('depth-pipeline')))}</p>",
+        "<nav>" + "".join(f'<a href="{escape(h)}">{escape(t)}</a>' for t, h in links) + "</nav>",
+        '<div class="cards">',
+        _card("samples written", counts.get("written", 0)),
+        _card("samples skipped", counts.get("skipped", 0), warn=bool(counts.get("skipped"))),
+        _card("shards", counts.get("shards", 0)),
+        _card("invalid depth pixels", f"{stats.get('invalid_fraction', 0.0):.2%}"),
+        _card("image size (HxW)", "x".join(map(str, info.get("image_size") or [])) or "—"),
+        _card("processing wall time", f"{info.get('timings', {}).get('wall_s', 0):.1f} s"),
+        "</div>",
+        "<h2>Overrides</h2>",
+        "<pre>"
+        + escape("\n".join(overrides) if overrides else "(none: preset defaults)")
+        + "</pre>",
+    ]
+    for note in notes:
+        parts.append(f'<p class="verdict">{escape(note)}</p>')
+    parts.append('<h2>Statistics (<a href="stats.json">stats.json</a>)</h2>')
+    parts.append(
+        _table(
+            [
+                ["RGB mean (0-1)", _fmt(stats.get("rgb_mean"))],
+                ["RGB std (0-1)", _fmt(stats.get("rgb_std"))],
+                [
+                    "RGB mean / std (0-255)",
+                    f"{_fmt(stats.get('rgb_mean_uint8'), 2)} / "
+                    f"{_fmt(stats.get('rgb_std_uint8'), 2)}",
+                ],
+                [
+                    "depth min / max (m)",
+                    f"{_num(stats.get('depth_min'))} / {_num(stats.get('depth_max'))}",
+                ],
+                ["depth percentiles (m)", ", ".join(f"{k} {v}" for k, v in pct.items())],
+                ["invalid fraction (all pixels)", f"{stats.get('invalid_fraction', 0.0):.4f}"],
+                [
+                    "invalid fraction per sample",
+                    ", ".join(
+                        f"{k} {v:.4f}" for k, v in (stats.get("invalid_per_sample") or {}).items()
+                    ),
+                ],
+            ]
+        )
+    )
+    parts.append(
+        "<p>Normalize with <code>mean="
+        + escape(_fmt(stats.get("rgb_mean")))
+        + ", std="
+        + escape(_fmt(stats.get("rgb_std")))
+        + "</code> (images scaled to 0-1). Percentiles are read from a "
+        f"{stats.get('depth_histogram_bin_m')} m histogram.</p>"
+    )
+    for section, items in figures.items():
+        if items:
+            parts.append(f"<h2>{escape(section)}</h2>")
+            parts += [_figure(src, caption) for src, caption in items]
+    parts.append("<h2>Are the augmentation draws independent?</h2>")
+    indep = params.get("independence", {})
+    verdict = indep.get("verdict", "no parameters recorded")
+    parts.append(f'<p class="verdict {indep.get("status", "")}">{escape(verdict)}</p>')
+    top = params.get("independence", {}).get("top", [])
+    if top:
+        parts.append(
+            _table(
+                [[p["a"], p["b"], round(p["r"], 4), p["n"]] for p in top],
+                ["parameter", "parameter", "Pearson r", "samples"],
+            )
+        )
+    if params.get("dropped"):
+        parts.append(
+            "<p>Not plotted: "
+            + escape(", ".join(f"{k} ({v})" for k, v in params["dropped"].items()))
+            + "</p>"
+        )
+    worst = stats.get("worst_samples") or []
+    if worst:
+        parts.append("<h2>Most invalid samples</h2>")
+        parts.append(
+            _table(
+                [[w["key"], round(w["invalid_fraction"], 4)] for w in worst],
+                ["key", "invalid fraction"],
+            )
+        )
+    parts.append("<h2>Counts</h2>")
+    rows = [["written", counts.get("written", 0)], ["skipped", counts.get("skipped", 0)]]
+    rows += [[f"skipped: {r}", n] for r, n in (counts.get("skipped_reasons") or {}).items()]
+    rows += [
+        ["shards", counts.get("shards", 0)],
+        ["resumed shards", counts.get("resumed_shards", 0)],
+    ]
+    rows += [[f"invalid source pixels: {k}", v] for k, v in invalid.items()]
+    parts.append(_table(rows))
+    skipped = counts.get("skipped_samples") or []
+    if skipped:
+        parts.append(_table([[s["key"], s["reason"]] for s in skipped[:50]], ["key", "reason"]))
+    parts.append("<h2>Timings</h2>")
+    timings = info.get("timings", {})
+    trows = [[k, v] for k, v in timings.items() if not isinstance(v, dict)]
+    trows += [[f"cpu s: {k}", v] for k, v in (timings.get("stage_cpu_s") or {}).items()]
+    parts.append(_table(trows))
+    parts.append("<h2>Config</h2>")
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(info.get("config", {})))
+    parts.append(
+        "<details open><summary>resolved config</summary>"
+        f"<pre>{escape(config_yaml)}</pre></details>"
+    )
+    parts.append(
+        "<details><summary>source and versions</summary><pre>"
+        + escape(
+            json.dumps(
+                {"source": info.get("source"), "versions": info.get("versions")},
+                indent=2,
+                default=str,
+            )
+        )
+        + "</pre></details>"
+    )
+    parts.append("</main></body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,191 @@
+"""The sweep page: one contact-sheet row per job over the same sample keys, and a table of
+each job's stats, written into the Hydra sweep dir after a multirun."""
+
+from __future__ import annotations
+
+import json
+import os
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from matplotlib.colors import Normalize
+
+from pipeline.config import ReportConfig
+from pipeline.errors import PipelineError
+from pipeline.report import REPORT_DIR, collages, config_of, load_info, load_manifests
+from pipeline.report.page import CSS
+from pipeline.report.samples import pick, read_written
+from pipeline.writers import atomic_write
+
+PAGE = "index.html"
+SHEET = "contact_sheet.png"
+SUMMARY = "sweep.json"
+
+
+def _varying(jobs: list[dict[str, Any]]) -> list[list[str]]:
+    """Each job's overrides minus those every job shares (all of them for a single job)."""
+    sets = [list(j.get("overrides") or []) for j in jobs]
+    common = set.intersection(*(set(s) for s in sets)) if len(sets) > 1 else set()
+    return [[o for o in s if o not in common] or s for s in sets]
+
+
+def _load(job: dict[str, Any]) -> dict[str, Any]:
+    """Attach the job's dataset info, config and manifests (or the reason they are missing)."""
+    job = dict(job)
+    if job.get("exit_code") not in (0, 3):
+        job["problem"] = job.get("error") or f"exit code {job.get('exit_code')}"
+        return job
+    root = Path(job["output_dir"])
+    try:
+        job["info"] = load_info(root)
+        job["cfg"] = config_of(job["info"])
+        job["manifests"] = load_manifests(root, job["info"])
+    except PipelineError as exc:
+        job["problem"] = str(exc)
+    return job
+
+
+def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4) -> Path:
+    """Write ``contact_sheet.png``, ``sweep.json`` and ``index.html`` into ``sweep_dir``."""
+    jobs = [_load(j) for j in jobs]
+    labels = _varying(jobs)
+    ok = [j for j in jobs if "manifests" in j]
+    shown: list[str] = []
+    if ok:
+        present = set.intersection(
+            *({s["key"] for m in j["manifests"] for s in m["samples"]} for j in ok)
+        )
+        shown = [s["key"] for s in pick(ok[0]["manifests"], keys) if s["key"] in present]
+    sheet_written = False
+    if ok and shown:
+        rcfg: ReportConfig = ok[0]["cfg"].report
+        pct = [j["info"]["stats"]["depth_percentiles"] for j in ok]
+        lows = [p["p1"] for p in pct if p.get("p1") is not None]
+        highs = [p["p99"] for p in pct if p.get("p99") is not None]
+        lo = rcfg.depth_min if rcfg.depth_min is not None else min(lows, default=0.0)
+        hi = rcfg.depth_max if rcfg.depth_max is not None else max(highs, default=10.0)
+        norm = Normalize(vmin=lo, vmax=max(hi, lo + 1e-3))
+        rows = []
+        for job, label in zip(jobs, labels):
+            text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
+            if "manifests" in job:
+                got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
+                rows.append((text, [got.get(k) for k in shown]))
+            else:
+                rows.append((text + " (failed)", [None] * len(shown)))
+        collages.labelled_rows(
+            rows,
+            shown,
+            sweep_dir / SHEET,
+            rcfg,
+            norm,
+            f"{len(jobs)} jobs, same keys, one depth range {lo:.2f}-{hi:.2f} m",
+            label_width=50,
+        )
+        sheet_written = True
+
+    table = []
+    for job, label in zip(jobs, labels):
+        stats = job.get("info", {}).get("stats", {})
+        counts = job.get("info", {}).get("counts", {})
+        report = Path(job["output_dir"]) / REPORT_DIR / "index.html"
+        table.append(
+            {
+                "num": job.get("num"),
+                "overrides": job.get("overrides") or [],
+                "varied": label,
+                "output_dir": job["output_dir"],
+                "status": "ok" if "info" in job else "failed",
+                "problem": job.get("problem"),
+                "written": counts.get("written"),
+                "skipped": counts.get("skipped"),
+                "rgb_mean": stats.get("rgb_mean"),
+                "rgb_std": stats.get("rgb_std"),
+                "depth_percentiles": stats.get("depth_percentiles"),
+                "invalid_fraction": stats.get("invalid_fraction"),
+                "wall_s": job.get("info", {}).get("timings", {}).get("wall_s"),
+                "report": os.path.relpath(report, sweep_dir) if report.is_file() else None,
+            }
+        )
+    atomic_write(
+        sweep_dir / SUMMARY,
+        json.dumps({"keys": shown, "jobs": table}, indent=2, default=str).encode(),
+    )
+    atomic_write(sweep_dir / PAGE, _html(sweep_dir, table, shown, sheet_written).encode())
+    return sweep_dir / PAGE
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{x:.{digits}f}" for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _html(sweep_dir: Path, table: list[dict[str, Any]], keys: list[str], sheet: bool) -> str:
+    head = [
+        "job",
+        "varied overrides",
+        "status",
+        "written",
+        "skipped",
+        "RGB mean (0-1)",
+        "RGB std (0-1)",
+        "depth p1 / p50 / p99 (m)",
+        "invalid",
+        "wall s",
+        "report",
+    ]
+    rows = []
+    for r in table:
+        pct = r["depth_percentiles"] or {}
+        link = f'<a href="{escape(quote(r["report"]))}">report</a>' if r["report"] else "—"
+        status = r["status"] if not r["problem"] else f"{r['status']}: {r['problem']}"
+        cells = [
+            escape(str(r["num"])),
+            "<code>" + "<br>".join(escape(o) for o in r["varied"]) + "</code>",
+            escape(status),
+            escape(_fmt(r["written"])),
+            escape(_fmt(r["skipped"])),
+            escape(_fmt(r["rgb_mean"])),
+            escape(_fmt(r["rgb_std"])),
+            escape(" / ".join(_fmt(pct.get(p), 2) for p in ("p1", "p50", "p99"))),
+            escape(_fmt(r["invalid_fraction"], 4)),
+            escape(_fmt(r["wall_s"], 1)),
+            link,
+        ]
+        rows.append('<tr class="job">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    all_overrides = "\n".join(
+        f"#{r['num']}: {' '.join(r['overrides'])}  ->  {r['output_dir']}" for r in table
+    )
+    sheet_html = (
+        f'<figure><a href="{SHEET}"><img src="{SHEET}" alt="contact sheet"></a>'
+        f"<figcaption>one row per job (label = its varied overrides), columns = the same "
+        f"keys: {escape(', '.join(keys))}; image | depth</figcaption></figure>"
+        if sheet
+        else "<p>No job produced samples to show.</p>"
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>depth-pipeline sweep: {escape(sweep_dir.name)}</title>",
+            f"<style>{CSS}</style></head><body><main>",
+            f"<h1>Sweep: {len(table)} jobs</h1>",
+            f'<p class="sub">{escape(str(sweep_dir))} · <a href="{SUMMARY}">{SUMMARY}</a></p>',
+            "<h2>Contact sheet</h2>",
+            sheet_html,
+            "<h2>Stats per job</h2>",
+            '<table id="jobs"><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>",
+            *rows,
+            "</table>",
+            "<h2>Full overrides and output dirs</h2>",
+            f"<pre>{escape(all_overrides)}</pre>",
+            "</main></body></html>\n",
+        ]
+    )

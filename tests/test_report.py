@@ -1,0 +1,218 @@
+"""The per-dataset report: files decode, the page's links resolve, stats.json agrees with
+numpy on the written shards, and depth-pipeline-report rebuilds it without touching data."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import ROOT, make_cfg, read_tar
+from PIL import Image
+
+from pipeline.report.params import correlation_matrix, independence, param_table
+from pipeline.runner import run
+from pipeline.stats import DEPTH_BIN
+
+PICTURES = (
+    "collage.png",
+    "before_after.png",
+    "depth_hist.png",
+    "invalid_fraction.png",
+    "rgb_hist.png",
+    "params.png",
+    "param_corr.png",
+)
+
+
+class Links(HTMLParser):
+    """Every href/src on a page, and whether it parsed to the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [v for k, v in attrs if k in ("href", "src") and v]
+
+
+def local_links(page: Path) -> list[Path]:
+    """Parse ``page``; every link must be a relative path (no network) to a file."""
+    parser = Links()
+    parser.feed(page.read_text())
+    parser.close()
+    assert "html" in parser.tags and "body" in parser.tags
+    out = []
+    for link in parser.links:
+        url = urlparse(link)
+        assert not url.scheme and not url.netloc, f"non-local link {link}"
+        out.append((page.parent / unquote(url.path)).resolve())
+    return out
+
+
+def read_all(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    out = {}
+    for tar in sorted(root.glob("*.tar")):
+        for key, f in read_tar(tar).items():
+            image = np.array(Image.open(io.BytesIO(f["png"])))
+            depth = tifffile.imread(io.BytesIO(f["depth.tiff"]))
+            out[key] = (image, depth, json.loads(f["json"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rep") / "ds"
+    run(
+        make_cfg(out, "source.num_samples=10", "output.shard_size=4", "runtime.workers=1"),
+        overrides=["source.num_samples=10", "output.shard_size=4"],
+    )
+    return out
+
+
+def test_report_pictures_decode_to_sensible_sizes(dataset):
+    report = dataset / "report"
+    for name in PICTURES:
+        with Image.open(report / name) as im:
+            im.load()  # decodes every row, not just the header
+            w, h = im.size
+            assert 200 <= w <= 5000 and 150 <= h <= 5000, (name, im.size)
+    with Image.open(report / "collage.png") as im:
+        assert im.size[0] > im.size[1]  # 3x3 cells of image | depth pairs are wide
+    assert not (report / "copies.png").exists()  # augment.copies = 1
+
+
+def test_index_html_parses_and_every_link_resolves(dataset):
+    page = dataset / "report" / "index.html"
+    links = local_links(page)
+    assert links, "the page links its pictures"
+    missing = [str(p) for p in links if not p.is_file()]
+    assert not missing
+    text = page.read_text()
+    for name in PICTURES:
+        assert f'src="{name}"' in text
+    assert "source.num_samples=10" in text  # the overrides
+    assert "samples written" in text and "RandomCrop" in text  # counts, config
+    assert "http://" not in text and "https://" not in text
+
+
+def test_stats_json_matches_numpy_on_the_written_shards(dataset):
+    stats = json.loads((dataset / "report" / "stats.json").read_text())
+    samples = read_all(dataset)
+    assert stats["samples"] == len(samples) == 10
+    images = np.concatenate([s[0].reshape(-1, 3) for s in samples.values()]).astype(np.float64)
+    depth = np.concatenate([s[1].ravel() for s in samples.values()])
+    valid = depth[depth > 0]
+    np.testing.assert_allclose(stats["rgb_mean"], images.mean(0) / 255, atol=2e-6)
+    np.testing.assert_allclose(stats["rgb_std"], images.std(0) / 255, atol=2e-6)
+    assert stats["depth_min"] == float(valid.min())
+    assert stats["depth_max"] == float(valid.max())
+    for name, value in stats["depth_percentiles"].items():
+        expected = np.percentile(valid, float(name[1:]))
+        assert abs(value - expected) <= DEPTH_BIN, (name, value, expected)
+    assert math.isclose(stats["invalid_fraction"], 1 - valid.size / depth.size, abs_tol=1e-12)
+    worst = max(samples, key=lambda k: (samples[k][1] == 0).mean())
+    assert stats["worst_samples"][0]["key"] == worst
+    info = json.loads((dataset / "dataset_info.json").read_text())
+    assert info["stats"]["rgb_mean"] == stats["rgb_mean"]
+    assert info["timings"]["report_s"] > 0
+
+
+def test_params_table_matches_the_json_members(dataset):
+    doc = json.loads((dataset / "report" / "params.json").read_text())
+    assert {"crop.x_min", "crop.y_min", "brightness.alpha", "gamma.gamma"} <= set(doc["columns"])
+    assert doc["dropped"]["crop.x_max"] == "follows crop.x_min"  # fixed-width crop
+    members = read_all(dataset)
+    x = np.array([m[2]["augment"]["params"]["crop"]["crop_coords"][0] for m in members.values()])
+    y = np.array([m[2]["augment"]["params"]["crop"]["crop_coords"][1] for m in members.values()])
+    i, j = doc["columns"].index("crop.x_min"), doc["columns"].index("crop.y_min")
+    assert doc["correlation"][i][j] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-4)
+
+
+def test_independence_check_flags_shared_random_streams(rng):
+    def samples(shared: bool) -> list[dict]:
+        out = []
+        for i in range(200):
+            a = float(rng.uniform(0.8, 1.2))
+            g = a if shared else float(rng.uniform(0.8, 1.2))
+            out.append(
+                {"key": str(i), "params": {"brightness": {"alpha": a}, "gamma": {"gamma": g}}}
+            )
+        return out
+
+    for shared, status in ((True, "bad"), (False, "ok")):
+        table = param_table(samples(shared))
+        verdict = independence(table, correlation_matrix(table))
+        assert verdict["status"] == status, verdict["verdict"]
+
+
+def test_copies_are_shown_side_by_side(tmp_path):
+    run(make_cfg(tmp_path / "c", "source.num_samples=3", "augment.copies=3", "runtime.workers=1"))
+    report = tmp_path / "c" / "report"
+    with Image.open(report / "copies.png") as im:
+        im.load()
+        assert im.size[0] > 400
+    assert 'src="copies.png"' in (report / "index.html").read_text()
+
+
+def run_report(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.report.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_report_command_rebuilds_without_touching_the_data(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    before = {
+        p.relative_to(copy): p.read_bytes()
+        for p in copy.rglob("*")
+        if p.is_file() and "report" not in p.parts
+    }
+    old_stats = (copy / "report" / "stats.json").read_bytes()
+    shutil.rmtree(copy / "report")
+    proc = run_report(str(copy), "report.rows=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "index.html" in proc.stdout
+    after = {
+        p.relative_to(copy): p.read_bytes()
+        for p in copy.rglob("*")
+        if p.is_file() and "report" not in p.parts
+    }
+    assert after == before  # shards, manifests, dataset_info.json untouched
+    assert (copy / "report" / "stats.json").read_bytes() == old_stats
+    assert all(p.is_file() for p in local_links(copy / "report" / "index.html"))
+    with (
+        Image.open(copy / "report" / "collage.png") as small,
+        Image.open(dataset / "report" / "collage.png") as big,
+    ):
+        assert small.size[1] < big.size[1]  # report.rows=2 took effect
+
+
+def test_report_command_on_a_non_dataset_fails_in_one_line(tmp_path, dataset):
+    proc = run_report(str(tmp_path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dataset_info.json" in lines[0]
+    proc = run_report(str(dataset), "augment.seed=3")  # would not describe the data
+    assert proc.returncode == 2
+    assert "only report.KEY=VALUE" in proc.stderr and "Traceback" not in proc.stderr
