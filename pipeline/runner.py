@@ -249,6 +249,8 @@ def finish(
         info["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         atomic_write(root / "dataset_info.json", json.dumps(info, indent=2, default=str).encode())
     except OSError as exc:
+        if exc.filename and not str(exc.filename).startswith(str(root)):
+            raise  # not a write into output.dir (e.g. the report re-reading the source)
         raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
 
 
@@ -259,12 +261,12 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     source, n_inputs = prepare(config)
     root = Path(config.output.dir)
     tasks = plan(n_inputs * config.augment.copies, config)
-    chash = claim_output(root, config, tasks)
     workers = config.runtime.workers or os.cpu_count() or 1
     done: dict[str, dict[str, Any]] = {}
     fresh: list[dict[str, Any]] = []
     with _sigterm_interrupts():
         try:
+            chash = claim_output(root, config, tasks)
             done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
             todo = [t for t in tasks if t.name not in done]
             bar = _progress(sum(t.stop - t.start for t in tasks), config.runtime.progress)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import threading
@@ -206,15 +208,20 @@ def init_worker(cfg: Config, config_hash: str, progress: Synchronized) -> None:
     global _PROCESSOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     cv2.setNumThreads(0)
     _PROCESSOR = ShardProcessor(cfg, config_hash, progress=progress)
 
 
-def _exit_with_parent(parent: int, every: float = 0.5) -> None:
-    """Exit this worker once it is orphaned (its parent gone, it gets a new parent)."""
-    while os.getppid() == parent:
-        time.sleep(every)
+def _exit_with_parent() -> None:
+    """Exit this worker as soon as the parent is gone (the parent's sentinel pipe closes).
+
+    The pool's own machinery would leave an orphan blocked forever after ``kill -9``.
+    """
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    mp_connection.wait([parent.sentinel])
     os._exit(1)
 
 
