@@ -157,9 +157,10 @@ def _execute(
     except BaseException as exc:
         resume.clean_temporaries(Path(cfg.output.dir), [t.name for t in tasks])
         if isinstance(exc, SampleError):
-            raise PipelineError(
-                f"{exc}; fix or remove this sample, or set runtime.on_error=skip to skip "
-                f"and record bad samples"
+            raise SampleError(
+                exc.key,
+                f"{exc.reason}; fix or remove this sample, or set runtime.on_error=skip to "
+                f"skip and record bad samples",
             ) from None
         if isinstance(exc, BrokenProcessPool):
             raise PipelineError(
