@@ -598,8 +598,16 @@ def test_cli_exit_code_3_when_samples_were_skipped_2_when_not(tmp_path):
     "override, words",
     [
         ("+augment.transforms.flip.always_apply=true", "augment.transforms.flip"),  # a warning
-        ("runtime.on_error=maybe", "runtime.on_error must be raise or skip"),
-        ("runtime.worker=2", "runtime.worker: no such config key (did you mean runtime.workers?)"),
+        pytest.param(
+            "runtime.on_error=maybe",
+            "runtime.on_error must be raise or skip",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            "runtime.worker=2",
+            "runtime.worker: no such config key (did you mean runtime.workers?)",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_config_mistakes_are_one_line_before_any_work(tmp_path, override, words):
