@@ -12,7 +12,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from pipeline.config import register  # noqa: E402
-from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.errors import Interrupted, PipelineError  # noqa: E402
 
 register()
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -50,11 +50,11 @@ def _run(cfg: DictConfig) -> tuple[int, str | None]:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, str(exc)
+    except Interrupted as exc:  # Ctrl-C (130) or SIGTERM (143) during the run
+        print(str(exc), file=sys.stderr)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished shards are kept; re-run the same command to resume",
-            file=sys.stderr,
-        )
+        print(Interrupted(), file=sys.stderr)
         sys.exit(130)
     rate = result.written / result.seconds if result.seconds else 0.0
     print(

@@ -1,5 +1,7 @@
 """The exception types that reach users as a single clear line."""
 
+import signal
+
 
 class PipelineError(Exception):
     """A user-facing error: what went wrong, where (sample or config key), what to do."""
@@ -15,3 +17,23 @@ class SampleError(PipelineError):
 
     def __str__(self) -> str:
         return f"sample {self.key}: {self.reason}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal: Ctrl-C (SIGINT) or SIGTERM (e.g. preemption)."""
+
+    def __init__(self, signum: int = signal.SIGINT, detail: str = "") -> None:
+        super().__init__(signum, detail)
+        self.signum = signum
+        self.detail = detail
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process killed by it (130, 143)."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        return f"interrupted by {name}: " + (
+            self.detail or "finished shards are kept; re-run the same command to resume"
+        )

@@ -3,6 +3,7 @@ and the ``README.md`` dataset card that ``datasets.load_dataset(dir)`` understan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -13,9 +14,10 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.writers import atomic_write
+from pipeline.resume import CARD_MARK
+from pipeline.writers import TMP_NAME, atomic_write, tmp_path
 
-LOCK_FILE = "manifests/config.json"
+LOCK_FILE = "manifests/config.json"  # resume.MANIFEST_DIR / resume.LOCK_NAME
 LIBRARIES = (
     "depth-pipeline",
     "numpy",
@@ -29,12 +31,23 @@ LIBRARIES = (
 )
 
 
+COSMETIC = ("dir", "overwrite")  # output.* keys that do not shape the data
+
+
 def data_config(cfg: Config) -> dict[str, Any]:
-    """The part of the config that shapes output bytes (not workers, report, paths)."""
+    """The part of the config that shapes output bytes.
+
+    Left out: ``runtime.*``, ``report.*``, ``output.dir``/``overwrite`` and ``shard.*``
+    (the slices of one dataset share its directory). Transforms keep their order
+    (``augment.order``); a transform disabled with ``null`` counts as absent.
+    """
     out = asdict(cfg.output)
-    for cosmetic in ("dir", "overwrite"):
+    for cosmetic in COSMETIC:
         out.pop(cosmetic)
-    return {"source": asdict(cfg.source), "augment": asdict(cfg.augment), "output": out}
+    augment = asdict(cfg.augment)
+    augment["transforms"] = {k: v for k, v in augment["transforms"].items() if v is not None}
+    augment["order"] = list(augment["transforms"])
+    return {"source": asdict(cfg.source), "augment": augment, "output": out}
 
 
 def config_hash(cfg: Config) -> str:
@@ -43,7 +56,7 @@ def config_hash(cfg: Config) -> str:
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
+    if not isinstance(d, dict) or not d:
         return {prefix: d}
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -51,21 +64,43 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_lock(root: Path, cfg: Config) -> bool:
-    """Refuse a different config against an existing dataset; return True if one exists."""
+def read_lock(root: Path) -> dict[str, Any] | None:
+    """The config lock of the dataset in ``root``, or None if there is none."""
     lock = root / LOCK_FILE
     if not lock.exists():
+        return None
+    try:
+        body = json.loads(lock.read_text())
+        assert isinstance(body, dict) and "hash" in body
+    except (OSError, ValueError, AssertionError):
+        raise PipelineError(
+            f"{lock} is unreadable; use output.overwrite=true to replace the dataset in {root}"
+        ) from None
+    return body
+
+
+def check_lock(root: Path, cfg: Config) -> bool:
+    """Refuse a different config against an existing dataset; return True if one exists."""
+    old = read_lock(root)
+    if old is None:
         return False
-    old = json.loads(lock.read_text())
     if old.get("hash") == config_hash(cfg):
         return True
     before, after = _flatten(old.get("config", {})), _flatten(data_config(cfg))
     differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    shown = ", ".join(differ[:6]) + (" ..." if len(differ) > 6 else "")
+    shown = ", ".join(
+        f"{k} ({_show(before.get(k, '<unset>'))} -> {_show(after.get(k, '<unset>'))})"
+        for k in differ[:4]
+    ) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
     raise PipelineError(
-        f"{root} holds a dataset made with a different config (differs in: {shown}); "
-        f"use another output.dir, or output.overwrite=true to replace it"
+        f"output.dir={root} holds a dataset made with a different config (differs in: "
+        f"{shown}); use another output.dir, or output.overwrite=true to replace it"
     )
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def write_lock(root: Path, cfg: Config) -> None:
@@ -105,7 +140,7 @@ def write_card(root: Path, cfg: Config, info: dict[str, Any]) -> None:
         header = ""
     stats = info.get("stats", {})
     text = f"""{header}
-# RGB-D dataset made by depth-pipeline
+# RGB-D dataset {CARD_MARK}
 
 {layout}
 
@@ -125,12 +160,32 @@ ds = datasets.load_dataset("{root}", split="{cfg.source.split}")
 
 
 def check_writable(root: Path) -> None:
+    """Create ``root`` and prove a file can be written there, or say which dir and why."""
+    probe = tmp_path(root / ".write-probe")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-probe"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
         raise PipelineError(
             f"output.dir={root} is not writable ({exc.strerror}); choose another output.dir"
         ) from None
+
+
+def check_ours(root: Path) -> None:
+    """Refuse to write into a non-empty directory that holds no dataset of this tool."""
+    if (root / LOCK_FILE).exists() or not root.is_dir():
+        return
+    foreign = [
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith(".") and p.name != "manifests" and not TMP_NAME.match(p.name)
+    ]
+    if foreign:
+        raise PipelineError(
+            f"output.dir={root} is not empty ({', '.join(sorted(foreign)[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}) and holds no depth-pipeline dataset; "
+            f"choose a new or empty output.dir"
+        )

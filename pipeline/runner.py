@@ -3,13 +3,16 @@ then write the dataset card, the report and ``dataset_info.json`` (last)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing as mp
 import os
-import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -18,14 +21,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import metadata
+from pipeline import metadata, resume
 from pipeline.augment import Augmenter, known_output_size
 from pipeline.config import Config, to_config
-from pipeline.errors import PipelineError
-from pipeline.sources import open_source
+from pipeline.errors import Interrupted, PipelineError, SampleError
+from pipeline.faults import fault_point
+from pipeline.sources import Source, open_source
 from pipeline.stats import Stats
-from pipeline.worker import MANIFEST_DIR, ShardProcessor, ShardTask, init_worker, run_task
-from pipeline.writers import TMP_MARK, WRITERS, sha256_file
+from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
+from pipeline.writers import WRITERS, atomic_write, write_error
 
 
 @dataclass
@@ -77,33 +81,52 @@ def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
     ]
 
 
-def _finished(root: Path, task: ShardTask, chash: str) -> dict[str, Any] | None:
-    """The manifest of a complete shard whose files still match their checksums."""
-    path = root / MANIFEST_DIR / f"{task.name}.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if manifest.get("config_hash") != chash or manifest.get("stop") != task.stop:
-        return None
-    for rel, digest in manifest["files"].items():
-        f = root / rel
-        if not f.is_file() or sha256_file(f) != digest:
-            return None
-    return manifest
+def prepare(cfg: Config) -> tuple[Source, int]:
+    """Everything that can fail before touching ``output.dir``: values, transforms, source,
+    crop sizes. Returns the source and the number of input samples to use."""
+    validate(cfg)
+    Augmenter(cfg.augment)  # fail on a bad transform before touching the output
+    source = open_source(cfg.source)
+    n_inputs = len(source)
+    if cfg.source.limit is not None:
+        n_inputs = min(n_inputs, cfg.source.limit)
+    if n_inputs == 0:
+        if cfg.source.limit == 0:
+            raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
+        where = f" at source.path={cfg.source.path}" if cfg.source.path else ""
+        raise PipelineError(
+            f"source ({cfg.source.kind}){where} has no samples; check source.path, "
+            f"source.split and source.num_samples"
+        )
+    size = getattr(source, "size", None) or (
+        (cfg.source.height, cfg.source.width) if cfg.source.kind == "synthetic" else None
+    )
+    if size is not None:
+        known_output_size(cfg.augment, *size)
+    return source, n_inputs
 
 
-def _clean(root: Path, overwrite: bool, prefix: str) -> None:
-    """Drop temporaries of a dead run; with overwrite, everything this tool writes."""
-    for tmp in root.rglob(f"*{TMP_MARK}*"):
-        tmp.unlink(missing_ok=True)
-    if overwrite:
-        for f in root.glob(f"{prefix}-*.tar"):
-            f.unlink()
-        for name in ("manifests", "report", "image", "depth", "meta"):
-            shutil.rmtree(root / name, ignore_errors=True)
-        for name in ("dataset_info.json", "README.md"):
-            (root / name).unlink(missing_ok=True)
+def claim_output(root: Path, cfg: Config, tasks: list[ShardTask]) -> str:
+    """Make ``root`` ours for this config: writable, same config (or overwrite), no dead
+    run's temporaries; record the config lock. Returns the config hash."""
+    metadata.check_writable(root)
+    metadata.check_ours(root)
+    chash = metadata.config_hash(cfg)
+    own = [t.name for t in tasks]
+    if cfg.output.overwrite:
+        try:
+            old = metadata.read_lock(root)
+        except PipelineError:  # unreadable: replaced anyway
+            old = None
+        prefixes = {cfg.output.prefix}
+        if old is not None:
+            prefixes.add(str(old.get("config", {}).get("output", {}).get("prefix", "")))
+        resume.remove_dataset(root, chash, own, prefixes - {""})
+    else:
+        metadata.check_lock(root, cfg)
+    resume.clean_temporaries(root, own)
+    metadata.write_lock(root, cfg)
+    return chash
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -120,114 +143,173 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def _execute(
-    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, total: int, done_already: int
-) -> list[dict[str, Any]]:
-    """Run shard tasks inline (1 worker) or in a spawn/forkserver process pool."""
-    bar = _progress(total, cfg.runtime.progress)
-    bar.update(done_already)
-    results: list[dict[str, Any]] = []
+    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, bar: Any, results: list
+) -> None:
+    """Run shard tasks inline (1 worker) or in a process pool, appending manifests to
+    ``results``. On any failure, no worker outlives the call and no temporary is left."""
+    if not tasks:
+        return
     try:
         if workers <= 1 or len(tasks) <= 1:
-            counter = mp.Value("q", 0, lock=True)
-            proc = ShardProcessor(cfg, chash, progress=counter)
-            for task in tasks:
-                results.append(proc(task))
-                bar.update(counter.value - bar.n + done_already)
-            return results
-        ctx = mp.get_context(
-            "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        )
-        counter = ctx.Value("q", 0, lock=True)
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(cfg, chash, counter),
-        ) as pool:
-            pending: set[Future[dict[str, Any]]] = {pool.submit(run_task, t) for t in tasks}
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        results.append(fut.result())
-                    bar.update(counter.value - bar.n + done_already)
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        return results
-    except BrokenProcessPool:
-        raise PipelineError(
-            "a worker process died (killed by the OS, out of memory?); finished shards are "
-            "kept: re-run the same command to resume, or lower runtime.workers"
-        ) from None
+            _run_inline(cfg, chash, tasks, bar, results)
+        else:
+            _run_pool(cfg, chash, tasks, workers, bar, results)
+    except BaseException as exc:
+        resume.clean_temporaries(Path(cfg.output.dir), [t.name for t in tasks])
+        if isinstance(exc, SampleError):
+            raise SampleError(
+                exc.key,
+                f"{exc.reason}; fix or remove this sample, or set runtime.on_error=skip to "
+                f"skip and record bad samples",
+            ) from None
+        if isinstance(exc, BrokenProcessPool):
+            raise PipelineError(
+                f"a worker process died (killed by the OS: out of memory, or a crash) after "
+                f"{len(results)} of {len(tasks)} shard(s); the finished shards are kept: "
+                f"re-run the same command to resume (with fewer runtime.workers if memory "
+                f"is short)"
+            ) from None
+        raise
+
+
+def _run_inline(cfg: Config, chash: str, tasks: list[ShardTask], bar: Any, results: list) -> None:
+    counter = mp.Value("q", 0, lock=True)
+    proc = ShardProcessor(cfg, chash, progress=counter)
+    start = bar.n
+    for task in tasks:
+        results.append(proc(task))
+        bar.update(start + counter.value - bar.n)
+
+
+def _run_pool(
+    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, bar: Any, results: list
+) -> None:
+    """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure."""
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    counter = ctx.Value("q", 0, lock=True)
+    start = bar.n
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=init_worker,
+        initargs=(cfg, chash, counter),
+    ) as pool:
+        pending: set[Future[dict[str, Any]]] = {pool.submit(run_task, t) for t in tasks}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    results.append(fut.result())
+                # read without the lock: a worker killed while holding it must not hang us
+                bar.update(start + counter.get_obj().value - bar.n)
+        except BaseException:
+            _stop_pool(pool)
+            raise
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers now (mid-shard ones leave temporaries, removed by the caller)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (preemption, ``kill``) stops the run as Ctrl-C does: cleanly, resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
     finally:
-        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def finish(
+    root: Path,
+    cfg: Config,
+    manifests: list[dict[str, Any]],
+    info: dict[str, Any],
+    started: float,
+) -> None:
+    """The dataset card, the report and, last, ``dataset_info.json``."""
+    try:
+        metadata.write_card(root, cfg, info)
+        fault_point("report")
+        if cfg.report.enabled:
+            from pipeline.report import build_report
+
+            report_started = time.perf_counter()
+            build_report(root, cfg, manifests, info)
+            info["timings"]["report_s"] = round(time.perf_counter() - report_started, 3)
+        info["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+        atomic_write(root / "dataset_info.json", json.dumps(info, indent=2, default=str).encode())
+    except OSError as exc:
+        if exc.filename and not str(exc.filename).startswith(str(root)):
+            raise  # not a write into output.dir (e.g. the report re-reading the source)
+        raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
 
 
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
     """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
     started = time.perf_counter()
     config = to_config(cfg)
-    validate(config)
-    Augmenter(config.augment)  # fail on a bad transform before touching the output
-    source = open_source(config.source)
-    n_inputs = len(source)
-    if config.source.limit is not None:
-        n_inputs = min(n_inputs, config.source.limit)
-    if n_inputs == 0:
-        raise PipelineError(
-            f"source ({config.source.kind}) has no samples; check source.path and source.split"
-        )
-    size = getattr(source, "size", None) or (
-        (config.source.height, config.source.width) if config.source.kind == "synthetic" else None
-    )
-    if size is not None:
-        known_output_size(config.augment, *size)
-
+    source, n_inputs = prepare(config)
     root = Path(config.output.dir)
-    metadata.check_writable(root)
-    if not config.output.overwrite:
-        metadata.check_lock(root, config)
-    _clean(root, config.output.overwrite, config.output.prefix)
-    metadata.write_lock(root, config)
-    chash = metadata.config_hash(config)
-
-    total_outputs = n_inputs * config.augment.copies
-    tasks = plan(total_outputs, config)
-    done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
-    todo = [t for t in tasks if t.name not in done]
+    tasks = plan(n_inputs * config.augment.copies, config)
     workers = config.runtime.workers or os.cpu_count() or 1
-    job_total = sum(t.stop - t.start for t in tasks)
-    resumed = sum(t.stop - t.start for t in tasks if t.name in done)
-    fresh = _execute(config, chash, todo, min(workers, max(len(todo), 1)), job_total, resumed)
-    manifests = sorted([*done.values(), *fresh], key=lambda m: m["index"])
-
-    elapsed = time.perf_counter() - started
-    info = _dataset_info(
-        config,
-        source.identity(),
-        manifests,
-        overrides or [],
-        elapsed,
-        chash,
-        resumed_shards=len(done),
-        workers=workers,
-    )
-    metadata.write_card(root, config, info)
-    if config.report.enabled:
-        from pipeline.report import build_report
-
-        report_started = time.perf_counter()
-        build_report(root, config, manifests, info)
-        info["timings"]["report_s"] = round(time.perf_counter() - report_started, 3)
-    info["timings"]["total_s"] = round(time.perf_counter() - started, 3)
-    from pipeline.writers import atomic_write
-
-    atomic_write(root / "dataset_info.json", json.dumps(info, indent=2, default=str).encode())
+    done: dict[str, dict[str, Any]] = {}
+    fresh: list[dict[str, Any]] = []
+    with _sigterm_interrupts():
+        try:
+            chash = claim_output(root, config, tasks)
+            done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
+            todo = [t for t in tasks if t.name not in done]
+            bar = _progress(sum(t.stop - t.start for t in tasks), config.runtime.progress)
+            bar.update(sum(t.stop - t.start for t in tasks if t.name in done))
+            try:
+                _execute(config, chash, todo, min(workers, max(len(todo), 1)), bar, fresh)
+            finally:
+                bar.close()
+            manifests = sorted([*done.values(), *fresh], key=lambda m: m["index"])
+            info = _dataset_info(
+                config,
+                source.identity(),
+                manifests,
+                overrides or [],
+                time.perf_counter() - started,
+                chash,
+                resumed_shards=len(done),
+                workers=workers,
+            )
+            finish(root, config, manifests, info, started)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     written, skipped = info["counts"]["written"], info["counts"]["skipped"]
     return RunResult(root, written, skipped, len(manifests), time.perf_counter() - started, info)
+
+
+def _finished(root: Path, task: ShardTask, chash: str) -> dict[str, Any] | None:
+    return resume.finished(root, task.name, task.start, task.stop, chash)
+
+
+def _interrupted(exc: KeyboardInterrupt, finished: int, total: int) -> Interrupted:
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    if finished == total:
+        detail = "all shards are finished; re-run the same command to write the report"
+    else:
+        detail = (
+            f"{finished} of {total} shard(s) are finished and kept; re-run the same command "
+            f"to resume"
+        )
+    return Interrupted(signum, detail)
 
 
 def _dataset_info(

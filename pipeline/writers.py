@@ -8,20 +8,44 @@ committed atomically and the shard manifest marks the shard complete.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import os
+import re
+import socket
 import tarfile
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.errors import PipelineError
+
 TMP_MARK = ".tmp-"
+# ``{final name}.tmp-{host}-{pid}``: who wrote a temporary, so a later run can tell a
+# dead run's leftovers from a live writer's (another slice job sharing output.dir).
+TMP_NAME = re.compile(rf"^(?P<final>.+){re.escape(TMP_MARK)}(?P<host>[^/]+)-(?P<pid>\d+)$")
+
+
+def tmp_path(path: Path) -> Path:
+    """The temporary name beside ``path`` that this process writes before renaming."""
+    return path.with_name(f"{path.name}{TMP_MARK}{socket.gethostname()}-{os.getpid()}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary name beside ``path``, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    tmp = tmp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -31,6 +55,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def sha256_file(path: Path) -> str:
@@ -52,11 +77,11 @@ class ShardWriter(Protocol):
 
 
 class TarShardWriter:
-    """Streams members into ``{name}.tar.tmp-PID`` and renames it on commit."""
+    """Streams members into ``{name}.tar.tmp-HOST-PID`` and renames it on commit."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.path = root / f"{name}.tar"
-        self.tmp = self.path.with_name(f"{self.path.name}{TMP_MARK}{os.getpid()}")
+        self.tmp = tmp_path(self.path)
         root.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.tmp, "wb")
         self._hash = hashlib.sha256()
@@ -79,10 +104,12 @@ class TarShardWriter:
         os.fsync(self._fh.fileno())
         self._fh.close()
         os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
         return {self.path.name: self._hash.hexdigest()}
 
     def abort(self) -> None:
-        if not self._fh.closed:
+        """Drop the temporary; closing may fail again (e.g. a full disk), which is moot."""
+        with contextlib.suppress(OSError):
             self._fh.close()
         self.tmp.unlink(missing_ok=True)
 
@@ -131,3 +158,16 @@ WRITERS = {"webdataset": TarShardWriter, "folder": FolderShardWriter}
 def shard_files(fmt: str, name: str) -> list[str]:
     """The file names a shard of this format publishes directly (folders: none)."""
     return [f"{name}.tar"] if fmt == "webdataset" else []
+
+
+def write_error(exc: OSError, what: str, root: Path) -> PipelineError:
+    """One line for a failed write: a full disk, a read-only or vanished directory..."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PipelineError(
+            f"no space left for output.dir={root} while writing {what} ({exc.strerror}); "
+            f"free some space and re-run the same command to resume (finished shards are kept)"
+        )
+    return PipelineError(
+        f"cannot write {what} in output.dir={root} ({exc.strerror or exc}); fix the "
+        f"directory and re-run the same command to resume (finished shards are kept)"
+    )
