@@ -1,6 +1,8 @@
 """Encode and decode sample fields, keyed by file extension.
 
-PNG goes through OpenCV (fastest here at equal bytes); float32 depth through tifffile.
+PNG goes through OpenCV with one fixed row filter (SUB): libpng's default adaptive filter
+choice tries every filter on every row and costs ~1.6x the time for ~1% fewer bytes on
+camera-like images (measured in ``make bench``). Float32 depth goes through tifffile.
 Decoders accept every layout this tool writes or reads: ``.png`` (RGB or uint16 depth),
 ``.jpg``, ``.tiff``/``.tif`` (float depth), ``.npy``, ``.json``.
 """
@@ -17,6 +19,7 @@ import tifffile
 
 from pipeline.config import DepthCodec, ImageCodec
 
+PNG_FILTER = cv2.IMWRITE_PNG_FILTER_SUB
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
 
 
@@ -24,7 +27,8 @@ def encode_png(image: np.ndarray, codec: ImageCodec) -> bytes:
     """RGB (HxWx3 uint8) or single-channel (HxW uint8/uint16) array to PNG bytes."""
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, codec.level])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, codec.level, cv2.IMWRITE_PNG_FILTER, PNG_FILTER]
+    ok, buf = cv2.imencode(".png", image, params)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
