@@ -83,7 +83,9 @@ def _quick_help() -> str:
     gives the same text in milliseconds. Same template: ``conf/hydra/help``."""
     import yaml
 
-    help_cfg = yaml.safe_load((Path(CONF_DIR) / "hydra" / "help" / "depth_pipeline.yaml").read_text())
+    help_cfg = yaml.safe_load(
+        (Path(CONF_DIR) / "hydra" / "help" / "depth_pipeline.yaml").read_text()
+    )
     groups = sorted(
         (str(d.relative_to(CONF_DIR)), sorted(f.stem for f in d.glob("*.yaml")))
         for d in Path(CONF_DIR).rglob("*")

@@ -31,7 +31,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -426,28 +425,39 @@ def _row(label: str, res: dict[str, Any], base: dict[str, float]) -> dict[str, A
 
 
 def _print_table(rows: list[dict[str, Any]], stages: dict[str, float], extra: list[str]) -> None:
-    head = f"{'method':<44}{'samples/s':>10}{'x recipe':>10}{'x map':>8}{'of limit':>10}{'peak RSS':>10}"
+    head = (
+        f"{'method':<48}{'samples/s':>10}{'x recipe':>10}{'x map':>8}{'of limit':>10}"
+        f"{'peak RSS':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
         print(
-            f"{r['method']:<44}{r['samples_per_s']:>10.1f}{fmt(r['x_recipe'], '>10.2f')}"
+            f"{r['method']:<48}{r['samples_per_s']:>10.1f}{fmt(r['x_recipe'], '>10.2f')}"
             f"{fmt(r['x_map'], '>8.2f')}{fmt(r['of_limit'], '>10.0%')}"
             f"{fmt(r['peak_rss_mb'], '>8.0f')} MB"
         )
     total = sum(stages.values())
     print("\nper-sample stage cost, one thread, our code (ms):")
-    print("  " + "  ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items()) + f"  = {total * 1000:.1f}")
+    print(
+        "  "
+        + "  ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items())
+        + f"  = {total * 1000:.1f}"
+    )
     for line in extra:
         print(line)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--samples", type=int, default=200, help="samples in the parquet input")
     parser.add_argument("--workers", type=int, default=0, help="processes; 0 = all cores")
-    parser.add_argument("--scale", type=int, default=10, help="memory check at this many x samples (0 = skip)")
+    parser.add_argument(
+        "--scale", type=int, default=10, help="memory check at this many x samples (0 = skip)"
+    )
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench"))
@@ -461,8 +471,11 @@ def main(argv: list[str] | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     workers = args.workers or os.cpu_count() or 1
     load_before = os.getloadavg()
-    print(f"bench: {args.samples} samples {args.width}x{args.height}, {workers} workers, "
-          f"load average {load_before[0]:.2f}", flush=True)
+    print(
+        f"bench: {args.samples} samples {args.width}x{args.height}, {workers} workers, "
+        f"load average {load_before[0]:.2f}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     parquet = build_input(root, args.samples, args.height, args.width, workers)
     print(f"input: {parquet} ({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -479,7 +492,10 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(f"  {name} ...", end="", flush=True)
         res = run_child(name, spec, Path(spec["result"]))
-        print(f" {res['samples'] / res['seconds']:.1f} samples/s, peak {res['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f" {res['samples'] / res['seconds']:.1f} samples/s, peak {res['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
         return res
 
     results = {
@@ -528,7 +544,10 @@ def main(argv: list[str] | None = None) -> None:
         n_small = args.samples
         small = child("scale_1x", "pipeline", parquet=None, extra=[f"source.num_samples={n_small}"])
         big = child(
-            "scale_nx", "pipeline", parquet=None, extra=[f"source.num_samples={n_small * args.scale}"]
+            "scale_nx",
+            "pipeline",
+            parquet=None,
+            extra=[f"source.num_samples={n_small * args.scale}"],
         )
         ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
         scale = {

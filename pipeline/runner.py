@@ -22,6 +22,7 @@ from pipeline import metadata
 from pipeline.augment import Augmenter, known_output_size
 from pipeline.config import Config, to_config
 from pipeline.errors import PipelineError
+from pipeline.merge import check_slice_options, write_slice
 from pipeline.sources import open_source
 from pipeline.stats import Stats
 from pipeline.worker import MANIFEST_DIR, ShardProcessor, ShardTask, init_worker, run_task
@@ -93,10 +94,12 @@ def _finished(root: Path, task: ShardTask, chash: str) -> dict[str, Any] | None:
     return manifest
 
 
-def _clean(root: Path, overwrite: bool, prefix: str) -> None:
-    """Drop temporaries of a dead run; with overwrite, everything this tool writes."""
+def _clean(root: Path, overwrite: bool, prefix: str, only: list[str] | None = None) -> None:
+    """Drop temporaries of a dead run (with ``only``: of those shards, as other slices'
+    jobs may be writing theirs); with overwrite, everything this tool writes."""
     for tmp in root.rglob(f"*{TMP_MARK}*"):
-        tmp.unlink(missing_ok=True)
+        if only is None or tmp.name.split(".")[0] in only:
+            tmp.unlink(missing_ok=True)
     if overwrite:
         for f in root.glob(f"{prefix}-*.tar"):
             f.unlink()
@@ -171,6 +174,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     started = time.perf_counter()
     config = to_config(cfg)
     validate(config)
+    check_slice_options(config)
     Augmenter(config.augment)  # fail on a bad transform before touching the output
     source = open_source(config.source)
     n_inputs = len(source)
@@ -190,12 +194,14 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     metadata.check_writable(root)
     if not config.output.overwrite:
         metadata.check_lock(root, config)
-    _clean(root, config.output.overwrite, config.output.prefix)
+    total_outputs = n_inputs * config.augment.copies
+    tasks = plan(total_outputs, config)
+    sliced = config.shard.num_shards > 1
+    own = [t.name for t in tasks] if sliced else None
+    _clean(root, config.output.overwrite, config.output.prefix, only=own)
     metadata.write_lock(root, config)
     chash = metadata.config_hash(config)
 
-    total_outputs = n_inputs * config.augment.copies
-    tasks = plan(total_outputs, config)
     done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
     todo = [t for t in tasks if t.name not in done]
     workers = config.runtime.workers or os.cpu_count() or 1
@@ -215,6 +221,12 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
         resumed_shards=len(done),
         workers=workers,
     )
+    if sliced:  # a slice summary; dataset_info.json comes from the merge of all slices
+        write_slice(root, config, info, [t.name for t in tasks])
+        written, skipped = info["counts"]["written"], info["counts"]["skipped"]
+        return RunResult(
+            root, written, skipped, len(manifests), time.perf_counter() - started, info
+        )
     metadata.write_card(root, config, info)
     if config.report.enabled:
         from pipeline.report import build_report

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 TMP_MARK = ".tmp-"
+# tarfile copies members in 16 KiB chunks by default (~6 ms per 1.4 MB sample); one chunk
+# per member makes adding a sample a single write.
+COPY_BUFSIZE = 16 << 20
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -61,7 +64,10 @@ class TarShardWriter:
         self._fh = open(self.tmp, "wb")
         self._hash = hashlib.sha256()
         self._tar = tarfile.open(
-            fileobj=_HashingFile(self._fh, self._hash), mode="w", format=tarfile.PAX_FORMAT
+            fileobj=_HashingFile(self._fh, self._hash),
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            copybufsize=COPY_BUFSIZE,
         )
 
     def add(self, key: str, fields: dict[str, bytes]) -> None:
