@@ -76,24 +76,28 @@ class ParquetSource:
         return {"kind": FALLBACK_KIND, "path": str(self.cfg.path), "rows": len(self)}
 
     def iter(self, start: int, stop: int) -> Iterator[Sample]:
+        """Decode rows ``start..stop`` reading only the row groups that hold them."""
         import pyarrow.parquet as pq
 
         from pipeline import codecs
 
         cols = [self.cfg.columns.image, self.cfg.columns.depth]
         offset = 0
-        for path, count in zip(self.files, self.counts):
-            lo, hi = max(start - offset, 0), min(stop - offset, count)
-            if lo < hi:
-                table = pq.read_table(path, columns=cols).slice(lo, hi - lo)
-                images, depths = (table.column(c).combine_chunks().field("bytes") for c in cols)
-                for i in range(hi - lo):
-                    index = offset + lo + i
-                    image = codecs.decode("png", images[i].as_py())
-                    depth = codecs.decode("tiff", depths[i].as_py())
-                    key = f"{self.cfg.split}/{index:06d}"
-                    yield Sample(key, image, depth, {"source": {"index": index}})
-            offset += count
+        for path in self.files:
+            pf = pq.ParquetFile(path)
+            for group in range(pf.num_row_groups):
+                count = pf.metadata.row_group(group).num_rows
+                lo, hi = max(start - offset, 0), min(stop - offset, count)
+                if lo < hi:
+                    table = pf.read_row_group(group, columns=cols).slice(lo, hi - lo)
+                    images, depths = (table.column(c).combine_chunks().field("bytes") for c in cols)
+                    for i in range(hi - lo):
+                        index = offset + lo + i
+                        image = codecs.decode("png", images[i].as_py())
+                        depth = codecs.decode("tiff", depths[i].as_py())
+                        key = f"{self.cfg.split}/{index:06d}"
+                        yield Sample(key, image, depth, {"source": {"index": index}})
+                offset += count
 
 
 # ---- building the input -----------------------------------------------------------------

@@ -60,3 +60,36 @@ def test_tiff_bytes_are_deterministic(rng):
     depth = _depth(rng)
     codec = DepthCodec("zlib", predictor=3)
     assert codecs.encode_tiff(depth, codec) == codecs.encode_tiff(depth.copy(), codec)
+
+
+def test_png_decode_matches_opencv_reader_for_every_layout(rng):
+    import cv2
+    from PIL import Image
+
+    from pipeline import codecs
+
+    rgb = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+
+    def png(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        return buf.getvalue()
+
+    layouts = [
+        png(Image.fromarray(rgb)),
+        png(Image.fromarray(np.dstack([rgb, rgb[..., 0]]))),  # RGBA: alpha dropped
+        png(Image.fromarray(rgb).convert("P")),  # palette: expanded
+        png(Image.fromarray(rgb).convert("LA")),  # grey + alpha: grey RGB
+        png(Image.fromarray(rgb[..., 0])),
+        cv2.imencode(".png", rgb[..., 0].astype(np.uint16) * 200)[1].tobytes(),
+    ]
+    for data in layouts:
+        want = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if want.ndim == 3:
+            want = cv2.cvtColor(
+                want, cv2.COLOR_BGRA2RGB if want.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            )
+        got = codecs.decode("png", data)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    with pytest.raises(ValueError, match="PNG"):
+        codecs.decode("png", layouts[0][:100])
