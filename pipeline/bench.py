@@ -8,7 +8,8 @@ samples, each method in its own child process (so peak memory is per method):
    applying an albumentations ``Compose``, iterated in one process, saved with Pillow's
    default PNG settings and ``tifffile.imwrite``;
 2. ``datasets.map``: ``Dataset.map(num_proc=workers)`` doing the same work and writing
-   the same files, at depth-pipeline's codec settings;
+   the same files with the same tools (Pillow, tifffile) at depth-pipeline's codec
+   settings (PNG level, TIFF compression);
 3. ``depth-pipeline`` at its default settings (which are the codec settings of 2), and at
    the recipe's PNG level 6 for reference;
 4. ``limit``: the per-sample cost of each stage (decode, augment, encode, write, stats)
@@ -89,14 +90,16 @@ class ParquetSource:
                 count = pf.metadata.row_group(group).num_rows
                 lo, hi = max(start - offset, 0), min(stop - offset, count)
                 if lo < hi:
-                    table = pf.read_row_group(group, columns=cols).slice(lo, hi - lo)
-                    images, depths = (table.column(c).combine_chunks().field("bytes") for c in cols)
-                    for i in range(hi - lo):
-                        index = offset + lo + i
-                        image = codecs.decode("png", images[i].as_py())
-                        depth = codecs.decode("tiff", depths[i].as_py())
-                        key = f"{self.cfg.split}/{index:06d}"
-                        yield Sample(key, image, depth, {"source": {"index": index}})
+                    index = offset
+                    for batch in pf.iter_batches(batch_size=8, row_groups=[group], columns=cols):
+                        images, depths = (batch.column(c).field("bytes") for c in cols)
+                        for i in range(batch.num_rows):
+                            if lo <= index - offset < hi:
+                                image = codecs.decode("png", images[i].as_py())
+                                depth = codecs.decode("tiff", depths[i].as_py())
+                                key = f"{self.cfg.split}/{index:06d}"
+                                yield Sample(key, image, depth, {"source": {"index": index}})
+                            index += 1
                 offset += count
 
 
@@ -200,16 +203,26 @@ def method_recipe(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
 
 
 def _map_worker(row: dict[str, Any], index: int, out: str) -> dict[str, Any]:
-    """datasets.map body: the recipe's work, written with depth-pipeline's codecs."""
-    from pipeline import codecs
+    """datasets.map body: the recipe's work, saved with the usual tools (Pillow, tifffile)
+    at depth-pipeline's codec settings (PNG level, TIFF compression)."""
+    import tifffile
+    from PIL import Image
+
+    from pipeline.codecs import TIFF_COMPRESSIONS
     from pipeline.config import DepthCodec, ImageCodec
 
     global _MAP_COMPOSE
     if _MAP_COMPOSE is None:
         _MAP_COMPOSE = _recipe_compose()
     res = _MAP_COMPOSE(image=np.array(row["image"].convert("RGB")), mask=np.array(row["depth_map"]))
-    Path(out, f"{index:06d}.png").write_bytes(codecs.encode_png(res["image"], ImageCodec()))
-    Path(out, f"{index:06d}.tiff").write_bytes(codecs.encode_tiff(res["mask"], DepthCodec()))
+    Image.fromarray(res["image"]).save(
+        Path(out, f"{index:06d}.png"), compress_level=ImageCodec().level
+    )
+    tifffile.imwrite(
+        Path(out, f"{index:06d}.tiff"),
+        res["mask"],
+        compression=TIFF_COMPRESSIONS[DepthCodec().compression],
+    )
     return {}
 
 
@@ -473,7 +486,9 @@ def main(argv: list[str] | None = None) -> None:
 
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    workers = args.workers or os.cpu_count() or 1
+    from pipeline.runner import available_cpus
+
+    workers = args.workers or available_cpus()
     load_before = os.getloadavg()
     print(
         f"bench: {args.samples} samples {args.width}x{args.height}, {workers} workers, "
@@ -520,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     source = results["pipeline"].get("source")
     rows = [
         _row("1 recipe loop (1 process, Pillow PNG, tifffile)", results["recipe"], base),
-        _row(f"2 datasets.map num_proc={workers}, our codecs", results["map"], base),
+        _row(f"2 datasets.map num_proc={workers}, our settings", results["map"], base),
         _row("3 depth-pipeline, default (= codecs of 2)", results["pipeline"], base),
         _row("3 depth-pipeline, PNG level 6 (recipe's)", results["pipeline_l6"], base),
         {

@@ -78,6 +78,14 @@ def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
     ]
 
 
+def available_cpus() -> int:
+    """Cores this process may use: a SLURM/cgroup CPU set, not the whole node."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _finished(root: Path, task: ShardTask, chash: str) -> dict[str, Any] | None:
     """The manifest of a complete shard whose files still match their checksums."""
     path = root / MANIFEST_DIR / f"{task.name}.json"
@@ -204,7 +212,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
 
     done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
     todo = [t for t in tasks if t.name not in done]
-    workers = config.runtime.workers or os.cpu_count() or 1
+    workers = config.runtime.workers or available_cpus()
     job_total = sum(t.stop - t.start for t in tasks)
     resumed = sum(t.stop - t.start for t in tasks if t.name in done)
     fresh = _execute(config, chash, todo, min(workers, max(len(todo), 1)), job_total, resumed)
