@@ -475,6 +475,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale", type=int, default=10, help="memory check at this many x samples (0 = skip)"
     )
+    parser.add_argument(
+        "--scale-samples", type=int, default=100, help="synthetic samples of the small memory run"
+    )
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench"))
@@ -560,13 +563,16 @@ def main(argv: list[str] | None = None) -> None:
 
     scale = None
     if args.scale:
-        n_small = args.samples
-        small = child("scale_1x", "pipeline", parquet=None, extra=[f"source.num_samples={n_small}"])
+        n_small = args.scale_samples
+        shard = f"output.shard_size={max(n_small // (2 * workers), 1)}"  # all workers busy
+        small = child(
+            "scale_1x", "pipeline", parquet=None, extra=[f"source.num_samples={n_small}", shard]
+        )
         big = child(
             "scale_nx",
             "pipeline",
             parquet=None,
-            extra=[f"source.num_samples={n_small * args.scale}"],
+            extra=[f"source.num_samples={n_small * args.scale}", shard],
         )
         ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
         scale = {
