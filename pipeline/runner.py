@@ -148,6 +148,8 @@ def _execute(
         ctx = mp.get_context(
             "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         )
+        if ctx.get_start_method() == "forkserver":  # import the heavy libraries once
+            ctx.set_forkserver_preload(["pipeline.worker"])
         counter = ctx.Value("q", 0, lock=True)
         with ProcessPoolExecutor(
             max_workers=workers,
