@@ -138,6 +138,7 @@ def build_input(root: Path, n: int, height: int, width: int, workers: int) -> Pa
     out = root / f"input-{n}-{height}x{width}"
     if (out / "train.parquet").is_file():
         return out
+    datasets.disable_progress_bars()
     step = 25
     chunks = [(height, width, s, min(s + step, n)) for s in range(0, n, step)]
     with mp.get_context("forkserver").Pool(workers) as pool:
