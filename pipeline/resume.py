@@ -52,6 +52,14 @@ def finished(root: Path, shard: str, start: int, stop: int, chash: str) -> dict[
     return manifest
 
 
+def drop_unrecorded(root: Path, shards: Iterable[str]) -> None:
+    """Remove shard tars that a killed worker renamed but never recorded in a manifest, so
+    nothing is left looking finished; a re-run writes them again, byte for byte."""
+    for name in shards:
+        if read_manifest(root, name) is None:
+            (root / f"{name}.tar").unlink(missing_ok=True)
+
+
 def _inside(root: Path, rel: str) -> Path | None:
     """``root / rel`` if it stays inside ``root`` (a manifest never points outside)."""
     path = Path(rel)

@@ -26,6 +26,7 @@ from pipeline.augment import Augmenter, known_output_size
 from pipeline.config import Config, to_config
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.faults import fault_point
+from pipeline.merge import check_slice_options, write_slice
 from pipeline.sources import Source, open_source
 from pipeline.stats import Stats
 from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
@@ -85,6 +86,7 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     """Everything that can fail before touching ``output.dir``: values, transforms, source,
     crop sizes. Returns the source and the number of input samples to use."""
     validate(cfg)
+    check_slice_options(cfg)
     Augmenter(cfg.augment)  # fail on a bad transform before touching the output
     source = open_source(cfg.source)
     n_inputs = len(source)
@@ -104,6 +106,14 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     if size is not None:
         known_output_size(cfg.augment, *size)
     return source, n_inputs
+
+
+def available_cpus() -> int:
+    """Cores this process may use: a SLURM/cgroup CPU set, not the whole node."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def claim_output(root: Path, cfg: Config, tasks: list[ShardTask]) -> str:
@@ -155,7 +165,10 @@ def _execute(
         else:
             _run_pool(cfg, chash, tasks, workers, bar, results)
     except BaseException as exc:
-        resume.clean_temporaries(Path(cfg.output.dir), [t.name for t in tasks])
+        root = Path(cfg.output.dir)
+        resume.clean_temporaries(root, [t.name for t in tasks])
+        recorded = {m["shard"] for m in results}
+        resume.drop_unrecorded(root, [t.name for t in tasks if t.name not in recorded])
         if isinstance(exc, SampleError):
             raise SampleError(
                 exc.key,
@@ -186,6 +199,8 @@ def _run_pool(
 ) -> None:
     """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure."""
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "forkserver":  # import the heavy libraries once
+        ctx.set_forkserver_preload(["pipeline.worker"])
     counter = ctx.Value("q", 0, lock=True)
     start = bar.n
     with ProcessPoolExecutor(
@@ -264,7 +279,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     source, n_inputs = prepare(config)
     root = Path(config.output.dir)
     tasks = plan(n_inputs * config.augment.copies, config)
-    workers = config.runtime.workers or os.cpu_count() or 1
+    workers = config.runtime.workers or available_cpus()
     done: dict[str, dict[str, Any]] = {}
     fresh: list[dict[str, Any]] = []
     with _sigterm_interrupts():
@@ -289,7 +304,10 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 resumed_shards=len(done),
                 workers=workers,
             )
-            finish(root, config, manifests, info, started)
+            if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                write_slice(root, config, info, [t.name for t in tasks])
+            else:
+                finish(root, config, manifests, info, started)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     written, skipped = info["counts"]["written"], info["counts"]["skipped"]

@@ -60,3 +60,60 @@ def test_tiff_bytes_are_deterministic(rng):
     depth = _depth(rng)
     codec = DepthCodec("zlib", predictor=3)
     assert codecs.encode_tiff(depth, codec) == codecs.encode_tiff(depth.copy(), codec)
+
+
+def test_png_decode_matches_opencv_reader_for_every_layout(rng):
+    import cv2
+    from PIL import Image
+
+    from pipeline import codecs
+
+    rgb = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+
+    def png(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        return buf.getvalue()
+
+    layouts = [
+        png(Image.fromarray(rgb)),
+        png(Image.fromarray(np.dstack([rgb, rgb[..., 0]]))),  # RGBA: alpha dropped
+        png(Image.fromarray(rgb).convert("P")),  # palette: expanded
+        png(Image.fromarray(rgb).convert("LA")),  # grey + alpha: grey RGB
+        png(Image.fromarray(rgb[..., 0])),
+        cv2.imencode(".png", rgb[..., 0].astype(np.uint16) * 200)[1].tobytes(),
+    ]
+    for data in layouts:
+        want = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if want.ndim == 3:
+            want = cv2.cvtColor(
+                want, cv2.COLOR_BGRA2RGB if want.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            )
+        got = codecs.decode("png", data)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    with pytest.raises(ValueError, match="PNG"):
+        codecs.decode("png", layouts[0][:100])
+
+
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+@pytest.mark.parametrize("kind", ["rgb8", "grey8", "grey16"])
+def test_png_encoder_output_reads_back_exactly_in_pillow_opencv_imagecodecs(kind, level, rng):
+    import imagecodecs
+
+    shape = {"rgb8": (21, 34, 3), "grey8": (21, 34), "grey16": (21, 34)}[kind]
+    dtype = np.uint16 if kind == "grey16" else np.uint8
+    image = rng.integers(0, np.iinfo(dtype).max + 1, size=shape, dtype=dtype)
+    image[3:9, 4:20] = 7  # a flat patch, as in real pictures
+    data = codecs.encode_png(image, ImageCodec(level=level))
+    by_opencv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if by_opencv.ndim == 3:
+        by_opencv = cv2.cvtColor(by_opencv, cv2.COLOR_BGR2RGB)
+    with Image.open(io.BytesIO(data)) as im:
+        im.verify()  # checks every chunk's CRC
+    for got in (np.array(Image.open(io.BytesIO(data))), by_opencv, imagecodecs.png_decode(data)):
+        assert got.dtype == image.dtype and np.array_equal(got, image)
+
+
+def test_png_encoder_rejects_what_png_cannot_hold():
+    with pytest.raises(ValueError, match="PNG"):
+        codecs.encode_png(np.zeros((4, 4), np.float32), ImageCodec())
