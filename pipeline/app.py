@@ -61,6 +61,9 @@ def _run(cfg: DictConfig) -> tuple[int, str | None]:
         f"wrote {result.written} samples ({result.skipped} skipped) in {result.shards} "
         f"shard(s) in {result.seconds:.1f} s, {rate:.1f} samples/s -> {result.out_dir}"
     )
+    resumed = result.info["counts"].get("resumed_shards", 0)
+    if resumed:
+        print(f"resumed: {resumed} of {result.shards} shard(s) were already complete and kept")
     if cfg.report.enabled:
         print(f"report: {result.out_dir / 'report' / 'index.html'}")
     return (3, None) if result.skipped else (0, None)

@@ -103,7 +103,7 @@ class OutputConfig:
     dir: str = "outputs/datasets/default"
     format: str = "webdataset"
     prefix: str = "${source.split}"
-    shard_size: int = 100
+    shard_size: int = 32
     overwrite: bool = False
     image: ImageCodec = field(default_factory=ImageCodec)
     depth: DepthCodec = field(default_factory=DepthCodec)

@@ -198,9 +198,7 @@ def _run_pool(
     cfg: Config, chash: str, tasks: list[ShardTask], workers: int, bar: Any, results: list
 ) -> None:
     """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure."""
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    if ctx.get_start_method() == "forkserver":  # import the heavy libraries once
-        ctx.set_forkserver_preload(["pipeline.worker"])
+    ctx = _pool_context()
     counter = ctx.Value("q", 0, lock=True)
     start = bar.n
     with ProcessPoolExecutor(
@@ -220,6 +218,19 @@ def _run_pool(
         except BaseException:
             _stop_pool(pool)
             raise
+
+
+def _pool_context() -> Any:
+    """forkserver where available, preloading the worker module so the heavy libraries are
+    imported once; starting it early lets those imports overlap the parent's preparation."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["pipeline.worker"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return ctx
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -276,6 +287,8 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
     started = time.perf_counter()
     config = to_config(cfg)
+    if config.runtime.workers != 1:
+        _pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
     root = Path(config.output.dir)
     tasks = plan(n_inputs * config.augment.copies, config)

@@ -31,6 +31,9 @@ def _quiet() -> None:
     """Keep hub retry warnings and datasets chatter off stderr (errors are ours to word)."""
     for name in ("huggingface_hub", "datasets", "fsspec"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()  # one progress bar per run: ours
 
 
 class HubSource:
