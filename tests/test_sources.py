@@ -119,6 +119,41 @@ def test_nyu_preset_reads_local_parquet_copy_exactly(nyu_copy, tmp_path):
     )
 
 
+def test_local_parquet_row_groups_and_files_are_read_in_place(tmp_path):
+    """Several files of several row groups, shards cutting across both: every row once,
+    in order, exactly; no Arrow cache copy of the split is made."""
+    import datasets
+
+    rng = np.random.default_rng(3)
+    images, depths = rgbd(rng, 7)
+    features = datasets.Features({"image": datasets.Image(), "depth_map": datasets.Image()})
+    root = tmp_path / "pq"
+    root.mkdir()
+    for part, rows in enumerate((slice(0, 4), slice(4, 7))):
+        ds = datasets.Dataset.from_dict(
+            {"image": images[rows], "depth_map": depths[rows]}, features=features
+        )
+        ds.to_parquet(str(root / f"train-{part:05d}-of-00002.parquet"), batch_size=3)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    result = run(
+        cfg(
+            out,
+            "source=nyu",
+            f"source.path={root}",
+            f"source.cache_dir={cache}",
+            "output.shard_size=2",
+            "runtime.workers=2",
+        )
+    )
+    got = samples_of(out)
+    assert list(got) == [f"train/{i:06d}" for i in range(7)]
+    for i in range(7):
+        assert np.array_equal(png_rgb(got[f"train/{i:06d}"]["png"]), images[i])
+        assert tiff(got[f"train/{i:06d}"]["depth.tiff"]).tobytes() == depths[i].tobytes()
+    assert result.info["source"]["fingerprint"]
+    assert not any(p.suffix == ".arrow" for p in cache.rglob("*"))
+
+
 def test_hub_split_limit_and_data_files_glob(nyu_copy, tmp_path):
     root, images, _ = nyu_copy
     cache = f"source.cache_dir={tmp_path}/c"

@@ -49,6 +49,7 @@ class HubSource:
         self.local = Path(cfg.path).exists()
         self.data_files: list[str] = []
         self.fingerprint: str | None = None
+        self.parquet: ParquetRows | None = None
         try:
             if _is_saved(Path(cfg.path)):
                 self.ds = self._from_disk()
@@ -59,7 +60,8 @@ class HubSource:
         except Exception as exc:  # datasets and huggingface_hub raise many types
             raise _explain(exc, cfg) from None
         self.columns = [c for c in (cfg.columns.image, cfg.columns.depth, cfg.columns.mask) if c]
-        available = self.ds.column_names  # None when a stream does not declare its features
+        # None when a stream does not declare its features
+        available = self.parquet.column_names if self.parquet else self.ds.column_names
         if available is not None:
             missing = [c for c in self.columns if c not in available]
             if missing:
@@ -67,8 +69,10 @@ class HubSource:
                     f"source.columns: {', '.join(missing)} not in {cfg.path} (columns: "
                     f"{', '.join(available)}); set source.columns.image / source.columns.depth"
                 )
-            self.ds = self.ds.select_columns(self.columns)
-        self.ds = _raw_images(self.ds)
+            if self.parquet is None:
+                self.ds = self.ds.select_columns(self.columns)
+        if self.parquet is None:
+            self.ds = _raw_images(self.ds)
 
     # -- opening ---------------------------------------------------------------------
 
@@ -106,6 +110,13 @@ class HubSource:
                     f"source.split={c.split} is not in {c.path} (splits: {', '.join(files)})"
                 )
             self.data_files = [str(f) for f in files[c.split]]
+        if not c.streaming and self.data_files and all(map(_local_parquet, self.data_files)):
+            # Local parquet is read in place, row group by row group: no Arrow cache copy
+            # of the whole split (time and disk), bounded memory, random access by row.
+            self.parquet = ParquetRows(self.data_files)
+            self.n = self.parquet.n
+            self.fingerprint = self.parquet.fingerprint
+            return None
         if c.streaming:
             ds = builder.as_streaming_dataset(split=c.split)
             self.n = self._streamed_length(builder, ds)
@@ -173,6 +184,10 @@ class HubSource:
             for index, row in zip(range(start, stop), rows):
                 yield self._sample(index, row)
             return
+        if self.parquet is not None:
+            for index, row in self.parquet.rows(start, stop, self.columns):
+                yield self._sample(index, row)
+            return
         table = self.ds.with_format("arrow")
         for lo in range(start, stop, ROWS_PER_READ):
             batch = table[lo : min(lo + ROWS_PER_READ, stop)]
@@ -194,6 +209,52 @@ class HubSource:
             return err
         meta = {"kind": "hub", "row": index, "location": where}
         return Sample(key, image, depth, {"source": meta})
+
+
+class ParquetRows:
+    """Rows of local parquet files, read one row group at a time (never the whole file)."""
+
+    def __init__(self, files: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        self.files = files
+        self.groups: list[tuple[int, int, int, int]] = []  # first row, file, group, rows
+        digest = hashlib.sha256()
+        row = 0
+        for fi, f in enumerate(files):
+            meta = pq.ParquetFile(f).metadata
+            # name, size and footer identify the content without reading the row data
+            digest.update(f"{Path(f).name}|{Path(f).stat().st_size}|{meta.num_rows}|".encode())
+            digest.update(str(meta.schema).encode())
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                self.groups.append((row, fi, g, n))
+                row += n
+        self.n = row
+        self.fingerprint = digest.hexdigest()[:16]
+        self.column_names = pq.ParquetFile(files[0]).schema_arrow.names
+
+    def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
+        """``(row index, {column: python value})`` for rows ``start`` .. ``stop``."""
+        import bisect
+
+        import pyarrow.parquet as pq
+
+        opened: dict[int, Any] = {}
+        i = max(bisect.bisect_right([g[0] for g in self.groups], start) - 1, 0)
+        for first, fi, g, n in self.groups[i:]:
+            if first >= stop:
+                break
+            if fi not in opened:
+                opened[fi] = pq.ParquetFile(self.files[fi])
+            table = opened[fi].read_row_group(g, columns=columns)
+            cols = {c: table.column(c) for c in columns}
+            for j in range(max(start - first, 0), min(stop - first, n)):
+                yield first + j, {c: cols[c][j].as_py() for c in columns}
+
+
+def _local_parquet(name: str) -> bool:
+    return name.endswith(".parquet") and Path(name).is_file()
 
 
 def _is_saved(path: Path) -> bool:
