@@ -232,6 +232,7 @@ class ParquetRows:
                 row += n
         self.n = row
         self.fingerprint = digest.hexdigest()[:16]
+        self._last: tuple[tuple[int, int, tuple[str, ...]], Any] | None = None
         self.column_names = pq.ParquetFile(files[0]).schema_arrow.names
 
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
@@ -240,14 +241,16 @@ class ParquetRows:
 
         import pyarrow.parquet as pq
 
-        opened: dict[int, Any] = {}
         i = max(bisect.bisect_right([g[0] for g in self.groups], start) - 1, 0)
         for first, fi, g, n in self.groups[i:]:
             if first >= stop:
                 break
-            if fi not in opened:
-                opened[fi] = pq.ParquetFile(self.files[fi])
-            table = opened[fi].read_row_group(g, columns=columns)
+            # Keep the last row group: consecutive shards often share one (bounded: one group).
+            wanted = (fi, g, tuple(columns))
+            if self._last is None or self._last[0] != wanted:
+                table = pq.ParquetFile(self.files[fi]).read_row_group(g, columns=columns)
+                self._last = (wanted, table)
+            table = self._last[1]
             cols = {c: table.column(c) for c in columns}
             for j in range(max(start - first, 0), min(stop - first, n)):
                 yield first + j, {c: cols[c][j].as_py() for c in columns}
