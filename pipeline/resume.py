@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.writers import TMP_NAME, sha256_file
+from pipeline.writers import TMP_NAME, is_being_written, sha256_file
 
 MANIFEST_DIR = "manifests"
 LOCK_NAME = "config.json"
@@ -101,15 +101,15 @@ def clean_temporaries(root: Path, own_shards: Iterable[str] = ()) -> list[Path]:
         m = TMP_NAME.match(path.name)
         if m is None:
             continue
-        if _stale(m["host"] == host, int(m["pid"]), m["final"] in own):
+        if _stale(m["host"] == host, int(m["pid"]), m["final"] in own, path):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 
 
-def _stale(this_host: bool, pid: int, ours: bool) -> bool:
-    if this_host:
-        return pid == os.getpid() or not _alive(pid)
+def _stale(this_host: bool, pid: int, ours: bool, path: Path) -> bool:
+    if this_host:  # a pid can be reused (or linger as a zombie): the writer lock decides
+        return pid == os.getpid() or not _alive(pid) or not is_being_written(path)
     return ours
 
 

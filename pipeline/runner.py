@@ -201,15 +201,24 @@ def _run_pool(
     ctx = _pool_context()
     counter = ctx.Value("q", 0, lock=True)
     start = bar.n
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=init_worker,
-        initargs=(cfg, chash, counter),
-    ) as pool:
+    with (
+        _deferred_signals() as received,
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(cfg, chash, counter),
+        ) as pool,
+    ):
         pending: set[Future[dict[str, Any]]] = {pool.submit(run_task, t) for t in tasks}
         try:
             while pending:
+                if received:  # raised here, at a safe point, never inside the pool's locks
+                    raise (
+                        KeyboardInterrupt
+                        if received[0] == signal.SIGINT
+                        else Interrupted(received[0])
+                    )
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     results.append(fut.result())
@@ -218,6 +227,24 @@ def _run_pool(
         except BaseException:
             _stop_pool(pool)
             raise
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[list[int]]:
+    """While the pool runs, Ctrl-C and SIGTERM only record themselves: an exception raised
+    asynchronously inside concurrent.futures (e.g. while ``wait`` holds the futures' locks)
+    can leave a lock held and hang the shutdown. The wait loop raises them instead."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _pool_context() -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -47,12 +48,33 @@ def _fsync_dir(directory: Path) -> None:
 COPY_BUFSIZE = 16 << 20
 
 
+def open_temporary(tmp: Path) -> io.BufferedWriter:
+    """Open a temporary for writing, holding an exclusive ``flock`` on it until it is
+    closed: a later run can tell a live writer's file from a dead one's even when the pid
+    in its name has been reused (see ``resume.clean_temporaries``)."""
+    fh = open(tmp, "wb")
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fh
+
+
+def is_being_written(tmp: Path) -> bool:
+    """True while some process holds the temporary's writer lock."""
+    try:
+        with open(tmp, "rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary name beside ``path``, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
     try:
-        with open(tmp, "wb") as fh:
+        with open_temporary(tmp) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -88,7 +110,7 @@ class TarShardWriter:
         self.path = root / f"{name}.tar"
         self.tmp = tmp_path(self.path)
         root.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.tmp, "wb")
+        self._fh = open_temporary(self.tmp)
         self._hash = hashlib.sha256()
         self._tar = tarfile.open(
             fileobj=_HashingFile(self._fh, self._hash),

@@ -293,7 +293,8 @@ def test_dead_runs_temporaries_go_live_ones_and_user_files_stay(tmp_path):
     files = {
         f"train-000001.tar.tmp-{host}-{dead.pid}": False,  # a dead run's
         f"manifests/train-000000.json.tmp-{host}-{dead.pid}": False,
-        f"dataset_info.json.tmp-{host}-{os.getppid()}": True,  # a live process's
+        f"dataset_info.json.tmp-{host}-{os.getppid()}": True,  # a live writer's (locked)
+        f"train-000000.tar.tmp-{host}-{os.getppid()}": False,  # a reused pid: nobody writes it
         "train-000000.tar.tmp-elsewhere-12": False,  # our shard, from a preempted host
         "train-000004.tar.tmp-elsewhere-12": True,  # another job's shard, maybe live
         "notes.tmp-keep": True,  # not a name this tool makes
@@ -302,7 +303,11 @@ def test_dead_runs_temporaries_go_live_ones_and_user_files_stay(tmp_path):
     for rel in files:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(b"partial")
-    run(cfg)
+    live = writers.open_temporary(out / f"dataset_info.json.tmp-{host}-{os.getppid()}")
+    try:
+        run(cfg)
+    finally:
+        live.close()
     assert {rel: (out / rel).exists() for rel in files} == files
 
 
