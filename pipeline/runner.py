@@ -153,7 +153,13 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def _execute(
-    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, bar: Any, results: list
+    cfg: Config,
+    chash: str,
+    tasks: list[ShardTask],
+    workers: int,
+    bar: Any,
+    results: list,
+    source: Source | None = None,
 ) -> None:
     """Run shard tasks inline (1 worker) or in a process pool, appending manifests to
     ``results``. On any failure, no worker outlives the call and no temporary is left."""
@@ -161,9 +167,10 @@ def _execute(
         return
     try:
         if workers <= 1 or len(tasks) <= 1:
-            _run_inline(cfg, chash, tasks, bar, results)
+            _run_inline(cfg, chash, tasks, bar, results, source)
         else:
-            _run_pool(cfg, chash, tasks, workers, bar, results)
+            shared = getattr(source, "for_workers", lambda: None)()
+            _run_pool(cfg, chash, tasks, workers, bar, results, shared)
     except BaseException as exc:
         root = Path(cfg.output.dir)
         resume.clean_temporaries(root, [t.name for t in tasks])
@@ -185,9 +192,11 @@ def _execute(
         raise
 
 
-def _run_inline(cfg: Config, chash: str, tasks: list[ShardTask], bar: Any, results: list) -> None:
+def _run_inline(
+    cfg: Config, chash: str, tasks: list[ShardTask], bar: Any, results: list, source: Any
+) -> None:
     counter = mp.Value("q", 0, lock=True)
-    proc = ShardProcessor(cfg, chash, progress=counter)
+    proc = ShardProcessor(cfg, chash, source=source, progress=counter)
     start = bar.n
     for task in tasks:
         results.append(proc(task))
@@ -195,9 +204,16 @@ def _run_inline(cfg: Config, chash: str, tasks: list[ShardTask], bar: Any, resul
 
 
 def _run_pool(
-    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, bar: Any, results: list
+    cfg: Config,
+    chash: str,
+    tasks: list[ShardTask],
+    workers: int,
+    bar: Any,
+    results: list,
+    shared: Source | None = None,
 ) -> None:
-    """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure."""
+    """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure.
+    ``shared``: a source the parent opened that is cheap to pickle (else workers reopen)."""
     ctx = _pool_context()
     counter = ctx.Value("q", 0, lock=True)
     start = bar.n
@@ -207,7 +223,7 @@ def _run_pool(
             max_workers=workers,
             mp_context=ctx,
             initializer=init_worker,
-            initargs=(cfg, chash, counter),
+            initargs=(cfg, chash, counter, shared),
         ) as pool,
     ):
         pending: set[Future[dict[str, Any]]] = {pool.submit(run_task, t) for t in tasks}
@@ -330,7 +346,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
             bar = _progress(sum(t.stop - t.start for t in tasks), config.runtime.progress)
             bar.update(sum(t.stop - t.start for t in tasks if t.name in done))
             try:
-                _execute(config, chash, todo, min(workers, max(len(todo), 1)), bar, fresh)
+                _execute(config, chash, todo, min(workers, max(len(todo), 1)), bar, fresh, source)
             finally:
                 bar.close()
             manifests = sorted([*done.values(), *fresh], key=lambda m: m["index"])

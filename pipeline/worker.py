@@ -199,7 +199,9 @@ class ShardProcessor:
 _PROCESSOR: ShardProcessor | None = None
 
 
-def init_worker(cfg: Config, config_hash: str, progress: Synchronized) -> None:
+def init_worker(
+    cfg: Config, config_hash: str, progress: Synchronized, source: Source | None = None
+) -> None:
     """Pool initializer: one source and augmenter per process, OpenCV single-threaded.
 
     Ctrl-C and SIGTERM are the parent's to handle (it kills the workers and removes their
@@ -210,7 +212,7 @@ def init_worker(cfg: Config, config_hash: str, progress: Synchronized) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     cv2.setNumThreads(0)
-    _PROCESSOR = ShardProcessor(cfg, config_hash, progress=progress)
+    _PROCESSOR = ShardProcessor(cfg, config_hash, source=source, progress=progress)
 
 
 def _exit_with_parent() -> None:

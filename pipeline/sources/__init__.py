@@ -1,7 +1,8 @@
 """Sample sources: one module per kind, each a class with ``len``, ``iter(start, stop)``
 and ``identity()`` (and ``size`` when the image size is known up front); ``open_source``
 picks it from ``source.kind``. Sources are built from the plain ``SourceConfig`` in every
-worker, so opening one must be cheap and must not load the data.
+worker, so opening one must be cheap and must not load the data; a source whose opened
+state is cheap to pickle may offer it instead with ``for_workers()`` (else ``None``).
 
 ``finalize`` applies the shared sample contract to whatever a source read: uint8 RGB,
 float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0 and are counted).

@@ -153,6 +153,11 @@ class HubSource:
     def __len__(self) -> int:
         return self.n
 
+    def for_workers(self) -> HubSource | None:
+        """Local parquet: this opened source, pickled to the workers (a file list and row
+        group offsets), so they neither resolve the files again nor import datasets."""
+        return self if self.parquet is not None else None
+
     def identity(self) -> dict[str, object]:
         c = self.cfg
         listing = hashlib.sha256()
