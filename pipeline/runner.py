@@ -27,6 +27,7 @@ from pipeline.config import Config, to_config
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.faults import fault_point
 from pipeline.merge import check_slice_options, write_slice
+from pipeline.sample import Sample
 from pipeline.sources import Source, open_source
 from pipeline.stats import Stats
 from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
@@ -103,9 +104,22 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     size = getattr(source, "size", None) or (
         (cfg.source.height, cfg.source.width) if cfg.source.kind == "synthetic" else None
     )
+    if size is None and cfg.augment.transforms:
+        size = _first_size(source)
     if size is not None:
         known_output_size(cfg.augment, *size)
     return source, n_inputs
+
+
+def _first_size(source: Source) -> tuple[int, int] | None:
+    """The first sample's image size, for sources that do not know it up front: a crop
+    larger than the images is then refused before the run (a bad first sample is left to
+    the run's own per-sample error handling)."""
+    for item in source.iter(0, 1):
+        if isinstance(item, Sample):
+            height, width = item.image.shape[:2]
+            return int(height), int(width)
+    return None
 
 
 def available_cpus() -> int:

@@ -283,6 +283,35 @@ def test_webdataset_feeds_this_tools_output_back_in(tmp_path):
     assert result.info["source"]["num_samples"] == 5
 
 
+def test_crop_larger_than_a_webdataset_sources_images_is_refused_before_the_run(tmp_path):
+    """The webdataset source does not know its image size: the first sample tells."""
+    first = tmp_path / "first"
+    run(
+        make_cfg(
+            first,
+            *PLAIN,
+            "source.height=24",
+            "source.width=32",
+            "source.num_samples=2",
+            small=False,
+        )
+    )
+    again = tmp_path / "again"
+    with pytest.raises(PipelineError) as exc:
+        run(
+            make_cfg(
+                again,
+                "source=webdataset",
+                f"source.path={first}",
+                "runtime.progress=false",
+                "report.enabled=false",
+                small=False,
+            )
+        )
+    assert "augment.transforms.crop" in str(exc.value) and "24x32" in str(exc.value)
+    assert not again.exists()
+
+
 def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:
     with tarfile.open(path, "w") as tar:
         for name, data in members:

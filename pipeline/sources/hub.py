@@ -240,6 +240,9 @@ class ParquetRows:
         self._last: tuple[tuple[int, int, tuple[str, ...]], Any] | None = None
         self.column_names = pq.ParquetFile(files[0]).schema_arrow.names
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_last": None}  # never pickle a cached row group
+
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
         """``(row index, {column: python value})`` for rows ``start`` .. ``stop``."""
         import bisect
