@@ -22,10 +22,10 @@ from typing import Any
 from pipeline import metadata
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.resume import MANIFEST_DIR, read_manifest
 from pipeline.writers import atomic_write
 
 SLICE_DIR = "slices"
-MANIFEST_DIR = "manifests"  # = pipeline.worker.MANIFEST_DIR (not imported: keeps this light)
 
 
 def slice_name(index: int, num_shards: int) -> str:
@@ -83,9 +83,7 @@ def _check(slices: list[dict[str, Any]]) -> int:
                 f"remove the stale ones from slices/"
             )
         if s["config_hash"] != first["config_hash"]:
-            a = metadata._flatten(first["data_config"])
-            b = metadata._flatten(s["data_config"])
-            differ = sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+            differ = [k for k, _, _ in metadata.config_diff(first["data_config"], s["data_config"])]
             raise PipelineError(
                 f"slices were made with different configs: {name} differs from {name0} in "
                 f"{', '.join(differ[:6]) or 'the config hash'}; re-run it with the same config"
@@ -115,13 +113,12 @@ def merge(root: Path | str) -> dict[str, Any]:
     manifests = []
     for s in slices:
         for name in s["shards"]:
-            path = root / MANIFEST_DIR / f"{name}.json"
-            if not path.is_file():
+            manifest = read_manifest(root, name)
+            if manifest is None:
                 raise PipelineError(
-                    f"{slice_name(s['slice'], s['num_shards'])}: shard manifest {path} is "
-                    f"missing; re-run that slice"
+                    f"{slice_name(s['slice'], s['num_shards'])}: shard manifest "
+                    f"{root / MANIFEST_DIR / name}.json is missing or unreadable; re-run that slice"
                 )
-            manifest = json.loads(path.read_text())
             for rel in manifest["files"]:
                 if not (root / rel).is_file():
                     raise PipelineError(

@@ -64,6 +64,16 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf where two data configs differ."""
+    before, after = _flatten(old), _flatten(new)
+    return [
+        (k, before.get(k, "<unset>"), after.get(k, "<unset>"))
+        for k in sorted(before.keys() | after.keys())
+        if before.get(k) != after.get(k)
+    ]
+
+
 def read_lock(root: Path) -> dict[str, Any] | None:
     """The config lock of the dataset in ``root``, or None if there is none."""
     lock = root / LOCK_FILE
@@ -86,12 +96,10 @@ def check_lock(root: Path, cfg: Config) -> bool:
         return False
     if old.get("hash") == config_hash(cfg):
         return True
-    before, after = _flatten(old.get("config", {})), _flatten(data_config(cfg))
-    differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    shown = ", ".join(
-        f"{k} ({_show(before.get(k, '<unset>'))} -> {_show(after.get(k, '<unset>'))})"
-        for k in differ[:4]
-    ) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+    differ = config_diff(old.get("config", {}), data_config(cfg))
+    shown = ", ".join(f"{k} ({_show(a)} -> {_show(b)})" for k, a, b in differ[:4]) + (
+        f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+    )
     raise PipelineError(
         f"output.dir={root} holds a dataset made with a different config (differs in: "
         f"{shown}); use another output.dir, or output.overwrite=true to replace it"

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from pipeline import metadata, resume
 from pipeline.augment import Augmenter, known_output_size
+from pipeline.codecs import TIFF_COMPRESSIONS
 from pipeline.config import Config, to_config
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.faults import fault_point
@@ -60,7 +61,7 @@ def validate(cfg: Config) -> None:
         ),
         (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
         (
-            cfg.output.depth.compression in ("none", "zlib", "deflate", "zstd", "lzw"),
+            cfg.output.depth.compression in TIFF_COMPRESSIONS,
             "output.depth.compression must be none, zlib, zstd or lzw",
         ),
         (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),

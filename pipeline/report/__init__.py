@@ -225,7 +225,7 @@ def build_report(
 
 def load_manifests(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
     """The shard manifests a finished run listed in ``dataset_info.json``."""
-    from pipeline.worker import MANIFEST_DIR
+    from pipeline.resume import MANIFEST_DIR
 
     out = []
     for shard in info.get("shards", []):
