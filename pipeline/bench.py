@@ -20,6 +20,9 @@ tree, per-stage breakdown), times ``depth-pipeline --help``, checks that peak me
 not grow with dataset size (10x the samples from the synthetic source) and writes
 everything as JSON under ``outputs/bench/``. Absolute numbers depend on the machine and
 its load (recorded); the ratios from one run are what to compare.
+
+Longer than the usual module: it is a script (methods, child processes, the table) read
+top to bottom, not a library.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,67 +43,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
 
-from pipeline.config import SourceConfig  # noqa: E402
-from pipeline.sample import Sample  # noqa: E402
-from pipeline.sources import KINDS  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 STAGES = ("decode", "augment", "encode", "write", "stats")
-
-# Until the ``hub`` source (HF datasets / local parquet) is merged, method 3 reads the
-# parquet through this minimal loader. It is registered at import time, so the runner's
-# worker processes (which re-import ``__main__``, i.e. this module) know it too.
-FALLBACK_KIND = "bench-parquet"
-if "hub" not in KINDS:
-    KINDS[FALLBACK_KIND] = "pipeline.bench:ParquetSource"
-
-
-class ParquetSource:
-    """Minimal reader of NYU-schema parquet files (bench fallback for the hub source)."""
-
-    def __init__(self, cfg: SourceConfig) -> None:
-        import pyarrow.parquet as pq
-
-        self.cfg = cfg
-        self.files = sorted(Path(str(cfg.path)).glob("*.parquet"))
-        if not self.files:
-            raise FileNotFoundError(f"no .parquet files under {cfg.path}")
-        self.counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files]
-        self.size = (cfg.height, cfg.width)
-
-    def __len__(self) -> int:
-        return sum(self.counts)
-
-    def identity(self) -> dict[str, object]:
-        return {"kind": FALLBACK_KIND, "path": str(self.cfg.path), "rows": len(self)}
-
-    def iter(self, start: int, stop: int) -> Iterator[Sample]:
-        """Decode rows ``start..stop`` reading only the row groups that hold them."""
-        import pyarrow.parquet as pq
-
-        from pipeline import codecs
-
-        cols = [self.cfg.columns.image, self.cfg.columns.depth]
-        offset = 0
-        for path in self.files:
-            pf = pq.ParquetFile(path)
-            for group in range(pf.num_row_groups):
-                count = pf.metadata.row_group(group).num_rows
-                lo, hi = max(start - offset, 0), min(stop - offset, count)
-                if lo < hi:
-                    index = offset
-                    for batch in pf.iter_batches(batch_size=8, row_groups=[group], columns=cols):
-                        images, depths = (batch.column(c).field("bytes") for c in cols)
-                        for i in range(batch.num_rows):
-                            if lo <= index - offset < hi:
-                                image = codecs.decode("png", images[i].as_py())
-                                depth = codecs.decode("tiff", depths[i].as_py())
-                                key = f"{self.cfg.split}/{index:06d}"
-                                yield Sample(key, image, depth, {"source": {"index": index}})
-                            index += 1
-                offset += count
-
 
 # ---- building the input -----------------------------------------------------------------
 
@@ -246,12 +190,6 @@ def method_map(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     return {"samples": len(ds), "seconds": time.perf_counter() - started}
 
 
-def _pipeline_source(parquet: Path) -> list[str]:
-    if "hub" in KINDS:
-        return ["source.kind=hub", f"source.path={parquet}"]
-    return [f"source.kind={FALLBACK_KIND}", f"source.path={parquet}"]
-
-
 def method_pipeline(
     parquet: Path | None, out: Path, workers: int, extra: list[str]
 ) -> dict[str, Any]:
@@ -263,7 +201,7 @@ def method_pipeline(
 
     register()
     overrides = [
-        *(_pipeline_source(parquet) if parquet is not None else []),
+        *(["source=hub", f"source.path={parquet}"] if parquet is not None else []),
         f"output.dir={out}",
         f"runtime.workers={workers}",
         "runtime.progress=false",
@@ -278,47 +216,43 @@ def method_pipeline(
     return {
         "samples": result.written,
         "seconds": time.perf_counter() - started,
-        "source": result.info["source"].get("kind"),
-        "stage_cpu_s": result.info["timings"]["stage_cpu_s"],
+        "source": result.info.source.get("kind"),
+        "stage_cpu_s": result.info.timings.stage_cpu_s.to_json(),
     }
 
 
 def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
-    """Per-sample cost of each stage with our own code, one thread, no pool."""
+    """Per-sample cost of each stage with the workers' own stage functions, one thread."""
     import cv2
     from hydra import compose, initialize_config_dir
 
     from pipeline import codecs
     from pipeline.augment import Augmenter
     from pipeline.config import register, to_config
-    from pipeline.sources import finalize
+    from pipeline.layouts import layout_for
+    from pipeline.sources import finalize, open_source
     from pipeline.stats import Stats
-    from pipeline.writers import TarShardWriter
 
     cv2.setNumThreads(0)
     register()
+    overrides = ["source=hub", f"source.path={parquet}", f"output.dir={out}"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = to_config(compose(config_name="config", overrides=[f"output.dir={out}"]))
-    src_cfg = SourceConfig(path=str(parquet))
-    source = ParquetSource(src_cfg)
+        cfg = to_config(compose(config_name="config", overrides=overrides))
+    source = open_source(cfg.source)
     augment = Augmenter(cfg.augment)
     out.mkdir(parents=True, exist_ok=True)
     stats = Stats()
     total = {s: 0.0 for s in STAGES}
     n = len(source)
-    writer = TarShardWriter(out, "stages-000000")
+    writer = layout_for(cfg.output.format, out, "stages").writer("stages-000000")
     it = source.iter(0, n)
     for index in range(n):
         t0 = time.perf_counter()
-        sample, _ = finalize(next(it), src_cfg)
+        sample, _ = finalize(next(it), cfg.source)
         t1 = time.perf_counter()
         res = augment(sample, index, 0)
         t2 = time.perf_counter()
-        fields = {
-            "png": codecs.encode_png(res.image, cfg.output.image),
-            "depth.tiff": codecs.encode_tiff(res.depth, cfg.output.depth),
-            "json": codecs.encode_json({"key": sample.key, **res.meta}),
-        }
+        fields = codecs.encode_sample(res, sample.key, cfg.output)
         t3 = time.perf_counter()
         writer.add(sample.key, fields)
         t4 = time.perf_counter()
@@ -559,11 +493,6 @@ def main(argv: list[str] | None = None) -> None:
         },
     ]
     extra = []
-    if source == FALLBACK_KIND:
-        extra.append(
-            "note: the hub source is not available yet; depth-pipeline read the parquet with "
-            "the bench's minimal loader (pipeline.bench.ParquetSource)"
-        )
     render_ms = results["render"]["seconds"] / results["render"]["samples"] * 1000
     extra.append(f"synthetic source render(): {render_ms:.1f} ms/sample (640x480, one thread)")
 

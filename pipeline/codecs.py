@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import tifffile
 
-from pipeline.config import DepthCodec, ImageCodec
+from pipeline.config import DepthCodec, ImageCodec, OutputConfig
+from pipeline.sample import Sample
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
@@ -78,6 +79,27 @@ def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
         **kwargs,
     )
     return buf.getvalue()
+
+
+def encode_sample(sample: Sample, key: str, cfg: OutputConfig) -> dict[str, bytes]:
+    """The members of one written sample, keyed by extension."""
+    return {
+        "png": encode_png(sample.image, cfg.image),
+        "depth.tiff": encode_tiff(sample.depth, cfg.depth),
+        "json": encode_json({"key": key, **sample.meta}),
+    }
+
+
+def encodings(cfg: OutputConfig) -> dict[str, Any]:
+    """What ``encode_sample`` writes, for ``dataset_info.json``."""
+    image = {"ext": "png", "dtype": "uint8", "channels": "RGB", "png_level": cfg.image.level}
+    depth = {"ext": "depth.tiff", "dtype": "float32", "unit": "metre", "invalid": 0}
+    depth |= {
+        "compression": cfg.depth.compression,
+        "level": cfg.depth.level,
+        "predictor": cfg.depth.predictor,
+    }
+    return {"image": image, "depth": depth}
 
 
 def encode_json(obj: Any) -> bytes:

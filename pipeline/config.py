@@ -1,18 +1,22 @@
 """Typed configuration schemas, registered in Hydra's ConfigStore.
 
 Every YAML file under ``conf/`` is merged onto these dataclasses, so a typo'd key or a
-wrongly typed value fails before any work, naming the key. ``to_config`` converts the
-DictConfig at the boundary; nothing past it sees OmegaConf.
+wrongly typed value fails before any work, naming the key. Each source kind has its own
+schema (``conf/source/<preset>.yaml`` starts from ``/schema/source/<kind>``), so a key the
+chosen source does not have is refused too. ``to_config`` converts the DictConfig at the
+boundary; nothing past it sees OmegaConf.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+# ---- sources: one schema per kind -----------------------------------------------------
 
 
 @dataclass
@@ -38,37 +42,102 @@ class DepthRange:
 
 @dataclass
 class SourceConfig:
-    """Where samples come from. ``kind`` picks the module in ``pipeline/sources``:
-    synthetic | hub | webdataset | folder | nyu_mat (presets in ``conf/source/``)."""
+    """What every source kind shares. ``impl`` names the class in ``pipeline/sources``."""
 
-    kind: str = "synthetic"
+    impl: ClassVar[str] = ""
+    kind: str = MISSING
     split: str = "train"
     limit: int | None = None
-    depth_scale: float = 1.0  # raw depth value x depth_scale = metres (0.001 mm, 1/256 KITTI)
     depth: DepthRange = field(default_factory=DepthRange)
-    columns: Columns = field(default_factory=Columns)
-    # synthetic
+
+    @property
+    def scale(self) -> float:
+        """Raw depth value x scale = metres."""
+        return 1.0
+
+
+@dataclass
+class SyntheticConfig(SourceConfig):
+    """Built-in procedural rooms: ``num_samples`` scenes of ``height`` x ``width``."""
+
+    impl: ClassVar[str] = "pipeline.sources.synthetic:SyntheticSource"
+    kind: str = "synthetic"
     num_samples: int = 64
     seed: int = 0
     height: int = 480
     width: int = 640
-    # file, directory and hub sources: where the data is (a hub repo id for kind=hub)
-    path: str | None = None
-    # hub: config name, pinned revision (branch, tag or commit), streaming, data_files glob(s)
-    name: str | None = None
-    revision: str | None = None
+
+
+@dataclass
+class FileSourceConfig(SourceConfig):
+    """Sources read from ``path`` (a file, a directory, a glob or a hub repo id)."""
+
+    path: str = MISSING
+    depth_scale: float = 1.0  # raw depth value x depth_scale = metres (0.001 mm, 1/256 KITTI)
+
+    @property
+    def scale(self) -> float:
+        return self.depth_scale
+
+
+@dataclass
+class HubConfig(FileSourceConfig):
+    """Hugging Face ``datasets``: a repo id, local parquet, ``data_files`` or save_to_disk."""
+
+    impl: ClassVar[str] = "pipeline.sources.hub:HubSource"
+    kind: str = "hub"
+    name: str | None = None  # config name
+    revision: str | None = None  # branch, tag or commit (pin a commit)
     streaming: bool = False
     data_files: Any | None = None
-    cache_dir: str | None = None  # hub, non-streaming: Arrow cache (default: HF_DATASETS_CACHE)
-    # folder: image glob under ``path``; templates for the depth / mask file of each image.
-    # Fields: {rel} (path without extension), {dir}, {stem}, {name}, {ext} of the image
-    # relative to ``path``, plus the named groups of ``image_regex``; a group named ``key``
-    # becomes the sample key (default: {rel}). Relative results are under ``path``.
+    cache_dir: str | None = None  # non-streaming Arrow cache (default: HF_DATASETS_CACHE)
+    columns: Columns = field(default_factory=Columns)
+
+
+@dataclass
+class WebdatasetConfig(FileSourceConfig):
+    """Webdataset tars: ``columns`` are member extensions, alternatives split by ``|``."""
+
+    impl: ClassVar[str] = "pipeline.sources.webdataset:WebdatasetSource"
+    kind: str = "webdataset"
+    columns: Columns = field(
+        default_factory=lambda: Columns(
+            "png|jpg|jpeg", "depth.tiff|depth.tif|depth.png|depth.npy", None
+        )
+    )
+
+
+@dataclass
+class FolderConfig(FileSourceConfig):
+    """Image / depth file pairs. ``image_glob`` under ``path``; ``depth_path`` and
+    ``mask_path`` are templates with {rel} (path without extension), {dir}, {stem},
+    {name}, {ext} of the image relative to ``path`` and the named groups of
+    ``image_regex`` (a group ``key`` becomes the sample key, default {rel})."""
+
+    impl: ClassVar[str] = "pipeline.sources.folder:FolderSource"
+    kind: str = "folder"
     image_glob: str = "**/*.png"
     image_regex: str | None = None
     depth_path: str = "{rel}.depth.tiff"
     mask_path: str | None = None
-    unpaired: str = "error"  # image without depth file: error (a sample error) | drop (listed)
+    unpaired: str = "error"  # image without depth file: error (a sample error) | drop
+
+
+@dataclass
+class NyuMatConfig(FileSourceConfig):
+    """The official NYU Depth v2 labeled ``.mat``; ``columns`` are HDF5 dataset names."""
+
+    impl: ClassVar[str] = "pipeline.sources.nyu_mat:NyuMatSource"
+    kind: str = "nyu_mat"
+    columns: Columns = field(default_factory=lambda: Columns("images", "depths", None))
+
+
+SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
+    cls().kind: cls
+    for cls in (SyntheticConfig, HubConfig, WebdatasetConfig, FolderConfig, NyuMatConfig)
+}
+
+# ---- augmentation, output, runtime, slices, report ------------------------------------
 
 
 @dataclass
@@ -98,7 +167,7 @@ class DepthCodec:
 
 @dataclass
 class OutputConfig:
-    """Where and how the dataset is written."""
+    """Where and how the dataset is written; ``format`` picks the layout."""
 
     dir: str = "outputs/datasets/default"
     format: str = "webdataset"
@@ -129,22 +198,15 @@ class ShardConfig:
 
 @dataclass
 class ReportConfig:
-    """The report under ``output.dir/report``: index.html, stats.json, pictures, plots."""
+    """The report under ``output.dir/report``; ``plots`` picks pictures by name from
+    ``pipeline/report/pictures.py`` (null = all of them)."""
 
     enabled: bool = True
     rows: int = 3
     cols: int = 3
     before_after_rows: int = 4
     copies_rows: int = 3
-    plots: list[str] = field(
-        default_factory=lambda: [
-            "depth_hist",
-            "invalid_fraction",
-            "rgb_hist",
-            "params",
-            "param_corr",
-        ]
-    )
+    plots: list[str] | None = None
     colormap: str = "viridis"
     invalid_color: str = "magenta"
     depth_min: float | None = None
@@ -176,16 +238,25 @@ def dirname(overrides: str) -> str:
 
 
 def register() -> None:
-    """Store the schema so ``conf/config.yaml`` and the group files merge onto it."""
-    ConfigStore.instance().store(name="schema", node=Config)
+    """Store the schemas so ``conf/config.yaml`` and the group files merge onto them."""
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Config)
+    for kind, schema in SOURCE_SCHEMAS.items():
+        store.store(group="schema/source", name=kind, node=schema)
     OmegaConf.register_new_resolver("dirname", dirname, replace=True)
 
 
-def to_config(cfg: DictConfig | Config) -> Config:
-    """Resolve a DictConfig into plain typed dataclasses (transform specs become dicts).
+def source_kind_of(schema: type) -> str | None:
+    """The source kind whose schema is ``schema`` (for messages), else None."""
+    return next((k for k, s in SOURCE_SCHEMAS.items() if s is schema), None)
 
-    Re-merging onto the schema also rejects keys force-added with ``+`` that the schema
-    does not know (``+foo=1``); errors come out as one ``PipelineError`` line.
+
+def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
+    """Resolve a DictConfig (or its plain dict, e.g. from ``dataset_info.json``) into typed
+    dataclasses; transform specs become plain dicts.
+
+    Re-merging onto the schema of the chosen source kind also rejects keys force-added
+    with ``+`` that the schema does not know; errors come out as one ``PipelineError`` line.
     """
     from omegaconf.errors import OmegaConfBaseException
 
@@ -194,13 +265,39 @@ def to_config(cfg: DictConfig | Config) -> Config:
     if isinstance(cfg, Config):
         return cfg
     try:
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        if isinstance(cfg, DictConfig):
+            _check_kind(cfg)
+            plain = OmegaConf.to_container(cfg, resolve=True)
+        else:
+            plain = cfg
         assert isinstance(plain, dict)
         plain = {k: v for k, v in plain.items() if k != "hydra"}
-        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), plain))
+        kind = (plain.get("source") or {}).get("kind", "synthetic")
+        schema = SOURCE_SCHEMAS.get(kind)
+        if schema is None:
+            raise PipelineError(
+                f"source.kind={kind!r} is unknown; choose one of: {', '.join(SOURCE_SCHEMAS)}"
+            )
+        base = OmegaConf.structured(Config)
+        base.source = OmegaConf.structured(schema)
+        obj = OmegaConf.to_object(OmegaConf.merge(base, plain))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or "config"
         msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
         raise PipelineError(f"{key}: {msg}") from None
     assert isinstance(obj, Config)
     return obj
+
+
+def _check_kind(cfg: DictConfig) -> None:
+    """``source.kind`` must be the kind of the source preset's schema."""
+    from pipeline.errors import PipelineError
+
+    node = cfg.get("source")
+    expected = source_kind_of(OmegaConf.get_type(node)) if node is not None else None
+    kind = OmegaConf.select(cfg, "source.kind", default=None)
+    if expected is not None and kind != expected:
+        raise PipelineError(
+            f"source.kind={kind}: this preset is a {expected} source; choose the source "
+            f"with source=<preset> (e.g. source={kind}) instead of changing source.kind"
+        )

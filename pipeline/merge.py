@@ -19,10 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline import metadata
-from pipeline.config import Config
+from pipeline import claim
+from pipeline.config import Config, to_config
 from pipeline.errors import PipelineError
-from pipeline.resume import MANIFEST_DIR, read_manifest
+from pipeline.records import DatasetInfo, ShardManifest, StageTimes
 from pipeline.writers import atomic_write
 
 SLICE_DIR = "slices"
@@ -41,16 +41,16 @@ def check_slice_options(cfg: Config) -> None:
         )
 
 
-def write_slice(root: Path, cfg: Config, info: dict[str, Any], shard_names: list[str]) -> bool:
+def write_slice(root: Path, cfg: Config, info: DatasetInfo, shard_names: list[str]) -> bool:
     """Record this job's slice; merge if it was the last one missing. True if merged."""
     k, n = cfg.shard.index, cfg.shard.num_shards
     body = {
         "slice": k,
         "num_shards": n,
-        "config_hash": info["config_hash"],
-        "data_config": metadata.data_config(cfg),
+        "config_hash": info.config_hash,
+        "data_config": claim.data_config(cfg),
         "shards": shard_names,
-        "info": info,
+        "info": info.to_json(),
     }
     path = root / SLICE_DIR / f"{slice_name(k, n)}.json"
     atomic_write(path, json.dumps(body, indent=2, default=str).encode())
@@ -83,7 +83,7 @@ def _check(slices: list[dict[str, Any]]) -> int:
                 f"remove the stale ones from slices/"
             )
         if s["config_hash"] != first["config_hash"]:
-            differ = [k for k, _, _ in metadata.config_diff(first["data_config"], s["data_config"])]
+            differ = [k for k, _, _ in claim.config_diff(first["data_config"], s["data_config"])]
             raise PipelineError(
                 f"slices were made with different configs: {name} differs from {name0} in "
                 f"{', '.join(differ[:6]) or 'the config hash'}; re-run it with the same config"
@@ -101,60 +101,58 @@ def _check(slices: list[dict[str, Any]]) -> int:
     return n
 
 
-def merge(root: Path | str) -> dict[str, Any]:
-    """Write the merged ``dataset_info.json`` and dataset card; return the info."""
-    from omegaconf import OmegaConf
+def _manifests(root: Path, s: dict[str, Any]) -> list[ShardManifest]:
+    """The manifests of one slice's shards, each with its files present."""
+    out = []
+    for name in s["shards"]:
+        manifest = ShardManifest.read(root, name)
+        if manifest is None:
+            raise PipelineError(
+                f"{slice_name(s['slice'], s['num_shards'])}: shard manifest "
+                f"{ShardManifest.path(root, name)} is missing or unreadable; re-run that slice"
+            )
+        for rel in manifest.files:
+            if not (root / rel).is_file():
+                raise PipelineError(
+                    f"{slice_name(s['slice'], s['num_shards'])}: {root / rel} is missing; "
+                    f"re-run that slice (finished shards are kept)"
+                )
+        out.append(manifest)
+    return out
 
-    from pipeline.runner import _dataset_info
+
+def merge(root: Path | str) -> DatasetInfo:
+    """Write the merged ``dataset_info.json``, card and report; return the info."""
+    from pipeline.publish import publish
 
     root = Path(root)
     slices = sorted(_load_slices(root), key=lambda s: s["slice"])
     _check(slices)
-    manifests = []
-    for s in slices:
-        for name in s["shards"]:
-            manifest = read_manifest(root, name)
-            if manifest is None:
-                raise PipelineError(
-                    f"{slice_name(s['slice'], s['num_shards'])}: shard manifest "
-                    f"{root / MANIFEST_DIR / name}.json is missing or unreadable; re-run that slice"
-                )
-            for rel in manifest["files"]:
-                if not (root / rel).is_file():
-                    raise PipelineError(
-                        f"{slice_name(s['slice'], s['num_shards'])}: {root / rel} is missing; "
-                        f"re-run that slice (finished shards are kept)"
-                    )
-            manifests.append(manifest)
-    infos = [s["info"] for s in slices]
-    plain = {**infos[0]["config"], "shard": {"index": 0, "num_shards": 1}}
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), plain))
-    assert isinstance(cfg, Config)
+    manifests = [m for s in slices for m in _manifests(root, s)]
+    infos = [DatasetInfo.from_json(s["info"]) for s in slices]
+    first = infos[0]
+    cfg = to_config({**first.config, "shard": {"index": 0, "num_shards": 1}})
     cfg.output.dir = str(root)
-    overrides = [o for o in infos[0]["overrides"] if not o.startswith("shard.")]
-    info = _dataset_info(
-        cfg,
-        infos[0]["source"],
-        manifests,
-        overrides,
-        max(i["timings"]["wall_s"] for i in infos),
-        infos[0]["config_hash"],
-        resumed_shards=sum(i["counts"]["resumed_shards"] for i in infos),
-        workers=max(i["timings"]["workers"] for i in infos),
-    )
-    stage = info["timings"]["stage_cpu_s"]
+    stage = StageTimes()
     for i in infos:
-        for k, v in i["timings"]["stage_cpu_s"].items():
-            stage[k] = round(stage.get(k, 0.0) + v, 3)
-    info["timings"]["slices"] = len(slices)
-    info["timings"]["slice_wall_s"] = [i["timings"]["wall_s"] for i in infos]
-    info["config"] = asdict(cfg) | {"shard": {"index": 0, "num_shards": len(slices)}}
-    metadata.write_card(root, cfg, info)
-    if cfg.report.enabled:
-        from pipeline.report import build_report
-
-        build_report(root, cfg, manifests, info)
-    atomic_write(root / "dataset_info.json", json.dumps(info, indent=2, default=str).encode())
+        stage.merge(i.timings.stage_cpu_s)
+    timings = first.timings
+    timings.wall_s = max(i.timings.wall_s for i in infos)
+    timings.workers = max(i.timings.workers for i in infos)
+    timings.stage_cpu_s = stage
+    timings.slices = len(slices)
+    timings.slice_wall_s = [i.timings.wall_s for i in infos]
+    info = DatasetInfo.build(
+        first.config_hash,
+        asdict(cfg) | {"shard": {"index": 0, "num_shards": len(slices)}},
+        first.source,
+        manifests,
+        [o for o in first.overrides if not o.startswith("shard.")],
+        first.encodings,
+        timings,
+        resumed_shards=sum(i.counts.resumed_shards for i in infos),
+    )
+    publish(root, cfg, manifests, info)
     return info
 
 
@@ -169,10 +167,10 @@ def cli(argv: list[str] | None = None) -> None:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    counts = info["counts"]
+    counts = info.counts
     print(
-        f"merged {info['timings']['slices']} slices: {counts['written']} samples "
-        f"({counts['skipped']} skipped) in {counts['shards']} shard(s) -> {args[0]}"
+        f"merged {info.timings.slices} slices: {counts.written} samples "
+        f"({counts.skipped} skipped) in {counts.shards} shard(s) -> {args[0]}"
     )
 
 
@@ -210,6 +208,6 @@ class MergeCallback(Callback):  # type: ignore[misc]
         for d in sorted(self.dirs):
             try:
                 info = merge(d)
-                print(f"merged {info['timings']['slices']} slices into {d}/dataset_info.json")
+                print(f"merged {info.timings.slices} slices into {d}/dataset_info.json")
             except PipelineError as exc:
                 print(f"merge: {exc}", file=sys.stderr)

@@ -1,38 +1,33 @@
-"""Orchestration: plan shards, skip finished ones, run the rest in a process pool,
-then write the dataset card, the report and ``dataset_info.json`` (last)."""
+"""Orchestration only: plan -> claim output.dir -> execute the shards -> publish.
+
+Each step is a call into its own module: ``claim`` (config record, resume, overwrite),
+``pool`` (workers, signals, progress), ``publish`` (card, report, dataset_info.json) or,
+for one slice of a sliced run, ``merge.write_slice``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import multiprocessing as mp
 import os
 import signal
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import metadata, resume
+from pipeline import claim, pool
 from pipeline.augment import Augmenter, known_output_size
-from pipeline.codecs import TIFF_COMPRESSIONS
+from pipeline.codecs import TIFF_COMPRESSIONS, encodings
 from pipeline.config import Config, to_config
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.faults import fault_point
+from pipeline.layouts import LAYOUTS, Layout, layout_for
 from pipeline.merge import check_slice_options, write_slice
+from pipeline.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
 from pipeline.sample import Sample
 from pipeline.sources import Source, open_source
-from pipeline.stats import Stats
-from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
-from pipeline.writers import WRITERS, atomic_write, write_error
+from pipeline.worker import ShardTask
 
 
 @dataclass
@@ -44,14 +39,14 @@ class RunResult:
     skipped: int
     shards: int
     seconds: float
-    info: dict[str, Any]
+    info: DatasetInfo
 
 
 def validate(cfg: Config) -> None:
     """Cheap checks of values a schema cannot express, naming the key."""
     checks = [
         (cfg.runtime.on_error in ("raise", "skip"), "runtime.on_error must be raise or skip"),
-        (cfg.output.format in WRITERS, f"output.format must be one of {sorted(WRITERS)}"),
+        (cfg.output.format in LAYOUTS, f"output.format must be one of {sorted(LAYOUTS)}"),
         (cfg.output.shard_size > 0, "output.shard_size must be > 0"),
         (cfg.augment.copies >= 1, "augment.copies must be >= 1"),
         (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
@@ -70,6 +65,10 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise PipelineError(message)
+    if cfg.report.enabled:
+        from pipeline.report.pictures import check_names
+
+        check_names(cfg.report.plots)
 
 
 def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
@@ -97,14 +96,13 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     if n_inputs == 0:
         if cfg.source.limit == 0:
             raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
-        where = f" at source.path={cfg.source.path}" if cfg.source.path else ""
+        path = source.identity().get("path")
+        where = f" at source.path={path}" if path else ""
         raise PipelineError(
             f"source ({cfg.source.kind}){where} has no samples; check source.path, "
             f"source.split and source.num_samples"
         )
-    size = getattr(source, "size", None) or (
-        (cfg.source.height, cfg.source.width) if cfg.source.kind == "synthetic" else None
-    )
+    size = source.size
     if size is None and cfg.augment.transforms:
         size = _first_size(source)
     if size is not None:
@@ -131,66 +129,82 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def claim_output(root: Path, cfg: Config, tasks: list[ShardTask]) -> str:
-    """Make ``root`` ours for this config: writable, same config (or overwrite), no dead
-    run's temporaries; record the config lock. Returns the config hash."""
-    metadata.check_writable(root)
-    metadata.check_ours(root)
-    chash = metadata.config_hash(cfg)
-    own = [t.name for t in tasks]
-    if cfg.output.overwrite:
+def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
+    """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
+    started = time.perf_counter()
+    config = to_config(cfg)
+    if config.runtime.workers != 1:
+        pool.pool_context()  # warm up the workers' server while the source is opened
+    source, n_inputs = prepare(config)
+    root = Path(config.output.dir)
+    layout = layout_for(config.output.format, root, config.output.prefix)
+    tasks = plan(n_inputs * config.augment.copies, config)
+    workers = config.runtime.workers or available_cpus()
+    done: dict[str, ShardManifest] = {}
+    fresh: list[ShardResult] = []
+    with pool.sigterm_interrupts():
         try:
-            old = metadata.read_lock(root)
-        except PipelineError:  # unreadable: replaced anyway
-            old = None
-        prefixes = {cfg.output.prefix}
-        if old is not None:
-            prefixes.add(str(old.get("config", {}).get("output", {}).get("prefix", "")))
-        resume.remove_dataset(root, chash, own, prefixes - {""})
-    else:
-        metadata.check_lock(root, cfg)
-    resume.clean_temporaries(root, own)
-    metadata.write_lock(root, cfg)
-    return chash
+            chash = claim.claim(root, config, layout, [t.name for t in tasks])
+            for t in tasks:
+                if (m := claim.finished(root, t.name, t.start, t.stop, chash)) is not None:
+                    done[t.name] = m
+            todo = [t for t in tasks if t.name not in done]
+            _execute(config, chash, layout, todo, workers, source, tasks, done, fresh)
+            manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
+            stage = StageTimes()
+            for r in fresh:
+                stage.merge(r.timings)
+            timings = Timings(time.perf_counter() - started, workers, stage)
+            info = DatasetInfo.build(
+                chash,
+                asdict(config),
+                source.identity(),
+                manifests,
+                overrides or [],
+                encodings(config.output),
+                timings,
+                resumed_shards=len(done),
+            )
+            if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                write_slice(root, config, info, [t.name for t in tasks])
+            else:
+                from pipeline.publish import publish
+
+                publish(root, config, manifests, info, started)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
+    counts = info.counts
+    elapsed = time.perf_counter() - started
+    return RunResult(root, counts.written, counts.skipped, len(manifests), elapsed, info)
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        unit="sample",
-        disable=not enabled,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        desc="depth-pipeline",
-    )
+def _index(m: ShardManifest) -> int:
+    return m.index
 
 
 def _execute(
     cfg: Config,
     chash: str,
-    tasks: list[ShardTask],
+    layout: Layout,
+    todo: list[ShardTask],
     workers: int,
-    bar: Any,
-    results: list,
-    source: Source | None = None,
+    source: Source,
+    tasks: list[ShardTask],
+    done: dict[str, ShardManifest],
+    fresh: list[ShardResult],
 ) -> None:
-    """Run shard tasks inline (1 worker) or in a process pool, appending manifests to
-    ``results``. On any failure, no worker outlives the call and no temporary is left."""
-    if not tasks:
-        return
+    """Run the shards still to do with one progress bar. On any failure, no worker
+    outlives the call, no temporary is left and the error is one line."""
+    total = sum(t.stop - t.start for t in tasks)
+    bar = pool.progress_bar(total, cfg.runtime.progress)
+    bar.update(sum(t.stop - t.start for t in tasks if t.name in done))
     try:
-        if workers <= 1 or len(tasks) <= 1:
-            _run_inline(cfg, chash, tasks, bar, results, source)
-        else:
-            shared = getattr(source, "for_workers", lambda: None)()
-            _run_pool(cfg, chash, tasks, workers, bar, results, shared)
+        pool.execute(cfg, chash, todo, min(workers, max(len(todo), 1)), bar, fresh.append, source)
     except BaseException as exc:
         root = Path(cfg.output.dir)
-        resume.clean_temporaries(root, [t.name for t in tasks])
-        recorded = {m["shard"] for m in results}
-        resume.drop_unrecorded(root, [t.name for t in tasks if t.name not in recorded])
+        claim.clean_temporaries(root, layout, [t.name for t in todo])
+        recorded = {r.manifest.shard for r in fresh}
+        claim.drop_unrecorded(root, layout, [t.name for t in todo if t.name not in recorded])
         if isinstance(exc, SampleError):
             raise SampleError(
                 exc.key,
@@ -200,193 +214,13 @@ def _execute(
         if isinstance(exc, BrokenProcessPool):
             raise PipelineError(
                 f"a worker process died (killed by the OS: out of memory, or a crash) after "
-                f"{len(results)} of {len(tasks)} shard(s); the finished shards are kept: "
+                f"{len(fresh)} of {len(todo)} shard(s); the finished shards are kept: "
                 f"re-run the same command to resume (with fewer runtime.workers if memory "
                 f"is short)"
             ) from None
         raise
-
-
-def _run_inline(
-    cfg: Config, chash: str, tasks: list[ShardTask], bar: Any, results: list, source: Any
-) -> None:
-    counter = mp.Value("q", 0, lock=True)
-    proc = ShardProcessor(cfg, chash, source=source, progress=counter)
-    start = bar.n
-    for task in tasks:
-        results.append(proc(task))
-        bar.update(start + counter.value - bar.n)
-
-
-def _run_pool(
-    cfg: Config,
-    chash: str,
-    tasks: list[ShardTask],
-    workers: int,
-    bar: Any,
-    results: list,
-    shared: Source | None = None,
-) -> None:
-    """A spawn/forkserver pool; workers ignore Ctrl-C, the parent kills them on failure.
-    ``shared``: a source the parent opened that is cheap to pickle (else workers reopen)."""
-    ctx = _pool_context()
-    counter = ctx.Value("q", 0, lock=True)
-    start = bar.n
-    with (
-        _deferred_signals() as received,
-        ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(cfg, chash, counter, shared),
-        ) as pool,
-    ):
-        pending: set[Future[dict[str, Any]]] = {pool.submit(run_task, t) for t in tasks}
-        try:
-            while pending:
-                if received:  # raised here, at a safe point, never inside the pool's locks
-                    raise (
-                        KeyboardInterrupt
-                        if received[0] == signal.SIGINT
-                        else Interrupted(received[0])
-                    )
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    results.append(fut.result())
-                # read without the lock: a worker killed while holding it must not hang us
-                bar.update(start + counter.get_obj().value - bar.n)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-
-
-@contextlib.contextmanager
-def _deferred_signals() -> Iterator[list[int]]:
-    """While the pool runs, Ctrl-C and SIGTERM only record themselves: an exception raised
-    asynchronously inside concurrent.futures (e.g. while ``wait`` holds the futures' locks)
-    can leave a lock held and hang the shutdown. The wait loop raises them instead."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals}
-    try:
-        yield received
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-def _pool_context() -> Any:
-    """forkserver where available, preloading the worker module so the heavy libraries are
-    imported once; starting it early lets those imports overlap the parent's preparation."""
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline.worker"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return ctx
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Kill the workers now (mid-shard ones leave temporaries, removed by the caller)."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            proc.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (preemption, ``kill``) stops the run as Ctrl-C does: cleanly, resumable."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def finish(
-    root: Path,
-    cfg: Config,
-    manifests: list[dict[str, Any]],
-    info: dict[str, Any],
-    started: float,
-) -> None:
-    """The dataset card, the report and, last, ``dataset_info.json``."""
-    try:
-        metadata.write_card(root, cfg, info)
-        fault_point("report")
-        if cfg.report.enabled:
-            from pipeline.report import build_report
-
-            report_started = time.perf_counter()
-            build_report(root, cfg, manifests, info)
-            info["timings"]["report_s"] = round(time.perf_counter() - report_started, 3)
-        info["timings"]["total_s"] = round(time.perf_counter() - started, 3)
-        atomic_write(root / "dataset_info.json", json.dumps(info, indent=2, default=str).encode())
-    except OSError as exc:
-        if exc.filename and not str(exc.filename).startswith(str(root)):
-            raise  # not a write into output.dir (e.g. the report re-reading the source)
-        raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
-
-
-def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
-    """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
-    started = time.perf_counter()
-    config = to_config(cfg)
-    if config.runtime.workers != 1:
-        _pool_context()  # warm up the workers' server while the source is opened
-    source, n_inputs = prepare(config)
-    root = Path(config.output.dir)
-    tasks = plan(n_inputs * config.augment.copies, config)
-    workers = config.runtime.workers or available_cpus()
-    done: dict[str, dict[str, Any]] = {}
-    fresh: list[dict[str, Any]] = []
-    with _sigterm_interrupts():
-        try:
-            chash = claim_output(root, config, tasks)
-            done = {t.name: m for t in tasks if (m := _finished(root, t, chash)) is not None}
-            todo = [t for t in tasks if t.name not in done]
-            bar = _progress(sum(t.stop - t.start for t in tasks), config.runtime.progress)
-            bar.update(sum(t.stop - t.start for t in tasks if t.name in done))
-            try:
-                _execute(config, chash, todo, min(workers, max(len(todo), 1)), bar, fresh, source)
-            finally:
-                bar.close()
-            manifests = sorted([*done.values(), *fresh], key=lambda m: m["index"])
-            info = _dataset_info(
-                config,
-                source.identity(),
-                manifests,
-                overrides or [],
-                time.perf_counter() - started,
-                chash,
-                resumed_shards=len(done),
-                workers=workers,
-            )
-            if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
-                write_slice(root, config, info, [t.name for t in tasks])
-            else:
-                finish(root, config, manifests, info, started)
-        except KeyboardInterrupt as exc:
-            raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
-    written, skipped = info["counts"]["written"], info["counts"]["skipped"]
-    return RunResult(root, written, skipped, len(manifests), time.perf_counter() - started, info)
-
-
-def _finished(root: Path, task: ShardTask, chash: str) -> dict[str, Any] | None:
-    return resume.finished(root, task.name, task.start, task.stop, chash)
+        bar.close()
 
 
 def _interrupted(exc: KeyboardInterrupt, finished: int, total: int) -> Interrupted:
@@ -399,77 +233,3 @@ def _interrupted(exc: KeyboardInterrupt, finished: int, total: int) -> Interrupt
             f"to resume"
         )
     return Interrupted(signum, detail)
-
-
-def _dataset_info(
-    cfg: Config,
-    source_id: dict[str, Any],
-    manifests: list[dict[str, Any]],
-    overrides: list[str],
-    elapsed: float,
-    chash: str,
-    resumed_shards: int,
-    workers: int,
-) -> dict[str, Any]:
-    stats = Stats()
-    stage = {"read": 0.0, "augment": 0.0, "encode": 0.0, "write": 0.0}
-    invalid = {"zero": 0, "nonfinite": 0, "negative": 0, "out_of_range": 0}
-    skipped: list[dict[str, str]] = []
-    written = 0
-    shapes: set[tuple[int, ...]] = set()
-    for m in manifests:
-        stats.merge(Stats.from_json(m["stats"]))
-        for k, v in m.get("timings", {}).items():
-            stage[k] += v
-        for k, v in m["invalid_pixels"].items():
-            invalid[k] += v
-        skipped += m["skipped"]
-        written += len(m["samples"])
-        shapes |= {tuple(s["shape"]) for s in m["samples"]}
-    reasons: dict[str, int] = {}
-    for s in skipped:
-        reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-    return {
-        "tool": "depth-pipeline",
-        "versions": metadata.versions(),
-        "config_hash": chash,
-        "config": asdict(cfg),
-        "overrides": overrides,
-        "source": source_id,
-        "seed": cfg.augment.seed,
-        "counts": {
-            "written": written,
-            "skipped": len(skipped),
-            "skipped_reasons": reasons,
-            "skipped_samples": skipped[:1000],
-            "shards": len(manifests),
-            "resumed_shards": resumed_shards,
-        },
-        "invalid_pixels": invalid,
-        "image_size": [list(s) for s in sorted(shapes)][0] if len(shapes) == 1 else sorted(shapes),
-        "encodings": {
-            "image": {
-                "ext": "png",
-                "dtype": "uint8",
-                "channels": "RGB",
-                "png_level": cfg.output.image.level,
-            },
-            "depth": {
-                "ext": "depth.tiff",
-                "dtype": "float32",
-                "unit": "metre",
-                "invalid": 0,
-                **asdict(cfg.output.depth),
-            },
-        },
-        "shards": [
-            {"name": m["shard"], "files": m["files"], "samples": len(m["samples"])}
-            for m in manifests
-        ],
-        "stats": stats.summary(),
-        "timings": {
-            "wall_s": round(elapsed, 3),
-            "workers": workers,
-            "stage_cpu_s": {k: round(v, 3) for k, v in stage.items()},
-        },
-    }

@@ -26,12 +26,12 @@ POINTER = "depth_pipeline_job.json"
 def job_record(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
     """Where a job wrote its dataset, with its overrides and how it ended."""
     code, error = 0, None
-    if job_return.status == JobStatus.COMPLETED:
+    try:  # a failed job's ``return_value`` re-raises the job's exception
         value = job_return.return_value
-        if isinstance(value, dict):
-            code, error = int(value.get("exit_code", 0)), value.get("error")
-    else:
-        code, error = 1, " ".join(str(job_return._return_value).split())[:500]
+    except Exception as exc:
+        value, code, error = None, 1, " ".join(str(exc).split())[:500]
+    if job_return.status == JobStatus.COMPLETED and isinstance(value, dict):
+        code, error = int(value.get("exit_code", 0)), value.get("error")
     try:
         out_dir = os.path.abspath(str(OmegaConf.select(config, "output.dir")))
     except Exception as exc:  # an unresolvable output.dir: keep the record, say why

@@ -1,13 +1,14 @@
 """One shard, start to finish, inside a worker: read -> augment -> encode -> write.
 
 A worker builds its own source and augmenter from the plain ``Config`` (no OmegaConf),
-writes the shard and its manifest itself and returns only the small manifest dict.
+writes the shard through its layout, then the shard's manifest, and returns only the
+small ``ShardResult``. ``make bench`` times the same stage
+functions (``finalize``, ``Augmenter``, ``codecs.encode_sample``, the layout's writer).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
@@ -18,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from typing import Any
 
 import cv2
 
@@ -27,12 +27,18 @@ from pipeline.augment import Augmenter
 from pipeline.config import Config
 from pipeline.errors import SampleError
 from pipeline.faults import fault_point
-from pipeline.resume import MANIFEST_DIR
+from pipeline.layouts import layout_for
+from pipeline.records import (
+    InvalidPixels,
+    SampleRecord,
+    ShardManifest,
+    ShardResult,
+    Skip,
+    StageTimes,
+)
+from pipeline.sample import Sample
 from pipeline.sources import Source, finalize, open_source
-from pipeline.stats import Stats
-from pipeline.writers import WRITERS, ShardWriter, atomic_write, write_error
-
-__all__ = ["MANIFEST_DIR", "ShardProcessor", "ShardTask", "init_worker", "run_task"]
+from pipeline.writers import ShardWriter, atomic_write, write_error
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,13 @@ class ShardTask:
     stop: int
 
 
+def output_key(sample: Sample, copy: int, copies: int) -> str:
+    """The written key: the source key, with ``_c{copy}`` when there are several copies."""
+    return sample.key if copies == 1 else f"{sample.key}_c{copy}"
+
+
 class ShardProcessor:
-    """Per-process state: the source, the augmenter and the output settings."""
+    """Per-process state: the source, the augmenter and the output layout."""
 
     def __init__(
         self,
@@ -60,37 +71,28 @@ class ShardProcessor:
         self.source = source if source is not None else open_source(cfg.source)
         self.augment = Augmenter(cfg.augment)
         self.root = Path(cfg.output.dir)
+        self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress
 
-    def __call__(self, task: ShardTask) -> dict[str, Any]:
+    def __call__(self, task: ShardTask) -> ShardResult:
         """Write shard ``task`` and its manifest; a failed write leaves no partial file."""
         with self._writing(f"shard {task.name}"):
-            writer = WRITERS[self.cfg.output.format](self.root, task.name)
+            writer = self.layout.writer(task.name)
+        manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
+        timings = StageTimes()
         try:
-            body, timings = self._fill(task, writer)
+            self._fill(task, writer, manifest, timings)
             t0 = time.perf_counter()
             with self._writing(f"shard {task.name}"):
-                files = writer.commit()
-            timings["write"] += time.perf_counter() - t0
+                manifest.files = writer.commit()
+            timings.write += time.perf_counter() - t0
         except BaseException:
             writer.abort()
             raise
-        manifest = {
-            "shard": task.name,
-            "index": task.index,
-            "start": task.start,
-            "stop": task.stop,
-            "config_hash": self.config_hash,
-            "files": files,
-            **body,
-        }
         with self._writing(f"the manifest of shard {task.name}"):
-            atomic_write(
-                self.root / MANIFEST_DIR / f"{task.name}.json",
-                json.dumps(manifest, sort_keys=True).encode(),
-            )
+            atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
         fault_point("shard-done")
-        return manifest | {"timings": timings}
+        return ShardResult(manifest, timings)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -100,79 +102,67 @@ class ShardProcessor:
         except OSError as exc:
             raise write_error(exc, what, self.root) from None
 
-    def _fill(self, task: ShardTask, writer: ShardWriter) -> tuple[dict[str, Any], dict]:
+    def _fill(
+        self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
+    ) -> None:
         """Read, check, augment, encode and add this shard's samples to ``writer``."""
         cfg = self.cfg
         copies = cfg.augment.copies
-        stats = Stats()
-        samples: list[dict[str, Any]] = []
-        skipped: list[dict[str, str]] = []
-        invalid = {"zero": 0, "nonfinite": 0, "negative": 0, "out_of_range": 0}
-        timings = {"read": 0.0, "augment": 0.0, "encode": 0.0, "write": 0.0}
         first, last = task.start // copies, (task.stop + copies - 1) // copies
         t0 = time.perf_counter()
         for index, item in zip(range(first, last), self.source.iter(first, last)):
             try:
                 if isinstance(item, SampleError):
                     raise item
-                sample, counts = finalize(item, cfg.source)
+                sample, invalid = finalize(item, cfg.source)
             except SampleError as err:
-                timings["read"] += time.perf_counter() - t0
-                self._skip(err, skipped, task, index, copies)
+                timings.read += time.perf_counter() - t0
+                self._skip(err, manifest, task, index, copies)
                 t0 = time.perf_counter()
                 continue
-            timings["read"] += time.perf_counter() - t0
-            stats.add_source(sample.image)
+            timings.read += time.perf_counter() - t0
+            manifest.stats.add_source(sample.image)
             for copy in range(copies):
-                out_index = index * copies + copy
-                if not task.start <= out_index < task.stop:
-                    continue
-                for name, value in counts.items():
-                    invalid[name] += value
-                t1 = time.perf_counter()
-                try:
-                    out = self.augment(sample, index, copy)
-                except Exception as exc:  # a transform failing on this sample's data
-                    detail = " ".join(str(exc).split())
-                    err = SampleError(sample.key, f"augmentation failed: {detail}")
-                    self._skip(err, skipped, task, index, copies, copy)
-                    continue
-                key = sample.key if copies == 1 else f"{sample.key}_c{copy}"
-                meta = {"key": key, **out.meta}
-                t2 = time.perf_counter()
-                fields = {
-                    "png": codecs.encode_png(out.image, cfg.output.image),
-                    "depth.tiff": codecs.encode_tiff(out.depth, cfg.output.depth),
-                    "json": codecs.encode_json(meta),
-                }
-                t3 = time.perf_counter()
-                with self._writing(f"shard {task.name}"):
-                    writer.add(key, fields)
-                fault_point("sample-written")
-                t4 = time.perf_counter()
-                frac = stats.add_output(out.image, out.depth)
-                timings["augment"] += t2 - t1
-                timings["encode"] += t3 - t2
-                timings["write"] += t4 - t3
-                samples.append(
-                    {
-                        "key": key,
-                        "index": index,
-                        "copy": copy,
-                        "shape": list(out.depth.shape),
-                        "invalid_fraction": frac,
-                        "params": out.meta["augment"]["params"],
-                    }
-                )
-                self._advance(1)
+                if task.start <= index * copies + copy < task.stop:
+                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
             t0 = time.perf_counter()
-        body = {
-            "samples": samples,
-            "skipped": skipped,
-            "invalid_pixels": invalid,
-            "stats": stats.to_json(),
-        }
-        return body, timings
+
+    def _one(
+        self,
+        sample: Sample,
+        invalid: InvalidPixels,
+        index: int,
+        copy: int,
+        task: ShardTask,
+        writer: ShardWriter,
+        manifest: ShardManifest,
+        timings: StageTimes,
+    ) -> None:
+        """Augment, encode, write and record copy ``copy`` of input ``index``."""
+        manifest.invalid_pixels.merge(invalid)
+        t1 = time.perf_counter()
+        try:
+            out = self.augment(sample, index, copy)
+        except Exception as exc:  # a transform failing on this sample's data
+            detail = " ".join(str(exc).split())
+            err = SampleError(sample.key, f"augmentation failed: {detail}")
+            self._skip(err, manifest, task, index, self.cfg.augment.copies, copy)
+            return
+        key = output_key(sample, copy, self.cfg.augment.copies)
+        t2 = time.perf_counter()
+        fields = codecs.encode_sample(out, key, self.cfg.output)
+        t3 = time.perf_counter()
+        with self._writing(f"shard {task.name}"):
+            writer.add(key, fields)
+        fault_point("sample-written")
+        t4 = time.perf_counter()
+        frac = manifest.stats.add_output(out.image, out.depth)
+        timings.augment += t2 - t1
+        timings.encode += t3 - t2
+        timings.write += t4 - t3
+        params = out.meta["augment"]["params"]
+        manifest.samples.append(SampleRecord(key, index, copy, list(out.depth.shape), frac, params))
+        self._advance(1)
 
     def _advance(self, n: int) -> None:
         if self.progress is not None and n:
@@ -182,7 +172,7 @@ class ShardProcessor:
     def _skip(
         self,
         err: SampleError,
-        skipped: list[dict[str, str]],
+        manifest: ShardManifest,
         task: ShardTask,
         index: int,
         copies: int,
@@ -192,7 +182,7 @@ class ShardProcessor:
             raise err
         outs = range(copies) if copy is None else [copy]
         n = sum(task.start <= index * copies + c < task.stop for c in outs)
-        skipped.extend({"key": err.key, "reason": err.reason} for _ in range(n))
+        manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(n))
         self._advance(n)
 
 
@@ -227,6 +217,6 @@ def _exit_with_parent() -> None:
     os._exit(1)
 
 
-def run_task(task: ShardTask) -> dict[str, Any]:
+def run_task(task: ShardTask) -> ShardResult:
     assert _PROCESSOR is not None, "init_worker was not called"
     return _PROCESSOR(task)

@@ -32,7 +32,11 @@ def make_cfg(out_dir: Path | str, *overrides: str, small: bool = True):
     from pipeline.config import register
 
     register()
-    args = [*(SMALL if small else []), f"output.dir={out_dir}", *overrides]
+    small_args = SMALL if small else []
+    if any(o.startswith("source=") and o != "source=synthetic" for o in overrides):
+        # only the synthetic source has a size to set: other kinds refuse the keys
+        small_args = [o for o in small_args if not o.startswith("source.")]
+    args = [*small_args, f"output.dir={out_dir}", *overrides]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name="config", overrides=args)
 

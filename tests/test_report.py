@@ -19,6 +19,7 @@ import tifffile
 from conftest import ROOT, make_cfg, read_tar
 from PIL import Image
 
+from pipeline.records import SampleRecord
 from pipeline.report.params import correlation_matrix, independence, param_table
 from pipeline.runner import run
 from pipeline.stats import DEPTH_BIN
@@ -141,14 +142,13 @@ def test_params_table_matches_the_json_members(dataset):
 
 
 def test_independence_check_flags_shared_random_streams(rng):
-    def samples(shared: bool) -> list[dict]:
+    def samples(shared: bool) -> list[SampleRecord]:
         out = []
         for i in range(200):
             a = float(rng.uniform(0.8, 1.2))
             g = a if shared else float(rng.uniform(0.8, 1.2))
-            out.append(
-                {"key": str(i), "params": {"brightness": {"alpha": a}, "gamma": {"gamma": g}}}
-            )
+            params = {"brightness": {"alpha": a}, "gamma": {"gamma": g}}
+            out.append(SampleRecord(str(i), i, 0, [4, 4], 0.0, params))
         return out
 
     for shared, status in ((True, "bad"), (False, "ok")):

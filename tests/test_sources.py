@@ -108,7 +108,7 @@ def test_nyu_preset_reads_local_parquet_copy_exactly(nyu_copy, tmp_path):
         want = depths[i].copy()
         want[~np.isfinite(want) | (want < 0) | (want > 10.0)] = 0
         assert depth.tobytes() == want.tobytes()
-    info = result.info
+    info = result.info.to_json()
     assert info["invalid_pixels"] == {"zero": 1, "nonfinite": 2, "negative": 1, "out_of_range": 1}
     src = info["source"]
     assert src["kind"] == "hub" and src["local"] and src["num_rows"] == 5
@@ -150,7 +150,7 @@ def test_local_parquet_row_groups_and_files_are_read_in_place(tmp_path):
     for i in range(7):
         assert np.array_equal(png_rgb(got[f"train/{i:06d}"]["png"]), images[i])
         assert tiff(got[f"train/{i:06d}"]["depth.tiff"]).tobytes() == depths[i].tobytes()
-    assert result.info["source"]["fingerprint"]
+    assert result.info.to_json()["source"]["fingerprint"]
     assert not any(p.suffix == ".arrow" for p in cache.rglob("*"))
 
 
@@ -254,7 +254,7 @@ def test_hub_corrupt_cell_is_a_sample_error_naming_the_row(tmp_path):
     )
     assert result.written == 2 and result.skipped == 1
     assert list(samples_of(tmp_path / "s")) == ["train/000000", "train/000002"]
-    assert result.info["counts"]["skipped_samples"][0]["key"] == "train/000001"
+    assert result.info.to_json()["counts"]["skipped_samples"][0]["key"] == "train/000001"
 
 
 # ---- webdataset ------------------------------------------------------------------------
@@ -279,8 +279,8 @@ def test_webdataset_feeds_this_tools_output_back_in(tmp_path):
     assert list(b) == list(a) == [f"train/{i:06d}" for i in range(5)]
     for key in a:
         assert b[key]["png"] == a[key]["png"] and b[key]["depth.tiff"] == a[key]["depth.tiff"]
-    assert result.info["source"]["num_tars"] == 3
-    assert result.info["source"]["num_samples"] == 5
+    assert result.info.to_json()["source"]["num_tars"] == 3
+    assert result.info.to_json()["source"]["num_samples"] == 5
 
 
 def test_crop_larger_than_a_webdataset_sources_images_is_refused_before_the_run(tmp_path):
@@ -395,7 +395,7 @@ def test_webdataset_missing_member_and_corrupt_png(tmp_path, rng):
         )
     )
     assert list(samples_of(tmp_path / "s")) == ["k0"]
-    reasons = {s["key"]: s["reason"] for s in result.info["counts"]["skipped_samples"]}
+    reasons = {s["key"]: s["reason"] for s in result.info.to_json()["counts"]["skipped_samples"]}
     assert "cannot decode" in reasons["k2"] and "x.tar:k2.png" in reasons["k2"]
 
 
@@ -437,10 +437,10 @@ def test_kitti_preset_reads_uint16_png_over_256(tmp_path, rng):
         want = raw.astype(np.float32) * np.float32(1 / 256)
         assert depth.tobytes() == want.tobytes()
         assert (depth[0, :3] == 0).all()
-    src = result.info["source"]
+    src = result.info.to_json()["source"]
     assert src["kind"] == "folder" and src["dropped_without_depth"] == 4
     assert len(src["file_list_sha256"]) == 64
-    assert result.info["invalid_pixels"]["zero"] >= 8 * 3
+    assert result.info.to_json()["invalid_pixels"]["zero"] >= 8 * 3
 
 
 def test_folder_reads_this_tools_folder_output_back(tmp_path):
@@ -454,7 +454,7 @@ def test_folder_reads_this_tools_folder_output_back(tmp_path):
         want = tifffile.imread(first / "depth" / f"{key}.tiff")
         assert tiff(got[key]["depth.tiff"]).tobytes() == want.tobytes()
         assert got[key]["png"] == (first / "image" / f"{key}.png").read_bytes()
-    assert result.info["source"]["num_samples"] == 3
+    assert result.info.to_json()["source"]["num_samples"] == 3
 
 
 def test_folder_mm_png16_npy_and_masks_with_sanitized_keys(tmp_path, rng):
@@ -509,7 +509,7 @@ def test_folder_size_mismatch_and_missing_depth_name_key_and_file(tmp_path, rng)
         cfg(tmp_path / "s", "source=folder", f"source.path={root}", "runtime.on_error=skip")
     )
     assert list(samples_of(tmp_path / "s")) == ["0"]
-    reasons = {s["key"]: s["reason"] for s in result.info["counts"]["skipped_samples"]}
+    reasons = {s["key"]: s["reason"] for s in result.info.to_json()["counts"]["skipped_samples"]}
     assert "must match" in reasons["1"]
     assert "cannot read" in reasons["2"] and str(root / "depth" / "2.tiff") in reasons["2"]
 
@@ -559,7 +559,7 @@ def test_nyu_mat_reads_transposed_hdf5(nyu_mat, tmp_path):
         fields = got[f"all/{i:06d}"]
         assert np.array_equal(png_rgb(fields["png"]), images[i])
         assert tiff(fields["depth.tiff"]).tobytes() == depths[i].tobytes()
-    src = result.info["source"]
+    src = result.info.to_json()["source"]
     assert src["kind"] == "nyu_mat" and src["num_samples"] == 4 and src["fingerprint"]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     from pipeline.errors import PipelineError
-    from pipeline.report import REPORT_DIR, rebuild
+    from pipeline.report.build import REPORT_DIR, rebuild
 
     parser = argparse.ArgumentParser(
         prog="depth-pipeline-report",

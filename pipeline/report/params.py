@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.records import SampleRecord
+
 ALIASES = {"crop_coords": ("x_min", "y_min", "x_max", "y_max")}
 SKIP = {"shape"}
 EXACT = 1.0 - 1e-9
@@ -60,7 +62,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return float(np.corrcoef(x, y)[0, 1]), n
 
 
-def param_table(samples: list[dict[str, Any]], transforms: list[str] | None = None) -> ParamTable:
+def param_table(samples: list[SampleRecord], transforms: list[str] | None = None) -> ParamTable:
     """Flatten every sample's ``params`` into columns (in ``transforms`` order, e.g. the
     configured one; manifests store them sorted); drop constant and derived ones."""
     rows: list[dict[str, float]] = []
@@ -68,7 +70,7 @@ def param_table(samples: list[dict[str, Any]], transforms: list[str] | None = No
     rank = {name: i for i, name in enumerate(transforms or [])}
     for s in samples:
         row: dict[str, float] = {}
-        params = s.get("params") or {}
+        params = s.params or {}
         for tname in sorted(params, key=lambda t: (rank.get(t, len(rank)), t)):
             p = params[tname]
             row[f"{tname}.applied"] = float(p is not None)
@@ -99,7 +101,7 @@ def param_table(samples: list[dict[str, Any]], transforms: list[str] | None = No
         else:
             keep.append(j)
     return ParamTable(
-        keys=[s["key"] for s in samples],
+        keys=[s.key for s in samples],
         names=[names[j] for j in keep],
         transforms=[order[names[j]] for j in keep],
         values=values[:, keep],

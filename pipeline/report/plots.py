@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from pipeline.records import SampleRecord  # noqa: E402
 from pipeline.report.collages import save_png  # noqa: E402
 from pipeline.report.params import ParamTable  # noqa: E402
 from pipeline.stats import DEPTH_BIN, Stats  # noqa: E402
@@ -52,9 +53,9 @@ def depth_histogram(stats: Stats, summary: dict[str, Any], path: Path, dpi: int)
     save_png(fig, path, dpi)
 
 
-def invalid_fraction(samples: list[dict[str, Any]], path: Path, dpi: int) -> None:
+def invalid_fraction(samples: list[SampleRecord], path: Path, dpi: int) -> None:
     """Invalid-depth fraction of each written sample (in write order) and its histogram."""
-    frac = np.array([s["invalid_fraction"] for s in samples], dtype=np.float64)
+    frac = np.array([s.invalid_fraction for s in samples], dtype=np.float64)
     fig = Figure(figsize=(9.0, 3.0))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     x = np.arange(frac.size)
@@ -68,7 +69,7 @@ def invalid_fraction(samples: list[dict[str, Any]], path: Path, dpi: int) -> Non
     if frac.size:
         worst = int(frac.argmax())
         left.set_title(
-            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({samples[worst]['key']})",
+            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({samples[worst].key})",
             fontsize=9,
         )
     right.hist(frac, bins=20, range=(0, max(float(frac.max(initial=0)), 1e-3)), color="tab:purple")

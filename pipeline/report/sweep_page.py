@@ -14,7 +14,9 @@ from matplotlib.colors import Normalize
 
 from pipeline.config import ReportConfig
 from pipeline.errors import PipelineError
-from pipeline.report import REPORT_DIR, collages, config_of, load_info, load_manifests
+from pipeline.records import DatasetInfo
+from pipeline.report import collages
+from pipeline.report.build import REPORT_DIR, config_of
 from pipeline.report.page import CSS
 from pipeline.report.samples import pick, read_written
 from pipeline.writers import atomic_write
@@ -39,9 +41,10 @@ def _load(job: dict[str, Any]) -> dict[str, Any]:
         return job
     root = Path(job["output_dir"])
     try:
-        job["info"] = load_info(root)
-        job["cfg"] = config_of(job["info"])
-        job["manifests"] = load_manifests(root, job["info"])
+        info = DatasetInfo.read(root)
+        job["cfg"] = config_of(info)
+        job["manifests"] = info.manifests(root)
+        job["info"] = info.to_json()
     except PipelineError as exc:
         job["problem"] = str(exc)
     return job
@@ -55,9 +58,9 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
     shown: list[str] = []
     if ok:
         present = set.intersection(
-            *({s["key"] for m in j["manifests"] for s in m["samples"]} for j in ok)
+            *({s.key for m in j["manifests"] for s in m.samples} for j in ok)
         )
-        shown = [s["key"] for s in pick(ok[0]["manifests"], keys) if s["key"] in present]
+        shown = [s.key for s in pick(ok[0]["manifests"], keys) if s.key in present]
     sheet_written = False
     if ok and shown:
         rcfg: ReportConfig = ok[0]["cfg"].report

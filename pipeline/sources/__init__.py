@@ -1,52 +1,56 @@
-"""Sample sources: one module per kind, each a class with ``len``, ``iter(start, stop)``
-and ``identity()`` (and ``size`` when the image size is known up front); ``open_source``
-picks it from ``source.kind``. Sources are built from the plain ``SourceConfig`` in every
-worker, so opening one must be cheap and must not load the data; a source whose opened
-state is cheap to pickle may offer it instead with ``for_workers()`` (else ``None``).
+"""Sample sources: one module per kind, each a ``Source`` subclass built from its own
+config schema (``pipeline.config``: the schema's ``impl`` names the class).
 
-``finalize`` applies the shared sample contract to whatever a source read: uint8 RGB,
-float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0 and are counted).
+A source is built from its plain config in the parent and, unless ``for_workers`` hands
+over the opened one, again in every worker: opening must be cheap and must not load the
+data. ``finalize`` applies the shared sample contract to whatever a source read: uint8
+RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted).
+
+A new source = one module here + a schema in ``pipeline/config.py`` (with ``impl``) +
+``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import Protocol
 
 import numpy as np
 
 from pipeline.config import SourceConfig
 from pipeline.errors import PipelineError, SampleError
+from pipeline.records import InvalidPixels
 from pipeline.sample import Sample
 
-KINDS = {
-    "synthetic": "pipeline.sources.synthetic:SyntheticSource",
-    "hub": "pipeline.sources.hub:HubSource",
-    "webdataset": "pipeline.sources.webdataset:WebdatasetSource",
-    "folder": "pipeline.sources.folder:FolderSource",
-    "nyu_mat": "pipeline.sources.nyu_mat:NyuMatSource",
-}
 
+class Source:
+    """What the runner needs from a source; samples are read lazily, in index order."""
 
-class Source(Protocol):
-    """What every source provides; samples are read lazily, in index order."""
+    def __len__(self) -> int:
+        raise NotImplementedError
 
-    def __len__(self) -> int: ...
+    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
+        """Samples ``start`` .. ``stop`` (a bad one as the ``SampleError`` naming it)."""
+        raise NotImplementedError
 
-    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]: ...
+    def identity(self) -> dict[str, object]:
+        """What identifies the data read (path, revision, fingerprint): provenance."""
+        raise NotImplementedError
 
-    def identity(self) -> dict[str, object]: ...
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) of the images when known without decoding samples, else None."""
+        return None
+
+    def for_workers(self) -> Source | None:
+        """This opened source, if it is cheap to pickle to the workers; None makes every
+        worker open its own from the config."""
+        return None
 
 
 def open_source(cfg: SourceConfig) -> Source:
-    """Instantiate the source named by ``cfg.kind``."""
-    target = KINDS.get(cfg.kind)
-    if target is None:
-        raise PipelineError(
-            f"source.kind={cfg.kind!r} is unknown; choose one of: {', '.join(sorted(KINDS))}"
-        )
-    module, name = target.split(":")
+    """Instantiate the source class named by the schema of ``cfg``."""
+    module, name = type(cfg).impl.split(":")
     cls = getattr(importlib.import_module(module), name)
     try:
         return cls(cfg)
@@ -54,7 +58,7 @@ def open_source(cfg: SourceConfig) -> Source:
         raise PipelineError(f"source ({cfg.kind}): {exc}") from exc
 
 
-def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]]:
+def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
     """Enforce the sample contract; return the sample and its invalid-pixel counts.
 
     Contract violations are ``SampleError`` naming the key and the source location."""
@@ -67,7 +71,7 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]]
         raise
 
 
-def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]]:
+def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
     image, depth, key = sample.image, sample.depth, sample.key
     if image.dtype != np.uint8:
         raise SampleError(key, f"image dtype is {image.dtype}, expected uint8 RGB")
@@ -86,8 +90,8 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]
     if not (np.issubdtype(depth.dtype, np.floating) or np.issubdtype(depth.dtype, np.integer)):
         raise SampleError(key, f"depth dtype is {depth.dtype}, expected float or integer")
     depth = depth.astype(np.float32, copy=False)
-    if cfg.depth_scale != 1.0:
-        depth = depth * np.float32(cfg.depth_scale)
+    if cfg.scale != 1.0:
+        depth = depth * np.float32(cfg.scale)
     with np.errstate(invalid="ignore"):
         nonfinite = ~np.isfinite(depth)
         negative = depth < 0
@@ -99,12 +103,13 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, dict[str, int]
     fixed = nonfinite | negative | out_of_range
     if fixed.any():
         depth = np.where(fixed, np.float32(0.0), depth)
-    counts = {
-        "zero": int(np.count_nonzero(zero)),
-        "nonfinite": int(np.count_nonzero(nonfinite)),
-        "negative": int(np.count_nonzero(negative)),
-        "out_of_range": int(np.count_nonzero(out_of_range)),
-    }
-    return Sample(
-        key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta
-    ), counts
+    counts = InvalidPixels(
+        zero=int(np.count_nonzero(zero)),
+        nonfinite=int(np.count_nonzero(nonfinite)),
+        negative=int(np.count_nonzero(negative)),
+        out_of_range=int(np.count_nonzero(out_of_range)),
+    )
+    out = Sample(
+        key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta, sample.camera
+    )
+    return out, counts

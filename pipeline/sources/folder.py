@@ -15,19 +15,20 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from pipeline.config import SourceConfig
+from pipeline.config import FolderConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, make_key, read_file, unique_keys
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
-class FolderSource:
+class FolderSource(Source):
     """One sample per image file; the key is the image path relative to ``source.path``
     without extension (or the regex group ``key``), sanitized."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: FolderConfig) -> None:
         if not cfg.path:
             raise ValueError("set source.path to the dataset directory")
         if cfg.unpaired not in ("error", "drop"):

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import SourceConfig
+from pipeline.config import HubConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, to_array
+from pipeline.sources.parquet import ParquetRows
 
 ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
 _COMMIT = re.compile(r"@([0-9a-f]{40})/")
@@ -36,10 +38,10 @@ def _quiet() -> None:
     datasets.disable_progress_bars()  # one progress bar per run: ours
 
 
-class HubSource:
+class HubSource(Source):
     """Rows of one split; keys ``{split}/{row:06d}``."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: HubConfig) -> None:
         if not cfg.path:
             raise ValueError(
                 "set source.path to a hub repo id (user/name) or a local dataset directory"
@@ -88,7 +90,7 @@ class HubSource:
                 )
             ds = ds[self.cfg.split]
         self.data_files = [f["filename"] for f in ds.cache_files]
-        self.fingerprint = ds._fingerprint
+        self.fingerprint = _files_fingerprint(self.data_files)
         self.n = len(ds)
         return ds.to_iterable_dataset() if self.cfg.streaming else ds
 
@@ -123,7 +125,7 @@ class HubSource:
             return ds
         builder.download_and_prepare()
         ds = builder.as_dataset(split=c.split)
-        self.fingerprint = ds._fingerprint
+        self.fingerprint = _files_fingerprint([f["filename"] for f in ds.cache_files])
         self.n = len(ds)
         return ds
 
@@ -216,52 +218,13 @@ class HubSource:
         return Sample(key, image, depth, {"source": meta})
 
 
-class ParquetRows:
-    """Rows of local parquet files, read one row group at a time (never the whole file)."""
-
-    def __init__(self, files: list[str]) -> None:
-        import pyarrow.parquet as pq
-
-        self.files = files
-        self.groups: list[tuple[int, int, int, int]] = []  # first row, file, group, rows
-        digest = hashlib.sha256()
-        row = 0
-        for fi, f in enumerate(files):
-            meta = pq.ParquetFile(f).metadata
-            # name, size and footer identify the content without reading the row data
-            digest.update(f"{Path(f).name}|{Path(f).stat().st_size}|{meta.num_rows}|".encode())
-            digest.update(str(meta.schema).encode())
-            for g in range(meta.num_row_groups):
-                n = meta.row_group(g).num_rows
-                self.groups.append((row, fi, g, n))
-                row += n
-        self.n = row
-        self.fingerprint = digest.hexdigest()[:16]
-        self._last: tuple[tuple[int, int, tuple[str, ...]], Any] | None = None
-        self.column_names = pq.ParquetFile(files[0]).schema_arrow.names
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_last": None}  # never pickle a cached row group
-
-    def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
-        """``(row index, {column: python value})`` for rows ``start`` .. ``stop``."""
-        import bisect
-
-        import pyarrow.parquet as pq
-
-        i = max(bisect.bisect_right([g[0] for g in self.groups], start) - 1, 0)
-        for first, fi, g, n in self.groups[i:]:
-            if first >= stop:
-                break
-            # Keep the last row group: consecutive shards often share one (bounded: one group).
-            wanted = (fi, g, tuple(columns))
-            if self._last is None or self._last[0] != wanted:
-                table = pq.ParquetFile(self.files[fi]).read_row_group(g, columns=columns)
-                self._last = (wanted, table)
-            table = self._last[1]
-            cols = {c: table.column(c) for c in columns}
-            for j in range(max(start - first, 0), min(stop - first, n)):
-                yield first + j, {c: cols[c][j].as_py() for c in columns}
+def _files_fingerprint(paths: list[str]) -> str:
+    """Names, sizes and modification times of local files: changes when they do."""
+    digest = hashlib.sha256()
+    for f in paths:
+        st = Path(f).stat()
+        digest.update(f"{Path(f).name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _local_parquet(name: str) -> bool:
@@ -286,7 +249,7 @@ def _raw_images(ds: Any) -> Any:
     return ds
 
 
-def _explain(exc: BaseException, cfg: SourceConfig) -> PipelineError:
+def _explain(exc: BaseException, cfg: HubConfig) -> PipelineError:
     """One line for what went wrong opening ``source.path`` and what to do about it."""
     import datasets
 

@@ -14,16 +14,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.config import SourceConfig
+from pipeline.config import NyuMatConfig
 from pipeline.errors import SampleError
 from pipeline.sample import Sample
+from pipeline.sources import Source
 
 
-class NyuMatSource:
+class NyuMatSource(Source):
     """Samples ``{split}/{index:06d}`` from the ``columns.image`` / ``columns.depth`` datasets
     (``images`` / ``depths``, or ``rawDepths`` for the unfilled sensor depth)."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: NyuMatConfig) -> None:
         if not cfg.path:
             raise ValueError("set source.path to nyu_depth_v2_labeled.mat")
         self.cfg = cfg

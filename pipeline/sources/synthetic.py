@@ -14,8 +14,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from pipeline.config import SourceConfig
+from pipeline.config import SyntheticConfig
 from pipeline.sample import Sample
+from pipeline.sources import Source
 
 NYU_FOCAL = 518.8  # pixels, for a 640-wide image
 BASELINE = 0.075  # metres between projector and camera
@@ -49,16 +50,20 @@ def _hit_plane(depth: np.ndarray, ids: np.ndarray, z: np.ndarray, ident: int) ->
     ids[closer] = ident
 
 
-class SyntheticSource:
+class SyntheticSource(Source):
     """Deterministic procedural scenes; ``len`` is ``num_samples`` (capped by ``limit``)."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: SyntheticConfig) -> None:
         if cfg.height < 16 or cfg.width < 16:
             raise ValueError("source.height and source.width must be at least 16")
         self.cfg = cfg
 
     def __len__(self) -> int:
         return self.cfg.num_samples
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.cfg.height, self.cfg.width
 
     def identity(self) -> dict[str, object]:
         c = self.cfg

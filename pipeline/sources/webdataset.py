@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.config import SourceConfig
+from pipeline.config import WebdatasetConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys
 
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
@@ -35,10 +36,10 @@ class _Entry:
     members: dict[str, tuple[int, int]]  # extension -> (data offset, size) in the tar
 
 
-class WebdatasetSource:
+class WebdatasetSource(Source):
     """Samples in tar order (tars sorted by name); the key is the stored key, sanitized."""
 
-    def __init__(self, cfg: SourceConfig) -> None:
+    def __init__(self, cfg: WebdatasetConfig) -> None:
         if not cfg.path:
             raise ValueError("set source.path to a .tar, a directory of tars or a glob")
         self.cfg = cfg

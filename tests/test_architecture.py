@@ -1,0 +1,152 @@
+"""The shape of the code: no import cycles, small modules, one schema per source kind,
+one layout per output format, typed records that round-trip, and a fence around each
+private API we rely on."""
+
+from __future__ import annotations
+
+import ast
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, make_cfg, run_cli
+
+from pipeline import pool
+from pipeline.config import SOURCE_SCHEMAS, to_config
+from pipeline.layouts import LAYOUTS
+from pipeline.records import DatasetInfo, ShardManifest
+from pipeline.runner import run
+
+PACKAGE = ROOT / "pipeline"
+MAX_LINES = 320
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the pipeline modules it imports (at module level or inside functions)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    deps.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("pipeline")}
+        graph[name] = {d for d in deps if d in modules and d != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :] + [dep]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert "pipeline.merge" not in _reachable(graph, "pipeline.publish")
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for dep in graph[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+def test_modules_are_small_or_say_why():
+    for path in PACKAGE.rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        assert lines <= MAX_LINES or "300 lines" in doc or "longer than" in doc.lower(), (
+            f"{path.relative_to(ROOT)} has {lines} lines and no reason in its docstring"
+        )
+
+
+def test_every_source_kind_and_output_format_has_its_yaml():
+    presets = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/source").glob("*")}
+    kinds = {p["kind"] for p in presets.values()}
+    assert kinds == set(SOURCE_SCHEMAS)
+    for name, preset in presets.items():
+        assert f"/schema/source/{preset['kind']}@_here_" in preset["defaults"], name
+    formats = {yaml.safe_load(p.read_text())["format"] for p in (ROOT / "conf/output").glob("*")}
+    assert formats == set(LAYOUTS)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["source=nyu_mat", "source.path=X", "source.num_samples=2"], "nyu_mat source"),
+        (["source.image_glob=*.png"], "synthetic source"),
+        (["source=folder", "source.path=X", "source.seed=3"], "folder source"),
+        (["source.kind=hub"], "source=hub"),
+        (["report.plots=[collage,foo]"], "report.plots: unknown picture"),
+    ],
+)
+def test_keys_the_chosen_source_lacks_are_refused_before_any_work(tmp_path, args, words):
+    out = tmp_path / "ds"
+    proc = run_cli(*args, f"output.dir={out}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_resolved_config_lists_only_the_chosen_sources_keys():
+    proc = run_cli("--cfg", "job")
+    source = yaml.safe_load(proc.stdout)["source"]
+    assert set(source) == {"kind", "split", "limit", "depth", "num_samples", "seed"} | {
+        "height",
+        "width",
+    }
+    proc = run_cli("source=kitti", "--cfg", "job")
+    assert "image_glob" in yaml.safe_load(proc.stdout)["source"]
+
+
+def test_records_round_trip_through_json(tmp_path):
+    out = tmp_path / "ds"
+    run(make_cfg(out, "source.num_samples=5", "output.shard_size=2", "runtime.workers=1"))
+    info_json = json.loads((out / "dataset_info.json").read_text())
+    info = DatasetInfo.from_json(info_json)
+    assert info.to_json() == info_json
+    assert info.counts.written == 5 and len(info.manifests(out)) == 3
+    for shard in info.shards:
+        raw = json.loads((out / "manifests" / f"{shard['name']}.json").read_text())
+        assert ShardManifest.from_json(raw).to_json() == raw
+    # the dataset's own config converts back to the typed Config it was made with
+    assert to_config(info.config).source.num_samples == 5
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_pool_worker_processes_fence():
+    """``pool.worker_processes`` reads concurrent.futures' private ``_processes``: this
+    fails if a Python release renames or changes it (then ``_stop_pool`` cannot kill)."""
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        assert list(executor.map(_square, range(4))) == [0, 1, 4, 9]
+        procs = pool.worker_processes(executor)
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        assert all(hasattr(p, "kill") for p in procs)
