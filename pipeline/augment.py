@@ -109,7 +109,11 @@ class Augmenter:
             depth = depth.astype(np.float32)
         meta = dict(sample.meta)
         meta["augment"] = {"index": index, "copy": copy, "params": params}
-        return Sample(sample.key, np.ascontiguousarray(image), np.ascontiguousarray(depth), meta)
+        # TODO(camera issue): track the camera through geometric transforms; until then it
+        # is known only when nothing moved the pixels.
+        camera = sample.camera if not self.transforms else None
+        image, depth = np.ascontiguousarray(image), np.ascontiguousarray(depth)
+        return Sample(sample.key, image, depth, meta, camera)
 
 
 def _seed_tree(transform: BasicTransform | BaseCompose, stream: np.random.SeedSequence) -> None:

@@ -10,13 +10,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Camera:
-    """Pinhole intrinsics in pixels of the sample's image (fx, fy focal lengths; cx, cy
-    principal point)."""
+    """Pinhole intrinsics in pixels of the sample's image: focal lengths fx, fy and the
+    principal point cx, cy, with pixel centres at integer coordinates (OpenCV's
+    convention: the centre of the top-left pixel is (0, 0), the image centre of a WxH
+    image is ((W-1)/2, (H-1)/2))."""
 
     fx: float
     fy: float
     cx: float
     cy: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
 
 
 @dataclass

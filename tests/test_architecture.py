@@ -14,10 +14,11 @@ import yaml
 from conftest import ROOT, make_cfg, run_cli
 
 from pipeline import pool
-from pipeline.config import SOURCE_SCHEMAS, to_config
+from pipeline.config import to_config
 from pipeline.layouts import LAYOUTS
 from pipeline.records import DatasetInfo, ShardManifest
 from pipeline.runner import run
+from pipeline.source_config import SOURCE_SCHEMAS
 
 PACKAGE = ROOT / "pipeline"
 MAX_LINES = 320
@@ -150,3 +151,25 @@ def test_pool_worker_processes_fence():
         procs = pool.worker_processes(executor)
         assert len(procs) == 2 and all(p.is_alive() for p in procs)
         assert all(hasattr(p, "kill") for p in procs)
+
+
+def test_sample_contract_carries_the_camera():
+    """Sources fill ``Sample.camera``: the synthetic renderer's own, or configured constants
+    (cx, cy default to the image centre, fy to fx)."""
+    from pipeline.source_config import FolderConfig, SyntheticConfig
+    from pipeline.sources import finalize, open_source
+
+    cfg = SyntheticConfig(height=48, width=64)
+    sample, _ = finalize(next(open_source(cfg).iter(0, 1)), cfg)
+    assert sample.camera is not None
+    assert (sample.camera.cx, sample.camera.cy) == (31.5, 23.5)
+    assert sample.camera.fx == pytest.approx(518.8 * 64 / 640)
+    folder = FolderConfig(path="x")
+    assert folder.fixed_camera(48, 64) is None
+    folder.camera.fx = 100.0
+    assert folder.fixed_camera(48, 64).to_json() == {
+        "fx": 100.0,
+        "fy": 100.0,
+        "cx": 31.5,
+        "cy": 23.5,
+    }

@@ -6,8 +6,8 @@ over the opened one, again in every worker: opening must be cheap and must not l
 data. ``finalize`` applies the shared sample contract to whatever a source read: uint8
 RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted).
 
-A new source = one module here + a schema in ``pipeline/config.py`` (with ``impl``) +
-``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
+A new source = one module here + a schema in ``pipeline/source_config.py`` (with
+``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from pipeline.config import SourceConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.records import InvalidPixels
 from pipeline.sample import Sample
+from pipeline.source_config import SourceConfig
 
 
 class Source:
@@ -109,7 +109,6 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         negative=int(np.count_nonzero(negative)),
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
-    out = Sample(
-        key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta, sample.camera
-    )
+    camera = sample.camera or cfg.fixed_camera(*depth.shape)
+    out = Sample(key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta, camera)
     return out, counts

@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from pipeline.config import FolderConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.source_config import FolderConfig
 from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, make_key, read_file, unique_keys
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import HubConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.source_config import HubConfig
 from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, to_array
 from pipeline.sources.parquet import ParquetRows

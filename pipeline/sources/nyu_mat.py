@@ -14,9 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.config import NyuMatConfig
 from pipeline.errors import SampleError
 from pipeline.sample import Sample
+from pipeline.source_config import NyuMatConfig
 from pipeline.sources import Source
 
 

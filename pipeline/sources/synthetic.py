@@ -14,8 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from pipeline.config import SyntheticConfig
-from pipeline.sample import Sample
+from pipeline.sample import Camera, Sample
+from pipeline.source_config import SyntheticConfig
 from pipeline.sources import Source
 
 NYU_FOCAL = 518.8  # pixels, for a 640-wide image
@@ -33,6 +33,12 @@ def _rays(height: int, width: int) -> tuple[np.ndarray, np.ndarray, float]:
     rx.setflags(write=False)
     ry.setflags(write=False)
     return rx, ry, f
+
+
+def camera(height: int, width: int) -> Camera:
+    """The renderer's pinhole camera: the rays of ``_rays`` go through pixel centres."""
+    f = NYU_FOCAL * width / 640.0
+    return Camera(f, f, (width - 1) / 2, (height - 1) / 2)
 
 
 @lru_cache(maxsize=4)
@@ -80,9 +86,11 @@ class SyntheticSource(Source):
             yield self.read(index)
 
     def read(self, index: int) -> Sample:
-        image, depth = render(self.cfg.height, self.cfg.width, self.cfg.seed, index)
+        height, width = self.cfg.height, self.cfg.width
+        image, depth = render(height, width, self.cfg.seed, index)
         key = f"{self.cfg.split}/{index:06d}"
-        return Sample(key, image, depth, {"source": {"kind": "synthetic", "index": index}})
+        meta = {"source": {"kind": "synthetic", "index": index}}
+        return Sample(key, image, depth, meta, camera(height, width))
 
 
 def render(height: int, width: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:

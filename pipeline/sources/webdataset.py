@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.config import WebdatasetConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.source_config import WebdatasetConfig
 from pipeline.sources import Source
 from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys
 

@@ -1,0 +1,157 @@
+"""One structured-config schema per source kind, registered as ``/schema/source/<kind>``.
+
+Each schema names its implementation (``impl``, a class in ``pipeline/sources``), so a
+new source = its module + one schema here (added to ``SOURCE_SCHEMAS``) + a YAML preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from pipeline.sample import Camera
+
+
+@dataclass
+class Columns:
+    """Which source fields hold the image, the depth map and an optional validity mask.
+
+    hub: column names. webdataset: member extensions, alternatives separated by ``|``
+    (the first one present wins). nyu_mat: HDF5 dataset names. Mask: nonzero = valid.
+    """
+
+    image: str = "image"
+    depth: str = "depth_map"
+    mask: str | None = None
+
+
+@dataclass
+class DepthRange:
+    """Valid depth range in metres; values outside become 0 (invalid)."""
+
+    min: float = 0.0
+    max: float | None = None
+
+
+@dataclass
+class CameraConfig:
+    """Intrinsics in pixels for sources whose data carries none (null = unknown); cx, cy
+    default to the image centre ((W-1)/2, (H-1)/2), fy to fx."""
+
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+
+
+@dataclass
+class SourceConfig:
+    """What every source kind shares. ``impl`` names the class in ``pipeline/sources``."""
+
+    impl: ClassVar[str] = ""
+    kind: str = MISSING
+    split: str = "train"
+    limit: int | None = None
+    depth: DepthRange = field(default_factory=DepthRange)
+
+    @property
+    def scale(self) -> float:
+        """Raw depth value x scale = metres."""
+        return 1.0
+
+    def fixed_camera(self, height: int, width: int) -> Camera | None:
+        """The configured camera for a ``height`` x ``width`` image, if any."""
+        return None
+
+
+@dataclass
+class SyntheticConfig(SourceConfig):
+    """Built-in procedural rooms: ``num_samples`` scenes of ``height`` x ``width``."""
+
+    impl: ClassVar[str] = "pipeline.sources.synthetic:SyntheticSource"
+    kind: str = "synthetic"
+    num_samples: int = 64
+    seed: int = 0
+    height: int = 480
+    width: int = 640
+
+
+@dataclass
+class FileSourceConfig(SourceConfig):
+    """Sources read from ``path`` (a file, a directory, a glob or a hub repo id)."""
+
+    path: str = MISSING
+    depth_scale: float = 1.0  # raw depth value x depth_scale = metres (0.001 mm, 1/256 KITTI)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+    @property
+    def scale(self) -> float:
+        return self.depth_scale
+
+    def fixed_camera(self, height: int, width: int) -> Camera | None:
+        c = self.camera
+        if c.fx is None:
+            return None
+        cx = c.cx if c.cx is not None else (width - 1) / 2
+        cy = c.cy if c.cy is not None else (height - 1) / 2
+        return Camera(c.fx, c.fy if c.fy is not None else c.fx, cx, cy)
+
+
+@dataclass
+class HubConfig(FileSourceConfig):
+    """Hugging Face ``datasets``: a repo id, local parquet, ``data_files`` or save_to_disk."""
+
+    impl: ClassVar[str] = "pipeline.sources.hub:HubSource"
+    kind: str = "hub"
+    name: str | None = None  # config name
+    revision: str | None = None  # branch, tag or commit (pin a commit)
+    streaming: bool = False
+    data_files: Any | None = None
+    cache_dir: str | None = None  # non-streaming Arrow cache (default: HF_DATASETS_CACHE)
+    columns: Columns = field(default_factory=Columns)
+
+
+@dataclass
+class WebdatasetConfig(FileSourceConfig):
+    """Webdataset tars: ``columns`` are member extensions, alternatives split by ``|``."""
+
+    impl: ClassVar[str] = "pipeline.sources.webdataset:WebdatasetSource"
+    kind: str = "webdataset"
+    columns: Columns = field(
+        default_factory=lambda: Columns(
+            "png|jpg|jpeg", "depth.tiff|depth.tif|depth.png|depth.npy", None
+        )
+    )
+
+
+@dataclass
+class FolderConfig(FileSourceConfig):
+    """Image / depth file pairs. ``image_glob`` under ``path``; ``depth_path`` and
+    ``mask_path`` are templates with {rel} (path without extension), {dir}, {stem},
+    {name}, {ext} of the image relative to ``path`` and the named groups of
+    ``image_regex`` (a group ``key`` becomes the sample key, default {rel})."""
+
+    impl: ClassVar[str] = "pipeline.sources.folder:FolderSource"
+    kind: str = "folder"
+    image_glob: str = "**/*.png"
+    image_regex: str | None = None
+    depth_path: str = "{rel}.depth.tiff"
+    mask_path: str | None = None
+    unpaired: str = "error"  # image without depth file: error (a sample error) | drop
+
+
+@dataclass
+class NyuMatConfig(FileSourceConfig):
+    """The official NYU Depth v2 labeled ``.mat``; ``columns`` are HDF5 dataset names."""
+
+    impl: ClassVar[str] = "pipeline.sources.nyu_mat:NyuMatSource"
+    kind: str = "nyu_mat"
+    columns: Columns = field(default_factory=lambda: Columns("images", "depths", None))
+
+
+SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
+    cls().kind: cls
+    for cls in (SyntheticConfig, HubConfig, WebdatasetConfig, FolderConfig, NyuMatConfig)
+}
