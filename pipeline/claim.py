@@ -286,6 +286,8 @@ def remove_dataset(root: Path, chash: str, own_shards: Iterable[str], prefixes: 
             and any(p.fullmatch(path.name) for p in patterns)
         ):
             path.unlink()
+    for rel in sorted({f for x in layouts for f in x.extra_files()}):
+        (root / rel).unlink(missing_ok=True)
     (root / INFO_FILE).unlink(missing_ok=True)
     if card_is_ours(root):
         (root / CARD).unlink()

@@ -22,9 +22,11 @@ def publish(
     info: DatasetInfo,
     started: float | None = None,
 ) -> None:
-    """Card, report, then ``dataset_info.json``; ``started`` (perf_counter) sets total_s."""
+    """The layout's extra files, the card, the report, then ``dataset_info.json``;
+    ``started`` (perf_counter) sets total_s."""
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     try:
+        layout.write_extra(manifests, info)
         write_card(root, cfg, layout, info)
         fault_point("report")
         if cfg.report.enabled:

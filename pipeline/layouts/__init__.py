@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipeline.records import ShardManifest
+from pipeline.records import DatasetInfo, ShardManifest
 from pipeline.writers import ShardWriter
 
 LAYOUTS = {
@@ -46,6 +46,14 @@ class Layout:
         """Names of the shard files (top level of ``root``) this format writes: removed on
         overwrite even when no manifest lists them."""
         return None
+
+    def extra_files(self) -> list[str]:
+        """Files (relative to ``root``) the layout writes when the dataset is published,
+        e.g. trainer file lists: owned by the tool like the card."""
+        return []
+
+    def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
+        """Write ``extra_files`` (each atomically) at publish time, before the card."""
 
     def describe(self) -> str:
         """The dataset card's paragraph on the layout (Markdown)."""
