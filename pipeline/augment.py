@@ -1,11 +1,17 @@
 """Build the albumentations pipeline from ``augment.transforms`` and seed it per sample.
 
 Depth always travels as the ``mask`` target: geometric transforms move it with nearest
-interpolation and fill 0 (invalid); photometric transforms never touch it.
+interpolation and fill 0 (invalid); photometric transforms never touch it. The camera
+follows every geometric step (``pipeline.geometry``); ``augment.camera=strict`` refuses
+what a pinhole camera cannot carry exactly.
 
 Seeding: albumentations' ``Compose.set_random_seed(s)`` hands the same seed to every
 child, which correlates their draws. Here each transform gets its own stream spawned
 from ``SeedSequence([seed, sample_index, copy])``.
+
+Order: the mapping's order, except that a spec may say ``before: <name>`` or
+``after: <name>`` (``+augment.transforms.rot.before=crop``), since a transform added from
+the command line otherwise lands last.
 """
 
 from __future__ import annotations
@@ -22,13 +28,52 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from albumentations.core.composition import BaseCompose  # noqa: E402
-from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
+from albumentations.core.transforms_interface import BasicTransform, DualTransform  # noqa: E402
 
 from pipeline.config import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.sample import Sample  # noqa: E402
+from pipeline.geometry import (  # noqa: E402
+    RESIZING,
+    Track,
+    axis_scales,
+    non_uniform,
+    strict_refusal,
+)
+from pipeline.sample import Camera, Sample  # noqa: E402
 
 TransformSpec = Mapping[str, Any]
+CAMERA_MODES = ("track", "strict")
+PLACEMENT = ("before", "after")
+
+
+def ordered(transforms: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The enabled transforms in application order, placement keys removed: mapping order,
+    then each spec with ``before``/``after`` (in mapping order) moved next to its anchor."""
+    specs = {name: spec for name, spec in transforms.items() if spec is not None}
+    order = list(specs)
+    for name, spec in specs.items():
+        if not isinstance(spec, Mapping):
+            continue
+        placed = [(k, spec[k]) for k in PLACEMENT if spec.get(k) is not None]
+        if not placed:
+            continue
+        if len(placed) > 1:
+            raise PipelineError(f"augment.transforms.{name}: give before or after, not both")
+        key, anchor = placed[0]
+        if anchor == name or anchor not in specs:
+            what = "is disabled" if anchor in transforms else "is not a transform"
+            raise PipelineError(
+                f"augment.transforms.{name}.{key}={anchor}: {anchor} {what}; place it "
+                f"{key} one of: {', '.join(n for n in specs if n != name)}"
+            )
+        order.remove(name)
+        order.insert(order.index(anchor) + (key == "after"), name)
+    return [
+        (n, {k: v for k, v in specs[n].items() if k not in PLACEMENT})
+        if isinstance(specs[n], Mapping)
+        else (n, specs[n])
+        for n in order
+    ]
 
 
 def _resolve(name: str, target: str) -> type:
@@ -78,28 +123,59 @@ def _instantiate(name: str, spec: TransformSpec) -> BasicTransform:
 
 
 class Augmenter:
-    """The configured transforms, applied to one sample and copy at a time."""
+    """The configured transforms, applied to one sample and copy at a time.
+
+    Every geometric step is recorded as it happens (each leaf transform's
+    ``apply_with_params`` is wrapped) into a ``Track``, in the order albumentations really
+    applies them (nested composes, random order included); the camera, the homography and
+    the transforms of ``pipeline.transforms`` that need the current camera read it."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
+        if cfg.camera not in CAMERA_MODES:
+            raise PipelineError(
+                f"augment.camera must be one of {', '.join(CAMERA_MODES)} (got {cfg.camera!r})"
+            )
         self.seed = cfg.seed
+        self.strict = cfg.camera == "strict"
         self.names: list[str] = []
         transforms = []
-        for name, spec in cfg.transforms.items():
-            if spec is None:  # `augment.transforms.hsv=null` disables a transform
-                continue
+        for name, spec in ordered(cfg.transforms):
+            why = strict_refusal(name, spec) if self.strict and isinstance(spec, Mapping) else None
+            if why:
+                raise PipelineError(f"augment.camera=strict: {why}")
             transforms.append(_instantiate(name, spec))
             self.names.append(name)
         self.transforms = transforms
+        self.track = Track()
+        leaves = [(name, leaf) for name, t in zip(self.names, transforms) for leaf in _leaves(t)]
+        self.wants_camera = any("camera" in leaf.targets_as_params for _, leaf in leaves)
+        self.writes_mask = any(getattr(leaf, "writes_mask", False) for _, leaf in leaves)
         self.compose = A.Compose(
-            transforms, p=1.0, strict=True, mask_interpolation=cv2.INTER_NEAREST
+            transforms,
+            p=1.0,
+            strict=True,
+            mask_interpolation=cv2.INTER_NEAREST,
+            additional_targets={"valid": "mask"} if self.writes_mask else None,
         )
+        for name, leaf in leaves:
+            if isinstance(leaf, DualTransform):
+                _record_steps(leaf, name, self.track)
+            if isinstance(leaf, RESIZING):  # cv2.resize: centre-aligned nearest for depth
+                leaf.mask_interpolation = cv2.INTER_NEAREST_EXACT
 
     def __call__(self, sample: Sample, index: int, copy: int) -> Sample:
         """Return the augmented copy ``copy`` of input sample number ``index``."""
         streams = np.random.SeedSequence([self.seed, index, copy]).spawn(len(self.transforms))
         for transform, stream in zip(self.transforms, streams):
             _seed_tree(transform, stream)
-        out = self.compose(image=sample.image, mask=sample.depth)
+        height, width = sample.image.shape[:2]
+        self.track.reset(sample.camera, (height, width))
+        data: dict[str, Any] = {"image": sample.image, "mask": sample.depth}
+        if self.wants_camera:
+            data["camera"] = self.track
+        if self.writes_mask:
+            data["valid"] = np.full((height, width), 255, dtype=np.uint8)
+        out = self.compose(**data)
         params = {
             name: _jsonable(t.params) if t.params else None
             for name, t in zip(self.names, self.transforms)
@@ -109,11 +185,54 @@ class Augmenter:
             depth = depth.astype(np.float32)
         meta = dict(sample.meta)
         meta["augment"] = {"index": index, "copy": copy, "params": params}
-        # TODO(camera issue): track the camera through geometric transforms; until then it
-        # is known only when nothing moved the pixels.
-        camera = sample.camera if not self.transforms else None
+        camera = self.track.current()
+        if self.strict:
+            self._check_strict(camera)
+        mask = np.ascontiguousarray(out["valid"]) if self.writes_mask else None
         image, depth = np.ascontiguousarray(image), np.ascontiguousarray(depth)
-        return Sample(sample.key, image, depth, meta, camera)
+        homography = self.track.homography if self.transforms else None
+        return Sample(sample.key, image, depth, meta, camera, homography, mask)
+
+    def _check_strict(self, camera: Camera | None) -> None:
+        """augment.camera=strict: a sample whose geometry a pinhole camera cannot carry
+        exactly is an error (a ValueError: the worker reports it for this sample)."""
+        track = self.track
+        if track.lost:
+            raise ValueError(
+                f"augment.camera=strict: the geometry of {', '.join(track.lost)} cannot be "
+                f"tracked (no keypoint support); remove it or use augment.camera=track"
+            )
+        if not track.exact or (camera is not None and camera.approximate):
+            raise ValueError(
+                "augment.camera=strict: the pixels went through a rotation or warp that no "
+                "pinhole camera expresses exactly; use augment.camera=track to record it"
+            )
+        if non_uniform(track.matrix):
+            sx, sy = axis_scales(track.matrix)
+            raise ValueError(
+                f"augment.camera=strict: the image was rescaled non-uniformly (x {sx:.3f}, "
+                f"y {sy:.3f}), so metric depth no longer fits one focal length; keep the "
+                f"aspect, or use augment.camera=track (fx and fy are then tracked apart)"
+            )
+
+
+def _leaves(transform: BasicTransform | BaseCompose) -> list[BasicTransform]:
+    if isinstance(transform, BaseCompose):
+        return [leaf for child in transform.transforms for leaf in _leaves(child)]
+    return [transform]
+
+
+def _record_steps(leaf: DualTransform, name: str, track: Track) -> None:
+    """Wrap this instance's ``apply_with_params`` so every application is composed into
+    ``track`` with the parameters it used and the size it produced."""
+    original = leaf.apply_with_params
+
+    def apply_with_params(params: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        out = original(params, *args, **kwargs)
+        track.step(name, leaf, params, out["image"].shape[:2])
+        return out
+
+    leaf.apply_with_params = apply_with_params  # type: ignore[method-assign]
 
 
 def _seed_tree(transform: BasicTransform | BaseCompose, stream: np.random.SeedSequence) -> None:
@@ -144,13 +263,23 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int, int]:
-    """Check fixed-size crops against the input size before the run; return the output size."""
-    for name, spec in cfg.transforms.items():
+def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int, int] | None:
+    """Check fixed-size crops against the input size before the run; return the output size
+    (None once a transform makes it unknown, e.g. a random scale: later crops are then
+    checked per sample)."""
+    for name, spec in ordered(cfg.transforms):
         if not isinstance(spec, Mapping):
             continue
-        target = str(spec.get("_target_", "")).rpartition(".")[2]
-        if target in {"RandomCrop", "CenterCrop", "Crop"} and "height" in spec:
+        path = str(spec.get("_target_", ""))
+        target = path.rpartition(".")[2]
+        if path.startswith("pipeline.transforms.") and target == "KBCrop":
+            from pipeline.transforms import KBCrop
+
+            try:
+                height, width = KBCrop.planned_size(spec, height, width)
+            except ValueError as exc:
+                raise PipelineError(f"augment.transforms.{name}: {exc}") from None
+        elif target in {"RandomCrop", "CenterCrop", "Crop"} and "height" in spec:
             h, w = int(spec["height"]), int(spec["width"])
             if (h > height or w > width) and not spec.get("pad_if_needed", False):
                 raise PipelineError(
@@ -163,4 +292,24 @@ def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int,
             size = spec.get("size") or (spec.get("height"), spec.get("width"))
             if size and None not in size:
                 height, width = int(size[0]), int(size[1])
+        elif target in SIZE_CHANGING or spec.get("fit_output") or spec.get("crop_border"):
+            return None
     return height, width
+
+
+# Transforms after which the output size is not known before the run.
+SIZE_CHANGING = frozenset(
+    {
+        "RandomScale",
+        "CanonicalCamera",
+        "LongestMaxSize",
+        "SmallestMaxSize",
+        "PadIfNeeded",
+        "Pad",
+        "CropAndPad",
+        "RandomRotate90",
+        "Transpose",
+        "D4",
+        "SquareSymmetry",
+    }
+)

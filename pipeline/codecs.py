@@ -19,7 +19,7 @@ import numpy as np
 import tifffile
 
 from pipeline.config import DepthCodec, ImageCodec, OutputConfig
-from pipeline.sample import Sample
+from pipeline.sample import Sample, camera_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
@@ -82,12 +82,17 @@ def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
 
 
 def encode_sample(sample: Sample, key: str, cfg: OutputConfig) -> dict[str, bytes]:
-    """The members of one written sample, keyed by extension."""
-    return {
+    """The members of one written sample, keyed by extension (``mask.png`` when the
+    augmentation wrote a validity mask, e.g. an evaluation region)."""
+    camera = camera_json(sample.camera, sample.homography)
+    fields = {
         "png": encode_png(sample.image, cfg.image),
         "depth.tiff": encode_tiff(sample.depth, cfg.depth),
-        "json": encode_json({"key": key, **sample.meta}),
+        "json": encode_json({"key": key, **sample.meta, "camera": camera}),
     }
+    if sample.mask is not None:
+        fields["mask.png"] = encode_png(sample.mask, cfg.image)
+    return fields
 
 
 def encodings(cfg: OutputConfig) -> dict[str, Any]:

@@ -23,10 +23,13 @@ from pipeline.source_config import SOURCE_SCHEMAS, SourceConfig
 
 @dataclass
 class AugmentConfig:
-    """Ordered mapping name -> albumentations spec; depth is always the ``mask`` target."""
+    """Ordered mapping name -> albumentations spec; depth is always the ``mask`` target.
+    ``camera``: track (the camera follows every transform; what a pinhole K cannot express
+    is marked approximate, with the homography) | strict (such transforms are refused)."""
 
     seed: int = 0
     copies: int = 1
+    camera: str = "track"
     transforms: dict[str, Any] = field(default_factory=dict)
 
 

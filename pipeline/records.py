@@ -76,7 +76,8 @@ class StageTimes(_Tally):
 
 @dataclass
 class SampleRecord(_Plain):
-    """One written sample: its key, input index, copy, shape, invalid fraction, params."""
+    """One written sample: its key, input index, copy, shape, invalid fraction, params and
+    camera (the ``camera`` object of its ``.json``; None in manifests written before it)."""
 
     key: str
     index: int
@@ -84,6 +85,7 @@ class SampleRecord(_Plain):
     shape: list[int]
     invalid_fraction: float
     params: dict[str, Any]
+    camera: dict[str, Any] | None = None
 
 
 @dataclass

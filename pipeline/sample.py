@@ -7,21 +7,44 @@ from typing import Any
 
 import numpy as np
 
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class Camera:
     """Pinhole intrinsics in pixels of the sample's image: focal lengths fx, fy and the
     principal point cx, cy, with pixel centres at integer coordinates (OpenCV's
     convention: the centre of the top-left pixel is (0, 0), the image centre of a WxH
-    image is ((W-1)/2, (H-1)/2))."""
+    image is ((W-1)/2, (H-1)/2)).
+
+    ``approximate`` is True when the pixels went through a map a pinhole camera cannot
+    express exactly (a rotation with fx != fy, a shear, a perspective warp, a distortion):
+    fx, fy, cx, cy are then the best pinhole fit and the sample's homography says what
+    really happened."""
 
     fx: float
     fy: float
     cx: float
     cy: float
+    approximate: bool = False
 
     def to_json(self) -> dict[str, float]:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
+
+
+def camera_json(camera: Camera | None, homography: tuple[float, ...] | None) -> dict[str, Any]:
+    """The ``camera`` object written with every sample: the same keys whatever is known
+    (Arrow infers a column's type from the first rows, so a key that is null in some
+    samples and a list in others breaks ``datasets.load_dataset``). ``homography`` maps
+    source pixel coordinates to written ones (3x3 row-major, identity when no geometric
+    transform applied) and is always 9 floats."""
+    known = camera.to_json() if camera is not None else dict.fromkeys(("fx", "fy", "cx", "cy"))
+    approximate = camera.approximate if camera is not None else False
+    return {
+        **known,
+        "approximate": approximate,
+        "homography": [float(v) for v in (homography or IDENTITY)],
+    }
 
 
 @dataclass
@@ -30,7 +53,10 @@ class Sample:
 
     ``image`` is uint8 HxWx3 RGB, ``depth`` float32 HxW in metres with 0 = invalid,
     ``key`` is stable and unique (derived from the source), ``meta`` is JSON-able,
-    ``camera`` the intrinsics of ``image`` (None when unknown).
+    ``camera`` the intrinsics of ``image`` (None when unknown). After augmentation,
+    ``homography`` maps source pixels to this image's pixels (None = nothing moved) and
+    ``mask`` is an optional uint8 validity mask (nonzero = valid, e.g. an evaluation
+    region) written next to the depth.
     """
 
     key: str
@@ -38,3 +64,5 @@ class Sample:
     depth: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     camera: Camera | None = None
+    homography: tuple[float, ...] | None = None
+    mask: np.ndarray | None = None

@@ -16,15 +16,20 @@ from pipeline.sample import Camera
 
 @dataclass
 class Columns:
-    """Which source fields hold the image, the depth map and an optional validity mask.
+    """Which source fields hold the image, the depth map, an optional validity mask and an
+    optional camera.
 
     hub: column names. webdataset: member extensions, alternatives separated by ``|``
     (the first one present wins). nyu_mat: HDF5 dataset names. Mask: nonzero = valid.
+    Camera (hub, webdataset): a field holding {fx, fy, cx, cy} (or this tool's ``camera``
+    object, Metric3D's ``cam_in``), [fx, fy, cx, cy], a 3x3 K, a 3x4 P or one focal
+    length; hub also takes comma-separated columns "fx,fy,cx,cy" (or "fx,fy", "focal").
     """
 
     image: str = "image"
     depth: str = "depth_map"
     mask: str | None = None
+    camera: str | None = None
 
 
 @dataclass
@@ -121,7 +126,7 @@ class WebdatasetConfig(FileSourceConfig):
     kind: str = "webdataset"
     columns: Columns = field(
         default_factory=lambda: Columns(
-            "png|jpg|jpeg", "depth.tiff|depth.tif|depth.png|depth.npy", None
+            "png|jpg|jpeg", "depth.tiff|depth.tif|depth.png|depth.npy", None, "json"
         )
     )
 
@@ -140,6 +145,11 @@ class FolderConfig(FileSourceConfig):
     depth_path: str = "{rel}.depth.tiff"
     mask_path: str | None = None
     unpaired: str = "error"  # image without depth file: error (a sample error) | drop
+    # A file holding the image's camera (template like depth_path): a .json object, or a
+    # text calibration ("NAME: numbers" lines, e.g. KITTI calib_cam_to_cam.txt) whose line
+    # ``camera_entry`` (a template too, e.g. P_rect_{camid}) is a 3x4 P or a 3x3 K.
+    camera_path: str | None = None
+    camera_entry: str | None = None
 
 
 @dataclass

@@ -36,7 +36,7 @@ from pipeline.records import (
     Skip,
     StageTimes,
 )
-from pipeline.sample import Sample
+from pipeline.sample import Sample, camera_json
 from pipeline.sources import Source, finalize, open_source
 from pipeline.writers import ShardWriter, atomic_write, write_error
 
@@ -161,7 +161,9 @@ class ShardProcessor:
         timings.encode += t3 - t2
         timings.write += t4 - t3
         params = out.meta["augment"]["params"]
-        manifest.samples.append(SampleRecord(key, index, copy, list(out.depth.shape), frac, params))
+        camera = camera_json(out.camera, out.homography)
+        record = SampleRecord(key, index, copy, list(out.depth.shape), frac, params, camera)
+        manifest.samples.append(record)
         self._advance(1)
 
     def _advance(self, n: int) -> None:

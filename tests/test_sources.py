@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 from conftest import make_cfg, read_tar, run_cli, shard_bytes
+from kitti_calib import write_calib
 from PIL import Image
 
 from pipeline.errors import PipelineError, SampleError
@@ -403,8 +404,10 @@ def test_webdataset_missing_member_and_corrupt_png(tmp_path, rng):
 
 
 def _kitti(root: Path, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Raw frames for two drives; ground truth (uint16 PNG, m x 256, 0 = none) for some."""
+    """Raw frames for two drives; ground truth (uint16 PNG, m x 256, 0 = none) for some;
+    the day's camera calibration."""
     truth: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    write_calib(root, "2011_09_26")
     for drive in ("2011_09_26_drive_0002_sync", "2011_09_26_drive_0001_sync"):
         for cam in ("image_02", "image_03"):
             raw = root / "2011_09_26" / drive / cam / "data"

@@ -13,7 +13,7 @@ from pipeline.layouts import Layout
 from pipeline.records import ShardManifest
 from pipeline.writers import atomic_write
 
-SUBDIRS = {"png": "image", "depth.tiff": "depth", "json": "meta"}
+SUBDIRS = {"png": "image", "depth.tiff": "depth", "json": "meta", "mask.png": "mask"}
 
 
 def member_path(key: str, ext: str) -> str:

@@ -95,7 +95,8 @@ class WebdatasetLayout(Layout):
         return (
             f"Webdataset tar shards `{self.prefix}-NNNNNN.tar`; each sample has members "
             f"`{{key}}.png` (RGB uint8), `{{key}}.depth.tiff` (float32 metres, 0 = invalid) "
-            f"and `{{key}}.json` (source and applied augmentation parameters)."
+            f"and `{{key}}.json` (source, applied augmentation parameters and the camera: "
+            f"fx, fy, cx, cy in pixels, approximate, homography)."
         )
 
     def card_header(self, split: str) -> str:

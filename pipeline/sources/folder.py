@@ -2,8 +2,10 @@
 
 Images are ``source.image_glob`` under ``source.path`` in sorted (deterministic) order;
 ``source.depth_path`` (and ``source.mask_path``) are templates giving each image's depth
-(and validity mask) file, filled from the image's relative path and the named groups of
-``source.image_regex``. Depth files: float TIFF, 16-bit PNG (x ``depth_scale``) or .npy.
+(and validity mask, and camera) file, filled from the image's relative path and the named
+groups of ``source.image_regex``. Depth files: float TIFF, 16-bit PNG (x ``depth_scale``)
+or .npy. Camera files: ``.json`` or a text calibration (KITTI's per-date
+``calib_cam_to_cam.txt``, line ``source.camera_entry``), read once per file.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Sample
+from pipeline.sample import Camera, Sample
 from pipeline.source_config import FolderConfig
 from pipeline.sources import Source
+from pipeline.sources.cameras import camera_file
 from pipeline.sources.files import apply_mask, make_key, read_file, unique_keys
+
+# key, image, depth, mask, camera file, camera entry (paths relative to source.path)
+Item = tuple[str, str, str, str | None, str | None, str | None]
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -46,7 +52,8 @@ class FolderSource(Source):
             for p in self.root.glob(cfg.image_glob)
             if p.suffix.lower() in IMAGE_EXTS and p.is_file()
         )
-        self.items: list[tuple[str, str, str | None, str | None]] = []
+        self.items: list[Item] = []
+        self.cameras: dict[tuple[str, str | None, int, int], Camera | None] = {}
         self.dropped = 0
         for rel in images:
             fields = self._fields(rel)
@@ -57,7 +64,15 @@ class FolderSource(Source):
             if cfg.unpaired == "drop" and not (self.root / depth).is_file():
                 self.dropped += 1
                 continue
-            self.items.append((make_key(fields["key"]), rel, depth, mask))
+            cam = (
+                self._fill(cfg.camera_path, fields, "source.camera_path")
+                if cfg.camera_path
+                else None
+            )
+            entry = cfg.camera_entry
+            if cam is not None and entry is not None:
+                entry = self._fill(entry, fields, "source.camera_entry")
+            self.items.append((make_key(fields["key"]), rel, depth, mask, cam, entry))
         unique_keys([item[0] for item in self.items], f"source.path={cfg.path}")
 
     def _fields(self, rel: str) -> dict[str, str] | None:
@@ -104,8 +119,9 @@ class FolderSource(Source):
 
     def identity(self) -> dict[str, object]:
         listing = hashlib.sha256()
-        for key, image, depth, mask in self.items:
-            listing.update(f"{key}\0{image}\0{depth}\0{mask}\n".encode())
+        for key, image, depth, mask, cam, entry in self.items:
+            camera = f"\0{cam}\0{entry}" if cam is not None else ""
+            listing.update(f"{key}\0{image}\0{depth}\0{mask}{camera}\n".encode())
         c = self.cfg
         return {
             "kind": "folder",
@@ -114,19 +130,22 @@ class FolderSource(Source):
             "image_regex": c.image_regex,
             "depth_path": c.depth_path,
             "mask_path": c.mask_path,
+            "camera_path": c.camera_path,
+            "camera_entry": c.camera_entry,
             "num_samples": len(self.items),
             "dropped_without_depth": self.dropped,
             "file_list_sha256": listing.hexdigest(),
         }
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
-        for key, rel, depth_rel, mask_rel in self.items[start:stop]:
+        for item in self.items[start:stop]:
             try:
-                yield self._read(key, rel, depth_rel, mask_rel)
+                yield self._read(item)
             except SampleError as err:
                 yield err
 
-    def _read(self, key: str, rel: str, depth_rel: str, mask_rel: str | None) -> Sample:
+    def _read(self, item: Item) -> Sample:
+        key, rel, depth_rel, mask_rel, camera_rel, entry = item
         image_file, depth_file = self.root / rel, self.root / depth_rel
         image = read_file(image_file, key)
         depth = read_file(depth_file, key)
@@ -137,4 +156,24 @@ class FolderSource(Source):
         if mask_rel is not None:
             depth = apply_mask(depth, read_file(self.root / mask_rel, key), key, mask_rel)
         meta = {"kind": "folder", "image": rel, "depth": depth_rel, "location": str(image_file)}
-        return Sample(key, image, depth, {"source": meta})
+        camera = None
+        if camera_rel is not None:
+            camera = self._camera(key, camera_rel, entry, image.shape[0], image.shape[1])
+        return Sample(key, image, depth, {"source": meta}, camera)
+
+    def _camera(
+        self, key: str, rel: str, entry: str | None, height: int, width: int
+    ) -> Camera | None:
+        """The camera in file ``rel`` (cached: KITTI has one calibration per date)."""
+        cache_key = (rel, entry, height, width)
+        if cache_key not in self.cameras:
+            path = self.root / rel
+            try:
+                self.cameras[cache_key] = camera_file(path, entry, height, width)
+            except OSError as exc:
+                raise SampleError(
+                    key, f"cannot read camera file {path} ({exc.strerror or exc})"
+                ) from None
+            except ValueError as exc:
+                raise SampleError(key, f"camera file {path}: {exc}") from None
+        return self.cameras[cache_key]

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Sample
+from pipeline.sample import Camera, Sample
 from pipeline.source_config import HubConfig
 from pipeline.sources import Source
+from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
 from pipeline.sources.parquet import ParquetRows
 
@@ -61,7 +62,16 @@ class HubSource(Source):
             raise
         except Exception as exc:  # datasets and huggingface_hub raise many types
             raise _explain(exc, cfg) from None
-        self.columns = [c for c in (cfg.columns.image, cfg.columns.depth, cfg.columns.mask) if c]
+        self.camera_columns = [
+            c.strip() for c in (cfg.columns.camera or "").split(",") if c.strip()
+        ]
+        if len(self.camera_columns) not in (0, 1, 2, 4):
+            raise PipelineError(
+                f"source.columns.camera={cfg.columns.camera!r}: give one column (an object, a "
+                f"list or a focal length), or fx,fy or fx,fy,cx,cy"
+            )
+        named = (cfg.columns.image, cfg.columns.depth, cfg.columns.mask, *self.camera_columns)
+        self.columns = list(dict.fromkeys(c for c in named if c))
         # None when a stream does not declare its features
         available = self.parquet.column_names if self.parquet else self.ds.column_names
         if available is not None:
@@ -212,10 +222,31 @@ class HubSource(Source):
             if c.columns.mask:
                 mask = to_array(row[c.columns.mask], key, f"{where}.{c.columns.mask}")
                 depth = apply_mask(depth, mask, key, f"{where}.{c.columns.mask}")
+            camera = self._camera(row, image.shape[:2], key, where)
         except SampleError as err:
             return err
         meta = {"kind": "hub", "row": index, "location": where}
-        return Sample(key, image, depth, {"source": meta})
+        return Sample(key, image, depth, {"source": meta}, camera)
+
+    def _camera(
+        self, row: dict[str, Any], shape: tuple[int, ...], key: str, where: str
+    ) -> Camera | None:
+        """The camera from ``columns.camera``: one column, or fx,fy[,cx,cy] columns."""
+        names = self.camera_columns
+        if not names:
+            return None
+        values = [row[c] for c in names]
+        value = values[0] if len(values) == 1 else values
+        if len(values) == 2:  # fx, fy: principal point at the image centre
+            value = {"fx": values[0], "fy": values[1]}
+        if len(values) > 1 and any(v is None for v in values):
+            return None
+        try:
+            return camera_from(value, shape[0], shape[1])
+        except ValueError as exc:
+            raise SampleError(
+                key, f"{where}.{','.join(names)}: no readable camera ({exc})"
+            ) from None
 
 
 def _files_fingerprint(paths: list[str]) -> str:

@@ -27,6 +27,11 @@ class NyuMatSource(Source):
     def __init__(self, cfg: NyuMatConfig) -> None:
         if not cfg.path:
             raise ValueError("set source.path to nyu_depth_v2_labeled.mat")
+        if cfg.columns.camera:
+            raise ValueError(
+                "source.columns.camera: the NYU .mat holds no camera; the official one is "
+                "source.camera.fx/fy/cx/cy (set by the nyu_mat preset)"
+            )
         self.cfg = cfg
         self.path = Path(cfg.path)
         if not self.path.is_file():

@@ -2,7 +2,8 @@
 
 A sample is the group of consecutive members sharing a key (the member name up to the
 first '.' of its base name, as in the webdataset library): ``{key}.png|jpg`` plus
-``{key}.depth.tiff|depth.png|depth.npy`` by default (``source.columns``). ``source.path``
+``{key}.depth.tiff|depth.png|depth.npy`` by default (``source.columns``), and the camera
+from ``{key}.json`` when that member has one (``columns.camera``). ``source.path``
 is a tar file, a directory of tars or a glob. Opening indexes the member headers only
 (offsets, no data); samples are read by seeking, so any worker can start anywhere.
 """
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline import codecs
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.source_config import WebdatasetConfig
 from pipeline.sources import Source
+from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys
 
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
@@ -55,6 +58,8 @@ class WebdatasetSource(Source):
         self.depth_exts = _choices(cfg.columns.depth, "source.columns.depth")
         mask = cfg.columns.mask
         self.mask_exts = _choices(mask, "source.columns.mask") if mask else []
+        camera = cfg.columns.camera
+        self.camera_exts = _choices(camera, "source.columns.camera") if camera else []
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -113,8 +118,16 @@ class WebdatasetSource(Source):
             mask_ext, mask_data = field(self.mask_exts, "mask")
             mask = decode_bytes(mask_data, key, f"{where}.{mask_ext}", mask_ext)
             depth = apply_mask(depth, mask, key, f"{where}.{mask_ext}")
+        camera = None
+        found = [ext for ext in self.camera_exts if ext in entry.members]
+        if found:  # optional: a sample without the member has no camera
+            ext, data = field(found[:1], "camera")
+            try:
+                camera = camera_from(codecs.decode(ext, data), *image.shape[:2])
+            except ValueError as exc:
+                raise SampleError(key, f"{where}.{ext}: no readable camera ({exc})") from None
         meta = {"kind": "webdataset", "tar": self.tars[entry.tar].name, "key": entry.key}
-        return Sample(key, image, depth, {"source": meta | {"location": where}})
+        return Sample(key, image, depth, {"source": meta | {"location": where}}, camera)
 
 
 def _open(tar: Path) -> BinaryIO:

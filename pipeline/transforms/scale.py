@@ -1,0 +1,121 @@
+"""Rescaling transforms: FastDepth / DORN ``RandomScale`` and Metric3D ``CanonicalCamera``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from albumentations.core.transforms_interface import BaseTransformInitSchema  # noqa: E402
+from pydantic import Field, model_validator  # noqa: E402
+
+from pipeline.transforms.base import NEAREST, _resized, _Resizing  # noqa: E402
+
+
+class RandomScale(_Resizing):
+    """Zoom by s ~ U(scale_limit) to round(h*s) x round(w*s) (follow with a crop for a fixed
+    size). ``mode`` must be given: ``divide_depth`` (FastDepth/DORN: depth / s, the scene
+    moves closer and the written focal stays) or ``scale_camera`` (depth kept, fx and fy
+    grow by the image's scale)."""
+
+    class InitSchema(BaseTransformInitSchema):
+        mode: Literal["divide_depth", "scale_camera"]
+        scale_limit: tuple[float, float] = (1.0, 1.5)
+        interpolation: int = cv2.INTER_LINEAR
+
+        @model_validator(mode="after")
+        def _check(self) -> RandomScale.InitSchema:
+            low, high = self.scale_limit
+            if not 0 < low <= high:
+                raise ValueError(f"scale_limit must be 0 < low <= high, got {self.scale_limit}")
+            return self
+
+    def __init__(
+        self,
+        mode: Literal["divide_depth", "scale_camera"],
+        scale_limit: tuple[float, float] = (1.0, 1.5),
+        interpolation: int = cv2.INTER_LINEAR,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(p=p)
+        self.mode, self.scale_limit, self.interpolation = mode, scale_limit, interpolation
+
+    def get_params(self) -> dict[str, Any]:
+        return {"scale": self.py_random.uniform(*self.scale_limit)}
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        s = params["scale"]
+        factor = 1.0 / s if self.mode == "divide_depth" else 1.0
+        return {"size": _resized(params["shape"], s, s), "depth_factor": factor}
+
+    def apply_to_mask(
+        self, mask: np.ndarray, size: tuple[int, int], scale: float, **params: Any
+    ) -> np.ndarray:
+        depth = cv2.resize(mask, (size[1], size[0]), interpolation=NEAREST)
+        if self.mode == "divide_depth":
+            depth = depth / np.asarray(scale, dtype=depth.dtype)
+        return depth
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("mode", "scale_limit", "interpolation")
+
+
+class CanonicalCamera(_Resizing):
+    """Metric3D's canonical camera: ``mode=depth`` multiplies depth by ratio = focal / fx
+    and the focal lengths by the same ratio (fx becomes ``focal``); ``mode=resize`` resizes
+    the image by ratio = focal / ((fx + fy) / 2) and keeps depth. ``ratio`` is recorded in
+    the sample's parameters: divide predictions by it (depth mode) to get metres back."""
+
+    targets_as_params = ("camera",)
+
+    class InitSchema(BaseTransformInitSchema):
+        mode: Literal["depth", "resize"]
+        focal: float = Field(default=1000.0, gt=0)
+        interpolation: int = cv2.INTER_LINEAR
+
+    def __init__(
+        self,
+        mode: Literal["depth", "resize"],
+        focal: float = 1000.0,
+        interpolation: int = cv2.INTER_LINEAR,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(p=p)
+        self.mode, self.focal, self.interpolation = mode, focal, interpolation
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        camera = self.track(data, "CanonicalCamera").current()
+        if camera is None:
+            raise ValueError(
+                "CanonicalCamera needs the camera and this sample has none; set "
+                "source.camera.fx (and fy, cx, cy) or use a source that carries one"
+            )
+        shape = params["shape"]
+        if self.mode == "depth":
+            ratio = self.focal / camera.fx
+            return {"ratio": ratio, "depth_factor": ratio, "size": tuple(shape[:2])}
+        ratio = self.focal / ((camera.fx + camera.fy) / 2.0)
+        return {"ratio": ratio, "depth_factor": 1.0, "size": _resized(shape, ratio, ratio)}
+
+    def apply(self, img: np.ndarray, size: tuple[int, int], **params: Any) -> np.ndarray:
+        return img if self.mode == "depth" else super().apply(img, size)
+
+    def apply_to_valid(self, valid: np.ndarray, size: tuple[int, int], **params: Any) -> np.ndarray:
+        return valid if self.mode == "depth" else super().apply_to_valid(valid, size)
+
+    def apply_to_mask(
+        self, mask: np.ndarray, size: tuple[int, int], ratio: float, **params: Any
+    ) -> np.ndarray:
+        if self.mode == "depth":
+            return mask * np.asarray(ratio, dtype=mask.dtype)
+        return cv2.resize(mask, (size[1], size[0]), interpolation=NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("mode", "focal", "interpolation")
