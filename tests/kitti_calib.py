@@ -26,18 +26,30 @@ DATES = {
         (1.226000e03, 3.700000e02),
     ),
 }
-UNRECTIFIED = """S_{n}: 1.392000e+03 5.120000e+02
-K_{n}: 9.597910e+02 0.000000e+00 6.960217e+02 0.000000e+00 9.569251e+02 2.241806e+02 0.000000e+00 0.000000e+00 1.000000e+00
-D_{n}: -3.691481e-01 1.968681e-01 1.353473e-03 5.677587e-04 -6.770705e-02
-R_{n}: 9.999758e-01 -5.267463e-03 -4.552439e-03 5.251945e-03 9.999804e-01 -3.413835e-03 4.570332e-03 3.389843e-03 9.999838e-01
-T_{n}: 5.956621e-02 2.900141e-04 2.577209e-03
-"""
-R_RECT = "9.998817e-01 1.511453e-02 -2.841595e-03 -1.511724e-02 9.998853e-01 -9.338510e-04 2.827154e-03 9.766976e-04 9.999955e-01"  # noqa: E501
+UNRECTIFIED = {  # the unrectified lines, one set for every camera
+    "S": (1.392000e03, 5.120000e02),
+    "K": (9.597910e02, 0.0, 6.960217e02, 0.0, 9.569251e02, 2.241806e02, 0.0, 0.0, 1.0),
+    "D": (-3.691481e-01, 1.968681e-01, 1.353473e-03, 5.677587e-04, -6.770705e-02),
+    "R": (
+        *(9.999758e-01, -5.267463e-03, -4.552439e-03),
+        *(5.251945e-03, 9.999804e-01, -3.413835e-03),
+        *(4.570332e-03, 3.389843e-03, 9.999838e-01),
+    ),
+    "T": (5.956621e-02, 2.900141e-04, 2.577209e-03),
+}
+R_RECT = (
+    *(9.998817e-01, 1.511453e-02, -2.841595e-03),
+    *(-1.511724e-02, 9.998853e-01, -9.338510e-04),
+    *(2.827154e-03, 9.766976e-04, 9.999955e-01),
+)
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return " ".join(f"{v:.6e}" for v in values)
 
 
 def _p(f: float, cx: float, cy: float, last: tuple[float, float, float]) -> str:
-    values = (f, 0.0, cx, last[0], 0.0, f, cy, last[1], 0.0, 0.0, 1.0, last[2])
-    return " ".join(f"{v:.6e}" for v in values)
+    return _numbers((f, 0.0, cx, last[0], 0.0, f, cy, last[1], 0.0, 0.0, 1.0, last[2]))
 
 
 def calib_text(date: str) -> str:
@@ -49,9 +61,9 @@ def calib_text(date: str) -> str:
         ("02", p02),
         ("03", p03),
     ):
-        lines.append(UNRECTIFIED.format(n=n).rstrip("\n"))
-        lines.append(f"S_rect_{n}: {size[0]:.6e} {size[1]:.6e}")
-        lines.append(f"R_rect_{n}: {R_RECT}")
+        lines += [f"{name}_{n}: {_numbers(values)}" for name, values in UNRECTIFIED.items()]
+        lines.append(f"S_rect_{n}: {_numbers(size)}")
+        lines.append(f"R_rect_{n}: {_numbers(R_RECT)}")
         lines.append(f"P_rect_{n}: {_p(f, cx, cy, last)}")
     return "\n".join(lines) + "\n"
 
