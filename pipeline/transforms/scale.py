@@ -16,7 +16,7 @@ from pipeline.transforms.base import NEAREST, _resized, _Resizing  # noqa: E402
 
 
 class RandomScale(_Resizing):
-    """Zoom by s ~ U(scale_limit) to round(h*s) x round(w*s) (follow with a crop for a fixed
+    """Zoom by s ~ U(scale_limit) to int(h*s) x int(w*s) (follow with a crop for a fixed
     size). ``mode`` must be given: ``divide_depth`` (FastDepth/DORN: depth / s, the scene
     moves closer and the written focal stays) or ``scale_camera`` (depth kept, fx and fy
     grow by the image's scale)."""
@@ -51,7 +51,10 @@ class RandomScale(_Resizing):
     ) -> dict[str, Any]:
         s = params["scale"]
         factor = 1.0 / s if self.mode == "divide_depth" else 1.0
-        return {"size": _resized(params["shape"], s, s), "depth_factor": factor}
+        height, width = params["shape"][:2]
+        # FastDepth resizes with scipy's imresize(img, s): int(n * s), truncated
+        size = (max(int(height * s), 1), max(int(width * s), 1))
+        return {"size": size, "depth_factor": factor}
 
     def apply_to_mask(
         self, mask: np.ndarray, size: tuple[int, int], scale: float, **params: Any
