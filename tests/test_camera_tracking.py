@@ -144,10 +144,8 @@ def written_values(source: np.ndarray, params: dict[str, object]) -> np.ndarray:
     out = source
     for p in params.values():
         if isinstance(p, dict) and "depth_factor" in p and p["depth_factor"] != 1:
-            if "ratio" in p:
-                out = out * np.float32(p["ratio"])  # Metric3D: label * ratio
-            else:
-                out = out / np.float32(p["scale"])  # FastDepth: depth / s
+            metric3d = "ratio" in p  # Metric3D: label * ratio; FastDepth: depth / s
+            out = out * np.float32(p["ratio"]) if metric3d else out / np.float32(p["scale"])
     return out
 
 
