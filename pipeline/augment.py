@@ -9,9 +9,8 @@ Seeding: albumentations' ``Compose.set_random_seed(s)`` hands the same seed to e
 child, which correlates their draws. Here each transform gets its own stream spawned
 from ``SeedSequence([seed, sample_index, copy])``.
 
-Order: the mapping's order, except that a spec may say ``before: <name>`` or
-``after: <name>`` (``+augment.transforms.rot.before=crop``), since a transform added from
-the command line otherwise lands last.
+Order: ``pipeline.transform_plan.ordered`` (the mapping's order, with ``before`` /
+``after`` placement keys).
 """
 
 from __future__ import annotations
@@ -32,48 +31,15 @@ from albumentations.core.transforms_interface import BasicTransform, DualTransfo
 
 from pipeline.config import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.geometry import (  # noqa: E402
-    RESIZING,
-    Track,
-    axis_scales,
-    non_uniform,
-    strict_refusal,
-)
+from pipeline.geometry import RESIZING, Track, strict_refusal  # noqa: E402
+from pipeline.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.sample import Camera, Sample  # noqa: E402
+from pipeline.transform_plan import known_output_size, ordered  # noqa: E402
+
+__all__ = ["Augmenter", "known_output_size", "ordered"]
 
 TransformSpec = Mapping[str, Any]
 CAMERA_MODES = ("track", "strict")
-PLACEMENT = ("before", "after")
-
-
-def ordered(transforms: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The enabled transforms in application order, placement keys removed: mapping order,
-    then each spec with ``before``/``after`` (in mapping order) moved next to its anchor."""
-    specs = {name: spec for name, spec in transforms.items() if spec is not None}
-    order = list(specs)
-    for name, spec in specs.items():
-        if not isinstance(spec, Mapping):
-            continue
-        placed = [(k, spec[k]) for k in PLACEMENT if spec.get(k) is not None]
-        if not placed:
-            continue
-        if len(placed) > 1:
-            raise PipelineError(f"augment.transforms.{name}: give before or after, not both")
-        key, anchor = placed[0]
-        if anchor == name or anchor not in specs:
-            what = "is disabled" if anchor in transforms else "is not a transform"
-            raise PipelineError(
-                f"augment.transforms.{name}.{key}={anchor}: {anchor} {what}; place it "
-                f"{key} one of: {', '.join(n for n in specs if n != name)}"
-            )
-        order.remove(name)
-        order.insert(order.index(anchor) + (key == "after"), name)
-    return [
-        (n, {k: v for k, v in specs[n].items() if k not in PLACEMENT})
-        if isinstance(specs[n], Mapping)
-        else (n, specs[n])
-        for n in order
-    ]
 
 
 def _resolve(name: str, target: str) -> type:
@@ -261,55 +227,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
     return repr(value)
-
-
-def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int, int] | None:
-    """Check fixed-size crops against the input size before the run; return the output size
-    (None once a transform makes it unknown, e.g. a random scale: later crops are then
-    checked per sample)."""
-    for name, spec in ordered(cfg.transforms):
-        if not isinstance(spec, Mapping):
-            continue
-        path = str(spec.get("_target_", ""))
-        target = path.rpartition(".")[2]
-        if path.startswith("pipeline.transforms.") and target == "KBCrop":
-            from pipeline.transforms import KBCrop
-
-            try:
-                height, width = KBCrop.planned_size(spec, height, width)
-            except ValueError as exc:
-                raise PipelineError(f"augment.transforms.{name}: {exc}") from None
-        elif target in {"RandomCrop", "CenterCrop", "Crop"} and "height" in spec:
-            h, w = int(spec["height"]), int(spec["width"])
-            if (h > height or w > width) and not spec.get("pad_if_needed", False):
-                raise PipelineError(
-                    f"augment.transforms.{name}: crop {h}x{w} (HxW) is larger than the "
-                    f"{height}x{width} input; lower augment.transforms.{name}.height/width "
-                    f"or set pad_if_needed=true"
-                )
-            height, width = h, w
-        elif target in {"Resize", "RandomResizedCrop", "RandomSizedCrop"}:
-            size = spec.get("size") or (spec.get("height"), spec.get("width"))
-            if size and None not in size:
-                height, width = int(size[0]), int(size[1])
-        elif target in SIZE_CHANGING or spec.get("fit_output") or spec.get("crop_border"):
-            return None
-    return height, width
-
-
-# Transforms after which the output size is not known before the run.
-SIZE_CHANGING = frozenset(
-    {
-        "RandomScale",
-        "CanonicalCamera",
-        "LongestMaxSize",
-        "SmallestMaxSize",
-        "PadIfNeeded",
-        "Pad",
-        "CropAndPad",
-        "RandomRotate90",
-        "Transpose",
-        "D4",
-        "SquareSymmetry",
-    }
-)

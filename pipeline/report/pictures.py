@@ -190,6 +190,19 @@ def _param_corr(ctx: Context, path: Path) -> bool:
     return plots.param_correlation(ctx.table, ctx.corr, path, ctx.dpi)
 
 
+def _camera(ctx: Context, path: Path) -> bool:
+    from pipeline.report import camera_plot
+
+    ctx.notes.extend(camera_plot.warnings(ctx.samples))
+    return camera_plot.draw(ctx.samples, path, ctx.dpi)
+
+
+def _camera_caption(ctx: Context) -> str:
+    from pipeline.report import camera_plot
+
+    return camera_plot.caption(ctx.samples)
+
+
 PICTURES: dict[str, Picture] = {
     p.name: p
     for p in (
@@ -252,6 +265,13 @@ PICTURES: dict[str, Picture] = {
             ),
             _param_corr,
             lambda c: len(c.table.names) > 1,
+        ),
+        Picture(
+            "camera",
+            "Distributions",
+            _camera_caption,
+            _camera,
+            lambda c: any(s.camera is not None for s in c.samples),
         ),
     )
 }
