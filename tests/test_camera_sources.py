@@ -327,3 +327,50 @@ def test_report_warns_when_a_source_without_camera_is_rescaled(tmp_path, rng):
     page = (out / "report" / "index.html").read_text()
     assert "3 of 3 samples were rescaled (x 0.50-0.50) but the source has no camera" in page
     assert all(c["fx"] is None for c in cameras_of(out).values())
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "folder"])
+def test_evaluation_region_is_written_as_a_mask_member(tmp_path, fmt):
+    from PIL import Image
+
+    out = tmp_path / "out"
+    run(
+        make_cfg(
+            out,
+            "source.num_samples=2",
+            "source.height=48",
+            "source.width=64",
+            "augment=none",
+            f"output={fmt}",
+            "runtime.workers=1",
+            "report.enabled=false",
+            "+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+            "+augment.transforms.eigen.dataset=nyu",
+            small=False,
+        )
+    )
+    want = np.zeros((48, 64), bool)
+    want[int(45 / 480 * 48) : int(471 / 480 * 48), int(41 / 640 * 64) : int(601 / 640 * 64)] = True
+    if fmt == "folder":
+        masks = [np.array(Image.open(p)) for p in sorted((out / "mask" / "train").glob("*.png"))]
+    else:
+        fields = read_tar(out / "train-000000.tar")
+        masks = [np.array(Image.open(io.BytesIO(f["mask.png"]))) for f in fields.values()]
+    assert len(masks) == 2
+    assert all(np.array_equal(m == 255, want) and set(np.unique(m)) == {0, 255} for m in masks)
+
+
+def test_strict_camera_refusal_is_one_line_before_any_work(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli(
+        f"output.dir={out}",
+        "augment.camera=strict",
+        "+augment.transforms.rot._target_=albumentations.Rotate",
+        "+augment.transforms.rot.limit=10",
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "augment.camera=strict" in lines[0]
+    assert "augment.transforms.rot" in lines[0] and not out.exists()
