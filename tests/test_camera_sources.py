@@ -172,6 +172,9 @@ def test_webdataset_reads_the_camera_of_its_json(tmp_path, rng):
         ("e.png", png(image)),
         ("e.depth.tiff", tiff(depth)),
         ("e.json", json.dumps({"camera": {"fx": "wide"}}).encode()),  # unreadable
+        ("f.png", png(image)),
+        ("f.depth.tiff", tiff(depth)),
+        ("f.json", json.dumps([1, 2, 3]).encode()),  # someone else's annotation: no camera
     ]
     _tar(tmp_path / "in.tar", members)
     out = tmp_path / "out"
@@ -184,6 +187,7 @@ def test_webdataset_reads_the_camera_of_its_json(tmp_path, rng):
         "b": [40.0, 40.0, 7.5, 5.5],
         "c": [None] * 4,
         "d": [30.0, 31.0, 8.0, 6.0],
+        "f": [None] * 4,
     }
     (skip,) = result.info.to_json()["counts"]["skipped_samples"]
     assert skip["key"] == "e" and "in.tar:e.json" in skip["reason"]

@@ -123,7 +123,10 @@ class WebdatasetSource(Source):
         if found:  # optional: a sample without the member has no camera
             ext, data = field(found[:1], "camera")
             try:
-                camera = camera_from(codecs.decode(ext, data), *image.shape[:2])
+                value = codecs.decode(ext, data)
+                # a .json that is not an object is someone else's annotation, not a camera
+                if not (ext.endswith("json") and not isinstance(value, dict)):
+                    camera = camera_from(value, *image.shape[:2])
             except ValueError as exc:
                 raise SampleError(key, f"{where}.{ext}: no readable camera ({exc})") from None
         meta = {"kind": "webdataset", "tar": self.tars[entry.tar].name, "key": entry.key}
