@@ -267,7 +267,9 @@ def test_depth_resizes_are_pixel_centre_aligned():
 
 def test_every_resizing_transform_of_the_library_is_converted():
     """The corner-convention keypoint scaling (and cv2.resize of depth) of albumentations
-    are found in its source: each transform using them is in ``RESIZING``."""
+    are found in its source: each transform using them is in ``RESIZING``. A fence around
+    what geometry.py relies on (with the reprojection test for the keypoint array layout
+    and ``apply_with_params``): it fails when an albumentations release moves them."""
     markers = (
         "keypoints_scale",
         "fgeometric.resize(",
