@@ -53,14 +53,12 @@ def test_a_glob_matching_nothing_names_the_glob_the_dir_and_what_is_there(tmp_pa
     images = {"a.jpg": rng.integers(0, 256, (H, W, 3), dtype=np.uint8)}
     folder(tmp_path / "src", images, ["a"])
     out = tmp_path / "out"
-    proc = run_cli("source=folder", f"source.path={tmp_path / 'src'}", f"output.dir={out}")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    line = lines[0]
-    assert "source.image_glob='image/**/*.png' matches no file" in line
+    with pytest.raises(PipelineError) as exc:
+        run(make_cfg(out, *PLAIN, "source=folder", f"source.path={tmp_path / 'src'}", small=False))
+    line = str(exc.value)
+    assert line.startswith("source.image_glob='image/**/*.png' matches no file"), line
     assert f"source.path={tmp_path / 'src'}" in line and "1 .jpg (e.g. image/a.jpg)" in line
-    assert "num_samples" not in line
+    assert "num_samples" not in line and "\n" not in line
     assert not out.exists()
 
 

@@ -127,7 +127,7 @@ def frames(output: str) -> list[str]:
     return [f.strip() for f in re.split(r"[\r\n]+", output) if f.startswith("depth-pipeline:")]
 
 
-@pytest.mark.parametrize("columns", [0, 100])
+@pytest.mark.parametrize("columns", [0, pytest.param(100, marks=pytest.mark.slow)])
 def test_progress_bar_on_a_terminal_keeps_its_bar_and_one_rate(tmp_path, columns):
     out = run_in_pty(
         columns,
