@@ -43,13 +43,15 @@ class OutputFormat(Choice):
 
 
 class OutputOrder(Choice):
-    """``output.order``: where the copies of one input go (``runner.output_position``)."""
+    """``output.order``: where the copies of one input go (``worker.position_of``)."""
 
     spread = "spread"  # copy-major: copies of one input land in different shards
     grouped = "grouped"  # input-major: copies of one input side by side, each input read once
 
 
 class TiffCompression(Choice):
+    """``output.depth.compression``: the keys of ``codecs.TIFF_COMPRESSIONS``."""
+
     none = "none"
     zlib = "zlib"
     deflate = "deflate"  # = zlib

@@ -79,6 +79,7 @@ def test_progress_in_a_log_file_is_whole_lines_and_100_percent_once(tmp_path):
             *RUN,
             "source.num_samples=12",
             "output.shard_size=4",
+            "runtime.workers=1",
             f"output.dir={tmp_path / 'ds'}",
             stdout=subprocess.PIPE,
             stderr=err,
