@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from albumentations.core.composition import BaseCompose  # noqa: E402
 from albumentations.core.transforms_interface import BasicTransform, DualTransform  # noqa: E402
 
+from pipeline import transform_args  # noqa: E402
 from pipeline.config import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.geometry import RESIZING, Track, strict_refusal  # noqa: E402
@@ -67,6 +68,8 @@ def _instantiate(name: str, spec: TransformSpec) -> BasicTransform:
             f"(e.g. _target_: albumentations.HorizontalFlip), got {spec!r}"
         )
     cls = _resolve(name, str(spec["_target_"]))
+    if (unknown := transform_args.check_spec(name, cls, spec)) is not None:
+        raise PipelineError(unknown)
     kwargs = {k: v for k, v in spec.items() if k != "_target_"}
     if kwargs.get("fill_mask", 0) not in (0, 0.0):
         raise PipelineError(
@@ -82,6 +85,8 @@ def _instantiate(name: str, spec: TransformSpec) -> BasicTransform:
             warnings.simplefilter("error")
             return cls(**kwargs, strict=True)
     except Exception as exc:  # albumentations raises ValueError/TypeError/pydantic errors
+        if (line := transform_args.validation_line(name, cls, exc)) is not None:
+            raise PipelineError(line) from None
         detail = " ".join(str(exc).split())
         raise PipelineError(
             f"augment.transforms.{name}: {cls.__name__} rejected its arguments: {detail}"

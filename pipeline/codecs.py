@@ -22,6 +22,10 @@ from pipeline.config import DepthCodec, ImageCodec, OutputConfig
 from pipeline.sample import Sample, camera_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Other image formats sources may hold, read through OpenCV (then Pillow): ``decode_image``.
+OTHER_IMAGE_EXTS = frozenset(
+    {"bmp", "dib", "webp", "gif", "ppm", "pgm", "pbm", "pnm", "jp2", "tga", "avif", "jpe"}
+)
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
 
 
@@ -147,4 +151,25 @@ def decode(ext: str, data: bytes) -> Any:
         return np.load(io.BytesIO(data), allow_pickle=False)
     if last == "json":
         return json.loads(data)
+    if last in OTHER_IMAGE_EXTS:
+        return decode_image(data)
     raise ValueError(f"no decoder for extension .{ext}")
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Any other image format OpenCV or Pillow reads (WebP, BMP, GIF, PNM, JPEG 2000 ...):
+    RGB uint8, or one channel as stored (e.g. 16-bit grey depth)."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is not None:
+        if arr.ndim == 3:
+            code = cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            arr = cv2.cvtColor(arr, code)
+        return arr
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            keep = im.mode in ("L", "I", "I;16", "F")
+            return np.asarray(im if keep else im.convert("RGB"))
+    except Exception:
+        raise ValueError("not an image OpenCV or Pillow can read (corrupt or unknown)") from None

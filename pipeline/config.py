@@ -10,13 +10,59 @@ schema (``pipeline/source_config.py``; ``conf/source/<preset>.yaml`` starts from
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.source_config import SOURCE_SCHEMAS, SourceConfig
+
+# ---- choices: checked while Hydra composes, before any heavy import --------------------
+
+
+class Choice(str, Enum):
+    """A string key with a fixed set of values. OmegaConf refuses any other value while
+    composing (~0.7 s, like a key typo) instead of after the run's imports (~3 s). Members
+    are named as their values and compare, hash, format and serialise as plain strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class OutputFormat(Choice):
+    """``output.format``: one member per entry of ``pipeline.layouts.LAYOUTS``."""
+
+    webdataset = "webdataset"
+    folder = "folder"
+
+
+class OutputOrder(Choice):
+    """``output.order``: where the copies of one input go (``worker.position_of``)."""
+
+    spread = "spread"  # copy-major: copies of one input land in different shards
+    grouped = "grouped"  # input-major: copies of one input side by side, each input read once
+
+
+class TiffCompression(Choice):
+    """``output.depth.compression``: the keys of ``codecs.TIFF_COMPRESSIONS``."""
+
+    none = "none"
+    zlib = "zlib"
+    deflate = "deflate"  # = zlib
+    zstd = "zstd"
+    lzw = "lzw"
+
+
+# "raise" is a Python keyword: the functional form can still name a member so, and
+# OmegaConf matches members by name.
+OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)
+
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
 
@@ -44,19 +90,21 @@ class ImageCodec:
 class DepthCodec:
     """Float32 TIFF settings: compression none|zlib|zstd|lzw, predictor 1 none / 3 float."""
 
-    compression: str = "none"
+    compression: TiffCompression = TiffCompression.none
     level: int | None = None
     predictor: int = 1
 
 
 @dataclass
 class OutputConfig:
-    """Where and how the dataset is written; ``format`` picks the layout."""
+    """Where and how the dataset is written; ``format`` picks the layout, ``order`` where
+    the copies of one input go."""
 
     dir: str = "outputs/datasets/default"
-    format: str = "webdataset"
+    format: OutputFormat = OutputFormat.webdataset
     prefix: str = "${source.split}"
     shard_size: int = 32
+    order: OutputOrder = OutputOrder.spread
     overwrite: bool = False
     image: ImageCodec = field(default_factory=ImageCodec)
     depth: DepthCodec = field(default_factory=DepthCodec)
@@ -67,7 +115,7 @@ class RuntimeConfig:
     """How the run executes; none of these keys change the output bytes."""
 
     workers: int = 0
-    on_error: str = "raise"
+    on_error: OnError = OnError["raise"]
     progress: bool = True
     max_in_flight: int = 0
 
@@ -110,15 +158,57 @@ class Config:
     shard: ShardConfig = field(default_factory=ShardConfig)
 
 
+# One override `key=value` whose name is its plain transliteration ('=' -> '-', ',' -> '_'):
+# neither part contains '-' and values contain no '_', so the name can be read back.
+_PLAIN_ITEM = r"[A-Za-z0-9_.]+=[A-Za-z0-9.]+"
+_PLAIN = re.compile(rf"{_PLAIN_ITEM}(,{_PLAIN_ITEM})*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_DIRNAME = 120
+
+
 def dirname(overrides: str) -> str:
-    """A directory name for a set of overrides ("default" when there are none)."""
-    # brackets/braces are glob or brace-expansion syntax to datasets, fsspec and webdataset
-    table = str.maketrans({"/": "_", " ": None, "[": "(", "]": ")", "{": "(", "}": ")"})
-    name = overrides.translate(table) or "default"
-    if len(name) > 120:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-        name = f"{name[:100]}...{digest}"
-    return name
+    """A readable, shell-safe directory name for Hydra's ``override_dirname`` ("default"
+    when there are none): only ``A-Za-z0-9._-``, the same for the same overrides (resume),
+    different for different ones.
+
+    ``a=1,b=x`` becomes ``a-1_b-x``; that mapping can be read back when every key and
+    value is plain (letters, digits, ``.``; keys also ``_``). Anything else (paths, quotes,
+    lists, ``+``/``~``, negative numbers) is transliterated for reading and gets ``--`` and
+    a hash of the exact overrides, which a plain name never contains; names longer than
+    ``MAX_DIRNAME`` are cut before the hash.
+    """
+    if not overrides:
+        return "default"
+    if _PLAIN.fullmatch(overrides) and len(overrides) <= MAX_DIRNAME:
+        return overrides.replace("=", "-").replace(",", "_")
+    digest = hashlib.sha256(overrides.encode()).hexdigest()[:10]
+    readable = _UNSAFE.sub("_", "_".join(_readable(item) for item in _items(overrides)))
+    readable = readable.strip("_.-")[: MAX_DIRNAME - len(digest) - 2].rstrip("_.-")
+    return f"{readable}--{digest}" if readable else digest
+
+
+def _items(overrides: str) -> list[str]:
+    """``override_dirname`` split at the commas between overrides (not inside [] or {})."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(overrides):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth <= 0:
+            items.append(overrides[start:i])
+            start = i + 1
+    return [*items, overrides[start:]]
+
+
+def _readable(item: str) -> str:
+    """One override for reading: ``~key`` -> ``key-deleted``; ``+``, quotes and brackets
+    dropped; ``=`` -> ``-``; list commas -> ``-``; ``/`` and the rest -> ``_``."""
+    if item.startswith("~"):
+        return item.lstrip("~").split("=")[0] + "-deleted"
+    key, _, value = item.lstrip("+").partition("=")
+    value = re.sub(r"[\[\]{}()'\" ]", "", value).replace(",", "-").replace("/", "_")
+    return f"{key}-{value}"
 
 
 def register() -> None:

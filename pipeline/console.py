@@ -4,6 +4,7 @@ line naming the key, and a fast ``--help``."""
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         f"wrote {result.written} samples ({result.skipped} skipped) in {result.shards} "
         f"shard(s) in {result.seconds:.1f} s, {rate:.1f} samples/s -> {result.out_dir}"
     )
+    dropped = result.info.source.get("dropped_without_depth")
+    if dropped:
+        print(
+            f"dropped {dropped} image(s) without a depth file (source.unpaired=drop; "
+            f"counted in dataset_info.json: source.dropped_without_depth)"
+        )
     resumed = result.info.counts.resumed_shards
     if resumed:
         print(f"resumed: {resumed} of {result.shards} shard(s) were already complete and kept")
@@ -55,11 +62,7 @@ def config_error_line(exc: BaseException) -> str:
     key = getattr(cause, "full_key", None)
     first = " ".join(str(getattr(cause, "msg", None) or cause).split("\n")[0].split())
     if key and key.startswith("augment.transforms."):
-        name = key.split(".")[2]
-        return (
-            f"{key}: no transform named {name!r} in this preset; add one with "
-            f"+augment.transforms.{name}._target_=albumentations.X (names: --cfg job)"
-        )
+        return _transform_key_line(key, getattr(cause, "parent_node", None))
     if key and isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         parent, _, leaf = key.rpartition(".")
         kind = source_kind_of(getattr(cause, "object_type", None) or type(None))
@@ -79,8 +82,46 @@ def config_error_line(exc: BaseException) -> str:
         hint = f" (did you mean {parent + '.' if parent else ''}{near[0]}?)" if near else ""
         return f"{key}: no such config key{hint}; see depth-pipeline --help"
     if key:
-        return f"{key}: {first}"
+        return f"{key}: {_value_message(first)}"
     return " ".join(str(exc).split("Config search path")[0].split())
+
+
+def _value_message(message: str) -> str:
+    """OmegaConf's wrong-type and wrong-choice messages, shortened."""
+    if match := re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", message):
+        return f"{match[1]!r} is not a choice; choose one of: {match[2]}"
+    if match := re.fullmatch(r"Value '(.*)' of type '.*' could not be converted to (\w+)", message):
+        expected = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+        return f"expected {expected.get(match[2], match[2].lower())}, got {match[1]!r}"
+    return message
+
+
+def _transform_key_line(key: str, parent: object) -> str:
+    """A refused ``augment.transforms.NAME[.ARG]`` override. ``parent``: the node Hydra
+    had composed when it refused the key (the transform's spec, or the transforms)."""
+    from omegaconf import DictConfig
+
+    from pipeline.transform_args import target_class, unknown_argument
+
+    parts = key.split(".")
+    name = parts[2]
+    if len(parts) == 4 and isinstance(parent, DictConfig) and "_target_" in parent:
+        arg = parts[3]
+        cls = target_class(str(parent.get("_target_")))
+        if cls is not None:
+            line = unknown_argument(name, cls, arg)
+            return line or (
+                f"{key}: this preset does not set {cls.__name__}'s argument {arg!r}; "
+                f"add it with +{key}=VALUE"
+            )
+        return f"{key}: this preset does not set {arg!r}; add it with +{key}=VALUE"
+    names = list(parent.keys()) if isinstance(parent, DictConfig) and len(parts) == 3 else []
+    near = difflib.get_close_matches(name, [str(n) for n in names], n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return (
+        f"augment.transforms.{name}: no transform named {name!r} in this preset{hint}; add "
+        f"one with +augment.transforms.{name}._target_=albumentations.X (names: --cfg job)"
+    )
 
 
 def quick_help(conf_dir: Path) -> str:

@@ -1,5 +1,6 @@
-"""Running shard tasks: inline (one worker) or in a forkserver process pool, with one
-progress bar, Ctrl-C / SIGTERM handled at safe points, and no worker outliving a failure.
+"""Running shard tasks: inline (one worker) or in a forkserver process pool, driving one
+progress display (``pipeline.progress``), Ctrl-C / SIGTERM handled at safe points, and no
+worker outliving a failure.
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -18,19 +18,6 @@ from pipeline.errors import Interrupted
 from pipeline.records import ShardResult
 from pipeline.sources import Source
 from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
-
-
-def progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        unit="sample",
-        disable=not enabled,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        desc="depth-pipeline",
-    )
 
 
 def execute(

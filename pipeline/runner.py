@@ -24,6 +24,7 @@ from pipeline.config import Config, to_config
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.layouts import LAYOUTS, Layout, layout_for
 from pipeline.merge import check_slice_options, write_slice
+from pipeline.progress import progress_bar
 from pipeline.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
 from pipeline.sample import Sample
 from pipeline.sources import Source, open_source
@@ -71,14 +72,15 @@ def validate(cfg: Config) -> None:
         check_names(cfg.report.plots)
 
 
-def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
-    """Shards of ``shard_size`` output samples; this job's contiguous slice of them."""
-    size = cfg.output.shard_size
-    count = math.ceil(total_outputs / size)
+def plan(n_inputs: int, cfg: Config) -> list[ShardTask]:
+    """Shards of ``shard_size`` output samples (``augment.copies`` per input, placed by
+    ``output.order``: ``worker.sample_at``); this job's contiguous slice of them."""
+    size, total = cfg.output.shard_size, n_inputs * cfg.augment.copies
+    count = math.ceil(total / size)
     k, m = cfg.shard.index, cfg.shard.num_shards
     lo, hi = k * count // m, (k + 1) * count // m
     return [
-        ShardTask(i, f"{cfg.output.prefix}-{i:06d}", i * size, min((i + 1) * size, total_outputs))
+        ShardTask(i, f"{cfg.output.prefix}-{i:06d}", i * size, min((i + 1) * size, total), n_inputs)
         for i in range(lo, hi)
     ]
 
@@ -98,9 +100,9 @@ def prepare(cfg: Config) -> tuple[Source, int]:
             raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
         path = source.identity().get("path")
         where = f" at source.path={path}" if path else ""
+        keys = "source.num_samples" if cfg.source.kind == "synthetic" else "source.path"
         raise PipelineError(
-            f"source ({cfg.source.kind}){where} has no samples; check source.path, "
-            f"source.split and source.num_samples"
+            f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
         )
     size = source.size
     if size is None and cfg.augment.transforms:
@@ -138,7 +140,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     source, n_inputs = prepare(config)
     root = Path(config.output.dir)
     layout = layout_for(config.output.format, root, config.output.prefix)
-    tasks = plan(n_inputs * config.augment.copies, config)
+    tasks = plan(n_inputs, config)
     workers = config.runtime.workers or available_cpus()
     done: dict[str, ShardManifest] = {}
     fresh: list[ShardResult] = []
@@ -196,8 +198,8 @@ def _execute(
     """Run the shards still to do with one progress bar. On any failure, no worker
     outlives the call, no temporary is left and the error is one line."""
     total = sum(t.stop - t.start for t in tasks)
-    bar = pool.progress_bar(total, cfg.runtime.progress)
-    bar.update(sum(t.stop - t.start for t in tasks if t.name in done))
+    kept = sum(t.stop - t.start for t in tasks if t.name in done)
+    bar = progress_bar(total, cfg.runtime.progress, initial=kept)
     try:
         pool.execute(cfg, chash, todo, min(workers, max(len(todo), 1)), bar, fresh.append, source)
     except BaseException as exc:

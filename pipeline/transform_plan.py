@@ -10,8 +10,7 @@ from typing import Any
 
 from pipeline.config import AugmentConfig
 from pipeline.errors import PipelineError
-
-PLACEMENT = ("before", "after")
+from pipeline.transform_args import PLACEMENT
 
 
 def ordered(transforms: Mapping[str, Any]) -> list[tuple[str, Any]]:

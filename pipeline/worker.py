@@ -43,12 +43,39 @@ from pipeline.writers import ShardWriter, atomic_write, write_error
 
 @dataclass(frozen=True)
 class ShardTask:
-    """Output samples ``start`` .. ``stop`` (exclusive) go into shard ``name``."""
+    """Output samples ``start`` .. ``stop`` (exclusive) go into shard ``name``; the run
+    reads ``inputs`` input samples (after ``source.limit``)."""
 
     index: int
     name: str
     start: int
     stop: int
+    inputs: int
+
+
+def position_of(index: int, copy: int, inputs: int, copies: int, order: str) -> int:
+    """The output position of copy ``copy`` of input ``index``.
+
+    ``spread`` (copy-major: every input's copy 0, then every input's copy 1 ...) puts the
+    copies of one input ``inputs`` positions apart, so in different shards whenever there
+    are at least ``shard_size`` inputs: a trainer's shuffle buffer over a few shards does
+    not see one scene several times. ``grouped`` (input-major) keeps them side by side and
+    reads each input once; ``spread`` reads each input once per copy.
+    """
+    return copy * inputs + index if order == "spread" else index * copies + copy
+
+
+def input_runs(task: ShardTask, copies: int, order: str) -> list[tuple[int, int, range]]:
+    """The inputs shard ``task`` reads, as runs ``(first, last, copies)``: inputs
+    ``first`` .. ``last`` (exclusive) are read once each and these copies of each are
+    written where ``position_of`` falls inside the shard."""
+    if order != "spread":
+        return [(task.start // copies, -(-task.stop // copies), range(copies))]
+    n = task.inputs
+    return [
+        (max(task.start - c * n, 0), min(task.stop - c * n, n), range(c, c + 1))
+        for c in range(task.start // n, -(-task.stop // n))
+    ]
 
 
 def output_key(sample: Sample, copy: int, copies: int) -> str:
@@ -106,26 +133,30 @@ class ShardProcessor:
         self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
     ) -> None:
         """Read, check, augment, encode and add this shard's samples to ``writer``."""
-        cfg = self.cfg
-        copies = cfg.augment.copies
-        first, last = task.start // copies, (task.stop + copies - 1) // copies
-        t0 = time.perf_counter()
-        for index, item in zip(range(first, last), self.source.iter(first, last)):
-            try:
-                if isinstance(item, SampleError):
-                    raise item
-                sample, invalid = finalize(item, cfg.source)
-            except SampleError as err:
-                timings.read += time.perf_counter() - t0
-                self._skip(err, manifest, task, index, copies)
-                t0 = time.perf_counter()
-                continue
-            timings.read += time.perf_counter() - t0
-            manifest.stats.add_source(sample.image)
-            for copy in range(copies):
-                if task.start <= index * copies + copy < task.stop:
-                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
+        order = self.cfg.output.order
+        for first, last, copies in input_runs(task, self.cfg.augment.copies, order):
             t0 = time.perf_counter()
+            for index, item in zip(range(first, last), self.source.iter(first, last)):
+                wanted = [c for c in copies if self._inside(task, index, c)]
+                try:
+                    if isinstance(item, SampleError):
+                        raise item
+                    sample, invalid = finalize(item, self.cfg.source)
+                except SampleError as err:
+                    timings.read += time.perf_counter() - t0
+                    self._skip(err, manifest, len(wanted))
+                    t0 = time.perf_counter()
+                    continue
+                timings.read += time.perf_counter() - t0
+                manifest.stats.add_source(sample.image)
+                for copy in wanted:
+                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
+                t0 = time.perf_counter()
+
+    def _inside(self, task: ShardTask, index: int, copy: int) -> bool:
+        cfg = self.cfg
+        pos = position_of(index, copy, task.inputs, cfg.augment.copies, cfg.output.order)
+        return task.start <= pos < task.stop
 
     def _one(
         self,
@@ -146,7 +177,7 @@ class ShardProcessor:
         except Exception as exc:  # a transform failing on this sample's data
             detail = " ".join(str(exc).split())
             err = SampleError(sample.key, f"augmentation failed: {detail}")
-            self._skip(err, manifest, task, index, self.cfg.augment.copies, copy)
+            self._skip(err, manifest, 1)
             return
         key = output_key(sample, copy, self.cfg.augment.copies)
         t2 = time.perf_counter()
@@ -171,21 +202,12 @@ class ShardProcessor:
             with self.progress.get_lock():
                 self.progress.value += n
 
-    def _skip(
-        self,
-        err: SampleError,
-        manifest: ShardManifest,
-        task: ShardTask,
-        index: int,
-        copies: int,
-        copy: int | None = None,
-    ) -> None:
+    def _skip(self, err: SampleError, manifest: ShardManifest, outputs: int) -> None:
+        """Record ``outputs`` output samples of this shard lost to ``err`` (or raise it)."""
         if self.cfg.runtime.on_error != "skip":
             raise err
-        outs = range(copies) if copy is None else [copy]
-        n = sum(task.start <= index * copies + c < task.stop for c in outs)
-        manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(n))
-        self._advance(n)
+        manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(outputs))
+        self._advance(outputs)
 
 
 _PROCESSOR: ShardProcessor | None = None

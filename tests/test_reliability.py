@@ -607,7 +607,7 @@ def test_cli_exit_code_3_when_samples_were_skipped_2_when_not(tmp_path):
         ("+augment.transforms.flip.always_apply=true", "augment.transforms.flip"),  # a warning
         pytest.param(
             "runtime.on_error=maybe",
-            "runtime.on_error must be raise or skip",
+            "runtime.on_error: 'maybe' is not a choice; choose one of: raise, skip",
             marks=pytest.mark.slow,
         ),
         pytest.param(

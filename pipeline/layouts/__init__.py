@@ -2,7 +2,8 @@
 names, the writer of a shard, the dataset card's description and loading header, which
 files it owns (for resume and overwrite) and how the report reads samples back.
 
-A new output format = one module here + an entry in ``LAYOUTS`` + ``conf/output/<name>.yaml``.
+A new output format = one module here + an entry in ``LAYOUTS`` + a member of
+``config.OutputFormat`` + ``conf/output/<name>.yaml``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ MAGIC = (
     (b"II+\x00", "tiff"),
     (b"MM\x00+", "tiff"),
     (b"\x93NUMPY", "npy"),
+    (b"BM", "bmp"),
+    (b"GIF8", "gif"),
 )
+# image files sources read: the extensions ``codecs.decode`` knows
+IMAGE_EXTS = {"png", "jpg", "jpeg", "tif", "tiff", *codecs.OTHER_IMAGE_EXTS}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 # A corrupt file is reported once, as a SampleError; not also as tifffile log lines.
 logging.getLogger("tifffile").setLevel(logging.ERROR)
@@ -36,6 +40,8 @@ def sniff(data: bytes) -> str:
     for magic, ext in MAGIC:
         if data.startswith(magic):
             return ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
     return ""
 
 
@@ -43,7 +49,9 @@ def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> n
     """Decode an encoded image/depth (PNG, JPEG, TIFF, NPY) to an array."""
     ext = ext or sniff(data)
     if not ext:
-        raise SampleError(key, f"{where}: not a PNG, JPEG, TIFF or NPY file")
+        raise SampleError(
+            key, f"{where}: not an image (PNG, JPEG, TIFF, WebP, BMP ...) or NPY file"
+        )
     try:
         arr = codecs.decode(ext, data)
     except Exception as exc:  # every codec has its own error types
@@ -116,7 +124,7 @@ def unique_keys(keys: list[str], what: str) -> None:
 
 def _ext(name: str) -> str | None:
     suffix = name.rpartition(".")[2].lower()
-    return suffix if suffix in ("png", "jpg", "jpeg", "tif", "tiff", "npy") else None
+    return suffix if suffix in IMAGE_EXTS or suffix == "npy" else None
 
 
 def _first_line(exc: BaseException) -> str:

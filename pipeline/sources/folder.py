@@ -22,12 +22,10 @@ from pipeline.sample import Camera, Sample
 from pipeline.source_config import FolderConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_file
-from pipeline.sources.files import apply_mask, make_key, read_file, unique_keys
+from pipeline.sources.files import IMAGE_EXTS, apply_mask, make_key, read_file, unique_keys
 
 # key, image, depth, mask, camera file, camera entry (paths relative to source.path)
 Item = tuple[str, str, str, str | None, str | None, str | None]
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 class FolderSource(Source):
@@ -47,11 +45,14 @@ class FolderSource(Source):
             self.regex = re.compile(cfg.image_regex) if cfg.image_regex else None
         except re.error as exc:
             raise PipelineError(f"source.image_regex: {exc}") from None
+        matched = [p for p in self.root.glob(cfg.image_glob) if p.is_file()]
         images = sorted(
             p.relative_to(self.root).as_posix()
-            for p in self.root.glob(cfg.image_glob)
-            if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+            for p in matched
+            if p.suffix.lower().lstrip(".") in IMAGE_EXTS
         )
+        if not images:
+            raise PipelineError(self._no_images(len(matched)))
         self.items: list[Item] = []
         self.cameras: dict[tuple[str, str | None, int, int], Camera | None] = {}
         self.dropped = 0
@@ -73,7 +74,47 @@ class FolderSource(Source):
             if cam is not None and entry is not None:
                 entry = self._fill(entry, fields, "source.camera_entry")
             self.items.append((make_key(fields["key"]), rel, depth, mask, cam, entry))
+        if not self.items:
+            raise PipelineError(self._no_pairs(images))
         unique_keys([item[0] for item in self.items], f"source.path={cfg.path}")
+
+    def _no_images(self, matched: int) -> str:
+        """Why ``image_glob`` found no image: what it matched, what the directory holds."""
+        glob, where = self.cfg.image_glob, f"source.path={self.cfg.path}"
+        if matched:
+            return (
+                f"source.image_glob={glob!r} matches {matched} file(s) under {where} but no "
+                f"image ({', '.join(sorted(IMAGE_EXTS))}); point it at the images"
+            )
+        found: dict[str, list[str]] = {}  # extension -> files
+        for i, p in enumerate(self.root.rglob("*")):
+            if i >= 5000:  # enough for a hint; a KITTI tree holds ~10^5 files
+                break
+            ext = p.suffix.lower().lstrip(".")
+            if ext in IMAGE_EXTS and p.is_file():
+                found.setdefault(ext, []).append(p.relative_to(self.root).as_posix())
+        seen = ", ".join(
+            f"{len(files)} .{ext} (e.g. {min(files)})"
+            for ext, files in sorted(found.items(), key=lambda kv: -len(kv[1]))
+        )
+        held = f"; it holds {seen}" if seen else "; it holds no image files"
+        return f"source.image_glob={glob!r} matches no file under {where}{held}"
+
+    def _no_pairs(self, images: list[str]) -> str:
+        """Why none of the images became a sample: regex or depth files."""
+        c = self.cfg
+        glob = f"the {len(images)} image(s) of source.image_glob={c.image_glob!r}"
+        if self.regex is not None and all(self._fields(rel) is None for rel in images):
+            return (
+                f"source.image_regex={c.image_regex!r} matches none of {glob} "
+                f"(e.g. {images[0]!r}); fix source.image_regex or set it to null"
+            )
+        first = self._fields(next(r for r in images if self._fields(r) is not None)) or {}
+        depth = self._fill(c.depth_path, first, "source.depth_path")
+        return (
+            f"none of {glob} under source.path={c.path} has a depth file at "
+            f"source.depth_path={c.depth_path!r} (e.g. {depth!r} does not exist)"
+        )
 
     def _fields(self, rel: str) -> dict[str, str] | None:
         """Template fields of one image; None if ``image_regex`` does not match it."""
