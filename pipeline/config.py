@@ -32,15 +32,23 @@ class AugmentConfig:
 
 @dataclass
 class ImageCodec:
-    """PNG settings for the RGB image (0 = no compression .. 9 = smallest)."""
+    """The RGB image: ``png`` (lossless; ``level`` 0 = no compression .. 9 = smallest) or
+    ``jpg`` (lossy; ``quality`` 1..100), for trainers whose loaders expect JPEG."""
 
+    format: str = "png"
     level: int = 1
+    quality: int = 95
 
 
 @dataclass
 class DepthCodec:
-    """Float32 TIFF settings: compression none|zlib|zstd|lzw, predictor 1 none / 3 float."""
+    """The depth map: ``tiff`` = float32 metres (compression none|zlib|zstd|lzw, predictor
+    1 none / 3 float), or ``png16`` = uint16 round(metres x ``scale``), 0 = invalid, the
+    trainers' format (null scale = the source's own integer scale, e.g. 256 for KITTI,
+    else 1000 = millimetres; resolved by ``to_config``)."""
 
+    format: str = "tiff"
+    scale: float | None = None
     compression: str = "none"
     level: int | None = None
     predictor: int = 1
@@ -167,7 +175,17 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
         raise PipelineError(f"{key}: {msg}") from None
     assert isinstance(obj, Config)
+    _derive_defaults(obj)
     return obj
+
+
+def _derive_defaults(cfg: Config) -> None:
+    """Fill keys whose default depends on others: the png16 depth scale is the source's
+    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000."""
+    depth = cfg.output.depth
+    if depth.format == "png16" and depth.scale is None:
+        source_scale = cfg.source.scale
+        depth.scale = round(1.0 / source_scale, 6) if 0 < source_scale < 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -50,22 +50,46 @@ def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bo
     if (root / CARD).exists() and not card_is_ours(root):
         return False
     stats, split = info.stats, cfg.source.split
-    text = f"""{layout.card_header(split)}
-# RGB-D dataset {CARD_MARK}
-
-{layout.describe()}
-
-- samples: {info.counts.written} written, {info.counts.skipped} skipped
-- image size (HxW): {info.image_size}
-- RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
-- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
-- config hash: {info.config_hash}; full provenance in `{INFO_FILE}`, per-shard
-  manifests (keys, sha256, applied params) in `manifests/`, report in `report/index.html`.
-
+    header = layout.card_header(split, info)
+    loading = f"""
+```python
+from pipeline import read                    # image uint8 HxWx3, depth float32 metres
+for image, depth, meta in read.load("{root}"):
+    ...
+```
+"""
+    if header:
+        loading += f"""
 ```python
 import datasets
 ds = datasets.load_dataset("{root}", split="{split}")
 ```
 """
+    text = f"""{header}
+# RGB-D dataset {CARD_MARK}
+
+{layout.describe(info)}
+
+- samples: {info.counts.written} written, {info.counts.skipped} skipped
+- image size (HxW): {info.image_size}
+- depth: {depth_line(info.encodings["depth"])}
+- RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
+- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
+- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
+  provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
+  `manifests/`, report in `report/index.html`.
+{loading}"""
     atomic_write(root / CARD, text.encode())
     return True
+
+
+def depth_line(depth: dict) -> str:
+    """The depth encoding in one line (card and report): unit, scale and quantisation."""
+    if depth.get("dtype") == "uint16":
+        scale = depth["depth_scale"]
+        return (
+            f"16-bit PNG, stored value / depth_scale = metres, depth_scale = {scale:g}; "
+            f"quantisation error at most {0.5 / scale:.3g} m, depths beyond "
+            f"{65535 / scale:.5g} m written as 0 (invalid)"
+        )
+    return "float32 TIFF in metres (exact), 0 = invalid"

@@ -8,6 +8,7 @@ All records live here on purpose (one place to look), hence a little over 300 li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass, field, fields
@@ -53,12 +54,16 @@ class _Tally(_Plain):
 
 @dataclass
 class InvalidPixels(_Tally):
-    """Source pixels that hold no valid depth, by cause (each becomes 0 = invalid)."""
+    """Source pixels that hold no valid depth, by cause (each becomes 0 = invalid); and,
+    with 16-bit PNG depth, valid pixels the format cannot hold (written as 0): farther
+    than 65535 / scale metres, or nearer than 0.5 / scale."""
 
     zero: int = 0
     nonfinite: int = 0
     negative: int = 0
     out_of_range: int = 0
+    png16_too_far: int = 0
+    png16_too_near: int = 0
 
 
 @dataclass
@@ -219,6 +224,12 @@ class Timings:
         return cls(**{**data, "stage_cpu_s": StageTimes.from_json(data["stage_cpu_s"])})
 
 
+def content_fingerprint(manifests: list[ShardManifest]) -> str:
+    """A short hash of every written file's path and sha256: equal only for equal content."""
+    files = sorted((rel, digest) for m in manifests for rel, digest in m.files.items())
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str | None]:
     """Python and library versions that shape the output bytes."""
     out: dict[str, str | None] = {"python": platform.python_version()}
@@ -248,6 +259,8 @@ class DatasetInfo:
     shards: list[dict[str, Any]]
     stats: dict[str, Any]
     timings: Timings
+    # sha256 over every written file's sha256: identifies the content (the card's cache id)
+    fingerprint: str = ""
 
     RECORDS: ClassVar[dict[str, Any]] = {
         "counts": Counts,
@@ -289,6 +302,7 @@ class DatasetInfo:
             ],
             stats=stats.summary(),
             timings=timings,
+            fingerprint=content_fingerprint(manifests),
         )
 
     def to_json(self) -> dict[str, Any]:
