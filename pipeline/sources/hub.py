@@ -112,6 +112,7 @@ class HubSource(Source):
                     f"source.split={c.split} is not in {c.path} (splits: {', '.join(files)})"
                 )
             self.data_files = [str(f) for f in files[c.split]]
+            _refuse_partial(self.data_files, c)
         if not c.streaming and self.data_files and all(map(_local_parquet, self.data_files)):
             # Local parquet is read in place, row group by row group: no Arrow cache copy
             # of the whole split (time and disk), bounded memory, random access by row.
@@ -216,6 +217,20 @@ class HubSource(Source):
             return err
         meta = {"kind": "hub", "row": index, "location": where}
         return Sample(key, image, depth, {"source": meta})
+
+
+def _refuse_partial(files: list[str], cfg: HubConfig) -> None:
+    """The hub's automatic parquet conversion of a large dataset covers only its first
+    rows and says so in the directory name (``default/partial-train/``): refuse it rather
+    than silently writing a fraction of the data."""
+    partial = next((f for f in files if "/partial-" in f.replace("\\", "/")), None)
+    if partial is not None:
+        raise PipelineError(
+            f"source.path={cfg.path} split {cfg.split}: this parquet conversion is partial "
+            f"({partial.split('/partial-')[0].rpartition('/')[2]}/partial-{cfg.split}: only "
+            f"its first rows); read the complete data instead: source=nyu for NYU Depth v2's "
+            f"archives, or the dataset's own files via a complete local copy (source.path)"
+        )
 
 
 def _files_fingerprint(paths: list[str]) -> str:
