@@ -180,6 +180,18 @@ def encodings(cfg: OutputConfig) -> dict[str, Any]:
     return {"image": image, "depth": depth}
 
 
+def depth_summary(depth: dict[str, Any]) -> str:
+    """The depth encoding of ``dataset_info.json`` in one line: unit, scale, quantisation."""
+    if depth.get("dtype") == "uint16":
+        scale = depth["depth_scale"]
+        return (
+            f"16-bit PNG, stored value / depth_scale = metres, depth_scale = {scale:g}; "
+            f"quantisation error at most {0.5 / scale:.3g} m, depths beyond "
+            f"{65535 / scale:.5g} m written as 0 (invalid)"
+        )
+    return "float32 TIFF in metres (exact), 0 = invalid"
+
+
 def encode_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 

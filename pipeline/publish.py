@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pipeline.claim import CARD, CARD_MARK, card_is_ours
+from pipeline.codecs import depth_summary
 from pipeline.config import Config
 from pipeline.faults import fault_point
 from pipeline.layouts import Layout, layout_for
@@ -72,7 +73,7 @@ ds = datasets.load_dataset("{root}", split="{split}")
 
 - samples: {info.counts.written} written, {info.counts.skipped} skipped
 - image size (HxW): {info.image_size}
-- depth: {depth_line(info.encodings["depth"])}
+- depth: {depth_summary(info.encodings["depth"])}
 - RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
 - depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
 - config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
@@ -81,15 +82,3 @@ ds = datasets.load_dataset("{root}", split="{split}")
 {loading}"""
     atomic_write(root / CARD, text.encode())
     return True
-
-
-def depth_line(depth: dict) -> str:
-    """The depth encoding in one line (card and report): unit, scale and quantisation."""
-    if depth.get("dtype") == "uint16":
-        scale = depth["depth_scale"]
-        return (
-            f"16-bit PNG, stored value / depth_scale = metres, depth_scale = {scale:g}; "
-            f"quantisation error at most {0.5 / scale:.3g} m, depths beyond "
-            f"{65535 / scale:.5g} m written as 0 (invalid)"
-        )
-    return "float32 TIFF in metres (exact), 0 = invalid"
