@@ -437,3 +437,20 @@ def test_jpeg_images_in_file_lists(tmp_path):
         assert jpeg.format == "JPEG"  # decoders may differ by a level in rare pixels
         assert np.abs(np.asarray(jpeg).astype(int) - image).max() <= 2
     assert len(hf_rows(out, tmp_path / "cache")) == 3
+
+
+def test_folder_dataset_rewritten_elsewhere_loads_from_its_own_files(tmp_path):
+    """Image-folder rows in the datasets cache point at files by path: the same content in
+    a same-named dir elsewhere (the first one deleted) must not reuse those rows."""
+    import shutil
+
+    import datasets
+
+    cache = tmp_path / "shared-cache"
+    plain = ["augment=none", "output=folder", *COMMON, "source.height=48", "source.width=64"]
+    for parent in ("first", "second"):
+        out = tmp_path / parent / "default"
+        run(make_cfg(out, *plain, "source.num_samples=3", small=False))
+        ds = datasets.load_dataset(str(out), split="train", cache_dir=str(cache))
+        assert np.asarray(ds[2]["depth"]).tobytes() == list(read.load(out))[2][1].tobytes()
+        shutil.rmtree(tmp_path / parent)

@@ -9,6 +9,7 @@ A new output format = one module here + an entry in ``LAYOUTS`` + ``conf/output/
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,13 +94,15 @@ class Layout:
         return {key: (image, depth) for key, image, depth, _ in self.samples(manifest, keys)}
 
 
-def card_config(split: str, info: DatasetInfo, paths: list[str]) -> str:
-    """The ``configs:`` entry of a card header: one split, its data files, and the content
-    fingerprint as the config's description (part of the ``datasets`` cache identity)."""
+def card_config(split: str, info: DatasetInfo, paths: list[str], root: Path) -> str:
+    """The ``configs:`` entry of a card header: one split, its data files, and as the
+    config's description (part of the ``datasets`` cache identity) the content fingerprint
+    and the absolute location (a cached image-folder row refers to its files by path)."""
     listed = "\n".join(f'    - "{p}"' for p in paths)
+    where = json.dumps(str(root.resolve()))[1:-1]
     return (
         f"configs:\n- config_name: default\n"
-        f'  description: "depth-pipeline dataset, content {info.fingerprint}"\n'
+        f'  description: "depth-pipeline dataset, content {info.fingerprint}, in {where}"\n'
         f"  data_files:\n  - split: {split}\n    path:\n{listed}\n"
     )
 

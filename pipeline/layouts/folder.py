@@ -108,7 +108,7 @@ class FolderLayout(Layout):
         )
 
     def card_header(self, split: str, info: DatasetInfo) -> str:
-        return f"---\n{card_config(split, info, [METADATA, 'image/**'])}---\n"
+        return f"---\n{card_config(split, info, [METADATA, 'image/**'], self.root)}---\n"
 
     def samples(
         self, manifest: ShardManifest, keys: set[str] | None = None

@@ -111,7 +111,7 @@ class WebdatasetLayout(Layout):
             {"name": "json", "struct": metadata.RECORD_FEATURES},
         ]
         return (
-            f"---\n{card_config(split, info, [f'{self.prefix}-*.tar'])}"
+            f"---\n{card_config(split, info, [f'{self.prefix}-*.tar'], self.root)}"
             f"dataset_info:\n  config_name: default\n  features:\n"
             f"{metadata.features_yaml(columns, 2)}\n---\n"
         )
