@@ -454,3 +454,24 @@ def test_folder_dataset_rewritten_elsewhere_loads_from_its_own_files(tmp_path):
         ds = datasets.load_dataset(str(out), split="train", cache_dir=str(cache))
         assert np.asarray(ds[2]["depth"]).tobytes() == list(read.load(out))[2][1].tobytes()
         shutil.rmtree(tmp_path / parent)
+
+
+def test_file_lists_of_merged_slices_resume_and_overwrite(lists_and_tiff, tmp_path):
+    """The lists are written when the dataset is published (also by the merge of slices),
+    from the manifests; a resumed run rewrites them identically; overwrite removes them."""
+    lists, _ = lists_and_tiff
+    out = tmp_path / "sliced"
+    common = [*COMMON, "source.num_samples=6", "+augment.transforms.rot._target_=Rotate"]
+    for k in (1, 0):
+        run(make_cfg(out, *common, "output=filelist", f"shard.index={k}", "shard.num_shards=2"))
+    names = ("train_files_with_gt.txt", "train.jsonl", "train.json", "metadata.jsonl")
+    for name in names:
+        assert (out / name).read_bytes() == (lists / name).read_bytes(), name
+    (out / "train.jsonl").unlink()
+    (out / "dataset_info.json").unlink()
+    run(make_cfg(out, *common, "output=filelist"))  # resumes every shard, publishes again
+    assert (out / "train.jsonl").read_bytes() == (lists / "train.jsonl").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    run(make_cfg(out, *COMMON, "source.num_samples=2", "output.overwrite=true"))
+    left = sorted(p.name for p in out.iterdir() if p.name != "slices")  # slices: claim's
+    assert left == ["README.md", "dataset_info.json", "manifests", "notes.txt", "train-000000.tar"]
