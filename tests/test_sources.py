@@ -234,6 +234,7 @@ def test_cli_hub_unreachable_is_one_line_exit_2_no_output(tmp_path, monkeypatch)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "sayakpaul/nyu_depth_v2" in lines[0] and "cannot reach the Hugging Face Hub" in lines[0]
+    assert "data/train-*.tar" in lines[0]  # source=nyu: the repo's archives, not parquet
     assert "source.path" in lines[0] and "local copy" in lines[0]
     assert not out.exists()
 
