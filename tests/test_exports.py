@@ -19,7 +19,7 @@ import tifffile
 from conftest import make_cfg, run_cli
 from PIL import Image
 
-from pipeline import read
+from pipeline import metadata, read
 from pipeline.runner import run
 
 COMMON = ["output.shard_size=3", "runtime.workers=1", "report.enabled=false"]
@@ -164,6 +164,8 @@ def test_every_format_source_and_augmentation_loads_everywhere(sources, tmp_path
     records = sorted((r for _, _, r in disk.values()), key=lambda r: r["augment"]["index"])
     shapes = {json.dumps(_shape(r)) for r in records}
     assert len(shapes) == 1, shapes
+    # ... and exactly the schema the card declares (datasets drops undeclared keys)
+    assert _shape(records[0]) == _declared(metadata.RECORD_FEATURES)
     assert all(isinstance(r["augment"]["params"], str) for r in records)
     assert set(records[0]["camera"]) >= {"fx", "fy", "cx", "cy"}
     if aug == "rare":  # the case that broke load_dataset: null first, an object later
@@ -197,6 +199,14 @@ def test_every_format_source_and_augmentation_loads_everywhere(sources, tmp_path
             depth = s["depth.tiff"]
             assert depth.dtype == np.float32 and depth.tobytes() == disk[key][1].tobytes()
             assert np.array_equal(s["png"], disk[key][0])
+
+
+def _declared(columns: list[dict]) -> dict:
+    """The key structure a ``datasets`` YAML feature list declares."""
+    return {
+        c["name"]: _declared(c["struct"]) if "struct" in c else None
+        for c in sorted(columns, key=lambda c: c["name"])
+    }
 
 
 def _shape(obj):
