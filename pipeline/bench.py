@@ -226,7 +226,7 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     import cv2
     from hydra import compose, initialize_config_dir
 
-    from pipeline import codecs
+    from pipeline import codecs, metadata
     from pipeline.augment import Augmenter
     from pipeline.config import register, to_config
     from pipeline.layouts import layout_for
@@ -252,7 +252,9 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         res = augment(sample, index, 0)
         t2 = time.perf_counter()
-        fields = codecs.encode_sample(res, sample.key, cfg.output)
+        camera = metadata.camera_json(res.camera)
+        record = metadata.record(res, sample.key, index, 0, camera, 1.0)
+        fields = codecs.encode_sample(res, cfg.output, record).fields
         t3 = time.perf_counter()
         writer.add(sample.key, fields)
         t4 = time.perf_counter()

@@ -1,5 +1,7 @@
 """Encode and decode sample fields, keyed by file extension.
 
+Written members: the image as ``png`` (or ``jpg``), depth as ``depth.tiff`` (float32
+metres) or ``depth.png`` (uint16 metres x scale, see ``quantize_depth``), ``json``.
 PNG encoding is the dominant stage of a run; see ``encode_png`` for the encoder choice.
 PNG decoding goes through imagecodecs, JPEG through OpenCV, float32 depth through tifffile.
 Decoders accept every layout this tool writes or reads: ``.png`` (RGB or uint16 depth),
@@ -12,6 +14,7 @@ import io
 import json
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -19,7 +22,7 @@ import numpy as np
 import tifffile
 
 from pipeline.config import DepthCodec, ImageCodec, OutputConfig
-from pipeline.sample import Sample, camera_json
+from pipeline.sample import Sample
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Other image formats sources may hold, read through OpenCV (then Pillow): ``decode_image``.
@@ -85,30 +88,122 @@ def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
     return buf.getvalue()
 
 
-def encode_sample(sample: Sample, key: str, cfg: OutputConfig) -> dict[str, bytes]:
-    """The members of one written sample, keyed by extension (``mask.png`` when the
-    augmentation wrote a validity mask, e.g. an evaluation region)."""
-    camera = camera_json(sample.camera, sample.homography)
-    fields = {
-        "png": encode_png(sample.image, cfg.image),
-        "depth.tiff": encode_tiff(sample.depth, cfg.depth),
-        "json": encode_json({"key": key, **sample.meta, "camera": camera}),
-    }
+def encode_jpeg(image: np.ndarray, codec: ImageCodec) -> bytes:
+    """RGB (HxWx3 uint8) to baseline JPEG at ``codec.quality`` (OpenCV's libjpeg-turbo:
+    the same bytes for the same pixels and quality)."""
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, codec.quality]
+    )
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+def quantize_depth(depth: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:
+    """Float metres to uint16 ``round(depth x scale)`` (0 stays 0 = invalid).
+
+    Returns the array and the valid pixels it could not hold, which become 0: farther than
+    65535 / scale metres, and nearer than 0.5 / scale (they would round to 0 anyway).
+    Every other pixel reads back within 0.5 / scale metres of ``depth``.
+    """
+    scaled = np.rint(depth.astype(np.float64) * scale)
+    valid = depth > 0
+    too_far = valid & (scaled > 65535)
+    too_near = valid & (scaled < 1)
+    scaled[too_far] = 0
+    return scaled.astype(np.uint16), int(np.count_nonzero(too_far)), int(np.count_nonzero(too_near))
+
+
+@dataclass
+class EncodedSample:
+    """The members of one written sample keyed by extension, the depth exactly as a reader
+    gets it back (metres; png16 quantized) and the pixels png16 could not hold."""
+
+    fields: dict[str, bytes]
+    depth: np.ndarray
+    too_far: int = 0
+    too_near: int = 0
+
+
+def member_names(cfg: OutputConfig) -> tuple[str, str]:
+    """The image and depth member extensions: ``png``|``jpg``, ``depth.tiff``|``depth.png``."""
+    image = "jpg" if cfg.image.format == "jpg" else "png"
+    depth = "depth.png" if cfg.depth.format == "png16" else "depth.tiff"
+    return image, depth
+
+
+def depth_scale(cfg: OutputConfig) -> float:
+    """Stored depth value / depth_scale = metres (1 for float TIFF)."""
+    return float(cfg.depth.scale) if cfg.depth.format == "png16" and cfg.depth.scale else 1.0
+
+
+def encode_sample(sample: Sample, cfg: OutputConfig, meta: dict[str, Any]) -> EncodedSample:
+    """Encode one output sample (``meta`` is its per-sample JSON record; ``mask.png`` when
+    the augmentation wrote a validity mask)."""
+    image_ext, depth_ext = member_names(cfg)
+    if image_ext == "jpg":
+        image = encode_jpeg(sample.image, cfg.image)
+    else:
+        image = encode_png(sample.image, cfg.image)
+    if depth_ext == "depth.png":
+        scale = depth_scale(cfg)
+        stored, too_far, too_near = quantize_depth(sample.depth, scale)
+        fields = {image_ext: image, depth_ext: encode_png(stored, cfg.image)}
+        written = (stored.astype(np.float32) / np.float32(scale)).astype(np.float32)
+        return EncodedSample(fields | _extra(sample, meta, cfg), written, too_far, too_near)
+    fields = {image_ext: image, depth_ext: encode_tiff(sample.depth, cfg.depth)}
+    return EncodedSample(fields | _extra(sample, meta, cfg), sample.depth)
+
+
+def _extra(sample: Sample, meta: dict[str, Any], cfg: OutputConfig) -> dict[str, bytes]:
+    """The JSON record, and ``mask.png`` when the augmentation wrote a validity mask (an
+    evaluation region)."""
+    extra = {"json": encode_json(meta)}
     if sample.mask is not None:
-        fields["mask.png"] = encode_png(sample.mask, cfg.image)
-    return fields
+        extra["mask.png"] = encode_png(sample.mask, cfg.image)
+    return extra
 
 
 def encodings(cfg: OutputConfig) -> dict[str, Any]:
     """What ``encode_sample`` writes, for ``dataset_info.json``."""
-    image = {"ext": "png", "dtype": "uint8", "channels": "RGB", "png_level": cfg.image.level}
-    depth = {"ext": "depth.tiff", "dtype": "float32", "unit": "metre", "invalid": 0}
+    image_ext, depth_ext = member_names(cfg)
+    image: dict[str, Any] = {"ext": image_ext, "dtype": "uint8", "channels": "RGB"}
+    if image_ext == "jpg":
+        image["jpeg_quality"] = cfg.image.quality
+    else:
+        image["png_level"] = cfg.image.level
+    if depth_ext == "depth.png":
+        scale = depth_scale(cfg)
+        depth: dict[str, Any] = {
+            "ext": depth_ext,
+            "dtype": "uint16",
+            "unit": f"metre x {scale:g} (stored value / depth_scale = metres)",
+            "depth_scale": scale,
+            "invalid": 0,
+            "max_depth_m": 65535 / scale,
+            "max_error_m": 0.5 / scale,
+        }
+        return {"image": image, "depth": depth}
+    depth = {"ext": depth_ext, "dtype": "float32", "unit": "metre", "depth_scale": 1.0}
     depth |= {
+        "invalid": 0,
         "compression": cfg.depth.compression,
         "level": cfg.depth.level,
         "predictor": cfg.depth.predictor,
     }
     return {"image": image, "depth": depth}
+
+
+def depth_summary(depth: dict[str, Any]) -> str:
+    """The depth encoding of ``dataset_info.json`` in one line: unit, scale, quantisation."""
+    if depth.get("dtype") == "uint16":
+        scale = depth["depth_scale"]
+        return (
+            f"16-bit PNG, stored value / depth_scale = metres, depth_scale = {scale:g}; "
+            f"quantisation error at most {0.5 / scale:.3g} m, depths beyond "
+            f"{65535 / scale:.5g} m written as 0 (invalid)"
+        )
+    return "float32 TIFF in metres (exact), 0 = invalid"
 
 
 def encode_json(obj: Any) -> bytes:

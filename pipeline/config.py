@@ -40,6 +40,7 @@ class OutputFormat(Choice):
 
     webdataset = "webdataset"
     folder = "folder"
+    filelist = "filelist"
 
 
 class OutputOrder(Choice):
@@ -59,6 +60,27 @@ class TiffCompression(Choice):
     lzw = "lzw"
 
 
+class ImageFormat(Choice):
+    """``output.image.format``."""
+
+    png = "png"
+    jpg = "jpg"
+
+
+class DepthFormat(Choice):
+    """``output.depth.format``: float32 TIFF metres, or uint16 PNG x ``output.depth.scale``."""
+
+    tiff = "tiff"
+    png16 = "png16"
+
+
+class CameraMode(Choice):
+    """``augment.camera``: track (approximate where a pinhole K cannot follow) | strict."""
+
+    track = "track"
+    strict = "strict"
+
+
 # "raise" is a Python keyword: the functional form can still name a member so, and
 # OmegaConf matches members by name.
 OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)
@@ -75,21 +97,29 @@ class AugmentConfig:
 
     seed: int = 0
     copies: int = 1
-    camera: str = "track"
+    camera: CameraMode = CameraMode.track
     transforms: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ImageCodec:
-    """PNG settings for the RGB image (0 = no compression .. 9 = smallest)."""
+    """The RGB image: ``png`` (lossless; ``level`` 0 = no compression .. 9 = smallest) or
+    ``jpg`` (lossy; ``quality`` 1..100), for trainers whose loaders expect JPEG."""
 
+    format: ImageFormat = ImageFormat.png
     level: int = 1
+    quality: int = 95
 
 
 @dataclass
 class DepthCodec:
-    """Float32 TIFF settings: compression none|zlib|zstd|lzw, predictor 1 none / 3 float."""
+    """The depth map: ``tiff`` = float32 metres (compression none|zlib|zstd|lzw, predictor
+    1 none / 3 float), or ``png16`` = uint16 round(metres x ``scale``), 0 = invalid, the
+    trainers' format (null scale = the source's own integer scale, e.g. 256 for KITTI,
+    else 1000 = millimetres; resolved by ``to_config``)."""
 
+    format: DepthFormat = DepthFormat.tiff
+    scale: float | None = None
     compression: TiffCompression = TiffCompression.none
     level: int | None = None
     predictor: int = 1
@@ -260,7 +290,17 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
         raise PipelineError(f"{key}: {msg}") from None
     assert isinstance(obj, Config)
+    _derive_defaults(obj)
     return obj
+
+
+def _derive_defaults(cfg: Config) -> None:
+    """Fill keys whose default depends on others: the png16 depth scale is the source's
+    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000."""
+    depth = cfg.output.depth
+    if depth.format == "png16" and depth.scale is None:
+        source_scale = cfg.source.scale
+        depth.scale = round(1.0 / source_scale, 6) if 0 < source_scale < 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pipeline.claim import CARD, CARD_MARK, card_is_ours
+from pipeline.codecs import depth_summary
 from pipeline.config import Config
 from pipeline.faults import fault_point
 from pipeline.layouts import Layout, layout_for
@@ -50,22 +51,34 @@ def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bo
     if (root / CARD).exists() and not card_is_ours(root):
         return False
     stats, split = info.stats, cfg.source.split
-    text = f"""{layout.card_header(split)}
-# RGB-D dataset {CARD_MARK}
-
-{layout.describe()}
-
-- samples: {info.counts.written} written, {info.counts.skipped} skipped
-- image size (HxW): {info.image_size}
-- RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
-- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
-- config hash: {info.config_hash}; full provenance in `{INFO_FILE}`, per-shard
-  manifests (keys, sha256, applied params) in `manifests/`, report in `report/index.html`.
-
+    header = layout.card_header(split, info)
+    loading = f"""
+```python
+from pipeline import read                    # image uint8 HxWx3, depth float32 metres
+for image, depth, meta in read.load("{root}"):
+    ...
+```
+"""
+    if header:
+        loading += f"""
 ```python
 import datasets
 ds = datasets.load_dataset("{root}", split="{split}")
 ```
 """
+    text = f"""{header}
+# RGB-D dataset {CARD_MARK}
+
+{layout.describe(info)}
+
+- samples: {info.counts.written} written, {info.counts.skipped} skipped
+- image size (HxW): {info.image_size}
+- depth: {depth_summary(info.encodings["depth"])}
+- RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
+- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
+- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
+  provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
+  `manifests/`, report in `report/index.html`.
+{loading}"""
     atomic_write(root / CARD, text.encode())
     return True

@@ -8,6 +8,7 @@ All records live here on purpose (one place to look), hence a little over 300 li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass, field, fields
@@ -53,12 +54,16 @@ class _Tally(_Plain):
 
 @dataclass
 class InvalidPixels(_Tally):
-    """Source pixels that hold no valid depth, by cause (each becomes 0 = invalid)."""
+    """Source pixels that hold no valid depth, by cause (each becomes 0 = invalid); and,
+    with 16-bit PNG depth, valid pixels the format cannot hold (written as 0): farther
+    than 65535 / scale metres, or nearer than 0.5 / scale."""
 
     zero: int = 0
     nonfinite: int = 0
     negative: int = 0
     out_of_range: int = 0
+    png16_too_far: int = 0
+    png16_too_near: int = 0
 
 
 @dataclass
@@ -110,6 +115,7 @@ class ShardManifest:
     skipped: list[Skip] = field(default_factory=list)
     invalid_pixels: InvalidPixels = field(default_factory=InvalidPixels)
     stats: Stats = field(default_factory=Stats)
+    members: list[str] = field(default_factory=list)  # member extensions written
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +129,7 @@ class ShardManifest:
             "skipped": [s.to_json() for s in self.skipped],
             "invalid_pixels": self.invalid_pixels.to_json(),
             "stats": self.stats.to_json(),
+            "members": self.members,
         }
 
     @classmethod
@@ -138,6 +145,7 @@ class ShardManifest:
             skipped=[Skip.from_json(s) for s in data["skipped"]],
             invalid_pixels=InvalidPixels.from_json(data["invalid_pixels"]),
             stats=Stats.from_json(data["stats"]),
+            members=list(data.get("members", [])),
         )
 
     def encode(self) -> bytes:
@@ -221,6 +229,12 @@ class Timings:
         return cls(**{**data, "stage_cpu_s": StageTimes.from_json(data["stage_cpu_s"])})
 
 
+def content_fingerprint(manifests: list[ShardManifest]) -> str:
+    """A short hash of every written file's path and sha256: equal only for equal content."""
+    files = sorted((rel, digest) for m in manifests for rel, digest in m.files.items())
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str | None]:
     """Python and library versions that shape the output bytes."""
     out: dict[str, str | None] = {"python": platform.python_version()}
@@ -250,6 +264,8 @@ class DatasetInfo:
     shards: list[dict[str, Any]]
     stats: dict[str, Any]
     timings: Timings
+    # sha256 over every written file's sha256: identifies the content (the card's cache id)
+    fingerprint: str = ""
 
     RECORDS: ClassVar[dict[str, Any]] = {
         "counts": Counts,
@@ -285,12 +301,13 @@ class DatasetInfo:
             counts=Counts.of(manifests, resumed_shards),
             invalid_pixels=invalid,
             image_size=list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
-            encodings=encodings,
+            encodings=encodings | {"members": sorted({e for m in manifests for e in m.members})},
             shards=[
                 {"name": m.shard, "files": m.files, "samples": len(m.samples)} for m in manifests
             ],
             stats=stats.summary(),
             timings=timings,
+            fingerprint=content_fingerprint(manifests),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -61,6 +62,19 @@ def validate(cfg: Config) -> None:
             "output.depth.compression must be none, zlib, zstd or lzw",
         ),
         (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
+        (cfg.output.depth.format in ("tiff", "png16"), "output.depth.format must be tiff or png16"),
+        (
+            cfg.output.depth.format != "png16" or (cfg.output.depth.scale or 0) > 0,
+            "output.depth.scale must be > 0 (stored value = metres x scale)",
+        ),
+        (cfg.output.image.format in ("png", "jpg"), "output.image.format must be png or jpg"),
+        (1 <= cfg.output.image.quality <= 100, "output.image.quality must be 1..100"),
+        (
+            re.fullmatch(r"\w+(\.\w+)*", cfg.source.split) is not None
+            and cfg.source.split != "all",
+            f"source.split={cfg.source.split} is not a valid split name (letters, digits, "
+            f"'_'; 'all' is reserved by datasets); use e.g. train or test",
+        ),
         (cfg.source.limit is None or cfg.source.limit >= 0, "source.limit must be >= 0"),
     ]
     for ok, message in checks:
@@ -92,6 +106,7 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     check_slice_options(cfg)
     Augmenter(cfg.augment)  # fail on a bad transform before touching the output
     source = open_source(cfg.source)
+    layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg, source)
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)

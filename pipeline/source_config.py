@@ -154,14 +154,63 @@ class FolderConfig(FileSourceConfig):
 
 @dataclass
 class NyuMatConfig(FileSourceConfig):
-    """The official NYU Depth v2 labeled ``.mat``; ``columns`` are HDF5 dataset names."""
+    """The official NYU Depth v2 labeled ``.mat``; ``columns`` are HDF5 dataset names.
+    ``splits``: the official ``splits.mat`` (``trainNdxs`` / ``testNdxs``); ``split``
+    (train | test) then picks those frames, else every frame is read."""
 
     impl: ClassVar[str] = "pipeline.sources.nyu_mat:NyuMatSource"
     kind: str = "nyu_mat"
     columns: Columns = field(default_factory=lambda: Columns("images", "depths", None))
+    splits: str | None = None
+
+
+@dataclass
+class FilelistConfig(FileSourceConfig):
+    """A trainer's file list: ``path`` is a ``.txt`` with ``rgb depth [focal]`` per line
+    (BTS / AdaBins / ZoeDepth; ``None`` as depth = no ground truth: dropped and counted),
+    or a Metric3D ``.json`` / ``.jsonl`` of ``{rgb, depth, cam_in, depth_scale}``. Paths
+    are relative to ``image_root`` / ``depth_root`` (default: the list's folder). The
+    focal column becomes the camera (cx, cy: ``camera.cx/cy`` or the image centre)."""
+
+    impl: ClassVar[str] = "pipeline.sources.filelist:FilelistSource"
+    kind: str = "filelist"
+    image_root: str | None = None
+    depth_root: str | None = None
+    depth_scale: float = 0.001  # PNG value x depth_scale = metres (NYU mm; KITTI 1/256)
+
+    @property
+    def scale(self) -> float:
+        """Metric3D lists carry their own depth_scale per record (applied when read)."""
+        return 1.0 if self.path.endswith((".json", ".jsonl")) else self.depth_scale
+
+
+@dataclass
+class FastdepthConfig(FileSourceConfig):
+    """FastDepth's per-frame NYU Depth v2 ``.h5`` files (``rgb`` uint8 (3, H, W), ``depth``
+    float32 (H, W) metres) under ``path``: a folder tree ``{train,val}/<scene>/<frame>.h5``,
+    or tars of such files read in place (a .tar, a folder of tars or a glob). ``split``
+    picks the subtree: train, or val (validation, test: the official 654 test frames).
+    With ``path`` null, the tars matching ``files`` are downloaded from the Hugging Face
+    dataset ``repo`` at ``revision`` (resumable, into the HF cache) and read from there."""
+
+    impl: ClassVar[str] = "pipeline.sources.fastdepth:FastdepthSource"
+    kind: str = "fastdepth"
+    path: str | None = None  # type: ignore[assignment]
+    repo: str | None = None
+    revision: str | None = None  # pin a commit
+    files: str = "data/{subdir}-*.tar"  # {subdir}: train | val
+    cache_dir: str | None = None  # default: the Hugging Face hub cache (HF_HOME)
 
 
 SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
     cls().kind: cls
-    for cls in (SyntheticConfig, HubConfig, WebdatasetConfig, FolderConfig, NyuMatConfig)
+    for cls in (
+        SyntheticConfig,
+        HubConfig,
+        WebdatasetConfig,
+        FolderConfig,
+        NyuMatConfig,
+        FilelistConfig,
+        FastdepthConfig,
+    )
 }

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline import codecs
+from pipeline import codecs, metadata
 from pipeline.augment import Augmenter
 from pipeline.config import Config
 from pipeline.errors import SampleError
@@ -97,6 +97,7 @@ class ShardProcessor:
         self.config_hash = config_hash
         self.source = source if source is not None else open_source(cfg.source)
         self.augment = Augmenter(cfg.augment)
+        self.depth_scale = codecs.depth_scale(cfg.output)
         self.root = Path(cfg.output.dir)
         self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress
@@ -180,21 +181,34 @@ class ShardProcessor:
             self._skip(err, manifest, 1)
             return
         key = output_key(sample, copy, self.cfg.augment.copies)
+        camera = camera_json(out.camera, out.homography)
+        if self.layout.needs_focal and camera["fx"] is None:
+            err = SampleError(
+                sample.key,
+                f"no focal length for output={self.cfg.output.format} (the lists' focal "
+                f"column); set source.camera.fx=... (pixels)",
+            )
+            self._skip(err, manifest, 1)
+            return
+        record = metadata.record(out, key, index, copy, camera, self.depth_scale)
         t2 = time.perf_counter()
-        fields = codecs.encode_sample(out, key, self.cfg.output)
+        encoded = codecs.encode_sample(out, self.cfg.output, record)
         t3 = time.perf_counter()
         with self._writing(f"shard {task.name}"):
-            writer.add(key, fields)
+            writer.add(key, encoded.fields)
+        manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
         t4 = time.perf_counter()
-        frac = manifest.stats.add_output(out.image, out.depth)
+        manifest.invalid_pixels.png16_too_far += encoded.too_far
+        manifest.invalid_pixels.png16_too_near += encoded.too_near
+        frac = manifest.stats.add_output(out.image, encoded.depth)
         timings.augment += t2 - t1
         timings.encode += t3 - t2
         timings.write += t4 - t3
         params = out.meta["augment"]["params"]
-        camera = camera_json(out.camera, out.homography)
-        record = SampleRecord(key, index, copy, list(out.depth.shape), frac, params, camera)
-        manifest.samples.append(record)
+        manifest.samples.append(
+            SampleRecord(key, index, copy, list(out.depth.shape), frac, params, camera)
+        )
         self._advance(1)
 
     def _advance(self, n: int) -> None:

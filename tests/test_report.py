@@ -135,8 +135,10 @@ def test_params_table_matches_the_json_members(dataset):
     assert {"crop.x_min", "crop.y_min", "brightness.alpha", "gamma.gamma"} <= set(doc["columns"])
     assert doc["dropped"]["crop.x_max"] == "follows crop.x_min"  # fixed-width crop
     members = read_all(dataset)
-    x = np.array([m[2]["augment"]["params"]["crop"]["crop_coords"][0] for m in members.values()])
-    y = np.array([m[2]["augment"]["params"]["crop"]["crop_coords"][1] for m in members.values()])
+    # the JSON member holds the applied params as one JSON string (a stable schema)
+    params = [json.loads(m[2]["augment"]["params"]) for m in members.values()]
+    x = np.array([p["crop"]["crop_coords"][0] for p in params])
+    y = np.array([p["crop"]["crop_coords"][1] for p in params])
     i, j = doc["columns"].index("crop.x_min"), doc["columns"].index("crop.y_min")
     assert doc["correlation"][i][j] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-4)
 

@@ -36,7 +36,7 @@ def test_shards_hold_png_tiff_json_per_key(small_run):
         assert depth.shape == (64, 96) and depth.dtype == np.float32
         meta = json.loads(fields["json"])
         assert meta["key"] == key
-        assert meta["augment"]["params"]["crop"]["crop_coords"]
+        assert json.loads(meta["augment"]["params"])["crop"]["crop_coords"]
 
 
 def test_webdataset_library_reads_the_shards(small_run):
@@ -139,7 +139,7 @@ def test_override_drop_and_add_transforms_by_name(tmp_path):
     run(cfg)
     samples = read_tar(tmp_path / "o" / "train-000000.tar")
     for fields in samples.values():
-        params = json.loads(fields["json"])["augment"]["params"]
+        params = json.loads(json.loads(fields["json"])["augment"]["params"])
         assert "hsv" not in params
         assert list(params)[-1] == "rot" and len(params["rot"]["matrix"]) == 3
         depth = tifffile.imread(io.BytesIO(fields["depth.tiff"]))
@@ -153,7 +153,8 @@ def test_copies_write_distinct_variants(tmp_path):
     samples = read_tar(tmp_path / "c" / "train-000000.tar")
     assert sorted(samples) == [f"train/{i:06d}_c{c}" for i in range(2) for c in range(3)]
     crops = {
-        json.dumps(json.loads(f["json"])["augment"]["params"]["crop"]) for f in samples.values()
+        json.dumps(json.loads(json.loads(f["json"])["augment"]["params"])["crop"])
+        for f in samples.values()
     }
     assert len(crops) > 1
 

@@ -98,7 +98,9 @@ def test_parquet_depth_column_is_really_float32_tiff(nyu_copy):
 def test_nyu_preset_reads_local_parquet_copy_exactly(nyu_copy, tmp_path):
     root, images, depths = nyu_copy
     out = tmp_path / "out"
-    result = run(cfg(out, "source=nyu", f"source.path={root}", f"source.cache_dir={tmp_path}/c"))
+    result = run(
+        cfg(out, "source=nyu_parquet", f"source.path={root}", f"source.cache_dir={tmp_path}/c")
+    )
     got = samples_of(out)
     assert list(got) == [f"train/{i:06d}" for i in range(5)]
     for i in range(5):
@@ -110,7 +112,14 @@ def test_nyu_preset_reads_local_parquet_copy_exactly(nyu_copy, tmp_path):
         want[~np.isfinite(want) | (want < 0) | (want > 10.0)] = 0
         assert depth.tobytes() == want.tobytes()
     info = result.info.to_json()
-    assert info["invalid_pixels"] == {"zero": 1, "nonfinite": 2, "negative": 1, "out_of_range": 1}
+    assert info["invalid_pixels"] == {
+        "zero": 1,
+        "nonfinite": 2,
+        "negative": 1,
+        "out_of_range": 1,
+        "png16_too_far": 0,
+        "png16_too_near": 0,
+    }
     src = info["source"]
     assert src["kind"] == "hub" and src["local"] and src["num_rows"] == 5
     assert src["revision"] is None and src["fingerprint"]  # the preset's hub revision is moot
@@ -139,7 +148,7 @@ def test_local_parquet_row_groups_and_files_are_read_in_place(tmp_path):
     result = run(
         cfg(
             out,
-            "source=nyu",
+            "source=nyu_parquet",
             f"source.path={root}",
             f"source.cache_dir={cache}",
             "output.shard_size=2",
@@ -177,9 +186,16 @@ def test_hub_split_limit_and_data_files_glob(nyu_copy, tmp_path):
 
 def test_hub_save_to_disk_and_streaming_give_the_same_bytes(nyu_copy, tmp_path):
     root, _, _ = nyu_copy
-    run(cfg(tmp_path / "pq", "source=nyu", f"source.path={root}", f"source.cache_dir={tmp_path}"))
-    run(cfg(tmp_path / "sd", "source=nyu", f"source.path={root.parent / 'nyu_saved'}"))
-    run(cfg(tmp_path / "st", "source=nyu", f"source.path={root}", "source.streaming=true"))
+    run(
+        cfg(
+            tmp_path / "pq",
+            "source=nyu_parquet",
+            f"source.path={root}",
+            f"source.cache_dir={tmp_path}",
+        )
+    )
+    run(cfg(tmp_path / "sd", "source=nyu_parquet", f"source.path={root.parent / 'nyu_saved'}"))
+    run(cfg(tmp_path / "st", "source=nyu_parquet", f"source.path={root}", "source.streaming=true"))
     assert len(shard_bytes(tmp_path / "pq")) == 1
     assert shard_bytes(tmp_path / "st") == shard_bytes(tmp_path / "pq")
     # save_to_disk: same pixels; only the recorded source location differs.
@@ -193,7 +209,7 @@ def test_hub_save_to_disk_and_streaming_give_the_same_bytes(nyu_copy, tmp_path):
 
 def test_hub_workers_reopen_the_source(nyu_copy, tmp_path):
     root, _, _ = nyu_copy
-    common = ["source=nyu", f"source.path={root}", f"source.cache_dir={tmp_path}/c"]
+    common = ["source=nyu_parquet", f"source.path={root}", f"source.cache_dir={tmp_path}/c"]
     run(cfg(tmp_path / "one", *common, "output.shard_size=2"))
     run(cfg(tmp_path / "two", *common, "output.shard_size=2", "runtime.workers=2"))
     assert len(shard_bytes(tmp_path / "one")) == 3
@@ -219,6 +235,7 @@ def test_cli_hub_unreachable_is_one_line_exit_2_no_output(tmp_path, monkeypatch)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "sayakpaul/nyu_depth_v2" in lines[0] and "cannot reach the Hugging Face Hub" in lines[0]
+    assert "data/train-*.tar" in lines[0]  # source=nyu: the repo's archives, not parquet
     assert "source.path" in lines[0] and "local copy" in lines[0]
     assert not out.exists()
 
@@ -556,10 +573,10 @@ def test_nyu_mat_reads_transposed_hdf5(nyu_mat, tmp_path):
     out = tmp_path / "out"
     result = run(cfg(out, "source=nyu_mat", f"source.path={path}", "output.shard_size=3"))
     got = samples_of(out)
-    assert [t.name for t in sorted(out.glob("*.tar"))] == ["all-000000.tar", "all-000001.tar"]
-    assert list(got) == [f"all/{i:06d}" for i in range(4)]
+    assert [t.name for t in sorted(out.glob("*.tar"))] == ["train-000000.tar", "train-000001.tar"]
+    assert list(got) == [f"train/{i:06d}" for i in range(4)]
     for i in range(4):
-        fields = got[f"all/{i:06d}"]
+        fields = got[f"train/{i:06d}"]
         assert np.array_equal(png_rgb(fields["png"]), images[i])
         assert tiff(fields["depth.tiff"]).tobytes() == depths[i].tobytes()
     src = result.info.to_json()["source"]

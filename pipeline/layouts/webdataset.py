@@ -1,22 +1,23 @@
-"""Webdataset tar shards ``{prefix}-NNNNNN.tar``: members ``{key}.png``,
-``{key}.depth.tiff`` and ``{key}.json`` with fixed headers (mtime 0, uid 0), so the bytes
-depend only on the content. A shard appears under its final name only when complete."""
+"""Webdataset tar shards ``{prefix}-NNNNNN.tar``: members ``{key}.png`` (or ``.jpg``),
+``{key}.depth.tiff`` (or ``.depth.png``) and ``{key}.json`` with fixed headers (mtime 0,
+uid 0), so the bytes depend only on the content. A shard appears under its final name
+only when complete."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from pipeline import codecs
-from pipeline.layouts import Layout
-from pipeline.records import ShardManifest
+from pipeline import codecs, metadata
+from pipeline.layouts import Layout, ReadSample, card_config, decode_depth
+from pipeline.records import DatasetInfo, ShardManifest
 from pipeline.writers import fsync_dir, open_temporary, tmp_path
 
 # tarfile copies members in 16 KiB chunks by default (~6 ms per 1.4 MB sample); one chunk
@@ -91,35 +92,69 @@ class WebdatasetLayout(Layout):
     def shard_pattern(self) -> re.Pattern[str]:
         return re.compile(rf"{re.escape(self.prefix)}-\d{{6}}\.tar")
 
-    def describe(self) -> str:
+    def describe(self, info: DatasetInfo) -> str:
+        image, depth = info.encodings["image"], info.encodings["depth"]
         return (
             f"Webdataset tar shards `{self.prefix}-NNNNNN.tar`; each sample has members "
-            f"`{{key}}.png` (RGB uint8), `{{key}}.depth.tiff` (float32 metres, 0 = invalid) "
-            f"and `{{key}}.json` (source, applied augmentation parameters and the camera: "
-            f"fx, fy, cx, cy in pixels, approximate, homography)."
+            f"`{{key}}.{image['ext']}` (RGB uint8), `{{key}}.{depth['ext']}` "
+            f"({depth_words(depth)}) and `{{key}}.json` (source, applied augmentation "
+            f"parameters, the camera: fx, fy, cx, cy in pixels, approximate, homography; "
+            f"depth_scale)."
         )
 
-    def card_header(self, split: str) -> str:
+    def card_header(self, split: str, info: DatasetInfo) -> str:
+        image, depth = info.encodings["image"]["ext"], info.encodings["depth"]["ext"]
+        columns = [
+            {"name": "__key__", "dtype": "string"},
+            {"name": "__url__", "dtype": "string"},
+            {"name": image, "dtype": "image"},
+            {"name": depth, "dtype": "image"},
+            {"name": "json", "struct": metadata.RECORD_FEATURES},
+        ]
+        if "mask.png" in info.encodings.get("members", []):  # an evaluation-region mask
+            columns.insert(4, {"name": "mask.png", "dtype": "image"})
         return (
-            f"---\nconfigs:\n- config_name: default\n  data_files:\n"
-            f'  - split: {split}\n    path: "{self.prefix}-*.tar"\n---\n'
+            f"---\n{card_config(split, info, [f'{self.prefix}-*.tar'], self.root)}"
+            f"dataset_info:\n  config_name: default\n  features:\n"
+            f"{metadata.features_yaml(columns, 2)}\n---\n"
         )
 
-    def read(
-        self, manifest: ShardManifest, keys: set[str]
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        names = {s.key for s in manifest.samples} & keys
-        if not names:
-            return {}
+    def samples(
+        self, manifest: ShardManifest, keys: set[str] | None = None
+    ) -> Iterator[ReadSample]:
+        wanted = {s.key for s in manifest.samples}
+        if keys is not None:
+            wanted &= keys
+        if not wanted:
+            return
         fields: dict[str, dict[str, bytes]] = {}
         with tarfile.open(self.root / f"{manifest.shard}.tar") as tar:
             for member in tar:
                 key, _, ext = member.name.partition(".")
-                if key in names and ext in ("png", "depth.tiff"):
+                if key in wanted:
                     handle = tar.extractfile(member)
                     assert handle is not None
                     fields.setdefault(key, {})[ext] = handle.read()
-        return {
-            key: (codecs.decode("png", f["png"]), codecs.decode("tiff", f["depth.tiff"]))
-            for key, f in fields.items()
-        }
+        for key in [s.key for s in manifest.samples if s.key in fields]:
+            yield decode_members(key, fields[key])
+
+
+def decode_members(key: str, members: dict[str, bytes]) -> ReadSample:
+    """One sample's members (``png``|``jpg``, ``depth.tiff``|``depth.png``, ``json``)."""
+    record = json.loads(members["json"])
+    image_ext = "jpg" if "jpg" in members else "png"
+    depth_ext = "depth.png" if "depth.png" in members else "depth.tiff"
+    image = codecs.decode(image_ext, members[image_ext])
+    depth = decode_depth(depth_ext, members[depth_ext], record.get("depth_scale", 1.0))
+    return key, image, depth, record
+
+
+def depth_words(depth: dict) -> str:
+    """How the card describes the depth encoding (from ``dataset_info.json`` encodings)."""
+    if depth["dtype"] == "uint16":
+        scale = depth["depth_scale"]
+        return (
+            f"uint16 PNG, metres x {scale:g}, 0 = invalid; read back within "
+            f"{0.5 / scale:.3g} m, up to {65535 / scale:.4g} m"
+        )
+    return "float32 TIFF, metres, 0 = invalid"

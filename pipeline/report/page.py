@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from pipeline.codecs import depth_summary
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
   color:#1d1d1f;background:#fafafa}
@@ -124,6 +126,7 @@ def render(
                 ],
                 ["depth percentiles (m)", ", ".join(f"{k} {v}" for k, v in pct.items())],
                 ["invalid fraction (all pixels)", f"{stats.get('invalid_fraction', 0.0):.4f}"],
+                ["depth encoding", depth_summary(info.get("encodings", {}).get("depth", {}))],
                 [
                     "invalid fraction per sample",
                     ", ".join(

@@ -23,11 +23,12 @@ from pipeline.source_config import HubConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
+from pipeline.sources.hub_errors import explain as _explain
+from pipeline.sources.hub_errors import refuse_partial as _refuse_partial
 from pipeline.sources.parquet import ParquetRows
 
 ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
 _COMMIT = re.compile(r"@([0-9a-f]{40})/")
-_LOCAL_HINT = "point source.path at a local copy (a parquet directory or a save_to_disk dir)"
 
 
 def _quiet() -> None:
@@ -122,6 +123,7 @@ class HubSource(Source):
                     f"source.split={c.split} is not in {c.path} (splits: {', '.join(files)})"
                 )
             self.data_files = [str(f) for f in files[c.split]]
+            _refuse_partial(self.data_files, c)
         if not c.streaming and self.data_files and all(map(_local_parquet, self.data_files)):
             # Local parquet is read in place, row group by row group: no Arrow cache copy
             # of the whole split (time and disk), bounded memory, random access by row.
@@ -278,40 +280,3 @@ def _raw_images(ds: Any) -> Any:
         if isinstance(feature, datasets.Image) and feature.decode:
             ds = ds.cast_column(name, datasets.Image(decode=False))
     return ds
-
-
-def _explain(exc: BaseException, cfg: HubConfig) -> PipelineError:
-    """One line for what went wrong opening ``source.path`` and what to do about it."""
-    import datasets
-
-    text = " ".join(str(exc).split())
-    kind = type(exc).__name__
-    where = f"source.path={cfg.path}"
-    if "scripts are no longer supported" in text:
-        return PipelineError(
-            f"{where} needs a loading script, which datasets {datasets.__version__} refuses; "
-            f"use its parquet conversion (source.revision=refs/convert/parquet) or {_LOCAL_HINT}"
-        )
-    if (
-        isinstance(exc, ConnectionError)
-        or "Couldn't reach" in text
-        or kind in ("LocalEntryNotFoundError", "OfflineModeIsEnabled")
-    ):
-        return PipelineError(
-            f"{where}: cannot reach the Hugging Face Hub (offline, HF_HUB_OFFLINE=1 or no "
-            f"network) and no cached copy; {_LOCAL_HINT}, or run where the hub is reachable"
-        )
-    if kind in ("DatasetNotFoundError", "RepositoryNotFoundError", "GatedRepoError"):
-        return PipelineError(
-            f"{where}: no such local directory, and no such (or no accessible) dataset on "
-            f"the hub; check the path or repo id"
-        )
-    if kind == "RevisionNotFoundError" or "Revision" in text and "not" in text:
-        return PipelineError(f"source.revision={cfg.revision}: not found in {cfg.path}")
-    if isinstance(exc, FileNotFoundError) or kind == "EmptyDatasetError":
-        return PipelineError(
-            f"{where}: no data files found ({text[:200]}); check source.path / source.data_files"
-        )
-    if kind == "ValueError" and "split" in text.lower():
-        return PipelineError(f"source.split={cfg.split}: {text[:300]}")
-    return PipelineError(f"{where}: cannot load the dataset ({kind}: {text[:300]})")

@@ -3,6 +3,10 @@
 MATLAB writes arrays column-major, so h5py sees them transposed: ``images`` is
 (N, 3, W, H) uint8 and ``depths`` (N, W, H) float32 metres. Samples are read one at a
 time with h5py (never the whole 2.8 GB file); each worker opens the file itself.
+
+``source.splits`` names the official ``splits.mat`` (MATLAB v5 or v7.3): ``trainNdxs``
+(795 frames) and ``testNdxs`` (654), 1-based; ``source.split`` = train | test picks one.
+Keys are ``{split}/{frame:06d}`` with the frame's 0-based index in the .mat.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.errors import SampleError
+from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.source_config import NyuMatConfig
 from pipeline.sources import Source
@@ -56,6 +60,7 @@ class NyuMatSource(Source):
                 f"{cfg.path}: dataset {cfg.columns.depth!r} has shape {self.depth_shape}, "
                 f"expected ({self.n}, W, H) as in the official NYU .mat"
             )
+        self.frames = official_split(cfg, self.n) if cfg.splits else list(range(self.n))
 
     def _datasets(self, f: h5py.File) -> tuple[h5py.Dataset, h5py.Dataset]:
         names = (self.cfg.columns.image, self.cfg.columns.depth)
@@ -69,7 +74,7 @@ class NyuMatSource(Source):
         return f[names[0]], f[names[1]]
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.frames)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -87,14 +92,16 @@ class NyuMatSource(Source):
             "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16],
             "image_dataset": self.cfg.columns.image,
             "depth_dataset": self.cfg.columns.depth,
-            "num_samples": self.n,
+            "num_samples": len(self.frames),
+            "frames_in_file": self.n,
+            "splits": str(Path(self.cfg.splits).resolve()) if self.cfg.splits else None,
         }
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         # One handle per call; HDF5 handles must not cross processes.
         with h5py.File(self.path, "r") as f:
             images, depths = self._datasets(f)
-            for index in range(start, stop):
+            for index in self.frames[start:stop]:
                 key = f"{self.cfg.split}/{index:06d}"
                 where = f"{self.path.name}[{index}]"
                 try:
@@ -105,3 +112,40 @@ class NyuMatSource(Source):
                     continue
                 meta = {"kind": "nyu_mat", "index": index, "location": where}
                 yield Sample(key, image, depth, {"source": meta})
+
+
+SPLIT_NAMES = {"train": "trainNdxs", "test": "testNdxs"}
+
+
+def official_split(cfg: NyuMatConfig, n: int) -> list[int]:
+    """The 0-based frames of ``cfg.split`` in the official ``splits.mat`` (1-based)."""
+    assert cfg.splits is not None
+    name = SPLIT_NAMES.get(cfg.split)
+    if name is None:
+        raise PipelineError(
+            f"source.split={cfg.split}: with source.splits the split is train or test"
+        )
+    path = Path(cfg.splits)
+    if not path.is_file():
+        raise PipelineError(f"source.splits={cfg.splits} is not a file (the official splits.mat)")
+    try:
+        if h5py.is_hdf5(path):  # MATLAB v7.3
+            with h5py.File(path, "r") as f:
+                indices = np.asarray(f[name]).ravel()
+        else:  # MATLAB v5, as the official file is
+            from scipy.io import loadmat
+
+            indices = np.asarray(loadmat(path)[name]).ravel()
+    except (OSError, KeyError, ValueError) as exc:
+        raise PipelineError(
+            f"source.splits={cfg.splits}: not the official splits.mat with trainNdxs and "
+            f"testNdxs ({type(exc).__name__}: {exc})"
+        ) from None
+    frames = [int(i) - 1 for i in indices]
+    bad = [i + 1 for i in frames if not 0 <= i < n]
+    if bad:
+        raise PipelineError(
+            f"source.splits={cfg.splits}: {name} holds index {bad[0]}, but {cfg.path} has "
+            f"{n} frames; use the splits.mat that goes with this file"
+        )
+    return frames

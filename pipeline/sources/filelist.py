@@ -1,0 +1,171 @@
+"""A trainer's file list, read as it ships: the lists of BTS, AdaBins, ZoeDepth and
+Depth-Anything's metric fine-tuning (``rgb depth focal`` per line, paths relative to a
+data root and a ground-truth root; ``None`` as depth for frames without ground truth), or
+Metric3D's annotation files (``{"files": [...]}`` JSON or JSON lines of ``{rgb, depth,
+cam_in, depth_scale}``).
+
+Keys are the image paths without extension, sanitized (``/kitchen_0028b/rgb_00045.jpg``
+-> ``kitchen_0028b/rgb_00045``). A leading ``/`` is relative to the root, as in BTS's own
+lists. Depth files are 16-bit PNG (x ``source.depth_scale``; Metric3D: / the record's
+``depth_scale``), float TIFF or .npy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import PipelineError, SampleError
+from pipeline.sample import Camera, Sample
+from pipeline.source_config import FilelistConfig
+from pipeline.sources import Source
+from pipeline.sources.files import make_key, read_file, unique_keys
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One listed sample: image and depth paths as listed, focal or full intrinsics."""
+
+    key: str
+    image: str
+    depth: str
+    focal: float | None = None
+    cam_in: tuple[float, float, float, float] | None = None
+    depth_scale: float | None = None  # Metric3D: stored value / depth_scale = metres
+
+
+class FilelistSource(Source):
+    """The listed samples in list order."""
+
+    def __init__(self, cfg: FilelistConfig) -> None:
+        if not cfg.path:
+            raise ValueError("set source.path to the file list (.txt, .json or .jsonl)")
+        self.cfg = cfg
+        self.path = Path(cfg.path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"source.path={cfg.path} is not a file")
+        base = self.path.parent
+        self.image_root = Path(cfg.image_root) if cfg.image_root else base
+        self.depth_root = Path(cfg.depth_root) if cfg.depth_root else base
+        for name, root in (("image_root", self.image_root), ("depth_root", self.depth_root)):
+            if not root.is_dir():
+                raise FileNotFoundError(f"source.{name}={root} is not a directory")
+        self.dropped = 0
+        text = self.path.read_text(errors="replace")
+        if self.path.suffix in (".json", ".jsonl"):
+            self.entries = self._metric3d(text)
+        else:
+            self.entries = self._lines(text)
+        unique_keys([e.key for e in self.entries], f"source.path={cfg.path}")
+
+    def _lines(self, text: str) -> list[Entry]:
+        entries = []
+        for number, line in enumerate(text.splitlines(), 1):
+            cols = line.split()
+            if not cols or cols[0].startswith("#"):
+                continue
+            if len(cols) not in (2, 3):
+                raise PipelineError(
+                    f"source.path={self.cfg.path} line {number}: expected `rgb depth [focal]`, "
+                    f"got {len(cols)} column(s)"
+                )
+            if cols[1] == "None":
+                self.dropped += 1
+                continue
+            focal = None
+            if len(cols) == 3:
+                try:
+                    focal = float(cols[2])
+                except ValueError:
+                    raise PipelineError(
+                        f"source.path={self.cfg.path} line {number}: focal {cols[2]!r} is not "
+                        f"a number"
+                    ) from None
+            entries.append(Entry(_key(cols[0]), cols[0], cols[1], focal))
+        return entries
+
+    def _metric3d(self, text: str) -> list[Entry]:
+        try:
+            if self.path.suffix == ".json":
+                records = json.loads(text)["files"]
+            else:
+                records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            entries = []
+            for r in records:
+                if r.get("depth") in (None, "None"):
+                    self.dropped += 1
+                    continue
+                cam = r.get("cam_in")
+                cam_in = tuple(float(v) for v in cam) if cam else None
+                scale = float(r.get("depth_scale", 1.0 / self.cfg.depth_scale))
+                entries.append(Entry(_key(r["rgb"]), r["rgb"], r["depth"], None, cam_in, scale))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PipelineError(
+                f"source.path={self.cfg.path}: not a Metric3D list of {{rgb, depth, cam_in, "
+                f"depth_scale}} records ({type(exc).__name__}: {exc})"
+            ) from None
+        return entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def identity(self) -> dict[str, object]:
+        st = self.path.stat()
+        return {
+            "kind": "filelist",
+            "path": str(self.path.resolve()),
+            "image_root": str(self.image_root.resolve()),
+            "depth_root": str(self.depth_root.resolve()),
+            "num_samples": len(self.entries),
+            "dropped_without_depth": self.dropped,
+            "list_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
+            "list_bytes": st.st_size,
+        }
+
+    def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
+        for entry in self.entries[start:stop]:
+            try:
+                yield self._read(entry)
+            except SampleError as err:
+                yield err
+
+    def _read(self, e: Entry) -> Sample:
+        image_file = _resolve(self.image_root, e.image)
+        depth_file = _resolve(self.depth_root, e.depth)
+        image = read_file(image_file, e.key)
+        depth = read_file(depth_file, e.key)
+        if depth.ndim == 3 and depth.shape[2] > 1:
+            raise SampleError(e.key, f"{depth_file}: depth has {depth.shape[2]} channels")
+        if e.depth_scale is not None and depth.dtype != np.float32:
+            depth = depth.astype(np.float32) / np.float32(e.depth_scale)
+        meta = {"kind": "filelist", "location": str(image_file), "depth": str(depth_file)}
+        return Sample(e.key, image, depth, {"source": meta}, self._camera(e, image.shape))
+
+    def _camera(self, e: Entry, shape: tuple[int, ...]) -> Camera | None:
+        """The listed intrinsics: Metric3D's cam_in, or the focal column with the principal
+        point from source.camera.cx/cy (default the image centre)."""
+        if e.cam_in is not None:
+            return Camera(*e.cam_in)
+        if e.focal is None:
+            return None  # finalize falls back to source.camera
+        c = self.cfg.camera
+        cx = c.cx if c.cx is not None else (shape[1] - 1) / 2
+        cy = c.cy if c.cy is not None else (shape[0] - 1) / 2
+        return Camera(e.focal, c.fy if c.fy is not None else e.focal, cx, cy)
+
+
+def _key(listed: str) -> str:
+    return make_key(listed.lstrip("/").rpartition(".")[0] or listed)
+
+
+def _resolve(root: Path, listed: str) -> Path:
+    """A listed path under its root; an absolute path that exists only as such is kept."""
+    under = root / listed.lstrip("/")
+    if not under.exists() and Path(listed).is_absolute() and Path(listed).exists():
+        return Path(listed)
+    return under
