@@ -230,6 +230,7 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     from pipeline.augment import Augmenter
     from pipeline.config import register, to_config
     from pipeline.layouts import layout_for
+    from pipeline.sample import camera_json
     from pipeline.sources import finalize, open_source
     from pipeline.stats import Stats
 
@@ -252,7 +253,7 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         res = augment(sample, index, 0)
         t2 = time.perf_counter()
-        camera = metadata.camera_json(res.camera)
+        camera = camera_json(res.camera, res.homography)
         record = metadata.record(res, sample.key, index, 0, camera, 1.0)
         fields = codecs.encode_sample(res, cfg.output, record).fields
         t3 = time.perf_counter()
