@@ -108,6 +108,7 @@ class ShardManifest:
     skipped: list[Skip] = field(default_factory=list)
     invalid_pixels: InvalidPixels = field(default_factory=InvalidPixels)
     stats: Stats = field(default_factory=Stats)
+    source_fingerprint: str | None = None  # Source.fingerprint of the inputs read
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class ShardManifest:
             "skipped": [s.to_json() for s in self.skipped],
             "invalid_pixels": self.invalid_pixels.to_json(),
             "stats": self.stats.to_json(),
+            "source_fingerprint": self.source_fingerprint,
         }
 
     @classmethod
@@ -136,6 +138,7 @@ class ShardManifest:
             skipped=[Skip.from_json(s) for s in data["skipped"]],
             invalid_pixels=InvalidPixels.from_json(data["invalid_pixels"]),
             stats=Stats.from_json(data["stats"]),
+            source_fingerprint=data.get("source_fingerprint"),
         )
 
     def encode(self) -> bytes:

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline import claim, pool
+from pipeline import checks, claim, paths, pool
 from pipeline.augment import Augmenter, known_output_size
-from pipeline.codecs import TIFF_COMPRESSIONS, encodings
+from pipeline.codecs import encodings
 from pipeline.config import Config, to_config
+from pipeline.crash import step
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.layouts import LAYOUTS, Layout, layout_for
+from pipeline.layouts import Layout, layout_for
 from pipeline.merge import check_slice_options, write_slice
 from pipeline.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
-from pipeline.sample import Sample
 from pipeline.sources import Source, open_source
 from pipeline.worker import ShardTask
 
@@ -42,35 +42,6 @@ class RunResult:
     info: DatasetInfo
 
 
-def validate(cfg: Config) -> None:
-    """Cheap checks of values a schema cannot express, naming the key."""
-    checks = [
-        (cfg.runtime.on_error in ("raise", "skip"), "runtime.on_error must be raise or skip"),
-        (cfg.output.format in LAYOUTS, f"output.format must be one of {sorted(LAYOUTS)}"),
-        (cfg.output.shard_size > 0, "output.shard_size must be > 0"),
-        (cfg.augment.copies >= 1, "augment.copies must be >= 1"),
-        (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
-        (
-            cfg.shard.num_shards >= 1 and 0 <= cfg.shard.index < cfg.shard.num_shards,
-            "shard.index must be in [0, shard.num_shards)",
-        ),
-        (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
-        (
-            cfg.output.depth.compression in TIFF_COMPRESSIONS,
-            "output.depth.compression must be none, zlib, zstd or lzw",
-        ),
-        (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
-        (cfg.source.limit is None or cfg.source.limit >= 0, "source.limit must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PipelineError(message)
-    if cfg.report.enabled:
-        from pipeline.report.pictures import check_names
-
-        check_names(cfg.report.plots)
-
-
 def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
     """Shards of ``shard_size`` output samples; this job's contiguous slice of them."""
     size = cfg.output.shard_size
@@ -85,11 +56,16 @@ def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
 
 def prepare(cfg: Config) -> tuple[Source, int]:
     """Everything that can fail before touching ``output.dir``: values, transforms, source,
-    crop sizes. Returns the source and the number of input samples to use."""
-    validate(cfg)
+    its distance from output.dir, crop sizes and the sample contract after augmenting the
+    first sample. Returns the source and the number of input samples to use."""
+    step("checking the config")
+    checks.validate(cfg)
     check_slice_options(cfg)
-    Augmenter(cfg.augment)  # fail on a bad transform before touching the output
+    augmenter = Augmenter(cfg.augment)  # fail on a bad transform before touching the output
+    where = getattr(cfg.source, "path", None)
+    step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
+    paths.check_apart(Path(cfg.output.dir), source.paths())
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)
@@ -102,23 +78,15 @@ def prepare(cfg: Config) -> tuple[Source, int]:
             f"source ({cfg.source.kind}){where} has no samples; check source.path, "
             f"source.split and source.num_samples"
         )
-    size = source.size
-    if size is None and cfg.augment.transforms:
-        size = _first_size(source)
-    if size is not None:
-        known_output_size(cfg.augment, *size)
+    if augmenter.transforms:
+        step("augmenting the first sample")
+        sample = checks.first_sample(source, cfg)
+        size = source.size or (sample.image.shape[:2] if sample is not None else None)
+        if size is not None:
+            known_output_size(cfg.augment, int(size[0]), int(size[1]))
+        if sample is not None:
+            checks.check_contract(augmenter, sample)
     return source, n_inputs
-
-
-def _first_size(source: Source) -> tuple[int, int] | None:
-    """The first sample's image size, for sources that do not know it up front: a crop
-    larger than the images is then refused before the run (a bad first sample is left to
-    the run's own per-sample error handling)."""
-    for item in source.iter(0, 1):
-        if isinstance(item, Sample):
-            height, width = item.image.shape[:2]
-            return int(height), int(width)
-    return None
 
 
 def available_cpus() -> int:
@@ -133,44 +101,52 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
     started = time.perf_counter()
     config = to_config(cfg)
+    config.output.dir = str(paths.output_dir(config.output.dir))
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
     root = Path(config.output.dir)
     layout = layout_for(config.output.format, root, config.output.prefix)
     tasks = plan(n_inputs * config.augment.copies, config)
+    copies = config.augment.copies
+    shards = [
+        claim.Shard(t.name, t.start, t.stop, t.start // copies, -(-t.stop // copies)) for t in tasks
+    ]
     workers = config.runtime.workers or available_cpus()
     done: dict[str, ShardManifest] = {}
     fresh: list[ShardResult] = []
     with pool.sigterm_interrupts():
         try:
-            chash = claim.claim(root, config, layout, [t.name for t in tasks])
-            for t in tasks:
-                if (m := claim.finished(root, t.name, t.start, t.stop, chash)) is not None:
-                    done[t.name] = m
-            todo = [t for t in tasks if t.name not in done]
-            _execute(config, chash, layout, todo, workers, source, tasks, done, fresh)
-            manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
-            stage = StageTimes()
-            for r in fresh:
-                stage.merge(r.timings)
-            timings = Timings(time.perf_counter() - started, workers, stage)
-            info = DatasetInfo.build(
-                chash,
-                asdict(config),
-                source.identity(),
-                manifests,
-                overrides or [],
-                encodings(config.output),
-                timings,
-                resumed_shards=len(done),
-            )
-            if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
-                write_slice(root, config, info, [t.name for t in tasks])
-            else:
-                from pipeline.publish import publish
+            step(f"claiming output.dir={root}")
+            with claim.claimed(root, config, layout, shards, source) as held:
+                done = held.done
+                todo = [t for t in tasks if t.name not in done]
+                step("writing the shards")
+                _execute(
+                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                )
+                manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
+                stage = StageTimes()
+                for r in fresh:
+                    stage.merge(r.timings)
+                timings = Timings(time.perf_counter() - started, workers, stage)
+                info = DatasetInfo.build(
+                    held.config_hash,
+                    asdict(config),
+                    source.identity(),
+                    manifests,
+                    overrides or [],
+                    encodings(config.output),
+                    timings,
+                    resumed_shards=len(done),
+                )
+                step("writing the card, the report and dataset_info.json")
+                if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                    write_slice(root, config, info, [t.name for t in tasks])
+                else:
+                    from pipeline.publish import publish
 
-                publish(root, config, manifests, info, started)
+                    publish(root, config, manifests, info, started)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts

@@ -79,6 +79,9 @@ class ShardProcessor:
         with self._writing(f"shard {task.name}"):
             writer = self.layout.writer(task.name)
         manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
+        copies = self.cfg.augment.copies
+        first, last = task.start // copies, -(-task.stop // copies)
+        manifest.source_fingerprint = self.source.inputs_fingerprint(first, last)
         timings = StageTimes()
         try:
             self._fill(task, writer, manifest, timings)
