@@ -65,12 +65,16 @@ def claimed(
 ) -> Iterator[Claim]:
     """Hold ``root`` for this run: refuse a foreign directory, a conflicting run (the
     lock), another config, a changed source; with overwrite, remove the old dataset;
-    drop a dead run's temporaries; record the config. The lock lasts for the block."""
+    drop a dead run's temporaries; record the config. The lock lasts for the block.
+
+    Only the decisions about the directory are taken one run at a time (``setting_up``);
+    checking the finished shards (sha256 of every file) runs beside the other slices."""
     check_writable(root)
     check_ours(root)
+    identity = source.identity()
     lock = RunLock.acquire(root, exclusive=cfg.output.overwrite)  # or refuse at once
     try:
-        with setting_up(root):  # one run at a time decides what the directory holds
+        with setting_up(root):
             old = read_record(root)
             chash = config_hash(cfg)
             names = {s.name for s in shards}
@@ -78,14 +82,17 @@ def claimed(
                 remove_dataset(root, old, chash, names)
             else:
                 check_record(root, cfg, old)
-            done = _resumable(root, chash, shards, source, old)
             clean_temporaries(root, layout, names)
-            write_record(root, cfg, source.identity())
+            if old is None or cfg.output.overwrite:
+                write_record(root, cfg, identity)
+        done = _resumable(root, chash, shards, source, None if cfg.output.overwrite else old)
     except BaseException:
         lock.release()
         raise
     try:
         yield Claim(chash, done)
+        if old is not None and not cfg.output.overwrite and old.get("source") != identity:
+            write_record(root, cfg, identity)  # the source the dataset now matches
     finally:
         lock.release()
 
