@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -131,11 +132,19 @@ def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str]):
     monkeypatch.setattr(sys, "argv", ["depth-pipeline", *args, f"hydra.run.dir={run_dir}"])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # cli() sets it; restored after the test
     capfd.readouterr()
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
     try:
         app.cli()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    finally:  # Hydra configured logging for this run: leave none of it to later tests
+        for handler in root_logger.handlers[:]:
+            if handler not in handlers:
+                root_logger.removeHandler(handler)
+                handler.close()
+        root_logger.setLevel(level)
     out, err = capfd.readouterr()
     return code, out, err
 
