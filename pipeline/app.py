@@ -11,7 +11,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from pipeline import console  # noqa: E402
+from pipeline import console, crash  # noqa: E402
 from pipeline.config import register  # noqa: E402
 
 register()
@@ -48,6 +48,11 @@ def cli() -> None:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: {console.config_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # outside the run (e.g. a Hydra callback): the last resort
+        if crash.debugging():
+            raise
+        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     if _SWEEP_CODES:  # a multirun: 2 if any job failed, else 3 if any skipped samples
         sys.exit(2 if 2 in _SWEEP_CODES else max(_SWEEP_CODES))

@@ -43,10 +43,22 @@ TransformSpec = Mapping[str, Any]
 CAMERA_MODES = ("track", "strict")
 
 
+ALLOWED_MODULES = ("albumentations", "pipeline.transforms")
+
+
 def _resolve(name: str, target: str) -> type:
-    """Import ``target`` ("albumentations.X", or a bare "X" meaning albumentations.X)."""
+    """Import ``target`` ("albumentations.X", or a bare "X" meaning albumentations.X).
+
+    Only modules of ``ALLOWED_MODULES`` are imported: anything else is refused before its
+    import could run its top-level code."""
     module_name, _, attr = target.rpartition(".")
     module_name = module_name or "albumentations"
+    if not any(module_name == m or module_name.startswith(f"{m}.") for m in ALLOWED_MODULES):
+        raise PipelineError(
+            f"augment.transforms.{name}: _target_ {target!r} is outside albumentations and "
+            f"pipeline.transforms, the only places transforms are taken from (it was not "
+            f"imported); use e.g. albumentations.HorizontalFlip"
+        )
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError):

@@ -1,146 +1,127 @@
-"""Making ``output.dir`` this run's: the config record, what earlier runs left there
-(finished shards to keep, a dead run's temporaries to drop) and, with
-``output.overwrite=true``, removing an old dataset.
+"""Making ``output.dir`` this run's: the lock, the config record, what earlier runs left
+there (finished shards to keep, a dead run's temporaries to drop), the source check on
+resume and, with ``output.overwrite=true``, removing the old dataset (``owned.py``).
 
-Only files this tool writes are ever deleted: temporaries named ``*.tmp-HOST-PID`` in the
-places it writes, files listed in its own manifests, shard names its layout generates,
-and its own metadata (``dataset_info.json``, the ``README.md`` card, ``report/``).
+A directory is a dataset only if its config record (``manifests/config.json``) is valid
+and was written by this tool; a non-empty directory without one is refused, and nothing
+in a directory with a foreign or damaged record is ever deleted. Only files this tool
+writes are deleted: temporaries named ``*.tmp-HOST-PID`` in the places it writes, the
+shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` lists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import shutil
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.config_record import check_record, read_record, shown, write_record
+from pipeline.config_record import config_diff as config_diff
+from pipeline.config_record import config_hash as config_hash
+from pipeline.config_record import data_config as data_config
 from pipeline.errors import PipelineError
-from pipeline.layouts import Layout, every_layout
-from pipeline.records import INFO_FILE, MANIFEST_DIR, ShardManifest
-from pipeline.writers import TMP_NAME, atomic_write, is_being_written, sha256_file, tmp_path
-
-CONFIG_RECORD = f"{MANIFEST_DIR}/config.json"
-CARD = "README.md"
-CARD_MARK = "made by depth-pipeline"
-REPORT_DIR = "report"
-COSMETIC = ("dir", "overwrite")  # output.* keys that do not shape the data
-
-
-# ---- the config record: which config made this dataset --------------------------------
-
-
-def data_config(cfg: Config) -> dict[str, Any]:
-    """The part of the config that shapes output bytes.
-
-    Left out: ``runtime.*``, ``report.*``, ``output.dir``/``overwrite`` and ``shard.*``
-    (the slices of one dataset share its directory). Transforms keep their order
-    (``augment.order``); a transform disabled with ``null`` counts as absent.
-    """
-    out = asdict(cfg.output)
-    for cosmetic in COSMETIC:
-        out.pop(cosmetic)
-    augment = asdict(cfg.augment)
-    augment["transforms"] = {k: v for k, v in augment["transforms"].items() if v is not None}
-    augment["order"] = list(augment["transforms"])
-    return {"source": asdict(cfg.source), "augment": augment, "output": out}
-
-
-def config_hash(cfg: Config) -> str:
-    blob = json.dumps(data_config(cfg), sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict) or not d:
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out |= _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-    return out
-
-
-def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, old value, new value)`` for every leaf where two data configs differ."""
-    before, after = _flatten(old), _flatten(new)
-    return [
-        (k, before.get(k, "<unset>"), after.get(k, "<unset>"))
-        for k in sorted(before.keys() | after.keys())
-        if before.get(k) != after.get(k)
-    ]
-
-
-def read_record(root: Path) -> dict[str, Any] | None:
-    """The config record of the dataset in ``root``, or None if there is none."""
-    record = root / CONFIG_RECORD
-    if not record.exists():
-        return None
-    try:
-        body = json.loads(record.read_text())
-        assert isinstance(body, dict) and "hash" in body
-    except (OSError, ValueError, AssertionError):
-        raise PipelineError(
-            f"{record} is unreadable; use output.overwrite=true to replace the dataset in {root}"
-        ) from None
-    return body
-
-
-def check_record(root: Path, cfg: Config) -> None:
-    """Refuse a different config against an existing dataset, naming the keys that differ."""
-    old = read_record(root)
-    if old is None or old.get("hash") == config_hash(cfg):
-        return
-    differ = config_diff(old.get("config", {}), data_config(cfg))
-    shown = ", ".join(f"{k} ({_show(a)} -> {_show(b)})" for k, a, b in differ[:4]) + (
-        f" and {len(differ) - 4} more" if len(differ) > 4 else ""
-    )
-    raise PipelineError(
-        f"output.dir={root} holds a dataset made with a different config (differs in: "
-        f"{shown}); use another output.dir, or output.overwrite=true to replace it"
-    )
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def write_record(root: Path, cfg: Config) -> None:
-    body = {"hash": config_hash(cfg), "config": data_config(cfg)}
-    atomic_write(
-        root / CONFIG_RECORD, json.dumps(body, indent=2, sort_keys=True, default=str).encode()
-    )
-
+from pipeline.layouts import Layout
+from pipeline.lock import RunLock, alive, setting_up
+from pipeline.owned import CARD as CARD
+from pipeline.owned import CARD_MARK as CARD_MARK
+from pipeline.owned import CONFIG_RECORD, REPORT_DIR, SLICE_DIR, inside, remove_dataset
+from pipeline.owned import card_is_ours as card_is_ours
+from pipeline.records import MANIFEST_DIR, ShardManifest
+from pipeline.shards import ShardTask, fingerprint, inputs
+from pipeline.sources import Source
+from pipeline.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
 
 # ---- claiming the directory ------------------------------------------------------------
 
 
-def claim(root: Path, cfg: Config, layout: Layout, own_shards: list[str]) -> str:
-    """Make ``root`` ours for this config: writable, same config (or overwrite), no dead
-    run's temporaries; record the config. Returns the config hash."""
+@dataclass
+class Claim:
+    """What a run may rely on once ``output.dir`` is its own: the config hash and the
+    finished shards to keep."""
+
+    config_hash: str
+    done: dict[str, ShardManifest]
+
+
+@contextlib.contextmanager
+def claimed(
+    root: Path, cfg: Config, layout: Layout, shards: list[ShardTask], source: Source
+) -> Iterator[Claim]:
+    """Hold ``root`` for this run: refuse a foreign directory, a conflicting run (the
+    lock), another config, a changed source; with overwrite, remove the old dataset;
+    drop a dead run's temporaries; record the config. The lock lasts for the block.
+
+    Only the decisions about the directory are taken one run at a time (``setting_up``);
+    checking the finished shards (sha256 of every file) runs beside the other slices."""
     check_writable(root)
     check_ours(root)
-    chash = config_hash(cfg)
-    if cfg.output.overwrite:
-        try:
+    identity = source.identity()
+    lock = RunLock.acquire(root, exclusive=cfg.output.overwrite)  # or refuse at once
+    try:
+        with setting_up(root):
             old = read_record(root)
-        except PipelineError:  # unreadable: replaced anyway
-            old = None
-        prefixes = {cfg.output.prefix}
-        if old is not None:
-            prefixes.add(str(old.get("config", {}).get("output", {}).get("prefix", "")))
-        remove_dataset(root, chash, own_shards, prefixes - {""})
-    else:
-        check_record(root, cfg)
-    clean_temporaries(root, layout, own_shards)
-    write_record(root, cfg)
-    return chash
+            chash = config_hash(cfg)
+            names = {s.name for s in shards}
+            if cfg.output.overwrite:
+                remove_dataset(root, old, chash, names)
+            else:
+                check_record(root, cfg, old)
+            clean_temporaries(root, layout, names)
+            if old is None or cfg.output.overwrite:
+                write_record(root, cfg, identity)
+        old_record = None if cfg.output.overwrite else old
+        done = _resumable(root, cfg, chash, shards, source, old_record)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        yield Claim(chash, done)
+        if old is not None and not cfg.output.overwrite and old.get("source") != identity:
+            write_record(root, cfg, identity)  # the source the dataset now matches
+    finally:
+        lock.release()
+
+
+def _resumable(
+    root: Path,
+    cfg: Config,
+    chash: str,
+    shards: list[ShardTask],
+    source: Source,
+    old: dict[str, Any] | None,
+) -> dict[str, ShardManifest]:
+    """The finished shards to keep; refuse if the source they were read from changed."""
+    done: dict[str, ShardManifest] = {}
+    changed: list[ShardTask] = []
+    for s in shards:
+        m = finished(root, s.name, s.start, s.stop, chash)
+        if m is None:
+            continue
+        now = fingerprint(source, s, cfg.augment.copies, cfg.output.order)
+        if m.source_fingerprint is not None and m.source_fingerprint != now:
+            changed.append(s)
+        done[s.name] = m
+    if changed:
+        first = changed[0]
+        before = (old or {}).get("source") or {}
+        differ = config_diff(before, source.identity()) if before else []
+        what = (
+            f"source differs in: {shown(differ)}"
+            if differ
+            else "the files it read changed size or modification time"
+        )
+        raise PipelineError(
+            f"the source changed since output.dir={root} was written: {len(changed)} finished "
+            f"shard(s) were made from other data (first {first.name}, {inputs(first, cfg)}; "
+            f"{what}); use output.overwrite=true to rebuild "
+            f"the dataset from the current source, or a new output.dir"
+        )
+    return done
 
 
 def check_writable(root: Path) -> None:
@@ -159,13 +140,18 @@ def check_writable(root: Path) -> None:
 
 
 def check_ours(root: Path) -> None:
-    """Refuse to write into a non-empty directory that holds no dataset of this tool."""
+    """Refuse to write into a non-empty directory that holds no dataset of this tool.
+
+    Hidden entries (the lock) and a ``manifests/`` holding only a killed run's temporary
+    record do not count; a ``manifests/`` with anything else in it does."""
     if (root / CONFIG_RECORD).exists() or not root.is_dir():
         return
     foreign = [
         p.name
         for p in root.iterdir()
-        if not p.name.startswith(".") and p.name != MANIFEST_DIR and not TMP_NAME.match(p.name)
+        if not p.name.startswith(".")
+        and not TMP_NAME.match(p.name)
+        and not (p.name == MANIFEST_DIR and p.is_dir() and _only_temporaries(p))
     ]
     if foreign:
         raise PipelineError(
@@ -173,6 +159,10 @@ def check_ours(root: Path) -> None:
             f"{', ...' if len(foreign) > 3 else ''}) and holds no depth-pipeline dataset; "
             f"choose a new or empty output.dir"
         )
+
+
+def _only_temporaries(folder: Path) -> bool:
+    return all(TMP_NAME.match(p.name) and p.is_file() for p in folder.iterdir())
 
 
 # ---- what earlier runs left ------------------------------------------------------------
@@ -201,31 +191,12 @@ def drop_unrecorded(root: Path, layout: Layout, shards: Iterable[str]) -> None:
                 (root / rel).unlink(missing_ok=True)
 
 
-def inside(root: Path, rel: str) -> Path | None:
-    """``root / rel`` if it stays inside ``root`` (a manifest never points outside)."""
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts:
-        return None
-    return root / path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _tool_files(root: Path, layout: Layout) -> Iterator[Path]:
     """Files in the places this tool writes: the top of ``root`` and its own subfolders."""
     if not root.is_dir():
         return
     yield from (p for p in root.iterdir() if p.is_file())
-    dirs = {d for x in every_layout(root, layout.prefix) for d in x.dirs}
-    for name in (MANIFEST_DIR, REPORT_DIR, *sorted(dirs)):
+    for name in (MANIFEST_DIR, REPORT_DIR, SLICE_DIR, *layout.dirs):
         if (root / name).is_dir():
             yield from (p for p in (root / name).rglob("*") if p.is_file())
 
@@ -251,60 +222,5 @@ def clean_temporaries(root: Path, layout: Layout, own_shards: Iterable[str] = ()
 
 def _stale(this_host: bool, pid: int, ours: bool, path: Path) -> bool:
     if this_host:  # a pid can be reused (or linger as a zombie): the writer lock decides
-        return pid == os.getpid() or not _alive(pid) or not is_being_written(path)
+        return pid == os.getpid() or not alive(pid) or not is_being_written(path)
     return ours
-
-
-def remove_dataset(root: Path, chash: str, own_shards: Iterable[str], prefixes: set[str]) -> None:
-    """``output.overwrite=true``: delete the old dataset's files, and this job's own shards.
-
-    Shards of the *new* config written by other slice jobs (same ``chash``, not ours)
-    are kept, so every job of an array can be started with overwrite=true.
-    """
-    own = set(own_shards)
-    keep: set[str] = set()
-    manifests = root / MANIFEST_DIR
-    for path in sorted(manifests.glob("*.json")) if manifests.is_dir() else []:
-        if f"{MANIFEST_DIR}/{path.name}" == CONFIG_RECORD:
-            continue
-        manifest = ShardManifest.read(root, path.stem)
-        files = manifest.files if manifest is not None else {}
-        if manifest is not None and manifest.config_hash == chash and path.stem not in own:
-            keep |= set(files)
-            continue
-        for rel in files:
-            f = inside(root, rel)
-            if f is not None:
-                f.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
-    layouts = [x for prefix in sorted(prefixes) for x in every_layout(root, prefix)]
-    patterns = [p for p in (x.shard_pattern() for x in layouts) if p is not None]
-    for path in root.iterdir():
-        if (
-            path.is_file()
-            and path.name not in keep
-            and any(p.fullmatch(path.name) for p in patterns)
-        ):
-            path.unlink()
-    for rel in sorted({f for x in layouts for f in x.extra_files()}):
-        (root / rel).unlink(missing_ok=True)
-    (root / INFO_FILE).unlink(missing_ok=True)
-    if card_is_ours(root):
-        (root / CARD).unlink()
-    shutil.rmtree(root / REPORT_DIR, ignore_errors=True)
-    for name in sorted({d for x in layouts for d in x.dirs}):
-        _remove_empty_dirs(root / name)
-
-
-def card_is_ours(root: Path) -> bool:
-    """True if ``root/README.md`` is a dataset card this tool wrote."""
-    card = root / CARD
-    return card.is_file() and CARD_MARK in card.read_text(errors="replace")
-
-
-def _remove_empty_dirs(top: Path) -> None:
-    if not top.is_dir():
-        return
-    for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-        with contextlib.suppress(OSError):  # not empty: holds files of the kept shards
-            os.rmdir(dirpath)

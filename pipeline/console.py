@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline import crash
 from pipeline.errors import Interrupted, PipelineError
 
 
@@ -32,6 +33,12 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
     except KeyboardInterrupt:
         print(Interrupted(), file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # the last resort: one line, the traceback in the run's log
+        if crash.debugging():
+            raise
+        line = crash.one_line(exc)
+        print(f"error: {line}", file=sys.stderr)
+        return 2, line
     rate = result.written / result.seconds if result.seconds else 0.0
     print(
         f"wrote {result.written} samples ({result.skipped} skipped) in {result.shards} "

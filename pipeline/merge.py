@@ -19,13 +19,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline import claim
 from pipeline.config import Config, to_config
+from pipeline.config_record import config_diff, data_config
 from pipeline.errors import PipelineError
+from pipeline.lock import holding
+from pipeline.owned import SLICE_DIR
 from pipeline.records import DatasetInfo, ShardManifest, StageTimes
 from pipeline.writers import atomic_write
-
-SLICE_DIR = "slices"
 
 
 def slice_name(index: int, num_shards: int) -> str:
@@ -48,7 +48,7 @@ def write_slice(root: Path, cfg: Config, info: DatasetInfo, shard_names: list[st
         "slice": k,
         "num_shards": n,
         "config_hash": info.config_hash,
-        "data_config": claim.data_config(cfg),
+        "data_config": data_config(cfg),
         "shards": shard_names,
         "info": info.to_json(),
     }
@@ -83,7 +83,7 @@ def _check(slices: list[dict[str, Any]]) -> int:
                 f"remove the stale ones from slices/"
             )
         if s["config_hash"] != first["config_hash"]:
-            differ = [k for k, _, _ in claim.config_diff(first["data_config"], s["data_config"])]
+            differ = [k for k, _, _ in config_diff(first["data_config"], s["data_config"])]
             raise PipelineError(
                 f"slices were made with different configs: {name} differs from {name0} in "
                 f"{', '.join(differ[:6]) or 'the config hash'}; re-run it with the same config"
@@ -122,10 +122,17 @@ def _manifests(root: Path, s: dict[str, Any]) -> list[ShardManifest]:
 
 
 def merge(root: Path | str) -> DatasetInfo:
-    """Write the merged ``dataset_info.json``, card and report; return the info."""
+    """Write the merged ``dataset_info.json``, card and report; return the info. Holds
+    the lock on ``root`` shared: refused while an overwrite replaces the dataset."""
+    root = Path(root)
+    _load_slices(root)  # refuse a directory without slices before locking it
+    with holding(root):
+        return _merge(root)
+
+
+def _merge(root: Path) -> DatasetInfo:
     from pipeline.publish import publish
 
-    root = Path(root)
     slices = sorted(_load_slices(root), key=lambda s: s["slice"])
     _check(slices)
     manifests = [m for s in slices for m in _manifests(root, s)]
@@ -166,6 +173,14 @@ def cli(argv: list[str] | None = None) -> None:
         info = merge(args[0])
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # the last resort: one line, the traceback saved
+        from pipeline import crash
+
+        if crash.debugging():
+            raise
+        crash.step(f"merging the slices in {args[0]}")
+        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     counts = info.counts
     print(

@@ -116,6 +116,7 @@ class ShardManifest:
     invalid_pixels: InvalidPixels = field(default_factory=InvalidPixels)
     stats: Stats = field(default_factory=Stats)
     members: list[str] = field(default_factory=list)  # member extensions written
+    source_fingerprint: str | None = None  # Source.fingerprint of the inputs read
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +131,7 @@ class ShardManifest:
             "invalid_pixels": self.invalid_pixels.to_json(),
             "stats": self.stats.to_json(),
             "members": self.members,
+            "source_fingerprint": self.source_fingerprint,
         }
 
     @classmethod
@@ -146,6 +148,7 @@ class ShardManifest:
             invalid_pixels=InvalidPixels.from_json(data["invalid_pixels"]),
             stats=Stats.from_json(data["stats"]),
             members=list(data.get("members", [])),
+            source_fingerprint=data.get("source_fingerprint"),
         )
 
     def encode(self) -> bytes:

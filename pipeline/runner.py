@@ -7,9 +7,7 @@ for one slice of a sliced run, ``merge.write_slice``.
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -18,18 +16,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline import claim, pool
+from pipeline import checks, claim, paths, pool
 from pipeline.augment import Augmenter, known_output_size
-from pipeline.codecs import TIFF_COMPRESSIONS, encodings
+from pipeline.codecs import encodings
 from pipeline.config import Config, to_config
+from pipeline.crash import step
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.layouts import LAYOUTS, Layout, layout_for
+from pipeline.layouts import Layout, layout_for
 from pipeline.merge import check_slice_options, write_slice
 from pipeline.progress import progress_bar
 from pipeline.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
-from pipeline.sample import Sample
+from pipeline.shards import ShardTask, plan
 from pipeline.sources import Source, open_source
-from pipeline.worker import ShardTask
 
 
 @dataclass
@@ -44,69 +42,19 @@ class RunResult:
     info: DatasetInfo
 
 
-def validate(cfg: Config) -> None:
-    """Cheap checks of values a schema cannot express, naming the key."""
-    checks = [
-        (cfg.runtime.on_error in ("raise", "skip"), "runtime.on_error must be raise or skip"),
-        (cfg.output.format in LAYOUTS, f"output.format must be one of {sorted(LAYOUTS)}"),
-        (cfg.output.shard_size > 0, "output.shard_size must be > 0"),
-        (cfg.augment.copies >= 1, "augment.copies must be >= 1"),
-        (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
-        (
-            cfg.shard.num_shards >= 1 and 0 <= cfg.shard.index < cfg.shard.num_shards,
-            "shard.index must be in [0, shard.num_shards)",
-        ),
-        (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
-        (
-            cfg.output.depth.compression in TIFF_COMPRESSIONS,
-            "output.depth.compression must be none, zlib, zstd or lzw",
-        ),
-        (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
-        (cfg.output.depth.format in ("tiff", "png16"), "output.depth.format must be tiff or png16"),
-        (
-            cfg.output.depth.format != "png16" or (cfg.output.depth.scale or 0) > 0,
-            "output.depth.scale must be > 0 (stored value = metres x scale)",
-        ),
-        (cfg.output.image.format in ("png", "jpg"), "output.image.format must be png or jpg"),
-        (1 <= cfg.output.image.quality <= 100, "output.image.quality must be 1..100"),
-        (
-            re.fullmatch(r"\w+(\.\w+)*", cfg.source.split) is not None
-            and cfg.source.split != "all",
-            f"source.split={cfg.source.split} is not a valid split name (letters, digits, "
-            f"'_'; 'all' is reserved by datasets); use e.g. train or test",
-        ),
-        (cfg.source.limit is None or cfg.source.limit >= 0, "source.limit must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PipelineError(message)
-    if cfg.report.enabled:
-        from pipeline.report.pictures import check_names
-
-        check_names(cfg.report.plots)
-
-
-def plan(n_inputs: int, cfg: Config) -> list[ShardTask]:
-    """Shards of ``shard_size`` output samples (``augment.copies`` per input, placed by
-    ``output.order``: ``worker.sample_at``); this job's contiguous slice of them."""
-    size, total = cfg.output.shard_size, n_inputs * cfg.augment.copies
-    count = math.ceil(total / size)
-    k, m = cfg.shard.index, cfg.shard.num_shards
-    lo, hi = k * count // m, (k + 1) * count // m
-    return [
-        ShardTask(i, f"{cfg.output.prefix}-{i:06d}", i * size, min((i + 1) * size, total), n_inputs)
-        for i in range(lo, hi)
-    ]
-
-
 def prepare(cfg: Config) -> tuple[Source, int]:
     """Everything that can fail before touching ``output.dir``: values, transforms, source,
-    crop sizes. Returns the source and the number of input samples to use."""
-    validate(cfg)
+    its distance from output.dir, crop sizes and the sample contract after augmenting the
+    first sample. Returns the source and the number of input samples to use."""
+    step("checking the config")
+    checks.validate(cfg)
     check_slice_options(cfg)
-    Augmenter(cfg.augment)  # fail on a bad transform before touching the output
+    augmenter = Augmenter(cfg.augment)  # fail on a bad transform before touching the output
+    where = getattr(cfg.source, "path", None)
+    step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
     layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg, source)
+    paths.check_apart(Path(cfg.output.dir), source.paths())
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)
@@ -119,23 +67,15 @@ def prepare(cfg: Config) -> tuple[Source, int]:
         raise PipelineError(
             f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
         )
-    size = source.size
-    if size is None and cfg.augment.transforms:
-        size = _first_size(source)
-    if size is not None:
-        known_output_size(cfg.augment, *size)
+    if augmenter.transforms:
+        step("augmenting the first sample")
+        sample = checks.first_sample(source, cfg)
+        size = source.size or (sample.image.shape[:2] if sample is not None else None)
+        if size is not None:
+            known_output_size(cfg.augment, int(size[0]), int(size[1]))
+        if sample is not None:
+            checks.check_contract(augmenter, sample)
     return source, n_inputs
-
-
-def _first_size(source: Source) -> tuple[int, int] | None:
-    """The first sample's image size, for sources that do not know it up front: a crop
-    larger than the images is then refused before the run (a bad first sample is left to
-    the run's own per-sample error handling)."""
-    for item in source.iter(0, 1):
-        if isinstance(item, Sample):
-            height, width = item.image.shape[:2]
-            return int(height), int(width)
-    return None
 
 
 def available_cpus() -> int:
@@ -150,6 +90,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
     started = time.perf_counter()
     config = to_config(cfg)
+    config.output.dir = str(paths.output_dir(config.output.dir))
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
@@ -161,33 +102,36 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     fresh: list[ShardResult] = []
     with pool.sigterm_interrupts():
         try:
-            chash = claim.claim(root, config, layout, [t.name for t in tasks])
-            for t in tasks:
-                if (m := claim.finished(root, t.name, t.start, t.stop, chash)) is not None:
-                    done[t.name] = m
-            todo = [t for t in tasks if t.name not in done]
-            _execute(config, chash, layout, todo, workers, source, tasks, done, fresh)
-            manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
-            stage = StageTimes()
-            for r in fresh:
-                stage.merge(r.timings)
-            timings = Timings(time.perf_counter() - started, workers, stage)
-            info = DatasetInfo.build(
-                chash,
-                asdict(config),
-                source.identity(),
-                manifests,
-                overrides or [],
-                encodings(config.output),
-                timings,
-                resumed_shards=len(done),
-            )
-            if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
-                write_slice(root, config, info, [t.name for t in tasks])
-            else:
-                from pipeline.publish import publish
+            step(f"claiming output.dir={root}")
+            with claim.claimed(root, config, layout, tasks, source) as held:
+                done = held.done
+                todo = [t for t in tasks if t.name not in done]
+                step("writing the shards")
+                _execute(
+                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                )
+                manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
+                stage = StageTimes()
+                for r in fresh:
+                    stage.merge(r.timings)
+                timings = Timings(time.perf_counter() - started, workers, stage)
+                info = DatasetInfo.build(
+                    held.config_hash,
+                    asdict(config),
+                    source.identity(),
+                    manifests,
+                    overrides or [],
+                    encodings(config.output),
+                    timings,
+                    resumed_shards=len(done),
+                )
+                step("writing the card, the report and dataset_info.json")
+                if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                    write_slice(root, config, info, [t.name for t in tasks])
+                else:
+                    from pipeline.publish import publish
 
-                publish(root, config, manifests, info, started)
+                    publish(root, config, manifests, info, started)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts

@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
@@ -37,45 +36,9 @@ from pipeline.records import (
     StageTimes,
 )
 from pipeline.sample import Sample, camera_json
+from pipeline.shards import ShardTask, fingerprint, input_runs, position_of
 from pipeline.sources import Source, finalize, open_source
 from pipeline.writers import ShardWriter, atomic_write, write_error
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """Output samples ``start`` .. ``stop`` (exclusive) go into shard ``name``; the run
-    reads ``inputs`` input samples (after ``source.limit``)."""
-
-    index: int
-    name: str
-    start: int
-    stop: int
-    inputs: int
-
-
-def position_of(index: int, copy: int, inputs: int, copies: int, order: str) -> int:
-    """The output position of copy ``copy`` of input ``index``.
-
-    ``spread`` (copy-major: every input's copy 0, then every input's copy 1 ...) puts the
-    copies of one input ``inputs`` positions apart, so in different shards whenever there
-    are at least ``shard_size`` inputs: a trainer's shuffle buffer over a few shards does
-    not see one scene several times. ``grouped`` (input-major) keeps them side by side and
-    reads each input once; ``spread`` reads each input once per copy.
-    """
-    return copy * inputs + index if order == "spread" else index * copies + copy
-
-
-def input_runs(task: ShardTask, copies: int, order: str) -> list[tuple[int, int, range]]:
-    """The inputs shard ``task`` reads, as runs ``(first, last, copies)``: inputs
-    ``first`` .. ``last`` (exclusive) are read once each and these copies of each are
-    written where ``position_of`` falls inside the shard."""
-    if order != "spread":
-        return [(task.start // copies, -(-task.stop // copies), range(copies))]
-    n = task.inputs
-    return [
-        (max(task.start - c * n, 0), min(task.stop - c * n, n), range(c, c + 1))
-        for c in range(task.start // n, -(-task.stop // n))
-    ]
 
 
 def output_key(sample: Sample, copy: int, copies: int) -> str:
@@ -107,6 +70,10 @@ class ShardProcessor:
         with self._writing(f"shard {task.name}"):
             writer = self.layout.writer(task.name)
         manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
+        cfg = self.cfg
+        manifest.source_fingerprint = fingerprint(
+            self.source, task, cfg.augment.copies, cfg.output.order
+        )
         timings = StageTimes()
         try:
             self._fill(task, writer, manifest, timings)

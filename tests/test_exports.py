@@ -484,5 +484,7 @@ def test_file_lists_of_merged_slices_resume_and_overwrite(lists_and_tiff, tmp_pa
     assert (out / "train.jsonl").read_bytes() == (lists / "train.jsonl").read_bytes()
     (out / "notes.txt").write_text("mine")
     run(make_cfg(out, *COMMON, "source.num_samples=2", "output.overwrite=true"))
-    left = sorted(p.name for p in out.iterdir() if p.name != "slices")  # slices: claim's
+    left = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # the lock
+    assert not list(out.glob("slices/*"))  # the old slice records went with the old dataset
+    left = [name for name in left if name != "slices"]
     assert left == ["README.md", "dataset_info.json", "manifests", "notes.txt", "train-000000.tar"]

@@ -12,12 +12,16 @@ A new source = one module here + a schema in ``pipeline/source_config.py`` (with
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import PipelineError, SampleError
+from pipeline.paths import key_problem
 from pipeline.records import InvalidPixels
 from pipeline.sample import Sample
 from pipeline.source_config import SourceConfig
@@ -36,6 +40,31 @@ class Source:
     def identity(self) -> dict[str, object]:
         """What identifies the data read (path, revision, fingerprint): provenance."""
         raise NotImplementedError
+
+    def paths(self) -> list[Path]:
+        """Local files and directories the source reads, so that ``output.dir`` is kept
+        apart from them: by default the ``path``, ``tars`` and ``data_files`` of
+        ``identity()`` that exist on this machine."""
+        ident = self.identity()
+        found = []
+        for name in ("path", "tars", "data_files"):
+            value = ident.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item and Path(item).exists():
+                    found.append(Path(item))
+        return found
+
+    def inputs_fingerprint(self, start: int, stop: int) -> str:
+        """A digest of the data samples ``start`` .. ``stop`` are read from, recorded in
+        each shard manifest so that a resumed run keeps no shard of a changed source. By
+        default the whole ``identity()`` (any change counts); a source that can tell which
+        files a range reads narrows it (a fixed bad file then redoes only its shard)."""
+        cached = getattr(self, "_identity_digest", None)
+        if cached is None:
+            blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+            cached = hashlib.sha256(blob).hexdigest()[:16]
+            self._identity_digest = cached
+        return cached
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -73,6 +102,9 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
 
 def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
     image, depth, key = sample.image, sample.depth, sample.key
+    problem = key_problem(key)
+    if problem:
+        raise SampleError(key, f"{problem}; the source must give safe keys")
     if image.dtype != np.uint8:
         raise SampleError(key, f"image dtype is {image.dtype}, expected uint8 RGB")
     if image.ndim != 3 or image.shape[2] != 3:

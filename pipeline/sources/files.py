@@ -30,6 +30,9 @@ MAGIC = (
 )
 # image files sources read: the extensions ``codecs.decode`` knows
 IMAGE_EXTS = {"png", "jpg", "jpeg", "tif", "tiff", *codecs.OTHER_IMAGE_EXTS}
+# Pillow's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS): no RGB-D frame
+# comes near it; a small file declaring more pixels would exhaust memory when decoded
+MAX_PIXELS = 178_956_970
 _UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 # A corrupt file is reported once, as a SampleError; not also as tifffile log lines.
 logging.getLogger("tifffile").setLevel(logging.ERROR)
@@ -52,6 +55,14 @@ def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> n
         raise SampleError(
             key, f"{where}: not an image (PNG, JPEG, TIFF, WebP, BMP ...) or NPY file"
         )
+    if ext == "png" and data[12:16] == b"IHDR":  # a decompression bomb is refused unread
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if width * height > MAX_PIXELS:
+            raise SampleError(
+                key,
+                f"{where}: the PNG is {width}x{height} pixels, more than {MAX_PIXELS} "
+                f"(a decompression bomb?); not decoded",
+            )
     try:
         arr = codecs.decode(ext, data)
     except Exception as exc:  # every codec has its own error types

@@ -31,7 +31,10 @@ class ParquetRows:
         self.n = row
         self.fingerprint = digest.hexdigest()[:16]
         self._last: tuple[tuple[int, int, tuple[str, ...]], Any] | None = None
-        self.column_names = pq.ParquetFile(files[0]).schema_arrow.names
+        # columns every file has: a file lacking one is refused when the source opens,
+        # not by a worker half-way through the run
+        names = [pq.ParquetFile(f).schema_arrow.names for f in files]
+        self.column_names = [c for c in names[0] if all(c in n for n in names[1:])]
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_last": None}  # never pickle a cached row group

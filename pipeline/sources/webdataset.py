@@ -165,7 +165,8 @@ def _index(tar: Path, number: int) -> list[_Entry]:
                     entries.append(_Entry(number, key, {}))
                 entries[-1].members[ext] = (info.offset_data, info.size)
     except (tarfile.TarError, OSError) as exc:
-        raise PipelineError(f"source.path: {tar} is not a readable tar file ({exc})") from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"source.path: {tar} is not a readable tar file ({detail})") from None
     return entries
 
 

@@ -1,0 +1,70 @@
+"""The last resort: anything unexpected becomes one line on stderr (what failed, while
+doing what, where the full traceback went) and exit code 2.
+
+Expected failures are ``PipelineError`` lines worded where they happen. Anything else is
+either a bug in depth-pipeline or an input nobody foresaw; its traceback is written to
+the run's log (Hydra's ``<run dir>/<job>.log``; a temporary file when there is none) and
+shown on stderr only with ``DEPTH_PIPELINE_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import traceback
+
+DEBUG_ENV = "DEPTH_PIPELINE_DEBUG"
+_step = ["starting"]
+
+
+def step(what: str) -> None:
+    """Say what the run is doing now, for the one line if something unexpected fails."""
+    _step[0] = what
+
+
+def debugging() -> bool:
+    """True when tracebacks should reach the terminal (``DEPTH_PIPELINE_DEBUG=1``)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def one_line(exc: BaseException) -> str:
+    """Save the traceback of ``exc``; return the line to print (without ``error: ``)."""
+    where = save_traceback(exc)
+    text = " ".join(str(exc).split()) or "(no message)"
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return (
+        f"unexpected {type(exc).__name__} while {_step[0]}: {text}; the full traceback is in "
+        f"{where} ({DEBUG_ENV}=1 prints it here). If the input is not at fault, this is a "
+        f"bug in depth-pipeline: please report it with that traceback"
+    )
+
+
+def save_traceback(exc: BaseException) -> str:
+    """Write the traceback into the log files of the root logger (the run's log under
+    Hydra), else into a new temporary file; return where it went."""
+    files = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.FileHandler) and h.stream is not None and not h.stream.closed
+    ]
+    if files:
+        record = logging.LogRecord(
+            "pipeline",
+            logging.ERROR,
+            __file__,
+            0,
+            f"unexpected error while {_step[0]}",
+            None,
+            (type(exc), exc, exc.__traceback__),
+        )
+        for handler in files:
+            handler.handle(record)
+            handler.flush()
+        return files[0].baseFilename
+    fd, path = tempfile.mkstemp(prefix="depth-pipeline-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"unexpected error while {_step[0]}\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return path

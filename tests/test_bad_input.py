@@ -1,0 +1,461 @@
+"""The bad-input / fault table: one row per way a user (or the world) can get it wrong.
+
+Every row runs the real command (``pipeline.app.cli``, in this process so that the table
+stays fast; ``test_rows_behave_the_same_through_a_real_process`` checks that this changes
+nothing) in a world of its own: a source folder, a finished dataset, a folder of user
+files. Each row asserts exit code 2, exactly one line on stderr with the expected words,
+no traceback anywhere, and that no byte of the input, of the user files or of the finished
+dataset changed (every file's sha256, and the set of files and folders, before and after).
+Rows marked ``early`` must also stop before creating ``output.dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import ROOT, SMALL, make_cfg
+from PIL import Image
+
+from pipeline.runner import run
+
+H, W = 96, 128
+COMMON = ["runtime.workers=1", "runtime.progress=false", "report.enabled=false"]
+# the synthetic source, small: 4 samples in 2 shards
+SYN = [*SMALL, "source.num_samples=4", "output.shard_size=2", *COMMON]
+CROP = ["augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
+FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *COMMON]
+WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
+
+
+@dataclass
+class World:
+    """A row's own directory: ``src`` (a folder source), ``done`` (a finished dataset of
+    the ``SYN`` config), ``user`` (somebody's files) and ``out`` (not there yet)."""
+
+    root: Path
+    holders: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {n: self.root / n for n in ("src", "done", "user", "out")} | {"root": self.root}
+
+
+@dataclass
+class Row:
+    id: str
+    args: list[str]
+    words: str
+    setup: Callable[[World, pytest.MonkeyPatch], None] | None = None
+    early: bool = True  # refused before output.dir is created
+    check: Callable[[World, str], None] | None = None
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file and a marker for every folder under ``root``, except the
+    row's own output dir and Hydra's run dir."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in ("out", "run", "mods"):
+            continue
+        if path.is_symlink():
+            found[rel] = f"link -> {os.readlink(path)}"
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+# ---- the world -------------------------------------------------------------------------
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_folder_source(root: Path, n: int = 4) -> None:
+    rng = np.random.default_rng(11)
+    for sub in ("image", "depth"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        (root / "image" / f"f{i}.png").write_bytes(
+            _png(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+        )
+        tifffile.imwrite(root / "depth" / f"f{i}.tiff", rng.uniform(0.5, 8, (H, W)).astype("f4"))
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("templates")
+    _write_folder_source(base / "src")
+    run(make_cfg(base / "done", *SYN))
+    user = base / "user"
+    (user / "sub").mkdir(parents=True)
+    (user / "notes.txt").write_text("my notes")
+    (user / "sub" / "data.bin").write_bytes(bytes(range(256)))
+    return base
+
+
+@pytest.fixture
+def world(templates, tmp_path) -> World:
+    for name in ("src", "done", "user"):
+        shutil.copytree(templates / name, tmp_path / name, symlinks=True)
+    w = World(tmp_path)
+    yield w
+    for proc in w.holders:
+        proc.kill()
+        proc.wait()
+
+
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str]):
+    """``depth-pipeline ARGS`` in this process: (exit code, stdout, stderr)."""
+    from pipeline import app
+
+    run_dir = world.root / "run"
+    monkeypatch.setattr(sys, "argv", ["depth-pipeline", *args, f"hydra.run.dir={run_dir}"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # cli() sets it; restored after the test
+    capfd.readouterr()
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
+    try:
+        app.cli()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:  # Hydra configured logging for this run: leave none of it to later tests
+        for handler in root_logger.handlers[:]:
+            if handler not in handlers:
+                root_logger.removeHandler(handler)
+                handler.close()
+        root_logger.setLevel(level)
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+# ---- setups ----------------------------------------------------------------------------
+
+
+def _symlink_to_src(w: World, mp: pytest.MonkeyPatch) -> None:
+    (w.root / "link").symlink_to(w.root / "src", target_is_directory=True)
+
+
+def _user_manifests(w: World, mp: pytest.MonkeyPatch) -> None:
+    (w.root / "out" / "manifests").mkdir(parents=True)
+    (w.root / "out" / "manifests" / "deploy.json").write_text('{"host": "prod"}')
+
+
+def _damaged_record(w: World, mp: pytest.MonkeyPatch) -> None:
+    (w.root / "done" / "manifests" / "config.json").write_text("not json {")
+
+
+def _forged_record(w: World, mp: pytest.MonkeyPatch) -> None:
+    path = w.root / "done" / "manifests" / "config.json"
+    body = json.loads(path.read_text())
+    body["config"]["augment"]["seed"] = 99  # the hash no longer matches the config
+    path.write_text(json.dumps(body))
+
+
+def _home_is_user(w: World, mp: pytest.MonkeyPatch) -> None:
+    mp.setenv("HOME", str(w.root / "user"))
+
+
+def _side_effect_module(w: World, mp: pytest.MonkeyPatch) -> None:
+    mods = w.root / "mods"
+    mods.mkdir()
+    marker = w.root / "mods" / "imported"
+    (mods / "dp_probe_module.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nclass Boom:\n    pass\n"
+    )
+    mp.syspath_prepend(str(mods))
+
+
+def _not_imported(w: World, err: str) -> None:
+    assert not (w.root / "mods" / "imported").exists()
+    assert "dp_probe_module" not in sys.modules
+
+
+def _unsafe_key(w: World, mp: pytest.MonkeyPatch) -> None:
+    from pipeline.sources import synthetic
+
+    real = synthetic.SyntheticSource.read
+
+    def read(self, index):
+        s = real(self, index)
+        return type(s)("../../escape", s.image, s.depth, s.meta, s.camera)
+
+    mp.setattr(synthetic.SyntheticSource, "read", read)
+
+
+def _nothing_escaped(w: World, err: str) -> None:
+    assert not list(w.root.rglob("escape*"))
+    assert not list(w.root.parent.glob("escape*"))
+
+
+def _parquet_without_depth_in_second_file(w: World, mp: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pqdir = w.root / "src" / "pq"
+    pqdir.mkdir()
+    image = _png(np.zeros((H, W, 3), np.uint8))
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.ones((H, W), np.float32))
+    pq.write_table(
+        pa.table({"image": [image], "depth_map": [buf.getvalue()]}),
+        pqdir / "train-00000-of-00002.parquet",
+    )
+    pq.write_table(pa.table({"image": [image]}), pqdir / "train-00001-of-00002.parquet")
+
+
+def _not_parquet(w: World, mp: pytest.MonkeyPatch) -> None:
+    pqdir = w.root / "src" / "pq"
+    pqdir.mkdir()
+    (pqdir / "train-00000-of-00001.parquet").write_bytes(b"PAR1 but not really" * 10)
+
+
+def _bomb(w: World, mp: pytest.MonkeyPatch) -> None:
+    """A small PNG whose header declares 20000 x 20000 pixels (the first image)."""
+    import zlib
+
+    width = height = 20000
+    row = b"\x00" + bytes(width * 3)
+    data = zlib.compress(row * 50, 9)  # a valid start; the decoder would allocate 1.2 GB
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    (w.root / "src" / "image" / "a_bomb.png").write_bytes(png)
+    tifffile.imwrite(w.root / "src" / "depth" / "a_bomb.tiff", np.ones((4, 4), np.float32))
+
+
+def _not_a_file_kind(name: str, data: bytes) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        (w.root / "src" / name).write_bytes(data)
+
+    return setup
+
+
+def _holder(exclusive: bool) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """Another process holds the lock of ``done`` (shared or exclusive) and waits."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        code = (
+            "import sys, time; from pathlib import Path; from pipeline.lock import RunLock; "
+            f"RunLock.acquire(Path({str(w.root / 'done')!r}), {exclusive}); "
+            "print('held', flush=True); time.sleep(120)"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        w.holders.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+
+    return setup
+
+
+def _names_holder(w: World, err: str) -> None:
+    pid = w.holders[0].pid
+    assert f"pid {pid} on host {socket.gethostname()}" in err
+
+
+def _run_then_change(source: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """Finish a dataset in ``out`` from the row's source, then change one source file."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        p = {k: str(v) for k, v in w.paths.items()}
+        if source == "folder":
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in FOLDER], small=False))
+            depth = w.root / "src" / "depth" / "f3.tiff"
+            tifffile.imwrite(depth, np.full((H, W), 2.0, np.float32))
+        else:
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in WDS], small=False))
+            tar = w.root / "done" / "train-000001.tar"
+            os.utime(tar, ns=(tar.stat().st_atime_ns, tar.stat().st_mtime_ns + 10**9))
+
+    return setup
+
+
+def _raises_in(
+    target: str, exc: type[BaseException]
+) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        def boom(*args, **kwargs):
+            raise exc("something nobody foresaw")
+
+        mp.setattr(target, boom)
+
+    return setup
+
+
+def _traceback_in_log(w: World, err: str) -> None:
+    log = err.split("the full traceback is in ")[1].split(" (")[0]
+    assert Path(log).is_file() and Path(log).parent == w.root / "run"
+    assert "Traceback (most recent call last)" in Path(log).read_text()
+
+
+# ---- the table -------------------------------------------------------------------------
+
+OUT = "output.dir={out}"
+ROWS = [
+    # the input, user files and finished datasets are never deleted, replaced or mixed
+    Row("out=folder source, overwrite", [*FOLDER, "output.dir={src}", "output.overwrite=true"],
+        "is the source"),
+    Row("out=webdataset source fed back in, overwrite",
+        [*WDS, "output.dir={done}", "output.overwrite=true"], "is the source"),
+    Row("out inside the source", [*FOLDER, "output.dir={src}/image/new"], "is inside the source"),
+    Row("out contains the source", [*FOLDER, "output.dir={root}"], "contains the source"),
+    Row("out is a symlink to the source", [*FOLDER, "output.dir={root}/link"], "is the source",
+        _symlink_to_src),
+    Row("only a user's manifests/, overwrite", [*SYN, OUT, "output.overwrite=true"],
+        "not empty (manifests)", _user_manifests, early=False),
+    Row("only a user's manifests/", [*SYN, OUT], "not empty (manifests)", _user_manifests,
+        early=False),
+    Row("foreign directory, overwrite", [*SYN, "output.dir={user}", "output.overwrite=true"],
+        "holds no depth-pipeline dataset"),
+    Row("damaged config record, overwrite", [*SYN, "output.dir={done}", "output.overwrite=true"],
+        "is not a config record written by depth-pipeline", _damaged_record),
+    Row("forged config record, overwrite", [*SYN, "output.dir={done}", "output.overwrite=true"],
+        "is not a config record written by depth-pipeline", _forged_record),
+    Row("another config on a finished dataset", [*SYN, "output.dir={done}", "augment.seed=7"],
+        "differs in: augment.seed (0 -> 7)"),
+    Row("output.dir=~ is the user's home", [*SYN, "output.dir='~'"],
+        "holds no depth-pipeline dataset", _home_is_user),
+    Row("output.dir=~nosuchuser", [*SYN, "output.dir='~no_such_user_xyz/ds'"], "cannot expand '~'"),
+    Row("output.dir empty", [*SYN, "output.dir=''"], "output.dir is empty"),
+    Row("source changed since the run (folder)", [*FOLDER, OUT], "the source changed",
+        _run_then_change("folder"), early=False),
+    Row("source changed since the run (webdataset)", [*WDS, OUT], "the source changed",
+        _run_then_change("webdataset"), early=False),
+    Row("exclusive holder: an overwrite is running", [*SYN, "output.dir={done}"],
+        "is being replaced by another depth-pipeline run", _holder(True), False, _names_holder),
+    Row("shared holder: overwrite must wait", [*SYN, "output.dir={done}", "output.overwrite=true"],
+        "is in use by another depth-pipeline run", _holder(False), False, _names_holder),
+    # every path built from config or data stays inside output.dir
+    Row("split escapes", [*SYN, OUT, "source.split=../user"], "source.split='../user'"),
+    Row("split absolute", [*SYN, OUT, "source.split=/tmp/abs"], "source.split='/tmp/abs'"),
+    Row("prefix escapes", [*SYN, OUT, "output.prefix=../user"], "output.prefix='../user'"),
+    Row("prefix with a separator", [*SYN, OUT, "output.prefix=a/b"], "output.prefix='a/b'"),
+    Row("prefix hidden", [*SYN, OUT, "output.prefix=.hidden"], "output.prefix='.hidden'"),
+    Row("prefix glob", [*SYN, OUT, "output.prefix=tr*in"], "output.prefix='tr*in'"),
+    Row("sample key escapes", [*SYN, OUT], "sample key '../../escape' is not safe", _unsafe_key,
+        False, _nothing_escaped),
+    # every value is checked before the first sample
+    Row("num_samples<0", [*SYN, OUT, "source.num_samples=-1"], "source.num_samples must be >= 0"),
+    Row("source seed<0", [*SYN, OUT, "source.seed=-1"], "source.seed must be >= 0"),
+    Row("augment seed<0", [*SYN, OUT, "augment.seed=-1"], "augment.seed must be >= 0"),
+    Row("copies=0", [*SYN, OUT, "augment.copies=0"], "augment.copies must be >= 1"),
+    Row("shard_size=0", [*SYN, OUT, "output.shard_size=0"], "output.shard_size must be > 0"),
+    Row("png level", [*SYN, OUT, "output.image.level=12"], "output.image.level must be 0..9"),
+    Row("tiff compression", [*SYN, OUT, "output.depth.compression=gzip"],
+        "output.depth.compression: 'gzip' is not a choice"),
+    Row("tiff predictor", [*SYN, OUT, "output.depth.predictor=5"], "output.depth.predictor"),
+    Row("tiff level", [*SYN, OUT, "output.depth.level=-1"], "output.depth.level must be >= 0"),
+    Row("format", [*SYN, OUT, "output.format=zip"], "output.format: 'zip' is not a choice"),
+    Row("on_error", [*SYN, OUT, "runtime.on_error=maybe"], "runtime.on_error: 'maybe' is not"),
+    Row("max_in_flight", [*SYN, OUT, "runtime.max_in_flight=-1"], "runtime.max_in_flight"),
+    Row("slice index", [*SYN, OUT, "shard.index=3", "shard.num_shards=2"], "shard.index must"),
+    Row("depth min<0", [*SYN, OUT, "source.depth.min=-1"], "source.depth.min must be >= 0"),
+    Row("depth max<=min", [*SYN, OUT, "source.depth.max=0"], "source.depth.max must be >"),
+    Row("limit<0", [*SYN, OUT, "source.limit=-3"], "source.limit must be >= 0"),
+    Row("tiny synthetic", [*SYN, OUT, "source.height=8"], "source.height and source.width"),
+    Row("colormap", [*SYN, OUT, "report.enabled=true", "report.colormap=nope"],
+        "report.colormap='nope' is not a matplotlib colormap"),
+    Row("invalid colour", [*SYN, OUT, "report.enabled=true", "report.invalid_color=notacolor"],
+        "report.invalid_color='notacolor' is not a colour"),
+    Row("picture name", [*SYN, OUT, "report.enabled=true", "report.plots=[foo]"],
+        "report.plots: unknown picture(s) ['foo']"),
+    Row("report rows", [*SYN, OUT, "report.enabled=true", "report.rows=0"], "report.rows"),
+    Row("report dpi", [*SYN, OUT, "report.enabled=true", "report.dpi=0"], "report.dpi"),
+    Row("report depth range", [*SYN, OUT, "report.enabled=true", "report.depth_min=5",
+        "report.depth_max=1"], "report.depth_min/depth_max"),
+    Row("depth_scale=0", [*FOLDER, OUT, "source.depth_scale=0"], "source.depth_scale must be"),
+    Row("camera fx<0", [*FOLDER, OUT, "source.camera.fx=-5"], "source.camera.fx"),
+    Row("unpaired", [*FOLDER, OUT, "source.unpaired=maybe"], "source.unpaired must be"),
+    Row("image_regex", [*FOLDER, OUT, "source.image_regex='('"], "source.image_regex"),
+    # transforms: only albumentations (and ours), and the sample contract after them
+    Row("_target_ with import side effects", [*SYN, OUT,
+        "+augment.transforms.x._target_=dp_probe_module.Boom"],
+        "outside albumentations and pipeline.transforms", _side_effect_module, True,
+        _not_imported),
+    Row("_target_ os.system", [*SYN, OUT, "+augment.transforms.x._target_=os.system"],
+        "outside albumentations and pipeline.transforms"),
+    Row("_target_ typo", [*SYN, OUT, "+augment.transforms.x._target_=albumentations.Flipp"],
+        "is not an albumentations transform"),
+    Row("Normalize makes float images", [*SYN, OUT,
+        "+augment.transforms.norm._target_=albumentations.Normalize"],
+        "augment.transforms.norm (Normalize) turns the image into float32"),
+    Row("ToGray to one channel", [*SYN, OUT,
+        "+augment.transforms.gray._target_=albumentations.ToGray",
+        "+augment.transforms.gray.num_output_channels=1"],
+        "augment.transforms.gray (ToGray) turns the image into shape"),
+    Row("transform argument", [*SYN, OUT, "augment.transforms.flip.p=2"],
+        "augment.transforms.flip.p: HorizontalFlip: input should be less than or equal to 1"),
+    Row("crop larger than the images", [*SYN, OUT, "augment.transforms.crop.height=500"],
+        "is larger than the 96x128 input"),
+    Row("fill_mask", [*SYN, OUT, "+augment.transforms.rot._target_=albumentations.Rotate",
+        "+augment.transforms.rot.fill_mask=5"], "fill_mask must be 0"),
+    # opening a source
+    Row("parquet file without the depth column", ["source=hub", "source.path={src}/pq",
+        *CROP, *COMMON, OUT, "source.cache_dir={root}/run/cache"],
+        "source.columns: depth_map not in", _parquet_without_depth_in_second_file),
+    Row("not a parquet file", ["source=hub", "source.path={src}/pq", *CROP, *COMMON, OUT,
+        "source.cache_dir={root}/run/cache"], "this is not a parquet file", _not_parquet),
+    Row("decompression bomb as first image", [*FOLDER, OUT], "a decompression bomb", _bomb,
+        early=False),
+    Row("missing source path", [*FOLDER[:1], "source.path={root}/nope", *FOLDER[2:], OUT],
+        "is not a directory"),
+    Row("webdataset file that is no tar", ["source=webdataset", "source.path={src}/x.tar",
+        "augment=none", *COMMON, OUT], "is not a readable tar file",
+        _not_a_file_kind("x.tar", b"hello")),
+    Row("nyu_mat file that is no HDF5", ["source=nyu_mat", "source.path={src}/x.mat",
+        "augment=none", *COMMON, OUT], "is not an HDF5", _not_a_file_kind("x.mat", b"hello")),
+    # the last resort: one line naming the step and where the traceback went
+    Row("unexpected error while writing", [*SYN, OUT],
+        "unexpected ZeroDivisionError while writing the shards",
+        _raises_in("pipeline.codecs.encode_sample", ZeroDivisionError), False,
+        _traceback_in_log),
+    Row("unexpected error while opening the source", [*SYN, OUT],
+        "unexpected KeyError while opening the source (synthetic)",
+        _raises_in("pipeline.sources.synthetic.SyntheticSource.__len__", KeyError), True,
+        _traceback_in_log),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input(row: Row, world: World, monkeypatch, capfd):
+    if row.setup is not None:
+        row.setup(world, monkeypatch)
+    before = snapshot(world.root)
+    args = [a.format(**{k: str(v) for k, v in world.paths.items()}) for a in row.args]
+    code, out, err = cli(world, monkeypatch, capfd, args)
+    lines = err.strip().splitlines()
+    assert code == 2, (out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert row.words in lines[0], err
+    assert "Traceback" not in out + err
+    assert snapshot(world.root) == before
+    if row.early:
+        assert not (world.root / "out").exists()
+    assert not (ROOT / "~").exists()
+    if row.check is not None:
+        row.check(world, err)
