@@ -80,7 +80,8 @@ class ShardConfig:
 @dataclass
 class ReportConfig:
     """The report under ``output.dir/report``; ``plots`` picks pictures by name from
-    ``pipeline/report/pictures.py`` (null = all of them)."""
+    ``pipeline/report/pictures.py`` (null = all of them). Checked before the run by
+    ``pipeline.report.colors.check``."""
 
     enabled: bool = True
     rows: int = 3
@@ -89,10 +90,13 @@ class ReportConfig:
     copies_rows: int = 3
     plots: list[str] | None = None
     colormap: str = "viridis"
-    invalid_color: str = "magenta"
+    invalid_color: str = "grey"
     depth_min: float | None = None
     depth_max: float | None = None
-    dpi: int = 100
+    sparse_below: float = 0.5
+    cell_width: int = 256
+    dpi: int = 80
+    embed: bool = False
 
 
 @dataclass

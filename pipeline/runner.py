@@ -66,9 +66,9 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise PipelineError(message)
     if cfg.report.enabled:
-        from pipeline.report.pictures import check_names
+        from pipeline.report.pictures import check
 
-        check_names(cfg.report.plots)
+        check(cfg.report)
 
 
 def plan(total_outputs: int, cfg: Config) -> list[ShardTask]:
@@ -170,7 +170,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
             else:
                 from pipeline.publish import publish
 
-                publish(root, config, manifests, info, started)
+                publish(root, config, manifests, info, started, source)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts

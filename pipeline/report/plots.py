@@ -1,14 +1,15 @@
 """Report plots (matplotlib Figure API, Agg): depth and RGB histograms, invalid fraction
 per sample, augmentation parameter distributions and their correlations.
 
-Everything here is drawn from the accumulators and manifests the workers wrote; nothing
-re-reads the dataset.
+Each function takes plain arrays (picklable: it can run in another process) and returns
+PNG bytes. Cheap by construction: fixed margins instead of ``bbox_inches="tight"`` (which
+draws every figure twice), a low dpi, few ticks and no per-bar artists.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -17,20 +18,38 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.records import SampleRecord  # noqa: E402
-from pipeline.report.collages import save_png  # noqa: E402
 from pipeline.report.params import ParamTable  # noqa: E402
-from pipeline.stats import DEPTH_BIN, Stats  # noqa: E402
+from pipeline.stats import DEPTH_BIN  # noqa: E402
 
 CHANNELS = (("R", "tab:red"), ("G", "tab:green"), ("B", "tab:blue"))
 
 
-def depth_histogram(stats: Stats, summary: dict[str, Any], path: Path, dpi: int) -> None:
+def _figure(
+    width: float, height: float, left: float, right: float, bottom: float, top: float
+) -> Figure:
+    """A figure with fixed margins in inches (room for tick labels and titles)."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
+    return fig
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
+    return buf.getvalue()
+
+
+def depth_histogram(
+    depth_hist: np.ndarray, percentiles: dict[str, Any], invalid_fraction: float, dpi: int
+) -> bytes:
     """Histogram of valid depth (fraction of valid pixels), with percentile markers."""
-    fig = Figure(figsize=(7.0, 3.2))
-    ax = fig.subplots()
-    hist = stats.depth_hist.astype(np.float64)
+    fig = _figure(7.0, 3.0, 0.75, 0.2, 0.55, 0.35)
+    ax = fig.add_subplot()
+    hist = np.asarray(depth_hist, dtype=np.float64)
     total = hist.sum()
     if total:
         last = int(np.nonzero(hist)[0].max()) + 1
@@ -40,54 +59,51 @@ def depth_histogram(stats: Stats, summary: dict[str, Any], path: Path, dpi: int)
         edges = np.arange(coarse.size + 1) * group * DEPTH_BIN
         ax.stairs(coarse, edges, fill=True, color="tab:blue", alpha=0.8)
         for name, style in (("p1", ":"), ("p50", "--"), ("p99", ":")):
-            value = summary["depth_percentiles"].get(name)
+            value = percentiles.get(name)
             if value is not None:
                 ax.axvline(value, color="k", ls=style, lw=1, label=f"{name} = {value:.2f} m")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("depth (m)")
-    ax.set_ylabel("fraction of valid pixels")
-    ax.set_title(
-        f"depth over valid pixels ({summary['invalid_fraction']:.1%} of pixels invalid)",
-        fontsize=10,
-    )
-    save_png(fig, path, dpi)
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_xlabel("depth (m)", fontsize=9)
+    ax.set_ylabel("fraction of valid pixels", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_title(f"depth over valid pixels ({invalid_fraction:.1%} of pixels invalid)", fontsize=10)
+    return _png(fig, dpi)
 
 
-def invalid_fraction(samples: list[SampleRecord], path: Path, dpi: int) -> None:
+def invalid_fraction(fractions: np.ndarray, worst_key: str, dpi: int) -> bytes:
     """Invalid-depth fraction of each written sample (in write order) and its histogram."""
-    frac = np.array([s.invalid_fraction for s in samples], dtype=np.float64)
-    fig = Figure(figsize=(9.0, 3.0))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    frac = np.asarray(fractions, dtype=np.float64)
+    fig = _figure(9.0, 2.8, 0.7, 0.2, 0.55, 0.35)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1], "wspace": 0.3})
     x = np.arange(frac.size)
     if frac.size <= 200:
-        left.bar(x, frac, width=1.0, color="tab:purple")
+        left.stairs(frac, np.arange(frac.size + 1) - 0.5, fill=True, color="tab:purple")
     else:
         left.plot(x, frac, ".", ms=2, color="tab:purple")
-    left.set_xlabel("sample (write order)")
-    left.set_ylabel("invalid fraction")
+    left.set_xlabel("sample (write order)", fontsize=9)
+    left.set_ylabel("invalid fraction", fontsize=9)
     left.set_xlim(-0.5, max(frac.size - 0.5, 0.5))
     if frac.size:
-        worst = int(frac.argmax())
         left.set_title(
-            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({samples[worst].key})",
-            fontsize=9,
+            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({worst_key})", fontsize=9, loc="left"
         )
-    right.hist(frac, bins=20, range=(0, max(float(frac.max(initial=0)), 1e-3)), color="tab:purple")
-    right.set_xlabel("invalid fraction")
-    right.set_ylabel("samples")
-    save_png(fig, path, dpi)
+    counts, edges = np.histogram(frac, bins=20, range=(0, max(float(frac.max(initial=0)), 1e-3)))
+    right.stairs(counts, edges, fill=True, color="tab:purple")
+    right.set_xlabel("invalid fraction", fontsize=9)
+    right.set_ylabel("samples", fontsize=9)
+    for ax in (left, right):
+        ax.tick_params(labelsize=8)
+    return _png(fig, dpi)
 
 
-def rgb_histograms(stats: Stats, path: Path, dpi: int) -> None:
-    """Per-channel histograms of the source (before) and written (after) images."""
-    fig = Figure(figsize=(10.0, 2.8))
-    axes = fig.subplots(1, 3, sharey=True)
+def rgb_histograms(before: np.ndarray, after: np.ndarray, dpi: int) -> bytes:
+    """Per-channel histograms of the source (dashed) and written (solid) images, in one
+    axes (one legend: cheaper and easier to compare than three)."""
+    fig = _figure(8.0, 3.0, 0.75, 2.6, 0.55, 0.3)
+    ax = fig.add_subplot()
     levels = np.arange(256)
-    for ax, (c, (name, color)) in zip(axes, enumerate(CHANNELS)):
-        for hist, style, label in (
-            (stats.rgb_hist_before[c], "--", "before (source)"),
-            (stats.rgb_hist_after[c], "-", "after (written)"),
-        ):
+    for c, (name, color) in enumerate(CHANNELS):
+        for hist, style, label in ((before[c], "--", "before"), (after[c], "-", "after")):
             total = hist.sum()
             if total:
                 mean = float(hist @ levels / total)
@@ -97,64 +113,74 @@ def rgb_histograms(stats: Stats, path: Path, dpi: int) -> None:
                     style,
                     color=color,
                     lw=1,
-                    label=f"{label}, mean {mean:.1f}",
+                    label=f"{name} {label}, mean {mean:.1f}",
                 )
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("value")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    axes[0].set_ylabel("fraction of pixels")
-    save_png(fig, path, dpi)
+    ax.set_title(
+        "RGB histograms: before (source, dashed) and after augmentation (written)", fontsize=9
+    )
+    ax.set_xlabel("value", fontsize=9)
+    ax.set_ylabel("fraction of pixels", fontsize=9)
+    ax.set_xlim(0, 255)
+    ax.tick_params(labelsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _png(fig, dpi)
 
 
-def param_distributions(table: ParamTable, path: Path, dpi: int) -> bool:
+def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
     """How often each transform applied, and a histogram of each numeric parameter."""
     flags = [i for i, n in enumerate(table.names) if n.endswith(".applied")]
     others = [i for i, n in enumerate(table.names) if not n.endswith(".applied")]
     panels = (1 if flags else 0) + len(others)
     if not panels:
-        return False
+        return None
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
-    fig = Figure(figsize=(cols * 2.8, rows * 2.2))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig = _figure(cols * 2.6, rows * 1.9 + 0.45, 0.45, 0.15, 0.35, 0.75)
+    fig.subplots_adjust(hspace=0.75, wspace=0.45)
+    fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
     k = 0
     if flags:
+        ax = fig.add_subplot(rows, cols, 1)
         rates = [float(np.nanmean(table.values[:, i])) for i in flags]
         labels = [table.names[i].removesuffix(".applied") for i in flags]
-        axes[0].barh(labels, rates, color="tab:gray")
-        axes[0].set_xlim(0, 1)
-        axes[0].set_title("applied fraction", fontsize=9)
-        axes[0].tick_params(labelsize=7)
+        ax.barh(np.arange(len(flags)), rates, color="silver")
+        for y, label in enumerate(labels):  # names on the bars: no margin to reserve
+            ax.text(0.02, y, label, va="center", fontsize=7)
+        ax.set_yticks([])
+        ax.set_xlim(0, 1)
+        ax.set_title("applied fraction", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
         k = 1
-    for i in others:
+    for i in others:  # counts on the y axis are left unlabelled: the shape is the point
         col = table.values[:, i]
         col = col[~np.isnan(col)]
-        ax = axes[k]
-        ax.hist(col, bins=min(20, max(5, col.size // 3)), color="tab:orange")
+        ax = fig.add_subplot(rows, cols, k + 1)
+        counts, edges = np.histogram(col, bins=min(20, max(5, col.size // 3)))
+        ax.stairs(counts, edges, fill=True, color="tab:orange")
         ax.set_title(f"{table.names[i]} (n={col.size})", fontsize=8)
+        ax.set_yticks([])
+        ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.tick_params(labelsize=7)
         k += 1
-    for ax in axes[k:]:
-        ax.axis("off")
-    fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
-    fig.subplots_adjust(hspace=0.55, wspace=0.35, left=0.1)
-    save_png(fig, path, dpi)
-    return True
+    return _png(fig, dpi)
 
 
-def param_correlation(table: ParamTable, corr: np.ndarray, path: Path, dpi: int) -> bool:
+def param_correlation(table: ParamTable, corr: np.ndarray, dpi: int) -> bytes | None:
     """Heatmap of pairwise Pearson r; off-diagonal blocks should be ~0 if draws are independent."""
     k = len(table.names)
     if k < 2:
-        return False
-    size = max(4.0, 0.45 * k + 2.0)
-    fig = Figure(figsize=(size + 1.0, size))
-    ax = fig.subplots()
+        return None
+    longest = max(len(n) for n in table.names)
+    label_in = 0.3 + 0.055 * longest  # room for the longest tick label (7 pt)
+    cell = 0.42
+    size = k * cell
+    fig = _figure(size + label_in + 1.2, size + label_in + 0.5, label_in, 1.2, label_in, 0.4)
+    ax = fig.add_subplot()
     im = ax.imshow(np.ma.masked_invalid(corr), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(k), table.names, rotation=90, fontsize=7)
     ax.set_yticks(range(k), table.names, fontsize=7)
-    if k <= 16:
+    if k <= 8:  # numbers in the cells (the page's table lists the strongest pairs)
         for i in range(k):
             for j in range(k):
                 if i != j and not math.isnan(corr[i, j]):
@@ -167,7 +193,16 @@ def param_correlation(table: ParamTable, corr: np.ndarray, path: Path, dpi: int)
                 Rectangle((start - 0.5, start - 0.5), j - start, j - start, fill=False, lw=1.2)
             )
             start = j
-    fig.colorbar(im, ax=ax, fraction=0.04, label="Pearson r (pairwise complete)")
+    cax = fig.add_axes(
+        (
+            1 - 1.0 / fig.get_figwidth(),
+            label_in / fig.get_figheight(),
+            0.15 / fig.get_figwidth(),
+            size / fig.get_figheight(),
+        )
+    )
+    bar = fig.colorbar(im, cax=cax)
+    bar.set_label("Pearson r (pairwise complete)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     ax.set_title("parameter correlations (boxes = same transform)", fontsize=10)
-    save_png(fig, path, dpi)
-    return True
+    return _png(fig, dpi)

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from matplotlib.colors import Normalize
-
 from pipeline.config import ReportConfig
 from pipeline.errors import PipelineError
 from pipeline.records import DatasetInfo
 from pipeline.report import collages
 from pipeline.report.build import REPORT_DIR, config_of
+from pipeline.report.colors import DepthRange
 from pipeline.report.page import CSS
 from pipeline.report.samples import pick, read_written
 from pipeline.writers import atomic_write
@@ -65,28 +64,22 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
     if ok and shown:
         rcfg: ReportConfig = ok[0]["cfg"].report
         pct = [j["info"]["stats"]["depth_percentiles"] for j in ok]
-        lows = [p["p1"] for p in pct if p.get("p1") is not None]
-        highs = [p["p99"] for p in pct if p.get("p99") is not None]
-        lo = rcfg.depth_min if rcfg.depth_min is not None else min(lows, default=0.0)
-        hi = rcfg.depth_max if rcfg.depth_max is not None else max(highs, default=10.0)
-        norm = Normalize(vmin=lo, vmax=max(hi, lo + 1e-3))
+        rng = DepthRange.of(rcfg, [p.get("p1") for p in pct], [p.get("p99") for p in pct])
+        style = collages.Style.of(rcfg, rng)
         rows = []
         for job, label in zip(jobs, labels):
             text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
             if "manifests" in job:
                 got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
-                rows.append((text, [got.get(k) for k in shown]))
+                cells = [
+                    collages.Cell(s.image, s.depth) if s else None for s in map(got.get, shown)
+                ]
+                rows.append((text, cells))
             else:
                 rows.append((text + " (failed)", [None] * len(shown)))
-        collages.labelled_rows(
-            rows,
-            shown,
-            sweep_dir / SHEET,
-            rcfg,
-            norm,
-            f"{len(jobs)} jobs, same keys, one depth range {lo:.2f}-{hi:.2f} m",
-            label_width=50,
-        )
+        title = f"{len(jobs)} jobs, same keys, one depth range {rng.span}"
+        png = collages.labelled_rows(rows, shown, style, title, max_label_lines=6)
+        atomic_write(sweep_dir / SHEET, png)
         sheet_written = True
 
     table = []
