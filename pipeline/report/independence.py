@@ -153,7 +153,9 @@ def independence(table: ParamTable) -> dict[str, Any]:
     out["tested_samples"] = int(rows.size)
     out["z_threshold"] = round(threshold, 3) if math.isfinite(threshold) else None
     pair_n = np.median(npair[cross]) if cross.any() else 0
-    detectable = math.tanh(threshold / math.sqrt(pair_n - 3)) if pair_n > 3 else 1.0
+    # the smallest |r| a typical pair must show to stand out (1: no pair can be judged)
+    judged = pair_n >= MIN_PAIR and threshold > 0
+    detectable = math.tanh(threshold / math.sqrt(pair_n - 3)) if judged else 1.0
     out["detectable_r"] = round(detectable, 3) if math.isfinite(detectable) else 1.0
     out["p_value"] = adjusted(float(z[cross].max(initial=0.0)))
     out["suspicious"] = [p for p in top if p["p_adjusted"] <= ALPHA]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,37 @@ SHEET = "contact_sheet.png"
 SUMMARY = "sweep.json"
 
 
+def _resolved(override: str, config: dict[str, Any] | None) -> str:
+    """An override as the job used it. Hydra records sweep overrides with interpolations
+    escaped (``output.dir=d$\\{hydra\\:job.num\\}``); show the value the job resolved
+    (from its dataset_info.json), else the text as it was typed."""
+    if "$" not in override:
+        return override
+    key, sep, _ = override.partition("=")
+    value: Any = config
+    for part in key.lstrip("+~").split(".") if sep else ["\0"]:
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, (str, int, float, bool)):
+        return f"{key}={value}"
+    return re.sub(r"\\(.)", r"\1", override)
+
+
+def _overrides(job: dict[str, Any]) -> list[str]:
+    config = (job.get("info") or {}).get("config")
+    return [_resolved(o, config) for o in job.get("overrides") or []]
+
+
 def _varying(jobs: list[dict[str, Any]]) -> list[list[str]]:
-    """Each job's overrides minus those every job shares (all of them for a single job)."""
+    """Each job's overrides minus those every job shares (all of them for a single job),
+    compared as typed (``output.dir=d${hydra:job.num}`` is one setting), shown resolved."""
     sets = [list(j.get("overrides") or []) for j in jobs]
     common = set.intersection(*(set(s) for s in sets)) if len(sets) > 1 else set()
-    return [[o for o in s if o not in common] or s for s in sets]
+    out = []
+    for job, raw in zip(jobs, sets):
+        config = (job.get("info") or {}).get("config")
+        kept = [o for o in raw if o not in common] or raw
+        out.append([_resolved(o, config) for o in kept])
+    return out
 
 
 def _load(job: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +117,8 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
         table.append(
             {
                 "num": job.get("num"),
-                "overrides": job.get("overrides") or [],
+                "overrides": _overrides(job),
+                "overrides_as_recorded": job.get("overrides") or [],
                 "varied": label,
                 "output_dir": job["output_dir"],
                 "status": "ok" if "info" in job else "failed",
