@@ -29,6 +29,7 @@ from pipeline.claim import REPORT_DIR
 from pipeline.config import Config, to_config
 from pipeline.errors import PipelineError
 from pipeline.records import DatasetInfo, ShardManifest
+from pipeline.report import call
 from pipeline.sources import Source
 from pipeline.stats import Stats
 from pipeline.writers import atomic_write
@@ -96,8 +97,8 @@ def plot_pool(workers: int) -> Iterator[Executor | None]:
     )
     try:
         yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    finally:  # idle workers exit in the background: the report does not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _draw(ctx: Any, pictures: list[Any], executor: Executor | None) -> dict[str, bytes]:
@@ -107,7 +108,7 @@ def _draw(ctx: Any, pictures: list[Any], executor: Executor | None) -> dict[str,
     later = []
     for picture in pictures:
         if picture.offload and executor is not None and (task := picture.task(ctx)):
-            futures[picture.name] = executor.submit(task.fn, *task.args)
+            futures[picture.name] = executor.submit(call, task.fn, *task.args)
     out: dict[str, bytes | None] = {}
     for picture in pictures:
         if picture.name in futures:

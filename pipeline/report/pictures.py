@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.config import ReportConfig
 from pipeline.errors import PipelineError
+from pipeline.report import call
 from pipeline.report.context import Context
 from pipeline.report.params import crop_window, describe
 from pipeline.sample import Sample
@@ -27,13 +28,14 @@ from pipeline.sample import Sample
 
 @dataclass(frozen=True)
 class Task:
-    """A picklable drawing: ``fn(*args)`` returns PNG bytes (None: nothing to draw)."""
+    """A picklable drawing: the function ``fn`` ("module:function", imported where it
+    runs) applied to ``args`` returns PNG bytes (None: nothing to draw)."""
 
-    fn: Callable[..., bytes | None]
+    fn: str
     args: tuple[Any, ...]
 
     def __call__(self) -> bytes | None:
-        return self.fn(*self.args)
+        return call(self.fn, *self.args)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Picture:
 
 # ---- tasks ----------------------------------------------------------------------------
 
+COLLAGES, PLOTS = "pipeline.report.collages", "pipeline.report.plots"
+
 
 def _style(ctx: Context) -> Any:
     from pipeline.report.collages import Style
@@ -71,19 +75,18 @@ def _cell(sample: Sample | None, window: Any = None) -> Any:
 
 
 def _collage(ctx: Context) -> Task | None:
-    from pipeline.report.collages import collage
-
     shown = [s for s in ctx.chosen if s.key in ctx.shown]
     if not shown:
         return None
     cells = [_cell(ctx.shown[s.key]) for s in shown]
     title = f"{ctx.root.name}: image | depth"
-    return Task(collage, (cells, [s.key for s in shown], ctx.cfg.report.cols, _style(ctx), title))
+    return Task(
+        f"{COLLAGES}:collage",
+        (cells, [s.key for s in shown], ctx.cfg.report.cols, _style(ctx), title),
+    )
 
 
 def _before_after(ctx: Context) -> Task | None:
-    from pipeline.report.collages import labelled_rows
-
     order = list(ctx.cfg.augment.transforms)
     rows, reasons = [], set()
     for s in ctx.firsts:
@@ -100,21 +103,22 @@ def _before_after(ctx: Context) -> Task | None:
     ctx.notes += sorted(reasons)
     drawn = any(cells[0] is not None and cells[0].window is not None for _, cells in rows)
     columns = ["source (outline: the crop window)" if drawn else "source", "augmented (written)"]
-    return Task(labelled_rows, (rows, columns, _style(ctx), "before / after augmentation"))
+    return Task(
+        f"{COLLAGES}:labelled_rows", (rows, columns, _style(ctx), "before / after augmentation")
+    )
 
 
 def _copies(ctx: Context) -> Task:
-    from pipeline.report.collages import labelled_rows
-
     groups = ctx.copy_groups
     rows = [(g[0].key.rsplit("_c", 1)[0], [_cell(ctx.shown.get(c.key)) for c in g]) for g in groups]
     columns = [f"copy {i}" for i in range(max(len(g) for g in groups))]
-    return Task(labelled_rows, (rows, columns, _style(ctx), "augmented copies of the same input"))
+    return Task(
+        f"{COLLAGES}:labelled_rows",
+        (rows, columns, _style(ctx), "augmented copies of the same input"),
+    )
 
 
 def _most_invalid(ctx: Context) -> Task | None:
-    from pipeline.report.collages import labelled_rows
-
     rows = [
         (
             f"{s.key}: {s.invalid_fraction:.1%} of depth pixels invalid",
@@ -124,42 +128,34 @@ def _most_invalid(ctx: Context) -> Task | None:
     ]
     columns = ["written", "source"]
     return (
-        Task(labelled_rows, (rows, columns, _style(ctx), "most invalid samples")) if rows else None
+        Task(f"{COLLAGES}:labelled_rows", (rows, columns, _style(ctx), "most invalid samples"))
+        if rows
+        else None
     )
 
 
 def _depth_hist(ctx: Context) -> Task:
-    from pipeline.report import plots
-
     args = (ctx.stats.depth_hist, ctx.summary["depth_percentiles"], ctx.summary["invalid_fraction"])
-    return Task(plots.depth_histogram, (*args, ctx.dpi))
+    return Task(f"{PLOTS}:depth_histogram", (*args, ctx.dpi))
 
 
 def _invalid_fraction(ctx: Context) -> Task:
-    from pipeline.report import plots
-
     frac = np.array([s.invalid_fraction for s in ctx.samples], dtype=np.float64)
     worst = ctx.samples[int(frac.argmax())].key
-    return Task(plots.invalid_fraction, (frac, worst, ctx.dpi))
+    return Task(f"{PLOTS}:invalid_fraction", (frac, worst, ctx.dpi))
 
 
 def _rgb_hist(ctx: Context) -> Task:
-    from pipeline.report import plots
-
     args = (ctx.stats.rgb_hist_before, ctx.stats.rgb_hist_after, ctx.dpi)
-    return Task(plots.rgb_histograms, args)
+    return Task(f"{PLOTS}:rgb_histograms", args)
 
 
 def _params(ctx: Context) -> Task:
-    from pipeline.report import plots
-
-    return Task(plots.param_distributions, (ctx.table, ctx.dpi))
+    return Task(f"{PLOTS}:param_distributions", (ctx.table, ctx.dpi))
 
 
 def _param_corr(ctx: Context) -> Task:
-    from pipeline.report import plots
-
-    return Task(plots.param_correlation, (ctx.table, ctx.corr, ctx.dpi))
+    return Task(f"{PLOTS}:param_correlation", (ctx.table, ctx.corr, ctx.dpi))
 
 
 def _colors(c: Context) -> str:
