@@ -95,7 +95,7 @@ class ReportConfig:
     depth_max: float | None = None
     sparse_below: float = 0.5
     cell_width: int = 256
-    dpi: int = 80
+    dpi: int = 100
     embed: bool = False
 
 

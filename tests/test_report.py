@@ -285,6 +285,8 @@ def test_embedded_pictures_make_one_file(tmp_path):
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
             im.load()
     assert 'src="collage.png"' not in text
+    if 'id="most_invalid"' in text:  # the most-invalid keys link inside the one file
+        assert 'href="#most_invalid"' in text and 'href="most_invalid.png"' not in text
 
 
 def local_or_data(text: str) -> list[str]:

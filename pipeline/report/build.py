@@ -168,7 +168,7 @@ def build_report(
             drawn = _draw(ctx, pictures, pool)
     else:
         drawn = _draw(ctx, pictures, executor)
-    figures: dict[str, list[tuple[str, str]]] = {"Samples": [], "Distributions": []}
+    figures: dict[str, list[tuple[str, str, str]]] = {"Samples": [], "Distributions": []}
     for picture in pictures:
         if picture.name not in drawn:
             continue
@@ -178,7 +178,7 @@ def build_report(
         src = picture.file
         if cfg.report.embed:
             src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        figures.setdefault(picture.section, []).append((src, picture.caption(ctx)))
+        figures.setdefault(picture.section, []).append((picture.name, src, picture.caption(ctx)))
 
     timings = info.timings.to_json()
     now = time.perf_counter()
@@ -204,7 +204,13 @@ def build_report(
                 ("dataset card", "../README.md"),
             ],
             rebuilt_with=rebuilt_with,
-            worst_picture="most_invalid.png" if "most_invalid" in drawn else None,
+            worst_picture=(
+                None
+                if "most_invalid" not in drawn
+                else "#most_invalid"
+                if cfg.report.embed
+                else "most_invalid.png"
+            ),
         )
     )
     atomic_write(out_dir / "index.html", html.encode())

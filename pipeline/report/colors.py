@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import cv2
 import numpy as np
@@ -175,8 +174,3 @@ def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
         ticks.append(round(v, 10))
         v += step
     return ticks
-
-
-def describe(rcfg: ReportConfig) -> dict[str, Any]:
-    """The colour settings, for captions."""
-    return {"colormap": rcfg.colormap, "invalid": rcfg.invalid_color}

@@ -55,11 +55,12 @@ def _card(label: str, value: Any, warn: bool = False) -> str:
     )
 
 
-def _figure(src: str, caption: str) -> str:
-    return (
-        f'<figure><a href="{escape(src)}"><img src="{escape(src)}" alt="{escape(caption)}" '
-        f'loading="lazy"></a><figcaption>{escape(caption)}</figcaption></figure>'
-    )
+def _figure(name: str, src: str, caption: str) -> str:
+    """A picture with its caption; a file is also a link to itself (full size)."""
+    img = f'<img src="{escape(src)}" alt="{escape(caption)}" loading="lazy">'
+    if not src.startswith("data:"):
+        img = f'<a href="{escape(src)}">{img}</a>'
+    return f'<figure id="{escape(name)}">{img}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
 def _num(value: float | None) -> str:
@@ -74,14 +75,14 @@ def _fmt(values: list[float] | None, digits: int = 4) -> str:
 class PageData:
     """What the page shows. ``info``: dataset_info.json's content (with this report's
     timings); ``config``: the config this report was drawn with (report.* overrides of a
-    rebuild included); ``figures``: section title -> (src, caption); ``rebuilt_with``:
+    rebuild included); ``figures``: section title -> (name, src, caption); ``rebuilt_with``:
     the overrides of ``depth-pipeline-report`` (None: written by the run)."""
 
     title: str
     info: dict[str, Any]
     config: dict[str, Any]
     stats: dict[str, Any]
-    figures: dict[str, list[tuple[str, str]]]
+    figures: dict[str, list[tuple[str, str, str]]]
     params: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
@@ -191,7 +192,7 @@ def render(data: PageData) -> str:
     for section, items in figures.items():
         if items:
             parts.append(f"<h2>{escape(section)}</h2>")
-            parts += [_figure(src, caption) for src, caption in items]
+            parts += [_figure(name, src, caption) for name, src, caption in items]
     parts.append("<h2>Are the augmentation draws independent?</h2>")
     indep = params.get("independence", {})
     verdict = indep.get("verdict", "no parameters recorded")
