@@ -87,6 +87,15 @@ def test_sparse_depth_panels_show_depth_where_the_data_has_points(kitti_report):
         assert sky > 0.95, "rows without any LiDAR point stay invalid"
 
 
+def test_plots_drawn_in_helper_processes_are_complete(kitti_report):
+    # this run has 2 workers, so its plots were drawn in the report's process pool
+    for name in ("depth_hist", "invalid_fraction", "rgb_hist", "most_invalid"):
+        with Image.open(kitti_report / f"{name}.png") as im:
+            im.load()
+            assert im.size[0] > 300
+    assert 'src="depth_hist.png"' in (kitti_report / "index.html").read_text()
+
+
 def test_wide_images_are_stacked_image_over_depth(kitti_report):
     with Image.open(kitti_report / "collage.png") as im:
         width, height = im.size
