@@ -156,32 +156,41 @@ def independence(table: ParamTable) -> dict[str, Any]:
     # the smallest |r| a typical pair must show to stand out (1: no pair can be judged)
     judged = pair_n >= MIN_PAIR and threshold > 0
     detectable = math.tanh(threshold / math.sqrt(pair_n - 3)) if judged else 1.0
-    out["detectable_r"] = round(detectable, 3) if math.isfinite(detectable) else 1.0
+    detectable = detectable if math.isfinite(detectable) else 1.0
+    out["detectable_r"] = round(detectable, 3)
     out["p_value"] = adjusted(float(z[cross].max(initial=0.0)))
     out["suspicious"] = [p for p in top if p["p_adjusted"] <= ALPHA]
+    return out | _verdict(out, top, detectable)
+
+
+def _verdict(out: dict[str, Any], top: list[dict[str, Any]], detectable: float) -> dict[str, str]:
+    """status and sentence: dependent (p <= ALPHA), too few samples, or independent."""
+    n, pairs, p_value = out["samples"], out["pairs"], out["p_value"]
     strongest = (
         f"{top[0]['a']} ~ {top[0]['b']}, r = {top[0]['r']:.3f} (n = {top[0]['n']})" if top else "—"
     )
-    pairs = out["pairs"]
-    if out["p_value"] <= ALPHA:
-        out["status"] = "bad"
-        out["verdict"] = (
-            f"DEPENDENT: {strongest}; p = {out['p_value']:.3f} after accounting for all "
-            f"{pairs} cross-transform pairs. The transforms' random draws are linked: do "
-            f"they share a random stream (albumentations' Compose.set_random_seed)?"
-        )
-    elif not math.isfinite(detectable) or detectable > JUDGE_R:
-        out["status"] = "unknown"
-        out["verdict"] = (
-            f"too few samples to judge: with {n} samples only |r| > "
-            f"{min(detectable, 1.0):.2f} would stand out from chance over {pairs} pairs "
-            f"(strongest: {strongest})"
-        )
-    else:
-        out["status"] = "ok"
-        out["verdict"] = (
-            f"independent as far as {n} samples show: the strongest of {pairs} "
-            f"cross-transform pairs, {strongest}, is within chance (p = {out['p_value']:.2f}; "
-            f"|r| > {detectable:.2f} would stand out)"
-        )
-    return out
+    if p_value <= ALPHA:
+        return {
+            "status": "bad",
+            "verdict": (
+                f"DEPENDENT: {strongest}; p = {p_value:.3f} after accounting for all {pairs} "
+                f"cross-transform pairs. The transforms' random draws are linked: do they "
+                f"share a random stream (albumentations' Compose.set_random_seed)?"
+            ),
+        }
+    if detectable > JUDGE_R:
+        return {
+            "status": "unknown",
+            "verdict": (
+                f"too few samples to judge: with {n} samples only |r| > {detectable:.2f} "
+                f"would stand out from chance over {pairs} pairs (strongest: {strongest})"
+            ),
+        }
+    return {
+        "status": "ok",
+        "verdict": (
+            f"independent as far as {n} samples show: the strongest of {pairs} cross-"
+            f"transform pairs, {strongest}, is within chance (p = {p_value:.2f}; |r| > "
+            f"{detectable:.2f} would stand out)"
+        ),
+    }
