@@ -87,13 +87,26 @@ def test_sparse_depth_panels_show_depth_where_the_data_has_points(kitti_report):
         assert sky > 0.95, "rows without any LiDAR point stay invalid"
 
 
-def test_plots_drawn_in_helper_processes_are_complete(kitti_report):
-    # this run has 2 workers, so its plots were drawn in the report's process pool
-    for name in ("depth_hist", "invalid_fraction", "rgb_hist", "most_invalid"):
-        with Image.open(kitti_report / f"{name}.png") as im:
+def test_pictures_are_tasks_another_process_can_draw(kitti_report, tmp_path):
+    """The plots go to an executor (later: the run's worker pool) as picklable tasks."""
+    import multiprocessing as mp
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline.records import DatasetInfo
+    from pipeline.report.build import build_report, config_of
+
+    root = tmp_path / "copy"
+    shutil.copytree(kitti_report.parent, root)
+    shutil.rmtree(root / "report")
+    info = DatasetInfo.read(root)
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        build_report(root, config_of(info), info.manifests(root), info, executor=pool)
+    for name in ("depth_hist", "invalid_fraction", "rgb_hist", "collage", "most_invalid"):
+        with Image.open(root / "report" / f"{name}.png") as im:
             im.load()
             assert im.size[0] > 300
-    assert 'src="depth_hist.png"' in (kitti_report / "index.html").read_text()
+    assert 'src="depth_hist.png"' in (root / "report" / "index.html").read_text()
 
 
 def test_wide_images_are_stacked_image_over_depth(kitti_report):

@@ -5,20 +5,16 @@ Numbers come from the accumulators the workers wrote into each shard manifest, s
 report costs one pass over the data (the writing itself); only the few samples shown
 are decoded again. The matplotlib plots are picklable tasks: with an executor (e.g. the
 run's worker pool) they are drawn there while this process reads and composes the sample
-pictures. ``rebuild(dir)`` redoes the report of an existing dataset from its manifests
-and ``dataset_info.json`` without touching the shards.
+pictures; without one, here. ``rebuild(dir)`` redoes the report of an existing dataset
+from its manifests and ``dataset_info.json`` without touching the shards.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import multiprocessing as mp
-import signal
 import time
-from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -77,30 +73,6 @@ def _params_doc(ctx_table: Any, corr: np.ndarray, indep: dict[str, Any]) -> dict
     }
 
 
-def _ignore_interrupts() -> None:
-    """Plot workers leave Ctrl-C to the parent (which stops the pool)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def plot_pool(workers: int) -> Iterator[Executor | None]:
-    """Up to two processes for the plots (None: draw them here). forkserver: in a run it
-    is already running with the workers' libraries loaded, so a plot process starts in
-    ~10 ms and imports only matplotlib."""
-    if workers <= 1 or "forkserver" not in mp.get_all_start_methods():
-        yield None
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, 2),
-        mp_context=mp.get_context("forkserver"),
-        initializer=_ignore_interrupts,
-    )
-    try:
-        yield pool
-    finally:  # idle workers exit in the background: the report does not wait for them
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
 def _draw(ctx: Any, pictures: list[Any], executor: Executor | None) -> dict[str, bytes]:
     """PNG bytes per picture name. Offloadable plots go to ``executor`` first, so they
     are drawn while the sample pictures are composed here."""
@@ -141,8 +113,9 @@ def build_report(
     ``source``: the run's opened source (read for before/after; else opened from the
     config). ``run_started`` (perf_counter): the page's total time of a run.
     ``rebuilt_with``: the report overrides of ``depth-pipeline-report`` (a rebuild).
-    ``executor``: where to draw the plots (None: a small pool of the run's own, or here
-    for a one-worker run and a rebuild)."""
+    ``executor``: where to draw the plots (None: here). A fresh process pays ~0.4 s to
+    start and import matplotlib, more than the plots cost here (~0.5 s in all): worth it
+    only with processes that are already running and have matplotlib loaded."""
     from pipeline.report import page
     from pipeline.report.context import Context
     from pipeline.report.independence import independence
@@ -162,12 +135,7 @@ def build_report(
 
     ctx = Context(root, cfg, manifests, info, summary, stats, table, corr, source)
     pictures = [p for p in selected(cfg.report.plots) if p.applies(ctx)]
-    if executor is None:
-        workers = info.timings.workers if run_started is not None else 1
-        with plot_pool(workers) as pool:
-            drawn = _draw(ctx, pictures, pool)
-    else:
-        drawn = _draw(ctx, pictures, executor)
+    drawn = _draw(ctx, pictures, executor)
     figures: dict[str, list[tuple[str, str, str]]] = {"Samples": [], "Distributions": []}
     for picture in pictures:
         if picture.name not in drawn:
