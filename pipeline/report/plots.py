@@ -148,7 +148,7 @@ def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
         ax.barh(np.arange(len(flags)), rates, color="silver")
         for y, label in enumerate(labels):  # names on the bars: no margin to reserve
             ax.text(0.02, y, label, va="center", fontsize=7)
-        ax.set_yticks([])
+        ax.yaxis.set_visible(False)
         ax.set_xlim(0, 1)
         ax.set_title("applied fraction", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
@@ -160,7 +160,8 @@ def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
         counts, edges = np.histogram(col, bins=min(20, max(5, col.size // 3)))
         ax.stairs(counts, edges, fill=True, color="tab:orange")
         ax.set_title(f"{table.names[i]} (n={col.size})", fontsize=8)
-        ax.set_yticks([])
+        ax.yaxis.set_visible(False)  # no y axis to draw: ~1/3 of a panel's cost
+        ax.spines[["left", "right", "top"]].set_visible(False)
         ax.xaxis.set_major_locator(MaxNLocator(2))
         ax.tick_params(labelsize=7)
         k += 1
