@@ -189,3 +189,13 @@ def test_report_settings_are_checked_before_the_run(tmp_path, args, words):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_the_default_colours_pass_the_colour_check():
+    """``colors.check`` skips the colour lookups for the shipped pair: it must pass."""
+    from pipeline.config import ReportConfig
+    from pipeline.report.colors import MIN_DELTA_E, distance_to_colormap, parse_color
+
+    defaults = ReportConfig()
+    dist, _ = distance_to_colormap(parse_color(defaults.invalid_color), defaults.colormap)
+    assert dist >= MIN_DELTA_E

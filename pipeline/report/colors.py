@@ -105,6 +105,9 @@ def check(rcfg: ReportConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise PipelineError(message)
+    defaults = ReportConfig()
+    if (rcfg.colormap, rcfg.invalid_color) == (defaults.colormap, defaults.invalid_color):
+        return  # a pair the tests check; others import Pillow and matplotlib (~0.3 s)
     color = parse_color(rcfg.invalid_color)
     dist, at = distance_to_colormap(color, rcfg.colormap)
     if dist < MIN_DELTA_E:
