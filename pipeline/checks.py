@@ -16,7 +16,7 @@ import numpy as np
 from pipeline import paths
 from pipeline.augment import Augmenter
 from pipeline.codecs import TIFF_COMPRESSIONS
-from pipeline.config import Config, ReportConfig
+from pipeline.config import Config
 from pipeline.errors import PipelineError, SampleError
 from pipeline.layouts import LAYOUTS
 from pipeline.sample import Sample
@@ -89,19 +89,6 @@ def validate(cfg: Config) -> None:
                 "source.camera.cx and source.camera.cy must be finite (or null)",
             ),
         ]
-    if rep.enabled:
-        lo, hi = rep.depth_min, rep.depth_max
-        table += [
-            (rep.rows >= 1 and rep.cols >= 1, "report.rows and report.cols must be >= 1"),
-            (rep.before_after_rows >= 0, "report.before_after_rows must be >= 0"),
-            (rep.copies_rows >= 0, "report.copies_rows must be >= 0"),
-            (10 <= rep.dpi <= 600, "report.dpi must be 10..600"),
-            (
-                all(v is None or (math.isfinite(v) and v >= 0) for v in (lo, hi))
-                and (lo is None or hi is None or lo < hi),
-                "report.depth_min/depth_max must be >= 0 with depth_min < depth_max (or null)",
-            ),
-        ]
     for ok, message in table:
         if not ok:
             raise PipelineError(message)
@@ -113,26 +100,9 @@ def validate(cfg: Config) -> None:
         )
     paths.check_name(cfg.output.prefix, "output.prefix")
     if rep.enabled:
-        from pipeline.report.pictures import check_names
+        from pipeline.report.pictures import check
 
-        check_names(rep.plots)
-        check_report(rep)
-
-
-def check_report(rcfg: ReportConfig) -> None:
-    """``report.colormap`` and ``report.invalid_color`` as matplotlib understands them."""
-    from matplotlib import colormaps, colors
-
-    if rcfg.colormap not in colormaps:
-        raise PipelineError(
-            f"report.colormap={rcfg.colormap!r} is not a matplotlib colormap; use e.g. "
-            f"viridis, magma, turbo, gray or Spectral_r"
-        )
-    if not colors.is_color_like(rcfg.invalid_color):
-        raise PipelineError(
-            f"report.invalid_color={rcfg.invalid_color!r} is not a colour; use a name "
-            f"(magenta, black), a hex code ('#ff00ff') or a grey level ('0.5')"
-        )
+        check(rep)
 
 
 def first_sample(source: Source, cfg: Config) -> Sample | None:

@@ -12,79 +12,21 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.choices import (
+    CameraMode,
+    DepthFormat,
+    ImageFormat,
+    OnError,
+    OutputFormat,
+    OutputOrder,
+    TiffCompression,
+)
 from pipeline.source_config import SOURCE_SCHEMAS, SourceConfig
-
-# ---- choices: checked while Hydra composes, before any heavy import --------------------
-
-
-class Choice(str, Enum):
-    """A string key with a fixed set of values. OmegaConf refuses any other value while
-    composing (~0.7 s, like a key typo) instead of after the run's imports (~3 s). Members
-    are named as their values and compare, hash, format and serialise as plain strings."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
-
-
-class OutputFormat(Choice):
-    """``output.format``: one member per entry of ``pipeline.layouts.LAYOUTS``."""
-
-    webdataset = "webdataset"
-    folder = "folder"
-    filelist = "filelist"
-
-
-class OutputOrder(Choice):
-    """``output.order``: where the copies of one input go (``worker.position_of``)."""
-
-    spread = "spread"  # copy-major: copies of one input land in different shards
-    grouped = "grouped"  # input-major: copies of one input side by side, each input read once
-
-
-class TiffCompression(Choice):
-    """``output.depth.compression``: the keys of ``codecs.TIFF_COMPRESSIONS``."""
-
-    none = "none"
-    zlib = "zlib"
-    deflate = "deflate"  # = zlib
-    zstd = "zstd"
-    lzw = "lzw"
-
-
-class ImageFormat(Choice):
-    """``output.image.format``."""
-
-    png = "png"
-    jpg = "jpg"
-
-
-class DepthFormat(Choice):
-    """``output.depth.format``: float32 TIFF metres, or uint16 PNG x ``output.depth.scale``."""
-
-    tiff = "tiff"
-    png16 = "png16"
-
-
-class CameraMode(Choice):
-    """``augment.camera``: track (approximate where a pinhole K cannot follow) | strict."""
-
-    track = "track"
-    strict = "strict"
-
-
-# "raise" is a Python keyword: the functional form can still name a member so, and
-# OmegaConf matches members by name.
-OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)
-
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
 
@@ -161,7 +103,8 @@ class ShardConfig:
 @dataclass
 class ReportConfig:
     """The report under ``output.dir/report``; ``plots`` picks pictures by name from
-    ``pipeline/report/pictures.py`` (null = all of them)."""
+    ``pipeline/report/pictures.py`` (null = all of them). Checked before the run by
+    ``pipeline.report.colors.check``."""
 
     enabled: bool = True
     rows: int = 3
@@ -170,10 +113,13 @@ class ReportConfig:
     copies_rows: int = 3
     plots: list[str] | None = None
     colormap: str = "viridis"
-    invalid_color: str = "magenta"
+    invalid_color: str = "grey"
     depth_min: float | None = None
     depth_max: float | None = None
+    sparse_below: float = 0.5
+    cell_width: int = 256
     dpi: int = 100
+    embed: bool = False
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pipeline.config import Config
 from pipeline.faults import fault_point
 from pipeline.layouts import Layout, layout_for
 from pipeline.records import INFO_FILE, DatasetInfo, ShardManifest
+from pipeline.sources import Source
 from pipeline.writers import atomic_write, write_error
 
 
@@ -22,9 +23,11 @@ def publish(
     manifests: list[ShardManifest],
     info: DatasetInfo,
     started: float | None = None,
+    source: Source | None = None,
 ) -> None:
     """The layout's extra files, the card, the report, then ``dataset_info.json``;
-    ``started`` (perf_counter) sets total_s."""
+    ``started`` (perf_counter) sets total_s; ``source``: the run's opened source, which
+    the report reads its before/after samples from (None: it opens one itself)."""
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     try:
         layout.write_extra(manifests, info)
@@ -34,7 +37,7 @@ def publish(
             from pipeline.report.build import build_report
 
             report_started = time.perf_counter()
-            build_report(root, cfg, manifests, info)
+            build_report(root, cfg, manifests, info, source=source, run_started=started)
             info.timings.report_s = round(time.perf_counter() - report_started, 3)
         if started is not None:
             info.timings.total_s = round(time.perf_counter() - started, 3)

@@ -131,7 +131,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 else:
                     from pipeline.publish import publish
 
-                    publish(root, config, manifests, info, started)
+                    publish(root, config, manifests, info, started, source)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts

@@ -23,7 +23,7 @@ SMALL = [
     "augment.transforms.crop.height=64",
     "augment.transforms.crop.width=96",
     "runtime.progress=false",
-    "report.dpi=40",
+    "report.dpi=60",
 ]
 
 

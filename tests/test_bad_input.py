@@ -387,7 +387,7 @@ ROWS = [
     Row("report rows", [*SYN, OUT, "report.enabled=true", "report.rows=0"], "report.rows"),
     Row("report dpi", [*SYN, OUT, "report.enabled=true", "report.dpi=0"], "report.dpi"),
     Row("report depth range", [*SYN, OUT, "report.enabled=true", "report.depth_min=5",
-        "report.depth_max=1"], "report.depth_min/depth_max"),
+        "report.depth_max=1"], "report.depth_min must be below report.depth_max"),
     Row("depth_scale=0", [*FOLDER, OUT, "source.depth_scale=0"], "source.depth_scale must be"),
     Row("camera fx<0", [*FOLDER, OUT, "source.camera.fx=-5"], "source.camera.fx"),
     Row("unpaired", [*FOLDER, OUT, "source.unpaired=maybe"], "source.unpaired must be"),

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make_cfg, run_cli
 
+from pipeline.choices import OutputFormat, TiffCompression
 from pipeline.codecs import TIFF_COMPRESSIONS
-from pipeline.config import OutputFormat, TiffCompression, dirname
+from pipeline.config import dirname
 from pipeline.errors import PipelineError
 from pipeline.layouts import LAYOUTS
 from pipeline.runner import run

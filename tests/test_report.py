@@ -20,7 +20,8 @@ from conftest import ROOT, make_cfg, read_tar
 from PIL import Image
 
 from pipeline.records import SampleRecord
-from pipeline.report.params import correlation_matrix, independence, param_table
+from pipeline.report.independence import independence
+from pipeline.report.params import param_table
 from pipeline.runner import run
 from pipeline.stats import DEPTH_BIN
 
@@ -32,6 +33,7 @@ PICTURES = (
     "rgb_hist.png",
     "params.png",
     "param_corr.png",
+    "most_invalid.png",
 )
 
 
@@ -154,8 +156,7 @@ def test_independence_check_flags_shared_random_streams(rng):
         return out
 
     for shared, status in ((True, "bad"), (False, "ok")):
-        table = param_table(samples(shared))
-        verdict = independence(table, correlation_matrix(table))
+        verdict = independence(param_table(samples(shared)))
         assert verdict["status"] == status, verdict["verdict"]
 
 
@@ -218,3 +219,79 @@ def test_report_command_on_a_non_dataset_fails_in_one_line(tmp_path, dataset):
     proc = run_report(str(dataset), "augment.seed=3")  # would not describe the data
     assert proc.returncode == 2
     assert "only report.KEY=VALUE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def timings_on_page(page: Path) -> dict[str, float]:
+    """The Timings table of index.html as {name: seconds}."""
+    section = page.read_text().split("<h2>Timings</h2>")[1].split("</table>")[0]
+    cells = [c.split("</td>")[0] for c in section.split("<td")[1:]]
+    cells = [c.split(">", 1)[1] for c in cells]
+    return {k: float(v) for k, v in zip(cells[::2], cells[1::2]) if not k.startswith("cpu")}
+
+
+def test_a_rebuilt_report_shows_its_own_settings_and_consistent_timings(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    page = copy / "report" / "index.html"
+    run_times = timings_on_page(page)
+    assert 0 < run_times["report_s"] <= run_times["total_s"]
+    assert "colormap: viridis" in page.read_text()
+    proc = run_report(str(copy), "report.colormap=magma", "report.invalid_color=black")
+    assert proc.returncode == 2 and "report.invalid_color=black" in proc.stderr  # magma's low end
+    proc = run_report(str(copy), "report.colormap=magma")
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert "colormap: magma" in text and "colormap: viridis" not in text
+    assert "rebuilt by <code>depth-pipeline-report</code> with report.colormap=magma" in text
+    times = timings_on_page(page)
+    info = json.loads((copy / "dataset_info.json").read_text())["timings"]
+    assert times["report_s"] == info["report_s"] <= times["total_s"] == info["total_s"]
+    assert times["report_rebuilt_s"] > 0  # the rebuild's own time, beside the run's
+
+
+def test_run_timings_report_within_total(dataset):
+    timings = json.loads((dataset / "dataset_info.json").read_text())["timings"]
+    assert 0 < timings["report_s"] <= timings["total_s"]
+    assert timings["wall_s"] <= timings["total_s"]
+
+
+def test_most_invalid_samples_link_to_their_picture(dataset):
+    report = dataset / "report"
+    stats = json.loads((report / "stats.json").read_text())
+    text = (report / "index.html").read_text()
+    worst = [w["key"] for w in stats["worst_samples"] if w["invalid_fraction"] > 0]
+    assert worst
+    for key in worst:
+        assert f'<a href="most_invalid.png">{key}</a>' in text
+    with Image.open(report / "most_invalid.png") as im:
+        im.load()
+        assert im.size[1] > 100 * len(worst)  # one row (image | depth, twice) per sample
+    per_sample = stats["invalid_per_sample"]
+    samples = read_all(dataset)
+    fractions = np.array([(s[1] == 0).mean() for s in samples.values()])
+    assert per_sample["max"] == pytest.approx(fractions.max(), abs=1e-6)
+    assert per_sample["p50"] == pytest.approx(np.median(fractions), abs=1e-6)
+
+
+def test_embedded_pictures_make_one_file(tmp_path):
+    out = tmp_path / "e"
+    run(make_cfg(out, "source.num_samples=3", "runtime.workers=1", "report.embed=true"))
+    text = (out / "report" / "index.html").read_text()
+    sources = [v for v in local_or_data(text) if v.startswith("data:image/png;base64,")]
+    assert len(sources) >= 5
+    import base64
+
+    for src in sources:
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+            im.load()
+    assert 'src="collage.png"' not in text
+    if 'id="most_invalid"' in text:  # the most-invalid keys link inside the one file
+        assert 'href="#most_invalid"' in text and 'href="most_invalid.png"' not in text
+
+
+def local_or_data(text: str) -> list[str]:
+    parser = Links()
+    parser.feed(text)
+    return parser.links

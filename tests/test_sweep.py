@@ -103,3 +103,19 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     rows = job_rows(tmp_path / "sweep" / "index.html")
     assert len(rows) == 2
     assert ">ok<" in rows[0] and "failed" in rows[1] and "NoSuchTransform" in rows[1]
+
+
+def test_full_overrides_show_the_resolved_output_dir(tmp_path):
+    proc = sweep(
+        tmp_path,
+        f"output.dir={tmp_path}/d${{hydra:job.num}}",
+        "augment.transforms.hsv.p=0,0.5",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (tmp_path / "sweep" / "index.html").read_text()
+    block = text.split("Full overrides and output dirs</h2>")[1]
+    for num in (0, 1):
+        assert f"output.dir={tmp_path}/d{num} " in block
+    assert "\\{" not in text and "\\:" not in text
+    rows = job_rows(tmp_path / "sweep" / "index.html")
+    assert all("output.dir" not in row.split("</tr>")[0] for row in rows)  # same setting

@@ -6,13 +6,11 @@ of the principal point, and what metric depth went through that a trainer should
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
 from pipeline.homography import NON_UNIFORM_TOL, axis_scales
 from pipeline.records import SampleRecord
-from pipeline.writers import atomic_write
 
 
 def _scales(samples: list[SampleRecord]) -> np.ndarray:
@@ -59,33 +57,41 @@ def warnings(samples: list[SampleRecord]) -> list[str]:
     return out
 
 
-def draw(samples: list[SampleRecord], path: Path, dpi: int) -> bool:
-    """Histogram of fx and fy; principal points over the image frames."""
+def arrays(samples: list[SampleRecord]) -> dict[str, np.ndarray] | None:
+    """fx, fy, cx, cy, approximate (one entry per sample whose camera is known) and the
+    largest frame (height, width): the picklable inputs of ``draw``."""
+    known = [s for s in samples if s.camera is not None and s.camera["fx"] is not None]
+    if not known:
+        return None
+    out = {k: np.array([s.camera[k] for s in known], dtype=float) for k in ("fx", "fy", "cx", "cy")}
+    out["approximate"] = np.array([bool(s.camera.get("approximate")) for s in known])
+    out["frame"] = np.max([s.shape for s in known], axis=0)[:2]
+    return out
+
+
+def draw(known: dict[str, np.ndarray] | None, dpi: int) -> bytes:
+    """Histogram of fx and fy; principal points over the image frame. PNG bytes."""
     from matplotlib.figure import Figure
 
-    known = [s for s in samples if s.camera is not None and s.camera["fx"] is not None]
     fig = Figure(figsize=(9.0, 3.2))
     left, right = fig.subplots(1, 2)
-    if not known:
+    if known is None:
         for ax in (left, right):
             ax.text(0.5, 0.5, "no camera known", ha="center", va="center")
             ax.set_axis_off()
     else:
-        fx = np.array([s.camera["fx"] for s in known])
-        fy = np.array([s.camera["fy"] for s in known])
-        bins = np.histogram_bin_edges(np.concatenate([fx, fy]), bins=min(40, len(known) + 1))
+        fx, fy, cx, cy = known["fx"], known["fy"], known["cx"], known["cy"]
+        bins = np.histogram_bin_edges(np.concatenate([fx, fy]), bins=min(40, fx.size + 1))
         left.hist(fx, bins=bins, alpha=0.6, label="fx", color="tab:blue")
         left.hist(fy, bins=bins, alpha=0.6, label="fy", color="tab:orange")
         left.set_xlabel("focal length (pixels)")
         left.set_ylabel("samples")
         left.legend(fontsize=8)
-        cx = np.array([s.camera["cx"] for s in known])
-        cy = np.array([s.camera["cy"] for s in known])
-        approximate = np.array([bool(s.camera.get("approximate")) for s in known])
+        approximate = known["approximate"]
         right.scatter(cx[~approximate], cy[~approximate], s=6, label="exact")
         if approximate.any():
             right.scatter(cx[approximate], cy[approximate], s=6, c="tab:red", label="approximate")
-        height, width = np.max([s.shape for s in known], axis=0)[:2]
+        height, width = known["frame"]
         right.add_patch(_frame(width, height))
         right.set_xlim(-0.05 * width, 1.05 * width)
         right.set_ylim(1.05 * height, -0.05 * height)  # image rows grow downwards
@@ -95,9 +101,8 @@ def draw(samples: list[SampleRecord], path: Path, dpi: int) -> bool:
         right.legend(fontsize=8)
     fig.suptitle("camera of the written samples", fontsize=10)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write(path, buf.getvalue())
-    return True
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def _frame(width: float, height: float):  # noqa: ANN202 - a matplotlib patch

@@ -1,143 +1,217 @@
-"""Sample pictures: image | coloured depth pairs in grids and labelled rows.
+"""Sample pictures: image | coloured depth pairs in a grid, or in labelled rows.
 
-One fixed depth range per picture (so colours compare across cells), invalid pixels in
-their own colour, one colorbar in metres. Drawn with matplotlib's Figure API (Agg).
+Composed with numpy/OpenCV (resize, colour lookup table) and Pillow (text): one fixed
+depth range per picture so colours compare across cells, invalid pixels in their own
+colour, one colour bar in metres. Images twice as wide as tall or wider (KITTI 1216x352)
+are stacked, image over depth, so a cell stays readable. Every function here takes plain
+arrays and settings and returns PNG bytes: picklable, so it can run in any process.
 """
 
 from __future__ import annotations
 
-import io
-import textwrap
-from pathlib import Path
-from typing import Any
+import math
+from dataclasses import dataclass
 
-import matplotlib
+import cv2
+import numpy as np
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.colors import Colormap, Normalize  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from pipeline.config import ReportConfig
+from pipeline.report.canvas import (
+    MUTED,
+    Canvas,
+    colorbar_width,
+    draw_colorbar,
+    ellipsize,
+    font,
+    line_height,
+    wrap,
+)
+from pipeline.report.colors import DepthRange, colorize, display_depth, lut, parse_color
 
-from pipeline.config import ReportConfig  # noqa: E402
-from pipeline.sample import Sample  # noqa: E402
-from pipeline.writers import atomic_write  # noqa: E402
-
-CELL_IN = 2.0  # width of one image (inches); its height follows the aspect ratio
-
-
-def depth_norm(rcfg: ReportConfig, stats: dict[str, Any]) -> Normalize:
-    """report.depth_min/max if set, else the 1st/99th percentile of the written depth."""
-    pct = stats.get("depth_percentiles", {})
-    lo = rcfg.depth_min if rcfg.depth_min is not None else (pct.get("p1") or 0.0)
-    hi = rcfg.depth_max if rcfg.depth_max is not None else (pct.get("p99") or 10.0)
-    return Normalize(vmin=lo, vmax=max(hi, lo + 1e-3))
+GAP = 4  # between the two panels of a pair
+CELL_GAP = 14  # between pairs
+MARGIN = 12
+WINDOW = ((20, 20, 20), (255, 255, 255))  # outline, inner line of a drawn window
 
 
-def depth_cmap(rcfg: ReportConfig) -> Colormap:
-    """The colormap with invalid (masked) pixels in ``report.invalid_color``."""
-    return colormaps[rcfg.colormap].with_extremes(bad=rcfg.invalid_color)
+@dataclass(frozen=True)
+class Cell:
+    """One image | depth pair; ``window`` (x0, y0, x1, y1, in the sample's pixels) is
+    outlined on both panels, e.g. the crop window on a source image."""
+
+    image: np.ndarray
+    depth: np.ndarray
+    window: tuple[float, float, float, float] | None = None
 
 
-def save_png(fig: Figure, path: Path, dpi: int) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write(path, buf.getvalue())
+@dataclass(frozen=True)
+class Style:
+    """The picture settings a drawing needs (plain values: picklable)."""
 
+    colormap: str
+    invalid: tuple[int, int, int]
+    cell_width: int
+    sparse_below: float
+    range: DepthRange
 
-def _aspect(samples: list[Sample | None]) -> float:
-    for s in samples:
-        if s is not None:
-            return s.depth.shape[0] / s.depth.shape[1]
-    return 0.75
+    @property
+    def text(self) -> int:
+        """Text size (pixels): readable when the picture is shown scaled to a page."""
+        return max(11, self.cell_width // 16)
 
-
-def _draw_pair(ax_img: Any, ax_depth: Any, sample: Sample, cmap: Colormap, norm: Normalize) -> Any:
-    ax_img.imshow(sample.image, interpolation="nearest")
-    return ax_depth.imshow(
-        np.ma.masked_less_equal(sample.depth, 0), cmap=cmap, norm=norm, interpolation="nearest"
-    )
-
-
-def _blank(*axes: Any) -> None:
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-
-
-def _colorbar(fig: Figure, im: Any, axes: Any, rcfg: ReportConfig) -> None:
-    if im is not None:
-        fig.colorbar(
-            im,
-            ax=axes,
-            fraction=0.02,
-            pad=0.01,
-            label=f"depth (m); invalid = {rcfg.invalid_color}",
+    @classmethod
+    def of(cls, rcfg: ReportConfig, rng: DepthRange) -> Style:
+        return cls(
+            rcfg.colormap, parse_color(rcfg.invalid_color), rcfg.cell_width, rcfg.sparse_below, rng
         )
 
 
-def collage(
-    samples: list[Sample], path: Path, rcfg: ReportConfig, norm: Normalize, title: str
+@dataclass(frozen=True)
+class Geometry:
+    """One scale for every panel of a picture (a crop looks smaller than its source)."""
+
+    scale: float
+    stacked: bool
+    panel_w: int
+    panel_h: int
+
+    @classmethod
+    def of(cls, cells: list[Cell | None], cell_width: int) -> Geometry:
+        shapes = [c.depth.shape for c in cells if c is not None] or [(3, 4)]
+        height, width = max(s[0] for s in shapes), max(s[1] for s in shapes)
+        stacked = width >= 2 * height
+        panel_w = 2 * cell_width + GAP if stacked else cell_width
+        scale = min(panel_w / width, 3 * cell_width / height)
+        return cls(scale, stacked, panel_w, max(math.ceil(height * scale), 1))
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """(height, width) of a pair."""
+        if self.stacked:
+            return 2 * self.panel_h + GAP, self.panel_w
+        return self.panel_h, 2 * self.panel_w + GAP
+
+
+def _outline(rgb: np.ndarray, window: tuple[float, float, float, float], scale: float) -> None:
+    x0, y0, x1, y1 = (round(v * scale) for v in window)
+    h, w = rgb.shape[:2]
+    x0, x1 = min(max(x0, 0), w - 1), min(max(x1 - 1, 0), w - 1)
+    y0, y1 = min(max(y0, 0), h - 1), min(max(y1 - 1, 0), h - 1)
+    cv2.rectangle(rgb, (x0, y0), (x1, y1), WINDOW[0], 3)
+    cv2.rectangle(rgb, (x0, y0), (x1, y1), WINDOW[1], 1)
+
+
+def _draw_cell(
+    canvas: Canvas, y: int, x: int, cell: Cell | None, geo: Geometry, style: Style
 ) -> None:
-    """A report.rows x report.cols grid; each cell is image | coloured depth."""
-    rows, cols = rcfg.rows, rcfg.cols
-    aspect = _aspect(list(samples))
-    fig = Figure(figsize=(cols * 2 * CELL_IN + 1.0, rows * (CELL_IN * aspect + 0.35) + 0.6))
-    axes = fig.subplots(rows, cols * 2, squeeze=False, gridspec_kw={"wspace": 0.03, "hspace": 0.2})
-    cmap, im = depth_cmap(rcfg), None
-    for i in range(rows * cols):
+    if cell is None:
+        h, w = geo.cell
+        canvas.fill(y, x, h, w, (238, 238, 238))
+        canvas.text(y + h // 2 - 8, x + 8, "missing", font(style.text), MUTED)
+        return
+    height, width = cell.depth.shape
+    size = (max(round(width * geo.scale), 1), max(round(height * geo.scale), 1))
+    interp = cv2.INTER_AREA if geo.scale < 1 else cv2.INTER_LINEAR
+    image = np.ascontiguousarray(cv2.resize(cell.image, size, interpolation=interp))
+    shown = display_depth(cell.depth, size[0], size[1], style.sparse_below)
+    depth = np.ascontiguousarray(colorize(shown, style.range, lut(style.colormap), style.invalid))
+    if cell.window is not None:
+        _outline(image, cell.window, geo.scale)
+        _outline(depth, cell.window, geo.scale)
+    canvas.paste(y, x, image)
+    if geo.stacked:  # depth right under (or beside) its image, whatever the image's size
+        canvas.paste(y + size[1] + GAP, x, depth)
+    else:
+        canvas.paste(y, x + size[0] + GAP, depth)
+
+
+def _title(canvas: Canvas, text: str, width: int, size: int) -> None:
+    f = font(size, bold=True)
+    canvas.text(MARGIN, MARGIN, ellipsize(text, f, width), f)
+
+
+def collage(cells: list[Cell], keys: list[str], cols: int, style: Style, title: str) -> bytes:
+    """A grid of ``cols`` columns; each cell is image | depth under its key."""
+    cols = max(min(cols, len(cells)), 1)
+    nrows = math.ceil(len(cells) / cols)
+    geo = Geometry.of(list(cells), style.cell_width)
+    cell_h, cell_w = geo.cell
+    size, title_size = style.text, style.text * 5 // 4
+    label_f, title_f = font(size), font(title_size, bold=True)
+    label_h, title_h = line_height(label_f) + 4, line_height(title_f) + 10
+    grid_w = cols * cell_w + (cols - 1) * CELL_GAP
+    bar_w = colorbar_width(style.range, size)
+    width = MARGIN + grid_w + 18 + bar_w + MARGIN
+    top = MARGIN + title_h
+    height = top + nrows * (label_h + cell_h) + (nrows - 1) * CELL_GAP + MARGIN
+    canvas = Canvas(height, width)
+    _title(canvas, title, width - 2 * MARGIN, title_size)
+    for i, (cell, key) in enumerate(zip(cells, keys)):
         r, c = divmod(i, cols)
-        a_img, a_dep = axes[r][2 * c], axes[r][2 * c + 1]
-        _blank(a_img, a_dep)
-        if i < len(samples):
-            im = _draw_pair(a_img, a_dep, samples[i], cmap, norm)
-            a_img.set_title(samples[i].key, fontsize=8, loc="left")
-        else:
-            a_img.axis("off")
-            a_dep.axis("off")
-    _colorbar(fig, im, axes, rcfg)
-    fig.suptitle(title, fontsize=10)
-    save_png(fig, path, rcfg.dpi)
+        x = MARGIN + c * (cell_w + CELL_GAP)
+        y = top + r * (label_h + cell_h + CELL_GAP)
+        canvas.text(y, x, ellipsize(key, label_f, cell_w), label_f)
+        _draw_cell(canvas, y + label_h, x, cell, geo, style)
+    bar_top = top + label_h
+    draw_colorbar(
+        canvas,
+        bar_top,
+        MARGIN + grid_w + 18,
+        height - MARGIN - bar_top,
+        style.range,
+        lut(style.colormap),
+        style.invalid,
+        size,
+    )
+    return canvas.png()
 
 
 def labelled_rows(
-    rows: list[tuple[str, list[Sample | None]]],
+    rows: list[tuple[str, list[Cell | None]]],
     columns: list[str],
-    path: Path,
-    rcfg: ReportConfig,
-    norm: Normalize,
+    style: Style,
     title: str,
-    label_width: int = 30,
-) -> None:
-    """One row per label, one image | depth pair per column (``None`` = missing cell)."""
-    ncols = len(columns)
-    aspect = _aspect([s for _, cells in rows for s in cells])
-    fig = Figure(figsize=(ncols * 2 * CELL_IN + 2.6, len(rows) * (CELL_IN * aspect + 0.3) + 0.8))
-    axes = fig.subplots(
-        len(rows), ncols * 2, squeeze=False, gridspec_kw={"wspace": 0.03, "hspace": 0.12}
-    )
-    cmap, im = depth_cmap(rcfg), None
-    for r, (label, cells) in enumerate(rows):
-        for c in range(ncols):
-            a_img, a_dep = axes[r][2 * c], axes[r][2 * c + 1]
-            _blank(a_img, a_dep)
-            sample = cells[c] if c < len(cells) else None
-            if sample is not None:
-                im = _draw_pair(a_img, a_dep, sample, cmap, norm)
-            else:
-                a_img.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=8)
-            if r == 0:
-                a_img.set_title(columns[c], fontsize=8, loc="left")
-        axes[r][0].set_ylabel(
-            "\n".join(textwrap.fill(line, label_width) for line in label.splitlines()),
-            rotation=0,
-            ha="right",
-            va="center",
-            fontsize=8,
-            labelpad=6,
+    max_label_lines: int = 3,
+) -> bytes:
+    """One row per label (wrapped over the row's width, above it), one image | depth pair
+    per column under its header (``None`` = a missing cell)."""
+    ncols = max(len(columns), max((len(c) for _, c in rows), default=1), 1)
+    geo = Geometry.of([c for _, cells in rows for c in cells], style.cell_width)
+    cell_h, cell_w = geo.cell
+    size, title_size = style.text, style.text * 5 // 4
+    label_f, head_f, title_f = font(size), font(size, bold=True), font(title_size, bold=True)
+    lh, title_h = line_height(label_f) + 2, line_height(title_f) + 10
+    grid_w = ncols * cell_w + (ncols - 1) * CELL_GAP
+    labels = [wrap(label, label_f, grid_w, max_label_lines) for label, _ in rows]
+    bar_w = colorbar_width(style.range, size)
+    width = MARGIN + grid_w + 18 + bar_w + MARGIN
+    head_y = MARGIN + title_h
+    top = head_y + line_height(head_f) + 6
+    height = top + sum(len(lines) * lh + 4 + cell_h + CELL_GAP for lines in labels) + MARGIN
+    canvas = Canvas(height, width)
+    _title(canvas, title, width - 2 * MARGIN, title_size)
+    for c, name in enumerate(columns):
+        canvas.text(
+            head_y, MARGIN + c * (cell_w + CELL_GAP), ellipsize(name, head_f, cell_w), head_f
         )
-    _colorbar(fig, im, axes, rcfg)
-    fig.suptitle(title, fontsize=10)
-    save_png(fig, path, rcfg.dpi)
+    y = top
+    for lines, (_, cells) in zip(labels, rows):
+        for line in lines:
+            canvas.text(y, MARGIN, line, label_f, MUTED)
+            y += lh
+        y += 4
+        for c in range(ncols):
+            cell = cells[c] if c < len(cells) else None
+            _draw_cell(canvas, y, MARGIN + c * (cell_w + CELL_GAP), cell, geo, style)
+        y += cell_h + CELL_GAP
+    draw_colorbar(
+        canvas,
+        top,
+        MARGIN + grid_w + 18,
+        y - CELL_GAP - top,
+        style.range,
+        lut(style.colormap),
+        style.invalid,
+        size,
+    )
+    return canvas.png()

@@ -1,9 +1,11 @@
-"""``index.html``: one self-contained page (inline CSS, no scripts, no network) that
-links the pictures beside it by relative path."""
+"""``index.html``: one page (inline CSS, no scripts, no network). The pictures are files
+beside it, linked by relative path (copy the whole ``report/`` folder), or embedded as
+``data:`` URIs with ``report.embed=true`` (one file to share)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -55,11 +57,12 @@ def _card(label: str, value: Any, warn: bool = False) -> str:
     )
 
 
-def _figure(src: str, caption: str) -> str:
-    return (
-        f'<figure><a href="{escape(src)}"><img src="{escape(src)}" alt="{escape(caption)}" '
-        f'loading="lazy"></a><figcaption>{escape(caption)}</figcaption></figure>'
-    )
+def _figure(name: str, src: str, caption: str) -> str:
+    """A picture with its caption; a file is also a link to itself (full size)."""
+    img = f'<img src="{escape(src)}" alt="{escape(caption)}" loading="lazy">'
+    if not src.startswith("data:"):
+        img = f'<a href="{escape(src)}">{img}</a>'
+    return f'<figure id="{escape(name)}">{img}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
 def _num(value: float | None) -> str:
@@ -70,16 +73,60 @@ def _fmt(values: list[float] | None, digits: int = 4) -> str:
     return "—" if values is None else "[" + ", ".join(f"{v:.{digits}f}" for v in values) + "]"
 
 
-def render(
-    title: str,
-    info: dict[str, Any],
-    stats: dict[str, Any],
-    figures: dict[str, list[tuple[str, str]]],
-    params: dict[str, Any],
-    notes: list[str],
-    links: list[tuple[str, str]],
-) -> str:
-    """The whole page as a string. ``figures`` maps a section title to (src, caption)."""
+@dataclass
+class PageData:
+    """What the page shows. ``info``: dataset_info.json's content (with this report's
+    timings); ``config``: the config this report was drawn with (report.* overrides of a
+    rebuild included); ``figures``: section title -> (name, src, caption); ``rebuilt_with``:
+    the overrides of ``depth-pipeline-report`` (None: written by the run)."""
+
+    title: str
+    info: dict[str, Any]
+    config: dict[str, Any]
+    stats: dict[str, Any]
+    figures: dict[str, list[tuple[str, str, str]]]
+    params: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    rebuilt_with: list[str] | None = None
+    worst_picture: str | None = None
+
+
+def _rebuilt(data: PageData) -> list[str]:
+    if data.rebuilt_with is None:
+        return []
+    what = " ".join(data.rebuilt_with) or "the recorded settings"
+    return [
+        f'<p class="verdict">Report rebuilt by <code>depth-pipeline-report</code> with '
+        f"{escape(what)}: the pictures and the config below use these settings; counts, "
+        f"stats and the run's timings are as recorded in dataset_info.json.</p>"
+    ]
+
+
+def _worst(stats: dict[str, Any], picture: str | None) -> list[str]:
+    worst = [w for w in stats.get("worst_samples") or [] if w["invalid_fraction"] > 0]
+    if not worst:
+        return []
+    rows = []
+    for w in worst:
+        key = escape(w["key"])
+        cell = f'<a href="{escape(picture)}">{key}</a>' if picture else key
+        rows.append(f'<tr><td>{cell}</td><td class="num">{w["invalid_fraction"]:.4f}</td></tr>')
+    return [
+        "<h2>Most invalid samples</h2>",
+        "<p>Each key opens the picture of these samples as written and in the source.</p>"
+        if picture
+        else "",
+        "<table><tr><th>key</th><th>invalid fraction</th></tr>",
+        *rows,
+        "</table>",
+    ]
+
+
+def render(data: PageData) -> str:
+    """The whole page as a string."""
+    title, info, stats, figures = data.title, data.info, data.stats, data.figures
+    params, notes, links = data.params, data.notes, data.links
     counts = info.get("counts", {})
     invalid = info.get("invalid_pixels", {})
     pct = stats.get("depth_percentiles", {})
@@ -102,6 +149,7 @@ def render(
         _card("image size (HxW)", "x".join(map(str, info.get("image_size") or [])) or "—"),
         _card("processing wall time", f"{info.get('timings', {}).get('wall_s', 0):.1f} s"),
         "</div>",
+        *_rebuilt(data),
         "<h2>Overrides</h2>",
         "<pre>"
         + escape("\n".join(overrides) if overrides else "(none: preset defaults)")
@@ -128,7 +176,7 @@ def render(
                 ["invalid fraction (all pixels)", f"{stats.get('invalid_fraction', 0.0):.4f}"],
                 ["depth encoding", depth_summary(info.get("encodings", {}).get("depth", {}))],
                 [
-                    "invalid fraction per sample",
+                    "invalid fraction per sample (mean, median, p95, max)",
                     ", ".join(
                         f"{k} {v:.4f}" for k, v in (stats.get("invalid_per_sample") or {}).items()
                     ),
@@ -147,18 +195,22 @@ def render(
     for section, items in figures.items():
         if items:
             parts.append(f"<h2>{escape(section)}</h2>")
-            parts += [_figure(src, caption) for src, caption in items]
+            parts += [_figure(name, src, caption) for name, src, caption in items]
     parts.append("<h2>Are the augmentation draws independent?</h2>")
     indep = params.get("independence", {})
     verdict = indep.get("verdict", "no parameters recorded")
     parts.append(f'<p class="verdict {indep.get("status", "")}">{escape(verdict)}</p>')
-    top = params.get("independence", {}).get("top", [])
+    top = indep.get("top", [])
     if top:
         parts.append(
             _table(
-                [[p["a"], p["b"], round(p["r"], 4), p["n"]] for p in top],
-                ["parameter", "parameter", "Pearson r", "samples"],
+                [[p["a"], p["b"], p["r"], p["n"], p.get("p_adjusted", "—")] for p in top],
+                ["parameter", "parameter", "Pearson r", "samples", "p (all pairs)"],
             )
+        )
+        parts.append(
+            f"<p>{escape(str(indep.get('method', '')))}; flagged at p &le; "
+            f"{indep.get('alpha')}.</p>"
         )
     if params.get("dropped"):
         parts.append(
@@ -166,15 +218,7 @@ def render(
             + escape(", ".join(f"{k} ({v})" for k, v in params["dropped"].items()))
             + "</p>"
         )
-    worst = stats.get("worst_samples") or []
-    if worst:
-        parts.append("<h2>Most invalid samples</h2>")
-        parts.append(
-            _table(
-                [[w["key"], round(w["invalid_fraction"], 4)] for w in worst],
-                ["key", "invalid fraction"],
-            )
-        )
+    parts += _worst(stats, data.worst_picture)
     parts.append("<h2>Counts</h2>")
     rows = [["written", counts.get("written", 0)], ["skipped", counts.get("skipped", 0)]]
     rows += [[f"skipped: {r}", n] for r, n in (counts.get("skipped_reasons") or {}).items()]
@@ -193,9 +237,9 @@ def render(
     trows += [[f"cpu s: {k}", v] for k, v in (timings.get("stage_cpu_s") or {}).items()]
     parts.append(_table(trows))
     parts.append("<h2>Config</h2>")
-    config_yaml = OmegaConf.to_yaml(OmegaConf.create(info.get("config", {})))
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(data.config))
     parts.append(
-        "<details open><summary>resolved config</summary>"
+        "<details open><summary>resolved config (as used for this report)</summary>"
         f"<pre>{escape(config_yaml)}</pre></details>"
     )
     parts.append(

@@ -120,50 +120,80 @@ def correlation_matrix(table: ParamTable) -> np.ndarray:
     return out
 
 
-def cross_transform_pairs(table: ParamTable, corr: np.ndarray) -> list[dict[str, Any]]:
-    """Pairs from different transforms, strongest |r| first: these should be independent."""
-    pairs = []
-    for i in range(len(table.names)):
-        for j in range(i + 1, len(table.names)):
-            if table.transforms[i] == table.transforms[j] or math.isnan(corr[i, j]):
-                continue
-            n = _corr(table.values[:, i], table.values[:, j])[1]
-            pairs.append({"a": table.names[i], "b": table.names[j], "r": corr[i, j], "n": n})
-    return sorted(pairs, key=lambda p: -abs(p["r"]))
+# ---- the applied parameters of one sample, for the before/after picture -----------------
+
+FLIPS = {"HorizontalFlip": 0, "VerticalFlip": 1}  # axis mirrored
+MOVERS = {  # transforms that move pixels in ways a rectangle cannot show
+    "Affine", "D4", "ElasticTransform", "GridDistortion", "LongestMaxSize", "OpticalDistortion",
+    "PadIfNeeded", "Perspective", "RandomRotate90", "RandomScale", "Resize", "Rotate",
+    "SafeRotate", "ShiftScaleRotate", "SmallestMaxSize", "SquareSymmetry", "Transpose",
+}  # fmt: skip
+HIDDEN = {"shape", "fill", "fill_mask", "pad_params", "crop_coords"}
 
 
-def independence(table: ParamTable, corr: np.ndarray) -> dict[str, Any]:
-    """Summary: the strongest cross-transform |r| against the noise level ~3/sqrt(n)."""
-    pairs = cross_transform_pairs(table, corr)
-    n = len(table.keys)
-    out: dict[str, Any] = {"samples": n, "pairs": len(pairs), "top": pairs[:8]}
-    if not pairs:
-        out["verdict"] = "no parameters from different transforms to compare"
-        out["status"] = "unknown"
-        return out
-    top = pairs[0]
-    bound = 3.0 / math.sqrt(max(top["n"], 1))
-    out["noise_bound"] = bound
-    out["suspicious"] = [p for p in pairs if abs(p["r"]) > 3.0 / math.sqrt(max(p["n"], 1))]
-    if n < 20:
-        out["verdict"] = f"only {n} samples: too few to judge independence"
-        out["status"] = "unknown"
-    elif abs(top["r"]) >= 0.99:
-        out["verdict"] = (
-            f"DEPENDENT: {top['a']} and {top['b']} have r = {top['r']:.3f}; transforms share "
-            f"a random stream"
-        )
-        out["status"] = "bad"
-    elif out["suspicious"]:
-        out["verdict"] = (
-            f"{len(out['suspicious'])} of {len(pairs)} cross-transform pairs exceed 3/sqrt(n) "
-            f"(strongest {top['a']} ~ {top['b']}, r = {top['r']:.3f}); expected ~0 by chance"
-        )
-        out["status"] = "bad"
-    else:
-        out["verdict"] = (
-            f"independent as far as {n} samples show: max |r| = {abs(top['r']):.3f} "
-            f"< 3/sqrt(n) = {bound:.3f}"
-        )
-        out["status"] = "ok"
-    return out
+def crop_window(
+    transforms: dict[str, Any], params: dict[str, Any], height: int, width: int
+) -> tuple[tuple[float, float, float, float] | None, str | None]:
+    """Where the written pixels come from in the source image: (x0, y0, x1, y1) in source
+    pixels, walking the configured transforms with the recorded params (flips mirror the
+    frame, crops cut it). None when nothing was cropped, or (with the reason) when a
+    transform moved pixels in a way a rectangle cannot show."""
+    box = [0.0, 0.0, float(width), float(height)]
+    mirrored = [False, False]
+    cropped = False
+    for name, spec in transforms.items():
+        p = params.get(name)
+        if not isinstance(spec, dict) or p is None:
+            continue
+        cls = str(spec.get("_target_", "")).rpartition(".")[2]
+        if cls in FLIPS:
+            mirrored[FLIPS[cls]] = not mirrored[FLIPS[cls]]
+        elif isinstance(p, dict) and isinstance(p.get("crop_coords"), list):
+            pad = p.get("pad_params") or {}
+            a, b, c, d = (float(v) for v in p["crop_coords"])
+            lo_hi = [(a - pad.get("pad_left", 0), c - pad.get("pad_left", 0))]
+            lo_hi.append((b - pad.get("pad_top", 0), d - pad.get("pad_top", 0)))
+            for axis, (lo, hi) in enumerate(lo_hi):
+                start, stop = box[axis], box[axis + 2]
+                box[axis], box[axis + 2] = (
+                    (stop - hi, stop - lo) if mirrored[axis] else (start + lo, start + hi)
+                )
+            cropped = True
+        elif cls in MOVERS:
+            return None, f"{name} ({cls}) moves pixels: no crop window drawn"
+    return (tuple(box) if cropped else None), None  # type: ignore[return-value]
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list) and len(value) <= 4:
+        return "(" + ", ".join(_short(v) for v in value) + ")"
+    return str(value)
+
+
+def describe(params: dict[str, Any], order: list[str]) -> str:
+    """One line per sample: each transform's applied values, e.g. ``crop x 47-623 y 11-459
+    · brightness alpha 0.813 beta -2.22 · gamma: not applied``."""
+    parts = []
+    for name in sorted(params, key=lambda t: (order.index(t) if t in order else len(order), t)):
+        p = params[name]
+        if p is None:
+            parts.append(f"{name}: not applied")
+            continue
+        if not isinstance(p, dict):
+            parts.append(f"{name} {_short(p)}")
+            continue
+        bits = []
+        if isinstance(p.get("crop_coords"), list) and len(p["crop_coords"]) == 4:
+            a, b, c, d = p["crop_coords"]
+            bits.append(f"x {a}-{c} y {b}-{d}")
+        bits += [
+            _short(v) if k == name else f"{k} {_short(v)}"
+            for k, v in sorted(p.items())
+            if k not in HIDDEN
+        ]
+        parts.append(f"{name} " + " ".join(bits) if bits else f"{name}: applied")
+    return " · ".join(parts)

@@ -1,200 +1,174 @@
 """Every picture of the report, in one registry: name (= file ``{name}.png``), page
-section, caption, when it applies and how it is drawn. ``report.plots`` picks from these
+section, caption, when it applies and the drawing task. ``report.plots`` picks from these
 names (null = all); they are checked before the run.
 
-A new picture = one ``Picture`` entry here with its draw function. This module stays
+A picture's ``task(ctx)`` gathers what it shows (reading the few samples it needs) and
+returns a ``Task``: a module-level function and plain arguments that return PNG bytes,
+so it can run in this process or another one (``offload=True`` for the matplotlib plots).
+
+A new picture = one ``Picture`` entry here with its task function. This module stays
 light (no matplotlib at import): drawing modules are imported when a picture is drawn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config import ReportConfig
 from pipeline.errors import PipelineError
-from pipeline.records import DatasetInfo, SampleRecord, ShardManifest
-from pipeline.report.params import ParamTable
-from pipeline.report.samples import copies_of, pick, read_source, read_written
+from pipeline.report import call
+from pipeline.report.context import Context
+from pipeline.report.params import crop_window, describe
 from pipeline.sample import Sample
-from pipeline.stats import Stats
 
 
-@dataclass
-class Context:
-    """What pictures are drawn from; sample reads happen once, only if a picture needs them."""
+@dataclass(frozen=True)
+class Task:
+    """A picklable drawing: the function ``fn`` ("module:function", imported where it
+    runs) applied to ``args`` returns PNG bytes (None: nothing to draw)."""
 
-    root: Path
-    cfg: Config
-    manifests: list[ShardManifest]
-    info: DatasetInfo
-    summary: dict[str, Any]
-    stats: Stats
-    table: ParamTable
-    corr: np.ndarray
-    notes: list[str] = field(default_factory=list)
+    fn: str
+    args: tuple[Any, ...]
 
-    @cached_property
-    def samples(self) -> list[SampleRecord]:
-        return [s for m in self.manifests for s in m.samples]
-
-    @cached_property
-    def chosen(self) -> list[SampleRecord]:
-        """Inputs shown in the collage, spread over the dataset."""
-        return pick(self.manifests, self.cfg.report.rows * self.cfg.report.cols)
-
-    @cached_property
-    def firsts(self) -> list[SampleRecord]:
-        return self.chosen[: self.cfg.report.before_after_rows]
-
-    @cached_property
-    def copy_groups(self) -> list[list[SampleRecord]]:
-        if self.cfg.augment.copies <= 1:
-            return []
-        rows = self.chosen[: self.cfg.report.copies_rows]
-        return [copies_of(self.manifests, s.index)[:6] for s in rows]
-
-    @cached_property
-    def shown(self) -> dict[str, Sample]:
-        """The written samples any picture shows, read back once."""
-        keys = [s.key for s in self.chosen] + [c.key for g in self.copy_groups for c in g]
-        return read_written(self.root, self.cfg, self.manifests, keys)
-
-    @cached_property
-    def sources(self) -> dict[int, Sample]:
-        """The before/after inputs as the source gives them ({} with a note if unreadable)."""
-        try:
-            return read_source(self.cfg, [s.index for s in self.firsts])
-        except (PipelineError, OSError, ValueError) as exc:
-            self.notes.append(f"before/after grid skipped: the source could not be read ({exc})")
-            return {}
-
-    @cached_property
-    def norm(self) -> Any:
-        from pipeline.report.collages import depth_norm
-
-        return depth_norm(self.cfg.report, self.summary)
-
-    @property
-    def span(self) -> str:
-        return f"{self.norm.vmin:.2f}-{self.norm.vmax:.2f} m"
-
-    @property
-    def dpi(self) -> int:
-        return max(self.cfg.report.dpi, 60)
+    def __call__(self) -> bytes | None:
+        return call(self.fn, *self.args)
 
 
 @dataclass(frozen=True)
 class Picture:
-    """One picture: ``draw(ctx, path)`` writes ``path`` and returns False if it had
-    nothing to draw; ``applies(ctx)`` says whether it is relevant to this dataset."""
+    """One picture: ``task(ctx)`` returns its drawing (None if there is nothing to draw);
+    ``applies(ctx)`` says whether it is relevant to this dataset. ``offload``: a plot
+    drawn from the accumulated numbers alone (matplotlib, ~0.1-0.3 s), worth running in
+    another process while this one reads and composes the samples."""
 
     name: str
     section: str
     caption: Callable[[Context], str]
-    draw: Callable[[Context, Path], bool]
+    task: Callable[[Context], Task | None]
     applies: Callable[[Context], bool] = lambda ctx: True
+    offload: bool = False
 
     @property
     def file(self) -> str:
         return f"{self.name}.png"
 
 
-# ---- draw functions ---------------------------------------------------------------------
+# ---- tasks ----------------------------------------------------------------------------
+
+COLLAGES, PLOTS = "pipeline.report.collages", "pipeline.report.plots"
 
 
-def _collage(ctx: Context, path: Path) -> bool:
-    from pipeline.report import collages
+def _style(ctx: Context) -> Any:
+    from pipeline.report.collages import Style
 
-    cells = [ctx.shown[s.key] for s in ctx.chosen if s.key in ctx.shown]
-    if not cells:
-        return False
-    collages.collage(cells, path, ctx.cfg.report, ctx.norm, f"{ctx.root.name}: image | depth")
-    return True
+    return Style.of(ctx.cfg.report, ctx.range)
 
 
-def _before_after(ctx: Context, path: Path) -> bool:
-    from pipeline.report import collages
+def _cell(sample: Sample | None, window: Any = None) -> Any:
+    from pipeline.report.collages import Cell
 
-    pairs = [
-        (s.key, [ctx.sources[s.index], ctx.shown[s.key]])
-        for s in ctx.firsts
-        if s.index in ctx.sources and s.key in ctx.shown
-    ]
-    if not pairs:
-        return False
-    collages.labelled_rows(
-        pairs,
-        ["source", "augmented (written)"],
-        path,
-        ctx.cfg.report,
-        ctx.norm,
-        "before / after augmentation",
-        label_width=18,
+    return None if sample is None else Cell(sample.image, sample.depth, window)
+
+
+def _collage(ctx: Context) -> Task | None:
+    shown = [s for s in ctx.chosen if s.key in ctx.shown]
+    if not shown:
+        return None
+    cells = [_cell(ctx.shown[s.key]) for s in shown]
+    title = f"{ctx.root.name}: image | depth"
+    return Task(
+        f"{COLLAGES}:collage",
+        (cells, [s.key for s in shown], ctx.cfg.report.cols, _style(ctx), title),
     )
-    return True
 
 
-def _copies(ctx: Context, path: Path) -> bool:
-    from pipeline.report import collages
+def _before_after(ctx: Context) -> Task | None:
+    order = list(ctx.cfg.augment.transforms)
+    rows, reasons = [], set()
+    for s in ctx.firsts:
+        source, written = ctx.sources.get(s.index), ctx.shown.get(s.key)
+        if source is None or written is None:
+            continue
+        h, w = source.depth.shape
+        window, reason = crop_window(ctx.cfg.augment.transforms, s.params or {}, h, w)
+        reasons.update([reason] if reason else [])
+        label = f"{s.key}: {describe(s.params or {}, order) or 'no transforms'}"
+        rows.append((label, [_cell(source, window), _cell(written)]))
+    if not rows:
+        return None
+    ctx.notes += sorted(reasons)
+    drawn = any(cells[0] is not None and cells[0].window is not None for _, cells in rows)
+    columns = ["source (outline: the crop window)" if drawn else "source", "augmented (written)"]
+    return Task(
+        f"{COLLAGES}:labelled_rows", (rows, columns, _style(ctx), "before / after augmentation")
+    )
 
+
+def _copies(ctx: Context) -> Task:
     groups = ctx.copy_groups
-    ncopies = max(len(g) for g in groups)
-    collages.labelled_rows(
-        [(g[0].key.rsplit("_c", 1)[0], [ctx.shown.get(c.key) for c in g]) for g in groups],
-        [f"copy {i}" for i in range(ncopies)],
-        path,
-        ctx.cfg.report,
-        ctx.norm,
-        "augmented copies of the same input",
-        label_width=18,
+    rows = [(g[0].key.rsplit("_c", 1)[0], [_cell(ctx.shown.get(c.key)) for c in g]) for g in groups]
+    columns = [f"copy {i}" for i in range(max(len(g) for g in groups))]
+    return Task(
+        f"{COLLAGES}:labelled_rows",
+        (rows, columns, _style(ctx), "augmented copies of the same input"),
     )
-    return True
 
 
-def _depth_hist(ctx: Context, path: Path) -> bool:
-    from pipeline.report import plots
-
-    plots.depth_histogram(ctx.stats, ctx.summary, path, ctx.dpi)
-    return True
-
-
-def _invalid_fraction(ctx: Context, path: Path) -> bool:
-    from pipeline.report import plots
-
-    plots.invalid_fraction(ctx.samples, path, ctx.dpi)
-    return True
-
-
-def _rgb_hist(ctx: Context, path: Path) -> bool:
-    from pipeline.report import plots
-
-    plots.rgb_histograms(ctx.stats, path, ctx.dpi)
-    return True
+def _most_invalid(ctx: Context) -> Task | None:
+    rows = [
+        (
+            f"{s.key}: {s.invalid_fraction:.1%} of depth pixels invalid",
+            [_cell(ctx.shown.get(s.key)), _cell(ctx.sources.get(s.index))],
+        )
+        for s in ctx.worst
+    ]
+    columns = ["written", "source"]
+    return (
+        Task(f"{COLLAGES}:labelled_rows", (rows, columns, _style(ctx), "most invalid samples"))
+        if rows
+        else None
+    )
 
 
-def _params(ctx: Context, path: Path) -> bool:
-    from pipeline.report import plots
-
-    return plots.param_distributions(ctx.table, path, ctx.dpi)
-
-
-def _param_corr(ctx: Context, path: Path) -> bool:
-    from pipeline.report import plots
-
-    return plots.param_correlation(ctx.table, ctx.corr, path, ctx.dpi)
+def _depth_hist(ctx: Context) -> Task:
+    args = (ctx.stats.depth_hist, ctx.summary["depth_percentiles"], ctx.summary["invalid_fraction"])
+    return Task(f"{PLOTS}:depth_histogram", (*args, ctx.dpi))
 
 
-def _camera(ctx: Context, path: Path) -> bool:
+def _invalid_fraction(ctx: Context) -> Task:
+    frac = np.array([s.invalid_fraction for s in ctx.samples], dtype=np.float64)
+    worst = ctx.samples[int(frac.argmax())].key
+    return Task(f"{PLOTS}:invalid_fraction", (frac, worst, ctx.dpi))
+
+
+def _rgb_hist(ctx: Context) -> Task:
+    args = (ctx.stats.rgb_hist_before, ctx.stats.rgb_hist_after, ctx.dpi)
+    return Task(f"{PLOTS}:rgb_histograms", args)
+
+
+def _params(ctx: Context) -> Task:
+    return Task(f"{PLOTS}:param_distributions", (ctx.table, ctx.dpi))
+
+
+def _param_corr(ctx: Context) -> Task:
+    return Task(f"{PLOTS}:param_correlation", (ctx.table, ctx.corr, ctx.dpi))
+
+
+def _colors(c: Context) -> str:
+    return (
+        f"{c.cfg.report.colormap}, one range {c.range.span}, invalid = {c.cfg.report.invalid_color}"
+    )
+
+
+def _camera(ctx: Context) -> Task:
     from pipeline.report import camera_plot
 
     ctx.notes.extend(camera_plot.warnings(ctx.samples))
-    return camera_plot.draw(ctx.samples, path, ctx.dpi)
+    return Task("pipeline.report.camera_plot:draw", (camera_plot.arrays(ctx.samples), ctx.dpi))
 
 
 def _camera_caption(ctx: Context) -> str:
@@ -210,9 +184,7 @@ PICTURES: dict[str, Picture] = {
             "collage",
             "Samples",
             lambda c: (
-                f"{len(c.chosen)} samples spread over the dataset: image | depth "
-                f"({c.cfg.report.colormap}, fixed range {c.span}, "
-                f"invalid = {c.cfg.report.invalid_color})"
+                f"{len(c.chosen)} samples spread over the dataset: image | depth ({_colors(c)})"
             ),
             _collage,
             lambda c: bool(c.chosen),
@@ -220,7 +192,10 @@ PICTURES: dict[str, Picture] = {
         Picture(
             "before_after",
             "Samples",
-            lambda c: f"the same keys before (source) and after augmentation, range {c.span}",
+            lambda c: (
+                f"the same keys as read from the source (crop window outlined) and as written, "
+                f"with the parameters applied ({_colors(c)})"
+            ),
             _before_after,
             lambda c: bool(c.firsts),
         ),
@@ -233,19 +208,37 @@ PICTURES: dict[str, Picture] = {
             _copies,
             lambda c: bool(c.copy_groups),
         ),
-        Picture("depth_hist", "Distributions", lambda c: "depth over valid pixels", _depth_hist),
+        Picture(
+            "most_invalid",
+            "Samples",
+            lambda c: (
+                f"the {len(c.worst)} samples with the most invalid depth, as written and in "
+                f"the source"
+            ),
+            _most_invalid,
+            lambda c: bool(c.worst),
+        ),
+        Picture(
+            "depth_hist",
+            "Distributions",
+            lambda c: "depth over valid pixels",
+            _depth_hist,
+            offload=True,
+        ),
         Picture(
             "invalid_fraction",
             "Distributions",
             lambda c: "invalid-depth fraction per sample",
             _invalid_fraction,
             lambda c: bool(c.samples),
+            offload=True,
         ),
         Picture(
             "rgb_hist",
             "Distributions",
             lambda c: "per-channel RGB histograms before (source) and after augmentation (written)",
             _rgb_hist,
+            offload=True,
         ),
         Picture(
             "params",
@@ -255,6 +248,7 @@ PICTURES: dict[str, Picture] = {
             ),
             _params,
             lambda c: bool(c.table.names),
+            offload=True,
         ),
         Picture(
             "param_corr",
@@ -265,6 +259,7 @@ PICTURES: dict[str, Picture] = {
             ),
             _param_corr,
             lambda c: len(c.table.names) > 1,
+            offload=True,
         ),
         Picture(
             "camera",
@@ -272,6 +267,7 @@ PICTURES: dict[str, Picture] = {
             _camera_caption,
             _camera,
             lambda c: any(s.camera is not None for s in c.samples),
+            offload=True,
         ),
     )
 }
@@ -285,6 +281,14 @@ def check_names(names: list[str] | None) -> None:
             f"report.plots: unknown picture(s) {unknown}; choose from {list(PICTURES)} "
             f"(or null for all)"
         )
+
+
+def check(rcfg: ReportConfig) -> None:
+    """Every report setting, before the run: picture names, sizes, colours."""
+    from pipeline.report import colors
+
+    check_names(rcfg.plots)
+    colors.check(rcfg)
 
 
 def selected(names: list[str] | None) -> list[Picture]:

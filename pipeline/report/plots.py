@@ -1,36 +1,62 @@
 """Report plots (matplotlib Figure API, Agg): depth and RGB histograms, invalid fraction
 per sample, augmentation parameter distributions and their correlations.
 
-Everything here is drawn from the accumulators and manifests the workers wrote; nothing
-re-reads the dataset.
+Each function takes plain arrays (picklable: it can run in another process) and returns
+PNG bytes. Cheap by construction: fixed margins instead of ``bbox_inches="tight"`` (which
+draws every figure twice), a low dpi, few ticks and no per-bar artists.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.records import SampleRecord  # noqa: E402
-from pipeline.report.collages import save_png  # noqa: E402
+from pipeline.codecs import encode_png  # noqa: E402
+from pipeline.config import ImageCodec  # noqa: E402
 from pipeline.report.params import ParamTable  # noqa: E402
-from pipeline.stats import DEPTH_BIN, Stats  # noqa: E402
+from pipeline.stats import DEPTH_BIN  # noqa: E402
 
 CHANNELS = (("R", "tab:red"), ("G", "tab:green"), ("B", "tab:blue"))
+PNG = ImageCodec(level=6)  # plots are flat colour: small files at any level
 
 
-def depth_histogram(stats: Stats, summary: dict[str, Any], path: Path, dpi: int) -> None:
+def _figure(
+    width: float, height: float, left: float, right: float, bottom: float, top: float
+) -> Figure:
+    """A figure with fixed margins in inches (room for tick labels and titles)."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
+    return fig
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    """Render once with Agg and encode the RGB pixels with the dataset's own PNG encoder
+    (libdeflate: faster than ``savefig``'s Pillow path, and no metadata)."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+    return encode_png(np.ascontiguousarray(rgb), PNG)
+
+
+def depth_histogram(
+    depth_hist: np.ndarray, percentiles: dict[str, Any], invalid_fraction: float, dpi: int
+) -> bytes:
     """Histogram of valid depth (fraction of valid pixels), with percentile markers."""
-    fig = Figure(figsize=(7.0, 3.2))
-    ax = fig.subplots()
-    hist = stats.depth_hist.astype(np.float64)
+    fig = _figure(7.0, 3.0, 0.75, 0.2, 0.55, 0.35)
+    ax = fig.add_subplot()
+    hist = np.asarray(depth_hist, dtype=np.float64)
     total = hist.sum()
     if total:
         last = int(np.nonzero(hist)[0].max()) + 1
@@ -40,134 +66,177 @@ def depth_histogram(stats: Stats, summary: dict[str, Any], path: Path, dpi: int)
         edges = np.arange(coarse.size + 1) * group * DEPTH_BIN
         ax.stairs(coarse, edges, fill=True, color="tab:blue", alpha=0.8)
         for name, style in (("p1", ":"), ("p50", "--"), ("p99", ":")):
-            value = summary["depth_percentiles"].get(name)
+            value = percentiles.get(name)
             if value is not None:
                 ax.axvline(value, color="k", ls=style, lw=1, label=f"{name} = {value:.2f} m")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("depth (m)")
-    ax.set_ylabel("fraction of valid pixels")
-    ax.set_title(
-        f"depth over valid pixels ({summary['invalid_fraction']:.1%} of pixels invalid)",
-        fontsize=10,
-    )
-    save_png(fig, path, dpi)
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_xlabel("depth (m)", fontsize=9)
+    ax.set_ylabel("fraction of valid pixels", fontsize=9)
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.tick_params(labelsize=8)
+    ax.set_title(f"depth over valid pixels ({invalid_fraction:.1%} of pixels invalid)", fontsize=10)
+    return _png(fig, dpi)
 
 
-def invalid_fraction(samples: list[SampleRecord], path: Path, dpi: int) -> None:
+def invalid_fraction(fractions: np.ndarray, worst_key: str, dpi: int) -> bytes:
     """Invalid-depth fraction of each written sample (in write order) and its histogram."""
-    frac = np.array([s.invalid_fraction for s in samples], dtype=np.float64)
-    fig = Figure(figsize=(9.0, 3.0))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    frac = np.asarray(fractions, dtype=np.float64)
+    fig = _figure(9.0, 2.8, 0.7, 0.2, 0.55, 0.35)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1], "wspace": 0.3})
     x = np.arange(frac.size)
     if frac.size <= 200:
-        left.bar(x, frac, width=1.0, color="tab:purple")
+        left.stairs(frac, np.arange(frac.size + 1) - 0.5, fill=True, color="tab:purple")
     else:
         left.plot(x, frac, ".", ms=2, color="tab:purple")
-    left.set_xlabel("sample (write order)")
-    left.set_ylabel("invalid fraction")
+    left.set_xlabel("sample (write order)", fontsize=9)
+    left.set_ylabel("invalid fraction", fontsize=9)
     left.set_xlim(-0.5, max(frac.size - 0.5, 0.5))
     if frac.size:
-        worst = int(frac.argmax())
         left.set_title(
-            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({samples[worst].key})",
-            fontsize=9,
+            f"mean {frac.mean():.3f}, max {frac.max():.3f} ({worst_key})", fontsize=9, loc="left"
         )
-    right.hist(frac, bins=20, range=(0, max(float(frac.max(initial=0)), 1e-3)), color="tab:purple")
-    right.set_xlabel("invalid fraction")
-    right.set_ylabel("samples")
-    save_png(fig, path, dpi)
+    counts, edges = np.histogram(frac, bins=20, range=(0, max(float(frac.max(initial=0)), 1e-3)))
+    right.stairs(counts, edges, fill=True, color="tab:purple")
+    right.set_xlabel("invalid fraction", fontsize=9)
+    right.set_ylabel("samples", fontsize=9)
+    for ax in (left, right):
+        ax.tick_params(labelsize=8)
+    return _png(fig, dpi)
 
 
-def rgb_histograms(stats: Stats, path: Path, dpi: int) -> None:
-    """Per-channel histograms of the source (before) and written (after) images."""
-    fig = Figure(figsize=(10.0, 2.8))
-    axes = fig.subplots(1, 3, sharey=True)
+def rgb_histograms(before: np.ndarray, after: np.ndarray, dpi: int) -> bytes:
+    """Per-channel histograms of the source (dashed) and written (solid) images, in one
+    axes with one short legend (the means are in stats.json and on the page)."""
+    fig = _figure(8.0, 3.0, 0.75, 0.2, 0.55, 0.3)
+    ax = fig.add_subplot()
     levels = np.arange(256)
-    for ax, (c, (name, color)) in zip(axes, enumerate(CHANNELS)):
-        for hist, style, label in (
-            (stats.rgb_hist_before[c], "--", "before (source)"),
-            (stats.rgb_hist_after[c], "-", "after (written)"),
-        ):
+    for c, (name, color) in enumerate(CHANNELS):
+        for hist, style in ((before[c], "--"), (after[c], "-")):
             total = hist.sum()
             if total:
-                mean = float(hist @ levels / total)
                 ax.plot(
                     levels,
                     hist / total,
                     style,
                     color=color,
                     lw=1,
-                    label=f"{label}, mean {mean:.1f}",
+                    label=name if style == "-" else None,
                 )
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("value")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    axes[0].set_ylabel("fraction of pixels")
-    save_png(fig, path, dpi)
+    ax.set_title(
+        "RGB histograms: before augmentation (source, dashed), after (written, solid)", fontsize=9
+    )
+    ax.set_xlabel("value", fontsize=9)
+    ax.set_ylabel("fraction of pixels", fontsize=9)
+    ax.set_xlim(0, 255)
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.tick_params(labelsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8, frameon=False)
+    return _png(fig, dpi)
 
 
-def param_distributions(table: ParamTable, path: Path, dpi: int) -> bool:
-    """How often each transform applied, and a histogram of each numeric parameter."""
+def _value(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
+    """How often each transform applied, and a histogram of each numeric parameter.
+
+    Small multiples drawn in ONE axes (each panel a cell of a grid, its range written
+    under it): a dozen matplotlib Axes with their tick machinery cost ~0.3 s to draw."""
     flags = [i for i, n in enumerate(table.names) if n.endswith(".applied")]
     others = [i for i, n in enumerate(table.names) if not n.endswith(".applied")]
     panels = (1 if flags else 0) + len(others)
     if not panels:
-        return False
+        return None
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
-    fig = Figure(figsize=(cols * 2.8, rows * 2.2))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig = _figure(cols * 2.6, rows * 1.6 + 0.4, 0.1, 0.1, 0.05, 0.4)
+    fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
+    ax = fig.add_axes((0, 0, 1, 1 - 0.4 / fig.get_figheight()))
+    ax.set_axis_off()
+    ax.set_xlim(0, cols)
+    ax.set_ylim(rows, 0)
+    w, h, x0, y0 = 0.84, 0.58, 0.08, 0.22  # panel size and offset inside a cell
+
+    def cell(k: int) -> tuple[float, float]:
+        return k % cols + x0, k // cols + y0 + h  # left, baseline
+
+    def frame(k: int, title: str, lo: str, hi: str) -> None:
+        left, base = cell(k)
+        ax.text(left + w / 2, base - h - 0.04, title, ha="center", va="bottom", fontsize=8)
+        ax.plot([left, left + w], [base, base], color="0.3", lw=0.8)
+        ax.text(left, base + 0.04, lo, ha="left", va="top", fontsize=7, color="0.3")
+        ax.text(left + w, base + 0.04, hi, ha="right", va="top", fontsize=7, color="0.3")
+
     k = 0
     if flags:
-        rates = [float(np.nanmean(table.values[:, i])) for i in flags]
-        labels = [table.names[i].removesuffix(".applied") for i in flags]
-        axes[0].barh(labels, rates, color="tab:gray")
-        axes[0].set_xlim(0, 1)
-        axes[0].set_title("applied fraction", fontsize=9)
-        axes[0].tick_params(labelsize=7)
+        left, base = cell(0)
+        bar = h / len(flags)
+        for j, i in enumerate(flags):
+            rate = float(np.nanmean(table.values[:, i]))
+            top = base - h + j * bar
+            ax.fill_between(
+                [left, left + w * rate], top + 0.1 * bar, top + 0.9 * bar, color="silver"
+            )
+            name = table.names[i].removesuffix(".applied")
+            ax.text(left + 0.02, top + bar / 2, f"{name} {rate:.0%}", va="center", fontsize=7)
+        frame(0, "applied fraction", "0", "1")
         k = 1
-    for i in others:
+    for i in others:  # counts are not labelled: the shape and the range are the point
         col = table.values[:, i]
         col = col[~np.isnan(col)]
-        ax = axes[k]
-        ax.hist(col, bins=min(20, max(5, col.size // 3)), color="tab:orange")
-        ax.set_title(f"{table.names[i]} (n={col.size})", fontsize=8)
-        ax.tick_params(labelsize=7)
+        counts, edges = np.histogram(col, bins=min(20, max(5, col.size // 3)))
+        left, base = cell(k)
+        xs = left + (edges - edges[0]) / max(edges[-1] - edges[0], 1e-12) * w
+        ax.stairs(
+            base - counts / max(counts.max(), 1) * h,
+            xs,
+            baseline=base,
+            fill=True,
+            color="tab:orange",
+        )
+        frame(k, f"{table.names[i]} (n={col.size})", _value(edges[0]), _value(edges[-1]))
         k += 1
-    for ax in axes[k:]:
-        ax.axis("off")
-    fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
-    fig.subplots_adjust(hspace=0.55, wspace=0.35, left=0.1)
-    save_png(fig, path, dpi)
-    return True
+    return _png(fig, dpi)
 
 
-def param_correlation(table: ParamTable, corr: np.ndarray, path: Path, dpi: int) -> bool:
-    """Heatmap of pairwise Pearson r; off-diagonal blocks should be ~0 if draws are independent."""
+def param_correlation(table: ParamTable, corr: np.ndarray, dpi: int) -> bytes | None:
+    """Heatmap of pairwise Pearson r; off-diagonal blocks should be ~0 if draws are
+    independent. One axes: names and the colour scale are plain text and images (tick
+    and colorbar machinery would double the cost)."""
     k = len(table.names)
     if k < 2:
-        return False
-    size = max(4.0, 0.45 * k + 2.0)
-    fig = Figure(figsize=(size + 1.0, size))
-    ax = fig.subplots()
-    im = ax.imshow(np.ma.masked_invalid(corr), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(k), table.names, rotation=90, fontsize=7)
-    ax.set_yticks(range(k), table.names, fontsize=7)
-    if k <= 16:
+        return None
+    label = 0.06 * max(len(n) for n in table.names) + 0.2  # inches for the names (7 pt)
+    cell = 0.4
+    width, height = label + k * cell + 1.1, label + k * cell + 0.45
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((label / width, label / height, k * cell / width, k * cell / height))
+    ax.set_axis_off()
+    ax.imshow(np.ma.masked_invalid(corr), cmap="RdBu_r", vmin=-1, vmax=1, extent=(0, k, k, 0))
+    for i, name in enumerate(table.names):
+        ax.text(-0.15, i + 0.5, name, ha="right", va="center", fontsize=7)
+        ax.text(i + 0.5, k + 0.15, name, ha="center", va="top", rotation=90, fontsize=7)
+    if k <= 8:  # numbers in the cells (the page's table lists the strongest pairs)
         for i in range(k):
             for j in range(k):
                 if i != j and not math.isnan(corr[i, j]):
-                    ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=6)
+                    ax.text(
+                        j + 0.5, i + 0.5, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=6
+                    )
     # outline blocks of the same transform: correlation inside them can be legitimate
     start = 0
     for j in range(1, k + 1):
         if j == k or table.transforms[j] != table.transforms[start]:
-            ax.add_patch(
-                Rectangle((start - 0.5, start - 0.5), j - start, j - start, fill=False, lw=1.2)
-            )
+            ax.add_patch(Rectangle((start, start), j - start, j - start, fill=False, lw=1.2))
             start = j
-    fig.colorbar(im, ax=ax, fraction=0.04, label="Pearson r (pairwise complete)")
+    scale = np.linspace(1, -1, 101)[:, None]  # the colour scale, right of the map
+    ax.imshow(scale, cmap="RdBu_r", vmin=-1, vmax=1, extent=(k + 0.4, k + 0.8, k, 0), aspect="auto")
+    for value in (1, 0.5, 0, -0.5, -1):
+        ax.text(k + 0.95, (1 - value) / 2 * k, f"{value:g}", va="center", fontsize=7)
+    ax.text(k + 1.9, k / 2, "Pearson r (pairwise complete)", rotation=90, va="center", fontsize=8)
+    ax.set_xlim(0, k + 2.2)
+    ax.set_ylim(k, 0)
     ax.set_title("parameter correlations (boxes = same transform)", fontsize=10)
-    save_png(fig, path, dpi)
-    return True
+    return _png(fig, dpi)

@@ -1,5 +1,9 @@
 """The few samples a report shows: read back from the written shards (through the output
-layout), or from the source. Only the chosen keys are decoded."""
+layout), or from the source. Only the chosen keys are decoded.
+
+The source is the run's own opened ``Source`` when the runner passes it (no second open:
+for a hub source that would re-import ``datasets`` and resolve the files again, ~2 s);
+``depth-pipeline-report`` opens one from the config."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pipeline.config import Config
 from pipeline.layouts import layout_for
 from pipeline.records import SampleRecord, ShardManifest
 from pipeline.sample import Sample
-from pipeline.sources import finalize, open_source
+from pipeline.sources import Source, finalize, open_source
 
 
 def pick(manifests: list[ShardManifest], count: int) -> list[SampleRecord]:
@@ -41,11 +45,12 @@ def read_written(
     return out
 
 
-def read_source(cfg: Config, indices: list[int]) -> dict[int, Sample]:
+def read_source(cfg: Config, indices: list[int], source: Source | None = None) -> dict[int, Sample]:
     """The untouched source samples at these input indices (each read on its own)."""
     if not indices:
         return {}
-    source = open_source(cfg.source)
+    if source is None:
+        source = open_source(cfg.source)
     out = {}
     for index in sorted(set(indices)):
         for item in source.iter(index, index + 1):

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-from matplotlib.colors import Normalize
 
 from pipeline.config import ReportConfig
 from pipeline.errors import PipelineError
 from pipeline.records import DatasetInfo
 from pipeline.report import collages
 from pipeline.report.build import REPORT_DIR, config_of
+from pipeline.report.colors import DepthRange
 from pipeline.report.page import CSS
 from pipeline.report.samples import pick, read_written
 from pipeline.writers import atomic_write
@@ -26,11 +26,37 @@ SHEET = "contact_sheet.png"
 SUMMARY = "sweep.json"
 
 
+def _resolved(override: str, config: dict[str, Any] | None) -> str:
+    """An override as the job used it. Hydra records sweep overrides with interpolations
+    escaped (``output.dir=d$\\{hydra\\:job.num\\}``); show the value the job resolved
+    (from its dataset_info.json), else the text as it was typed."""
+    if "$" not in override:
+        return override
+    key, sep, _ = override.partition("=")
+    value: Any = config
+    for part in key.lstrip("+~").split(".") if sep else ["\0"]:
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, (str, int, float, bool)):
+        return f"{key}={value}"
+    return re.sub(r"\\(.)", r"\1", override)
+
+
+def _overrides(job: dict[str, Any]) -> list[str]:
+    config = (job.get("info") or {}).get("config")
+    return [_resolved(o, config) for o in job.get("overrides") or []]
+
+
 def _varying(jobs: list[dict[str, Any]]) -> list[list[str]]:
-    """Each job's overrides minus those every job shares (all of them for a single job)."""
+    """Each job's overrides minus those every job shares (all of them for a single job),
+    compared as typed (``output.dir=d${hydra:job.num}`` is one setting), shown resolved."""
     sets = [list(j.get("overrides") or []) for j in jobs]
     common = set.intersection(*(set(s) for s in sets)) if len(sets) > 1 else set()
-    return [[o for o in s if o not in common] or s for s in sets]
+    out = []
+    for job, raw in zip(jobs, sets):
+        config = (job.get("info") or {}).get("config")
+        kept = [o for o in raw if o not in common] or raw
+        out.append([_resolved(o, config) for o in kept])
+    return out
 
 
 def _load(job: dict[str, Any]) -> dict[str, Any]:
@@ -65,28 +91,22 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
     if ok and shown:
         rcfg: ReportConfig = ok[0]["cfg"].report
         pct = [j["info"]["stats"]["depth_percentiles"] for j in ok]
-        lows = [p["p1"] for p in pct if p.get("p1") is not None]
-        highs = [p["p99"] for p in pct if p.get("p99") is not None]
-        lo = rcfg.depth_min if rcfg.depth_min is not None else min(lows, default=0.0)
-        hi = rcfg.depth_max if rcfg.depth_max is not None else max(highs, default=10.0)
-        norm = Normalize(vmin=lo, vmax=max(hi, lo + 1e-3))
+        rng = DepthRange.of(rcfg, [p.get("p1") for p in pct], [p.get("p99") for p in pct])
+        style = collages.Style.of(rcfg, rng)
         rows = []
         for job, label in zip(jobs, labels):
             text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
             if "manifests" in job:
                 got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
-                rows.append((text, [got.get(k) for k in shown]))
+                cells = [
+                    collages.Cell(s.image, s.depth) if s else None for s in map(got.get, shown)
+                ]
+                rows.append((text, cells))
             else:
                 rows.append((text + " (failed)", [None] * len(shown)))
-        collages.labelled_rows(
-            rows,
-            shown,
-            sweep_dir / SHEET,
-            rcfg,
-            norm,
-            f"{len(jobs)} jobs, same keys, one depth range {lo:.2f}-{hi:.2f} m",
-            label_width=50,
-        )
+        title = f"{len(jobs)} jobs, same keys, one depth range {rng.span}"
+        png = collages.labelled_rows(rows, shown, style, title, max_label_lines=6)
+        atomic_write(sweep_dir / SHEET, png)
         sheet_written = True
 
     table = []
@@ -97,7 +117,8 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
         table.append(
             {
                 "num": job.get("num"),
-                "overrides": job.get("overrides") or [],
+                "overrides": _overrides(job),
+                "overrides_as_recorded": job.get("overrides") or [],
                 "varied": label,
                 "output_dir": job["output_dir"],
                 "status": "ok" if "info" in job else "failed",
