@@ -221,6 +221,46 @@ def test_report_command_on_a_non_dataset_fails_in_one_line(tmp_path, dataset):
     assert "only report.KEY=VALUE" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_report_command_refuses_while_an_overwrite_holds_the_dataset(tmp_path, dataset):
+    """A rebuild takes the dataset's lock shared, like a run: an overwrite (exclusive)
+    in progress makes it stop in one line naming the holder; nothing is written."""
+    import shutil
+
+    from pipeline.lock import RunLock
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    page = (copy / "report" / "index.html").read_bytes()
+    lock = RunLock.acquire(copy, exclusive=True)
+    try:
+        proc = run_report(str(copy), "report.rows=2")
+    finally:
+        lock.release()
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"pid {os.getpid()}" in lines[0], proc.stderr
+    assert (copy / "report" / "index.html").read_bytes() == page
+
+
+def test_report_command_bad_settings_and_broken_shards_are_one_line(tmp_path, dataset):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    page = (copy / "report" / "index.html").read_bytes()
+    proc = run_report(str(copy), "report.colormap=nope")
+    assert proc.returncode == 2 and "report.colormap='nope'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert (copy / "report" / "index.html").read_bytes() == page
+    for tar in copy.glob("*.tar"):  # damaged after the run: unforeseen input
+        tar.write_bytes(tar.read_bytes()[:700])
+    proc = run_report(str(copy))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    assert "traceback is in" in lines[0]
+
+
 def timings_on_page(page: Path) -> dict[str, float]:
     """The Timings table of index.html as {name: seconds}."""
     section = page.read_text().split("<h2>Timings</h2>")[1].split("</table>")[0]

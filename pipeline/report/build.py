@@ -204,9 +204,13 @@ def config_of(info: DatasetInfo, overrides: list[str] | None = None) -> Config:
 
 def rebuild(root: Path, overrides: list[str] | None = None) -> list[Path]:
     """Rebuild the report of an existing dataset from its manifests (shards untouched)."""
+    from pipeline.lock import holding
     from pipeline.report.pictures import check
 
-    info = DatasetInfo.read(root)
+    info = DatasetInfo.read(root)  # refuses a directory that is not a finished dataset
     cfg = config_of(info, overrides)
     check(cfg.report)
-    return build_report(root, cfg, info.manifests(root), info, rebuilt_with=list(overrides or []))
+    with holding(root):  # shared: an overwrite cannot replace the dataset meanwhile
+        info = DatasetInfo.read(root)
+        manifests = info.manifests(root)
+        return build_report(root, cfg, manifests, info, rebuilt_with=list(overrides or []))

@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the last resort: one line, the traceback saved
+        from pipeline import crash
+
+        if crash.debugging():
+            raise
+        crash.step(f"rebuilding the report of {args.dir}")
+        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
+        return 2
     print(f"report: {args.dir / REPORT_DIR / 'index.html'} ({len(files)} files)")
     return 0
 
