@@ -618,3 +618,29 @@ def test_cli_missing_path_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "source.path" in lines[0]
     assert not out.exists()
+
+
+def test_png16_output_fed_back_reads_as_metres(tmp_path):
+    """Our png16 tars carry depth_scale in each .json: fed back in as a webdataset
+    source they give metres without source.depth_scale (an explicit setting wins)."""
+    plain = ["augment=none", "runtime.progress=false", "report.enabled=false"]
+    first = tmp_path / "png16"
+    size = ["source.height=96", "source.width=128", "source.num_samples=3"]
+    run(make_cfg(first, *size, *plain, "output.depth.format=png16", small=False))
+    again = tmp_path / "again"
+    run(make_cfg(again, "source=webdataset", f"source.path={first}", *plain, small=False))
+    stored = read_tar(first / "train-000000.tar")
+    rewritten = read_tar(again / "train-000000.tar")
+    assert sorted(rewritten) == sorted(stored)
+    for key, fields in stored.items():
+        mm = np.asarray(Image.open(io.BytesIO(fields["depth.png"])))
+        assert mm.dtype == np.uint16 and mm.max() > 1000  # millimetres as written
+        want = (mm.astype(np.float32) / np.float32(1000)).astype(np.float32)
+        assert tiff(rewritten[key]["depth.tiff"]).tobytes() == want.tobytes()
+    explicit = tmp_path / "explicit"
+    overrides = ["source=webdataset", f"source.path={first}", *plain]
+    run(make_cfg(explicit, *overrides, "source.depth_scale=0.002", small=False))
+    key = sorted(stored)[0]
+    mm = np.asarray(Image.open(io.BytesIO(stored[key]["depth.png"])))
+    got = tiff(read_tar(explicit / "train-000000.tar")[key]["depth.tiff"])
+    assert np.allclose(got, mm.astype(np.float32) * np.float32(0.002))

@@ -3,8 +3,10 @@
 A sample is the group of consecutive members sharing a key (the member name up to the
 first '.' of its base name, as in the webdataset library): ``{key}.png|jpg`` plus
 ``{key}.depth.tiff|depth.png|depth.npy`` by default (``source.columns``), and the camera
-from ``{key}.json`` when that member has one (``columns.camera``). ``source.path``
-is a tar file, a directory of tars or a glob. Opening indexes the member headers only
+from ``{key}.json`` when that member has one (``columns.camera``); 16-bit PNG depth this
+tool wrote is read as metres through that record's ``depth_scale`` (while
+``source.depth_scale`` is left at 1). ``source.path`` is a tar file, a directory of tars
+or a glob. Opening indexes the member headers only
 (offsets, no data); samples are read by seeking, so any worker can start anywhere.
 """
 
@@ -13,12 +15,15 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import json
 import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 from pipeline import codecs
 from pipeline.errors import PipelineError, SampleError
@@ -118,6 +123,8 @@ class WebdatasetSource(Source):
             mask_ext, mask_data = field(self.mask_exts, "mask")
             mask = decode_bytes(mask_data, key, f"{where}.{mask_ext}", mask_ext)
             depth = apply_mask(depth, mask, key, f"{where}.{mask_ext}")
+        if depth.dtype.kind in "ui" and "json" in entry.members and self.cfg.depth_scale == 1.0:
+            depth = self._own_scale(depth, field(["json"], "json")[1])
         camera = None
         found = [ext for ext in self.camera_exts if ext in entry.members]
         if found:  # optional: a sample without the member has no camera
@@ -131,6 +138,20 @@ class WebdatasetSource(Source):
                 raise SampleError(key, f"{where}.{ext}: no readable camera ({exc})") from None
         meta = {"kind": "webdataset", "tar": self.tars[entry.tar].name, "key": entry.key}
         return Sample(key, image, depth, {"source": meta | {"location": where}}, camera)
+
+    @staticmethod
+    def _own_scale(depth: np.ndarray, data: bytes) -> np.ndarray:
+        """Integer depth written by this tool (png16) as metres: its ``.json`` record says
+        ``depth_scale`` (stored value / depth_scale = metres). Used only while
+        ``source.depth_scale`` is left at 1, so an explicit setting always wins."""
+        try:
+            record = json.loads(data)
+        except ValueError:
+            return depth
+        scale = record.get("depth_scale") if isinstance(record, dict) else None
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
+            return depth
+        return (depth.astype(np.float32) / np.float32(scale)).astype(np.float32)
 
 
 def _open(tar: Path) -> BinaryIO:
