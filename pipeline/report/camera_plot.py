@@ -5,8 +5,6 @@ of the principal point, and what metric depth went through that a trainer should
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from pipeline.homography import NON_UNIFORM_TOL, axis_scales
@@ -71,10 +69,10 @@ def arrays(samples: list[SampleRecord]) -> dict[str, np.ndarray] | None:
 
 def draw(known: dict[str, np.ndarray] | None, dpi: int) -> bytes:
     """Histogram of fx and fy; principal points over the image frame. PNG bytes."""
-    from matplotlib.figure import Figure
+    from pipeline.report.plots import figure, png
 
-    fig = Figure(figsize=(9.0, 3.2))
-    left, right = fig.subplots(1, 2)
+    fig = figure(9.0, 3.4, left=0.8, right=0.2, bottom=0.6, top=0.4)
+    left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.3})
     if known is None:
         for ax in (left, right):
             ax.text(0.5, 0.5, "no camera known", ha="center", va="center")
@@ -100,9 +98,7 @@ def draw(known: dict[str, np.ndarray] | None, dpi: int) -> bytes:
         right.set_ylabel("cy (pixels)")
         right.legend(fontsize=8)
     fig.suptitle("camera of the written samples", fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    return png(fig, dpi)
 
 
 def _frame(width: float, height: float):  # noqa: ANN202 - a matplotlib patch

@@ -29,7 +29,7 @@ CHANNELS = (("R", "tab:red"), ("G", "tab:green"), ("B", "tab:blue"))
 PNG = ImageCodec(level=6)  # plots are flat colour: small files at any level
 
 
-def _figure(
+def figure(
     width: float, height: float, left: float, right: float, bottom: float, top: float
 ) -> Figure:
     """A figure with fixed margins in inches (room for tick labels and titles)."""
@@ -40,7 +40,7 @@ def _figure(
     return fig
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
+def png(fig: Figure, dpi: int) -> bytes:
     """Render once with Agg and encode the RGB pixels with the dataset's own PNG encoder
     (libdeflate: faster than ``savefig``'s Pillow path, and no metadata)."""
     fig.set_dpi(dpi)
@@ -54,7 +54,7 @@ def depth_histogram(
     depth_hist: np.ndarray, percentiles: dict[str, Any], invalid_fraction: float, dpi: int
 ) -> bytes:
     """Histogram of valid depth (fraction of valid pixels), with percentile markers."""
-    fig = _figure(7.0, 3.0, 0.75, 0.2, 0.55, 0.35)
+    fig = figure(7.0, 3.0, 0.75, 0.2, 0.55, 0.35)
     ax = fig.add_subplot()
     hist = np.asarray(depth_hist, dtype=np.float64)
     total = hist.sum()
@@ -75,13 +75,13 @@ def depth_histogram(
     ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.tick_params(labelsize=8)
     ax.set_title(f"depth over valid pixels ({invalid_fraction:.1%} of pixels invalid)", fontsize=10)
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def invalid_fraction(fractions: np.ndarray, worst_key: str, dpi: int) -> bytes:
     """Invalid-depth fraction of each written sample (in write order) and its histogram."""
     frac = np.asarray(fractions, dtype=np.float64)
-    fig = _figure(9.0, 2.8, 0.7, 0.2, 0.55, 0.35)
+    fig = figure(9.0, 2.8, 0.7, 0.2, 0.55, 0.35)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1], "wspace": 0.3})
     x = np.arange(frac.size)
     if frac.size <= 200:
@@ -101,13 +101,13 @@ def invalid_fraction(fractions: np.ndarray, worst_key: str, dpi: int) -> bytes:
     right.set_ylabel("samples", fontsize=9)
     for ax in (left, right):
         ax.tick_params(labelsize=8)
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def rgb_histograms(before: np.ndarray, after: np.ndarray, dpi: int) -> bytes:
     """Per-channel histograms of the source (dashed) and written (solid) images, in one
     axes with one short legend (the means are in stats.json and on the page)."""
-    fig = _figure(8.0, 3.0, 0.75, 0.2, 0.55, 0.3)
+    fig = figure(8.0, 3.0, 0.75, 0.2, 0.55, 0.3)
     ax = fig.add_subplot()
     levels = np.arange(256)
     for c, (name, color) in enumerate(CHANNELS):
@@ -132,7 +132,7 @@ def rgb_histograms(before: np.ndarray, after: np.ndarray, dpi: int) -> bytes:
     ax.tick_params(labelsize=8)
     if ax.lines:
         ax.legend(fontsize=8, frameon=False)
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def _value(v: float) -> str:
@@ -151,7 +151,7 @@ def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
         return None
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
-    fig = _figure(cols * 2.6, rows * 1.6 + 0.4, 0.1, 0.1, 0.05, 0.4)
+    fig = figure(cols * 2.6, rows * 1.6 + 0.4, 0.1, 0.1, 0.05, 0.4)
     fig.suptitle(f"recorded augmentation parameters over {len(table.keys)} samples", fontsize=10)
     ax = fig.add_axes((0, 0, 1, 1 - 0.4 / fig.get_figheight()))
     ax.set_axis_off()
@@ -198,7 +198,7 @@ def param_distributions(table: ParamTable, dpi: int) -> bytes | None:
         )
         frame(k, f"{table.names[i]} (n={col.size})", _value(edges[0]), _value(edges[-1]))
         k += 1
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def param_correlation(table: ParamTable, corr: np.ndarray, dpi: int) -> bytes | None:
@@ -239,4 +239,4 @@ def param_correlation(table: ParamTable, corr: np.ndarray, dpi: int) -> bytes | 
     ax.set_xlim(0, k + 2.2)
     ax.set_ylim(k, 0)
     ax.set_title("parameter correlations (boxes = same transform)", fontsize=10)
-    return _png(fig, dpi)
+    return png(fig, dpi)
