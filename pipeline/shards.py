@@ -75,3 +75,31 @@ def inputs(task: ShardTask, cfg: Config) -> str:
     """The input samples shard ``task`` reads, for messages: "input samples 0..31"."""
     runs = input_runs(task, cfg.augment.copies, cfg.output.order)
     return "input samples " + ", ".join(f"{a}..{b - 1}" for a, b, _ in runs)
+
+
+def units(tasks: list[ShardTask], cfg: Config, workers: int) -> list[tuple[ShardTask, ...]]:
+    """The units of work handed to workers, largest first: single shards, except under
+    ``output.order=spread`` with ``augment.copies > 1``, where the shards of the different
+    copies that read the same inputs go together (``ShardProcessor.fill_group`` reads each
+    input once for all of them, instead of once per copy).
+
+    A group takes the single-run shards whose first input falls in one window of
+    ``m x shard_size`` inputs; a copy's shard may run past the window, so those inputs
+    are read again by the next group (1.1-1.5x reads instead of ``copies``x). ``m`` (1-4)
+    keeps at least ~3 groups per worker, so that workers finish together. A shard that
+    spans two copies (at most ``copies - 1`` of them) goes alone."""
+    copies, order = cfg.augment.copies, cfg.output.order
+    if order != "spread" or copies == 1 or not tasks:
+        return [(t,) for t in tasks]
+    size = cfg.output.shard_size
+    window = size * max(1, min(4, tasks[0].inputs // (3 * max(workers, 1) * size)))
+    groups: dict[int, list[ShardTask]] = {}
+    alone: list[tuple[ShardTask, ...]] = []
+    for task in tasks:
+        runs = input_runs(task, copies, order)
+        if len(runs) == 1:
+            groups.setdefault(runs[0][0] // window, []).append(task)
+        else:
+            alone.append((task,))
+    out = [tuple(g) for g in groups.values()] + alone
+    return sorted(out, key=lambda u: -sum(t.stop - t.start for t in u))

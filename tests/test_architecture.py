@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import ast
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, make_cfg, run_cli
 
-from pipeline import pool
 from pipeline.config import to_config
 from pipeline.layouts import LAYOUTS
 from pipeline.records import DatasetInfo, ShardManifest
@@ -137,20 +135,6 @@ def test_records_round_trip_through_json(tmp_path):
         assert ShardManifest.from_json(raw).to_json() == raw
     # the dataset's own config converts back to the typed Config it was made with
     assert to_config(info.config).source.num_samples == 5
-
-
-def _square(x: int) -> int:
-    return x * x
-
-
-def test_pool_worker_processes_fence():
-    """``pool.worker_processes`` reads concurrent.futures' private ``_processes``: this
-    fails if a Python release renames or changes it (then ``_stop_pool`` cannot kill)."""
-    with ProcessPoolExecutor(max_workers=2) as executor:
-        assert list(executor.map(_square, range(4))) == [0, 1, 4, 9]
-        procs = pool.worker_processes(executor)
-        assert len(procs) == 2 and all(p.is_alive() for p in procs)
-        assert all(hasattr(p, "kill") for p in procs)
 
 
 def test_sample_contract_carries_the_camera():
