@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pipeline import forkserver
 from pipeline.config import Config
 from pipeline.errors import Interrupted
 from pipeline.messages import Job
-from pipeline.process_pool import WorkerPool
+from pipeline.process_pool import Then, WorkerPool
 from pipeline.records import ShardResult
 from pipeline.shards import ShardTask, units
 from pipeline.sources import Source
@@ -33,9 +34,11 @@ def execute(
     bar: Any,
     on_result: Callable[[ShardResult], None],
     source: Source | None = None,
+    then: Then | None = None,
 ) -> None:
     """Run ``tasks``, calling ``on_result`` for each finished shard (in completion order).
-    ``source``: the parent's opened source; workers get ``source.for_workers()``."""
+    ``source``: the parent's opened source; workers get ``source.for_workers()``.
+    ``then``: what follows, prepared by idle workers and this process at the end."""
     if not tasks:
         return
     work = units(tasks, cfg, workers)
@@ -44,7 +47,24 @@ def execute(
         return
     job = Job(cfg, chash, source.for_workers() if source is not None else None)
     with _deferred_signals() as received:
-        get(workers).run(job, work, bar, on_result, received)
+        get(min(workers, len(work)), workers).run(job, work, bar, on_result, received, then)
+
+
+def check_first(
+    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, source: Source
+) -> None:
+    """``checks.augment_first`` before output.dir is touched: in a worker when the run will
+    use the pool (which then keeps the worker's processor for the run, and this process
+    never imports albumentations), else here."""
+    work = units(tasks, cfg, workers)
+    if workers <= 1 or len(work) <= 1:
+        from pipeline.checks import augment_first
+
+        augment_first(cfg, source)
+        return
+    job = Job(cfg, chash, source.for_workers())
+    with _deferred_signals() as received:
+        get(min(workers, len(work)), workers).check(job, received)
 
 
 def _run_inline(
@@ -72,14 +92,14 @@ def _run_inline(
 _POOL: WorkerPool | None = None
 
 
-def get(workers: int) -> WorkerPool:
-    """The pool of this process with ``workers`` workers: the running one if it has that
-    size and is healthy, else a new one (the old one is stopped)."""
+def get(needed: int, most: int) -> WorkerPool:
+    """A pool of ``needed`` .. ``most`` workers: the running one if it fits and is
+    healthy (the next job of a sweep), else a new one of ``needed`` (the old one stops)."""
     global _POOL
-    if _POOL is not None and (_POOL.size != workers or not _POOL.alive()):
+    if _POOL is not None and not (needed <= _POOL.size <= most and _POOL.alive()):
         shutdown()
     if _POOL is None:
-        _POOL = WorkerPool(workers, pool_context())
+        _POOL = WorkerPool(needed, pool_context())
     return _POOL
 
 
@@ -133,13 +153,6 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def pool_context() -> Any:
-    """forkserver where available, preloading the worker loop so the heavy libraries are
-    imported once; starting it early lets those imports overlap the parent's preparation."""
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline.serve"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return ctx
+    """The workers' multiprocessing context (``pipeline.forkserver``); calling it early lets
+    the workers' imports overlap this process's preparation."""
+    return forkserver.context()

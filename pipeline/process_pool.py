@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
@@ -28,9 +29,27 @@ from pipeline.errors import Interrupted
 from pipeline.messages import Job, unpack_error
 from pipeline.records import ShardResult
 from pipeline.shards import ShardTask
+from pipeline.trace import mark
 
 POLL_S = 0.25  # the progress display and signals are looked at this often
 STOP_PATIENCE_S = 5.0  # an idle worker asked to stop gets this long before it is killed
+
+
+@dataclass(frozen=True)
+class Then:
+    """What follows a run's shards (the report), prepared while the last shards finish:
+    ``modules`` each idle worker imports, ``prepare`` runs on a thread of this process."""
+
+    modules: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None
+
+    def start(self, conns: list[mp_connection.Connection], idle: list[int]) -> None:
+        """Send ``modules`` to the idle workers (taken off ``idle``), start ``prepare``."""
+        mark("drained")
+        while idle and self.modules:
+            conns[idle.pop()].send(("warm", self.modules))
+        if self.prepare is not None:
+            threading.Thread(target=self.prepare, daemon=True, name="depth-then").start()
 
 
 class WorkerPool:
@@ -46,6 +65,7 @@ class WorkerPool:
         self.procs: list[mp.process.BaseProcess] = []
         self.broken: str | None = None
         self.calls: dict[int, Future[Any]] = {}
+        self.job: tuple[Job, int] | None = None  # the job the workers hold, and its id
         self._ids = itertools.count()
         self._lock = threading.Lock()
         for _ in range(size):
@@ -56,8 +76,52 @@ class WorkerPool:
             self.conns.append(mine)
             self.procs.append(proc)
         threading.Thread(target=self._receive, daemon=True, name="depth-pool").start()
+        mark("pool-started", str(size))
 
     # -- the run -------------------------------------------------------------------
+
+    def _open(self, job: Job) -> int:
+        """The id of ``job`` in the workers: sent to every worker unless it is the open one
+        (checked by ``check`` just before), which replaces any earlier job there."""
+        if self.job is not None and self.job[0] == job:
+            return self.job[1]
+        job_id = next(self._ids)
+        blob = pickle.dumps(("job", job_id, job))
+        for conn in self.conns:
+            conn.send_bytes(blob)
+        self.job = (job, job_id)
+        return job_id
+
+    def _event(self, job_id: int, received: list[int]) -> tuple[int, tuple]:
+        """The next message of this job (or a tick every ``POLL_S``); raises a worker's
+        error, a dead worker, or a signal received meanwhile."""
+        if received:  # raised here, at a safe point, never inside a lock
+            raise KeyboardInterrupt if received[0] == signal.SIGINT else Interrupted(received[0])
+        try:
+            worker, msg = self.events.get(timeout=POLL_S)
+        except queue.Empty:
+            return -1, ("tick",)
+        if msg[0] == "died":
+            raise BrokenProcessPool(msg[1])
+        if msg[1] != job_id:  # a late "ready" of an earlier job is no news
+            return -1, ("tick",)
+        if msg[0] == "error":
+            raise unpack_error(msg[2], msg[3])
+        return worker, msg
+
+    def check(self, job: Job, received: list[int]) -> None:
+        """``checks.augment_first`` for ``job`` in the first worker (which keeps the job's
+        processor for the run). A refusal is raised here; the workers stay usable."""
+        job_id = self._open(job)
+        try:
+            self.conns[0].send(("check", job_id))
+            while self._event(job_id, received)[1][0] != "checked":
+                pass
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, BrokenProcessPool):
+                self.kill()
+            self.job = None
+            raise
 
     def run(
         self,
@@ -66,55 +130,37 @@ class WorkerPool:
         bar: Any,
         on_result: Callable[[ShardResult], None],
         received: list[int],
+        then: Then | None = None,
     ) -> None:
         """Hand ``work`` out unit by unit to whichever worker is ready; return when every
-        shard is committed. Any failure kills the workers (this pool is then unusable)."""
-        job_id = next(self._ids)
+        shard is committed. ``then``: what comes next, prepared by whoever is idle once
+        the last unit is handed out. Any failure kills the workers (this pool is then
+        unusable)."""
         todo = deque(work)
         left = sum(len(u) for u in work)
         base, start = self.progress.value, bar.n
         try:
-            blob = pickle.dumps(("job", job_id, job))
-            for conn in self.conns:
-                conn.send_bytes(blob)
+            job_id = self._open(job)
             idle = list(range(self.size))
             while left:
                 while idle and todo:
                     self.conns[idle.pop()].send(("work", job_id, todo.popleft()))
-                if received:  # raised here, at a safe point, never inside a lock
-                    raise (
-                        KeyboardInterrupt
-                        if received[0] == signal.SIGINT
-                        else Interrupted(received[0])
-                    )
-                try:
-                    worker, msg = self.events.get(timeout=POLL_S)
-                except queue.Empty:
-                    msg = ("tick", None)
-                if msg[0] == "died":
-                    raise BrokenProcessPool(msg[1])
-                if msg[1] == job_id:  # (a late "ready" of an earlier run is no news)
-                    if msg[0] == "ready":
-                        idle.append(worker)
-                    elif msg[0] == "done":
-                        left -= 1
-                        on_result(msg[2])
-                    elif msg[0] == "error":
-                        raise unpack_error(msg[2], msg[3])
+                if idle and not todo and then is not None:
+                    then = then.start(self.conns, idle)
+                worker, msg = self._event(job_id, received)
+                if msg[0] == "ready":
+                    idle.append(worker)
+                elif msg[0] == "done":
+                    left -= 1
+                    on_result(msg[2])
                 # read without the lock: a worker killed while holding it must not hang us
                 bar.update(start + self.progress.get_obj().value - base - bar.n)
             for conn in self.conns:
                 conn.send(("end", job_id))
+            self.job = None
         except BaseException:
             self.kill()
             raise
-
-    def warm(self, modules: list[str]) -> None:
-        """Have every worker import ``modules`` now, ahead of their use (e.g. the report's
-        plotting code while the parent finishes the run)."""
-        with contextlib.suppress(OSError, ValueError):
-            for conn in self.conns:
-                conn.send(("warm", modules))
 
     # -- calls (the report's plots) ------------------------------------------------
 

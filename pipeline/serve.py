@@ -4,13 +4,15 @@ A worker lives as long as its pool (``pipeline.pool``), which may serve several 
 one process (the jobs of a sweep): each run's config travels as a ``("job", id, Job)``
 message and the worker keeps that run's ``ShardProcessor`` until ``("end", id)``.
 
-Messages in: ``job``, ``work`` (a unit of shards), ``end``, ``call`` (a picklable function,
-e.g. a report plot), ``warm`` (import modules ahead of their use), ``stop``. Messages out:
-``ready`` (the unit's samples are written: send the next one), ``done`` (a shard and its
-manifest are committed), ``error`` (with the remote traceback), ``result`` / ``failed``
-(of a call). A shard is committed (fsync, rename, manifest) by a committer thread while
-the next shard fills, so the disk wait is off the critical path; the parent counts a
-shard only at ``done``, so a crash never counts an unfinished shard.
+Messages in: ``job``, ``check`` (``checks.augment_first``), ``work`` (a unit of shards),
+``end``, ``call`` (a picklable function, e.g. a report plot), ``warm`` (import modules
+ahead of their use), ``stop``. Messages out: ``checked``, ``ready`` (the unit's samples
+are written: send the next one), ``done`` (a shard and its manifest are committed),
+``error`` (with the remote traceback), ``result`` / ``failed`` (of a call).
+
+A shard is committed (fsync, rename, manifest) by a committer thread while the next shard
+fills, so the disk wait is off the critical path; the parent counts a shard only at
+``done``, so a crash never counts an unfinished shard.
 """
 
 from __future__ import annotations
@@ -21,13 +23,34 @@ import multiprocessing.connection as mp_connection
 import os
 import queue
 import signal
+import sys
 import threading
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
-from pipeline.messages import Job, pack_error
-from pipeline.shards import ShardTask
-from pipeline.worker import Filling, ShardProcessor
+
+def _import_albumentations() -> None:
+    """albumentations imports huggingface_hub and its HTTP stack (~0.3 s, a third of its
+    import) for its model-hub mixin (``push_to_hub``, ``from_pretrained``), which workers
+    never call: import it with huggingface_hub hidden (it then marks the hub unavailable),
+    then unhide it, so code that needs huggingface_hub (a hub source) imports it as usual.
+    Every worker pays this import before its first sample."""
+    if "huggingface_hub" in sys.modules:
+        return
+    sys.modules["huggingface_hub"] = None  # type: ignore[assignment]  (import -> ImportError)
+    try:
+        import albumentations  # noqa: F401
+    finally:
+        del sys.modules["huggingface_hub"]
+
+
+_import_albumentations()
+
+from pipeline.checks import augment_first  # noqa: E402
+from pipeline.messages import Job, pack_error  # noqa: E402
+from pipeline.shards import ShardTask  # noqa: E402
+from pipeline.trace import mark  # noqa: E402
+from pipeline.worker import Filling, ShardProcessor  # noqa: E402
 
 
 class _Sender:
@@ -98,21 +121,22 @@ def serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
         if kind == "stop":
             committer.drain()
             return
-        job_id = msg[1] if kind in ("job", "end", "work") else None
+        job_id = msg[1] if kind in ("job", "end", "work", "check") else None
         try:
-            if kind == "job":
-                jobs[msg[1]] = msg[2]
+            if kind == "job":  # one job at a time: a new one replaces any other
+                committer.drain()
+                jobs, procs = {job_id: msg[2]}, {}
             elif kind == "end":
                 committer.drain()
-                jobs.pop(msg[1], None)
-                procs.pop(msg[1], None)
+                jobs.pop(job_id, None)
+                procs.pop(job_id, None)
+            elif kind == "check":
+                proc = _processor(job_id, jobs, procs, progress)
+                augment_first(proc.cfg, proc.source)
+                send("checked", job_id)
             elif kind == "work":
-                if job_id not in procs:
-                    job = jobs[job_id]
-                    procs[job_id] = ShardProcessor(
-                        job.cfg, job.config_hash, source=job.source, progress=progress
-                    )
-                _work(job_id, procs[job_id], msg[2], committer)
+                _work(job_id, _processor(job_id, jobs, procs, progress), msg[2], committer)
+                mark("filled")
                 send("ready", job_id)
             elif kind == "warm":
                 for name in msg[1]:
@@ -127,10 +151,22 @@ def serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
             send("error", job_id, *pack_error(exc))
 
 
+def _processor(
+    job_id: int, jobs: dict[int, Job], procs: dict[int, ShardProcessor], progress: Synchronized
+) -> ShardProcessor:
+    """The job's processor, built on first use (it opens the source unless the job brought
+    the parent's) and kept until the job ends."""
+    if job_id not in procs:
+        job = jobs[job_id]
+        procs[job_id] = ShardProcessor(job.cfg, job.config_hash, job.source, progress)
+    return procs[job_id]
+
+
 def _work(
     job_id: int, proc: ShardProcessor, unit: tuple[ShardTask, ...], committer: _Committer
 ) -> None:
     """Fill the unit's shards, handing each to the committer as soon as it is complete."""
+    mark("fill", ",".join(t.name for t in unit))
     shards = [proc.fill(unit[0])] if len(unit) == 1 else proc.fill_group(unit)
     for shard in shards:
         committer.put(job_id, proc, shard)

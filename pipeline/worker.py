@@ -35,6 +35,7 @@ from pipeline.records import (
 from pipeline.sample import Sample, camera_json
 from pipeline.shards import ShardTask, fingerprint, input_runs, position_of
 from pipeline.sources import Source, finalize, open_source
+from pipeline.trace import mark
 from pipeline.writers import ShardWriter, atomic_write, write_error
 
 
@@ -71,6 +72,7 @@ class ShardProcessor:
         self.root = Path(cfg.output.dir)
         self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress
+        self.written = 0  # samples this processor wrote
 
     def __call__(self, task: ShardTask) -> ShardResult:
         """Write shard ``task`` and its manifest; a failed write leaves no partial file."""
@@ -153,6 +155,7 @@ class ShardProcessor:
     def commit(self, shard: Filling) -> ShardResult:
         """Publish a filled shard, then its manifest (which marks it complete)."""
         task, manifest = shard.task, shard.manifest
+        mark("commit", task.name)
         t0 = time.perf_counter()
         try:
             with self._writing(f"shard {task.name}"):
@@ -164,6 +167,7 @@ class ShardProcessor:
             atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
         shard.timings.write += time.perf_counter() - t0
         fault_point("shard-done")
+        mark("committed", task.name)
         return ShardResult(manifest, shard.timings)
 
     @contextlib.contextmanager
@@ -242,6 +246,9 @@ class ShardProcessor:
             writer.add(key, encoded.fields)
         manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
+        if not self.written:
+            mark("first-sample", key)
+        self.written += 1
         t4 = time.perf_counter()
         manifest.invalid_pixels.png16_too_far += encoded.too_far
         manifest.invalid_pixels.png16_too_near += encoded.too_near
