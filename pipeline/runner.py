@@ -34,7 +34,9 @@ from pipeline.trace import mark
 
 @dataclass
 class RunResult:
-    """What a run produced; ``info`` is the content of ``dataset_info.json``."""
+    """What a run produced; ``info`` is the content of ``dataset_info.json``. ``written``,
+    ``skipped`` and ``shards`` count the whole dataset; ``new`` the samples (written or
+    skipped) of the shards this run wrote, the rest were kept from an earlier run."""
 
     out_dir: Path
     written: int
@@ -42,6 +44,17 @@ class RunResult:
     shards: int
     seconds: float
     info: DatasetInfo
+    new_written: int = 0
+    new_skipped: int = 0
+    new_shards: int = 0
+
+    @property
+    def kept_samples(self) -> int:
+        return self.written - self.new_written
+
+    @property
+    def kept_shards(self) -> int:
+        return self.shards - self.new_shards
 
 
 def prepare(cfg: Config) -> tuple[Source, int]:
@@ -105,7 +118,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 todo = [t for t in tasks if t.name not in done]
                 step("writing the shards")
                 mark("writing")
-                _execute(
+                data_s = _execute(
                     config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
                 )
                 mark("shards-done")
@@ -113,7 +126,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 stage = StageTimes()
                 for r in fresh:
                     stage.merge(r.timings)
-                timings = Timings(time.perf_counter() - started, workers, stage)
+                timings = Timings(time.perf_counter() - started, workers, stage, round(data_s, 3))
                 info = DatasetInfo.build(
                     held.config_hash,
                     asdict(config),
@@ -138,7 +151,19 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     counts = info.counts
     mark("end")
     elapsed = time.perf_counter() - started
-    return RunResult(root, counts.written, counts.skipped, len(manifests), elapsed, info)
+    new_written = sum(len(r.manifest.samples) for r in fresh)
+    new_skipped = sum(len(r.manifest.skipped) for r in fresh)
+    return RunResult(
+        root,
+        counts.written,
+        counts.skipped,
+        len(manifests),
+        elapsed,
+        info,
+        new_written,
+        new_skipped,
+        len(fresh),
+    )
 
 
 def _index(m: ShardManifest) -> int:
@@ -155,9 +180,10 @@ def _execute(
     tasks: list[ShardTask],
     done: dict[str, ShardManifest],
     fresh: list[ShardResult],
-) -> None:
-    """Run the shards still to do with one progress bar. On any failure, no worker
-    outlives the call, no temporary is left and the error is one line."""
+) -> float:
+    """Run the shards still to do with one progress bar; return the seconds it ran (the
+    display's own time). On any failure, no worker outlives the call, no temporary is
+    left and the error is one line."""
     total = sum(t.stop - t.start for t in tasks)
     kept = sum(t.stop - t.start for t in tasks if t.name in done)
     bar = progress_bar(total, cfg.runtime.progress, initial=kept)
@@ -166,6 +192,8 @@ def _execute(
         if cfg.report.enabled:  # made ready by whoever is idle while the last shards finish
             then = pool.Then(("pipeline.report.plots",), partial(_warm_report, cfg))
         pool.execute(cfg, chash, todo, workers, bar, fresh.append, source, then)
+        bar.close()
+        return bar.seconds()
     except BaseException as exc:
         root = Path(cfg.output.dir)
         claim.clean_temporaries(root, layout, [t.name for t in todo])
