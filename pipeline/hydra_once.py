@@ -10,6 +10,7 @@ our config and no ``hydra.mode`` override and no other config (``--config-*``).
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -34,6 +35,7 @@ def compose_once() -> None:
 
     original = Hydra.get_mode
 
+    @functools.wraps(original)
     def get_mode(self: Any, config_name: str | None, overrides: list[str]) -> Any:
         if mode_is_the_command_lines(config_name, overrides):
             return None

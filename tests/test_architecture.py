@@ -157,3 +157,29 @@ def test_sample_contract_carries_the_camera():
         "cx": 31.5,
         "cy": 23.5,
     }
+
+
+def test_hydra_get_mode_fence():
+    """``pipeline.hydra_once`` answers Hydra's internal ``Hydra.get_mode(config_name,
+    overrides)`` (None = "the command line's mode"): this fails if a Hydra release renames
+    it or changes its arguments; ``-m`` and plain runs then need a look (tests/test_sweep.py
+    checks the modes end to end)."""
+    import inspect
+
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import _run_app
+
+    from pipeline.hydra_once import compose_once, mode_is_the_command_lines
+
+    compose_once()
+    original = inspect.unwrap(Hydra.get_mode)  # Hydra's own, under our answer
+    assert original is not Hydra.get_mode
+    assert list(inspect.signature(original, follow_wrapped=False).parameters) == [
+        "self",
+        "config_name",
+        "overrides",
+    ]
+    assert "mode" in inspect.signature(_run_app).parameters
+    assert mode_is_the_command_lines("config", ["source.num_samples=4"])
+    assert not mode_is_the_command_lines("config", ["hydra.mode=MULTIRUN"])
+    assert not mode_is_the_command_lines("other", [])
