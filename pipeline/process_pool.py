@@ -182,24 +182,29 @@ class WorkerPool:
     # -- the receiving thread --------------------------------------------------------
 
     def _receive(self) -> None:
+        """The receiving thread: until every worker's pipe is closed (or the pool killed)."""
         live = dict(enumerate(self.conns))
         sentinels = {p.sentinel: i for i, p in enumerate(self.procs)}
+        with contextlib.suppress(OSError, ValueError, EOFError):  # the pool was killed
+            self._receive_from(live, sentinels)
+
+    def _receive_from(
+        self, live: dict[int, mp_connection.Connection], sentinels: dict[int, int]
+    ) -> None:
         while live:
-            try:
-                ready = mp_connection.wait([*live.values(), *sentinels])
-            except OSError:
-                return
+            ready = mp_connection.wait([*live.values(), *sentinels])
             for item in ready:
-                if item in sentinels:
+                if item in sentinels:  # the process ended: read what it sent before
                     worker = sentinels.pop(item)
                     self._drain(worker, live)
                     self._died(worker)
-                    continue
-                worker = next(i for i, c in live.items() if c is item)
-                try:
-                    self._dispatch(worker, item.recv())
-                except (EOFError, OSError):
-                    live.pop(worker, None)
+                elif (worker := next((i for i, c in live.items() if c is item), -1)) >= 0:
+                    try:
+                        self._dispatch(worker, item.recv())
+                    except (EOFError, OSError):  # its pipe closed: it is ending
+                        live.pop(worker, None)
+                        sentinels = {s: i for s, i in sentinels.items() if i != worker}
+                        self._died(worker)
 
     def _drain(self, worker: int, live: dict[int, mp_connection.Connection]) -> None:
         """Messages a worker sent just before it exited (read before saying it died)."""
