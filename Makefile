@@ -37,7 +37,11 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff check --fix pipeline tests
 	$(BIN)/ruff format pipeline tests
 
-bench: $(STAMP) ## throughput benchmark against the recipe loop and datasets.map
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
 	$(BIN)/python -m pipeline.bench $(ARGS)
 
 clean: ## remove the venv, caches and outputs

@@ -1,31 +1,33 @@
-"""The ``depth-pipeline`` command: a Hydra app that hands the config to ``runner.run``."""
+"""The ``depth-pipeline`` command: a Hydra app that hands the config to ``runner.run``.
+
+Start-up is on the user's clock: ``cli`` starts the workers' forkserver before anything
+else (its imports run on another core meanwhile), and Hydra, the config schemas and the
+runner are imported only after that.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from pipeline import console, crash  # noqa: E402
-from pipeline.config import register  # noqa: E402
-
-register()
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 _SWEEP_CODES: list[int] = []
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> dict[str, object] | None:
+def job(cfg: Any) -> dict[str, object] | None:
     """One run. In a multirun (-m) a job's failure does not stop the other jobs: the exit
     code is returned (the sweep callback records it) and ``cli`` exits with the worst."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from pipeline import console
+    from pipeline.trace import mark
+
+    mark("composed")
     code, error = console.run_and_report(cfg)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         _SWEEP_CODES.append(code)
@@ -35,14 +37,36 @@ def main(cfg: DictConfig) -> dict[str, object] | None:
     return None
 
 
+def main() -> None:
+    """Hydra's entry point around ``job`` (parses sys.argv; composes the config)."""
+    import hydra
+
+    from pipeline.config import register
+    from pipeline.hydra_once import compose_once
+
+    register()
+    compose_once()
+    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")(job)()
+
+
 def cli() -> None:
     """Console entry point: config mistakes become one line and exit code 2."""
+    from pipeline import forkserver
+    from pipeline.trace import mark
+
+    mark("start")
+    args = sys.argv[1:]
+    if args in (["--help"], ["-h"]):
+        from pipeline import console
+
+        print(console.quick_help(Path(CONF_DIR)))
+        return
+    forkserver.start_early(args)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if sys.argv[1:] in (["--help"], ["-h"]):
-        print(console.quick_help(Path(CONF_DIR)))
-        return
+    from pipeline import console, crash
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
     try:
         main()

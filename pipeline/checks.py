@@ -1,7 +1,8 @@
 """Everything checked before the first sample: the table of config values (``validate``),
-report settings the plotting library must accept, and the sample contract after the
-augmentation, tried on the first sample one transform at a time so that the message names
-the culprit.
+report settings the plotting library must accept, and the transforms with the sample
+contract after the augmentation, tried on the first sample one transform at a time so
+that the message names the culprit (``augment_first``: in a worker when the run has a
+pool, so that this process never imports albumentations).
 """
 
 from __future__ import annotations
@@ -9,19 +10,21 @@ from __future__ import annotations
 import copy
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import paths
-from pipeline.augment import Augmenter
-from pipeline.codecs import TIFF_COMPRESSIONS
+from pipeline.choices import TiffCompression
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SampleError
 from pipeline.layouts import LAYOUTS
 from pipeline.sample import Sample
 from pipeline.source_config import FileSourceConfig, SyntheticConfig
 from pipeline.sources import Source, finalize
+
+if TYPE_CHECKING:
+    from pipeline.augment import Augmenter
 
 
 def validate(cfg: Config) -> None:
@@ -43,7 +46,7 @@ def validate(cfg: Config) -> None:
         ),
         (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
         (
-            cfg.output.depth.compression in TIFF_COMPRESSIONS,
+            cfg.output.depth.compression in [c.value for c in TiffCompression],
             "output.depth.compression must be none, zlib, zstd or lzw",
         ),
         (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
@@ -103,6 +106,23 @@ def validate(cfg: Config) -> None:
         from pipeline.report.pictures import check
 
         check(rep)
+
+
+def augment_first(cfg: Config, source: Source) -> None:
+    """The transforms (built from the config: a bad ``_target_`` or argument fails here),
+    the crop sizes against the source's image size, and the sample contract after each
+    transform on the first sample."""
+    from pipeline.augment import Augmenter, known_output_size
+
+    augmenter = Augmenter(cfg.augment)
+    if not augmenter.transforms:
+        return
+    sample = first_sample(source, cfg)
+    size = source.size or (sample.image.shape[:2] if sample is not None else None)
+    if size is not None:
+        known_output_size(cfg.augment, int(size[0]), int(size[1]))
+    if sample is not None:
+        check_contract(augmenter, sample)
 
 
 def first_sample(source: Source, cfg: Config) -> Sample | None:

@@ -3,7 +3,8 @@
 Written members: the image as ``png`` (or ``jpg``), depth as ``depth.tiff`` (float32
 metres) or ``depth.png`` (uint16 metres x scale, see ``quantize_depth``), ``json``.
 PNG encoding is the dominant stage of a run; see ``encode_png`` for the encoder choice.
-PNG decoding goes through imagecodecs, JPEG through OpenCV, float32 depth through tifffile.
+PNG decoding goes through imagecodecs, JPEG through OpenCV, float32 depth through tifffile
+(imported where used: the parent process of a run needs none of them).
 Decoders accept every layout this tool writes or reads: ``.png`` (RGB or uint16 depth),
 ``.jpg``, ``.tiff``/``.tif`` (float depth), ``.npy``, ``.json``.
 """
@@ -17,9 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
-import tifffile
 
 from pipeline.config import DepthCodec, ImageCodec, OutputConfig
 from pipeline.sample import Sample
@@ -70,6 +69,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
     """Float32 HxW depth to a single-page TIFF (no metadata that varies between runs)."""
+    import tifffile
+
     kwargs: dict[str, Any] = {"compression": TIFF_COMPRESSIONS[codec.compression]}
     if codec.compression != "none":
         kwargs["predictor"] = codec.predictor if codec.predictor != 1 else None
@@ -91,6 +92,8 @@ def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
 def encode_jpeg(image: np.ndarray, codec: ImageCodec) -> bytes:
     """RGB (HxWx3 uint8) to baseline JPEG at ``codec.quality`` (OpenCV's libjpeg-turbo:
     the same bytes for the same pixels and quality)."""
+    import cv2
+
     ok, buf = cv2.imencode(
         ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, codec.quality]
     )
@@ -233,6 +236,8 @@ def decode(ext: str, data: bytes) -> Any:
     if last == "png":
         return _decode_png(data)
     if last in ("jpg", "jpeg"):
+        import cv2
+
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
             raise ValueError("cannot decode JPEG data (corrupt or truncated)")
@@ -241,6 +246,8 @@ def decode(ext: str, data: bytes) -> Any:
             arr = cv2.cvtColor(arr, code)
         return arr
     if last in ("tiff", "tif"):
+        import tifffile
+
         return tifffile.imread(io.BytesIO(data))
     if last == "npy":
         return np.load(io.BytesIO(data), allow_pickle=False)
@@ -254,6 +261,8 @@ def decode(ext: str, data: bytes) -> Any:
 def decode_image(data: bytes) -> np.ndarray:
     """Any other image format OpenCV or Pillow reads (WebP, BMP, GIF, PNM, JPEG 2000 ...):
     RGB uint8, or one channel as stored (e.g. 16-bit grey depth)."""
+    import cv2
+
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is not None:
         if arr.ndim == 3:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.choices import (
@@ -188,7 +187,10 @@ def _readable(item: str) -> str:
 
 
 def register() -> None:
-    """Store the schemas so ``conf/config.yaml`` and the group files merge onto them."""
+    """Store the schemas so ``conf/config.yaml`` and the group files merge onto them.
+    (Hydra is imported here, not with the schemas: workers use the schemas only.)"""
+    from hydra.core.config_store import ConfigStore
+
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
     for kind, schema in SOURCE_SCHEMAS.items():

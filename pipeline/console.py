@@ -1,5 +1,5 @@
-"""What the ``depth-pipeline`` command prints: the run summary, config mistakes as one
-line naming the key, and a fast ``--help``."""
+"""What the ``depth-pipeline`` command prints: the run summary (two lines), config mistakes
+as one line naming the key, and a fast ``--help``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import difflib
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from pipeline import crash
 from pipeline.errors import Interrupted, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.runner import RunResult
 
 
 def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
@@ -39,23 +43,43 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         line = crash.one_line(exc)
         print(f"error: {line}", file=sys.stderr)
         return 2, line
-    rate = result.written / result.seconds if result.seconds else 0.0
-    print(
-        f"wrote {result.written} samples ({result.skipped} skipped) in {result.shards} "
-        f"shard(s) in {result.seconds:.1f} s, {rate:.1f} samples/s -> {result.out_dir}"
-    )
+    for line in summary(result, cfg.report.enabled):
+        print(line)
     dropped = result.info.source.get("dropped_without_depth")
     if dropped:
         print(
             f"dropped {dropped} image(s) without a depth file (source.unpaired=drop; "
             f"counted in dataset_info.json: source.dropped_without_depth)"
         )
-    resumed = result.info.counts.resumed_shards
-    if resumed:
-        print(f"resumed: {resumed} of {result.shards} shard(s) were already complete and kept")
-    if cfg.report.enabled:
-        print(f"report: {result.out_dir / 'report' / 'index.html'}")
     return (3, None) if result.skipped else (0, None)
+
+
+def summary(result: RunResult, report: bool) -> list[str]:
+    """Two lines: what was written (and kept from an earlier run, and skipped), where; then
+    where the time went: writing the shards (at the progress display's rate), the report
+    and the whole run."""
+
+    def shards(n: int) -> str:
+        return f"{n} shard{'s' if n != 1 else ''}"
+
+    what = f"wrote {result.new_written} samples ({result.new_skipped} skipped) in " + shards(
+        result.new_shards
+    )
+    if result.kept_shards:
+        kept = result.kept_samples
+        what += f", kept {kept} from an earlier run in {shards(result.kept_shards)}"
+        if result.skipped - result.new_skipped:
+            what += f" ({result.skipped - result.new_skipped} skipped)"
+    timings = result.info.timings
+    data = timings.data_s or 0.0
+    new = result.new_written + result.new_skipped
+    when = f"data {data:.1f} s ({new / data:.1f} samples/s)" if new and data else "nothing to write"
+    if report and timings.report_s is not None:
+        when += f", report {timings.report_s:.1f} s"
+    when += f", total {result.seconds:.1f} s"
+    if report and timings.report_s is not None:
+        when += f"; report: {result.out_dir / 'report' / 'index.html'}"
+    return [f"{what} -> {result.out_dir}", when]
 
 
 def config_error_line(exc: BaseException) -> str:

@@ -1,23 +1,29 @@
-"""Running shard tasks: inline (one worker) or in a forkserver process pool, driving one
-progress display (``pipeline.progress``), Ctrl-C / SIGTERM handled at safe points, and no
-worker outliving a failure.
+"""Running shard tasks: inline (one worker) or in the pool of worker processes
+(``pipeline.process_pool``) that lives as long as this process, so the jobs of a sweep
+(``-m``) pay for the workers' start and imports once. Drives one progress display
+(``pipeline.progress``), handles Ctrl-C and SIGTERM at safe points (a failure kills every
+worker; the next run starts a new pool).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours)
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from pipeline import forkserver
 from pipeline.config import Config
 from pipeline.errors import Interrupted
+from pipeline.messages import Job
+from pipeline.process_pool import Then, WorkerPool
 from pipeline.records import ShardResult
+from pipeline.shards import ShardTask, units
 from pipeline.sources import Source
-from pipeline.worker import ShardProcessor, ShardTask, init_worker, run_task
 
 
 def execute(
@@ -28,81 +34,94 @@ def execute(
     bar: Any,
     on_result: Callable[[ShardResult], None],
     source: Source | None = None,
+    then: Then | None = None,
 ) -> None:
     """Run ``tasks``, calling ``on_result`` for each finished shard (in completion order).
-    ``source``: the parent's opened source; workers get ``source.for_workers()``."""
+    ``source``: the parent's opened source; workers get ``source.for_workers()``.
+    ``then``: what follows, prepared by idle workers and this process at the end."""
     if not tasks:
         return
-    if workers <= 1 or len(tasks) <= 1:
-        _run_inline(cfg, chash, tasks, bar, on_result, source)
-    else:
-        shared = source.for_workers() if source is not None else None
-        _run_pool(cfg, chash, tasks, workers, bar, on_result, shared)
+    work = units(tasks, cfg, workers)
+    if workers <= 1 or len(work) <= 1:
+        _run_inline(cfg, chash, work, bar, on_result, source)
+        return
+    job = Job(cfg, chash, source.for_workers() if source is not None else None)
+    with _deferred_signals() as received:
+        get(min(workers, len(work)), workers).run(job, work, bar, on_result, received, then)
+
+
+def check_first(
+    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, source: Source
+) -> None:
+    """``checks.augment_first`` before output.dir is touched: in a worker when the run will
+    use the pool (which then keeps the worker's processor for the run, and this process
+    never imports albumentations), else here."""
+    work = units(tasks, cfg, workers)
+    if workers <= 1 or len(work) <= 1:
+        from pipeline.checks import augment_first
+
+        augment_first(cfg, source)
+        return
+    job = Job(cfg, chash, source.for_workers())
+    with _deferred_signals() as received:
+        get(min(workers, len(work)), workers).check(job, received)
 
 
 def _run_inline(
     cfg: Config,
     chash: str,
-    tasks: list[ShardTask],
+    work: list[tuple[ShardTask, ...]],
     bar: Any,
     on_result: Callable[[ShardResult], None],
     source: Source | None,
 ) -> None:
+    from pipeline.worker import ShardProcessor
+
     counter = mp.Value("q", 0, lock=True)
     proc = ShardProcessor(cfg, chash, source=source, progress=counter)
     start = bar.n
-    for task in tasks:
-        on_result(proc(task))
-        bar.update(start + counter.value - bar.n)
+    for unit in work:
+        shards = [proc.fill(unit[0])] if len(unit) == 1 else proc.fill_group(unit)
+        for shard in shards:
+            on_result(proc.commit(shard))
+            bar.update(start + counter.value - bar.n)
 
 
-def _run_pool(
-    cfg: Config,
-    chash: str,
-    tasks: list[ShardTask],
-    workers: int,
-    bar: Any,
-    on_result: Callable[[ShardResult], None],
-    shared: Source | None,
-) -> None:
-    """A forkserver pool; workers ignore Ctrl-C, the parent kills them on failure.
-    ``shared``: a source the parent opened that is cheap to pickle (else workers reopen)."""
-    ctx = pool_context()
-    counter = ctx.Value("q", 0, lock=True)
-    start = bar.n
-    with (
-        _deferred_signals() as received,
-        ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(cfg, chash, counter, shared),
-        ) as pool,
-    ):
-        pending: set[Future[ShardResult]] = {pool.submit(run_task, t) for t in tasks}
-        try:
-            while pending:
-                if received:  # raised here, at a safe point, never inside the pool's locks
-                    raise (
-                        KeyboardInterrupt
-                        if received[0] == signal.SIGINT
-                        else Interrupted(received[0])
-                    )
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    on_result(fut.result())
-                # read without the lock: a worker killed while holding it must not hang us
-                bar.update(start + counter.get_obj().value - bar.n)
-        except BaseException:
-            _stop_pool(pool)
-            raise
+# ---- the process-wide pool ---------------------------------------------------------------
+
+_POOL: WorkerPool | None = None
+
+
+def get(needed: int, most: int) -> WorkerPool:
+    """A pool of ``needed`` .. ``most`` workers: the running one if it fits and is
+    healthy (the next job of a sweep), else a new one of ``needed`` (the old one stops)."""
+    global _POOL
+    if _POOL is not None and not (needed <= _POOL.size <= most and _POOL.alive()):
+        shutdown()
+    if _POOL is None:
+        _POOL = WorkerPool(needed, pool_context())
+    return _POOL
+
+
+def current() -> WorkerPool | None:
+    """The running pool, if any (the report draws its plots there)."""
+    return _POOL if _POOL is not None and _POOL.alive() else None
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop the pool (at exit, or when a run needs another size)."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.close()
 
 
 @contextlib.contextmanager
 def _deferred_signals() -> Iterator[list[int]]:
     """While the pool runs, Ctrl-C and SIGTERM only record themselves: an exception raised
-    asynchronously inside concurrent.futures (e.g. while ``wait`` holds the futures' locks)
-    can leave a lock held and hang the shutdown. The wait loop raises them instead."""
+    asynchronously inside a lock or a pipe write could leave either half-done. The run's
+    loop raises them instead."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -134,31 +153,6 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def pool_context() -> Any:
-    """forkserver where available, preloading the worker module so the heavy libraries are
-    imported once; starting it early lets those imports overlap the parent's preparation."""
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline.worker"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return ctx
-
-
-def worker_processes(pool: ProcessPoolExecutor) -> list[mp.process.BaseProcess]:
-    """The pool's live worker processes.
-
-    ``concurrent.futures`` has no public way to reach them, and its ``shutdown`` waits for
-    running tasks to finish; to stop at once we kill them, which needs the private
-    ``_processes`` mapping (pid -> Process). ``tests/test_private_apis.py`` fails if a
-    Python release changes it."""
-    return list((getattr(pool, "_processes", None) or {}).values())
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Kill the workers now (mid-shard ones leave temporaries, removed by the caller)."""
-    for proc in worker_processes(pool):
-        with contextlib.suppress(Exception):
-            proc.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
+    """The workers' multiprocessing context (``pipeline.forkserver``); calling it early lets
+    the workers' imports overlap this process's preparation."""
+    return forkserver.context()

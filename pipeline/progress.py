@@ -3,7 +3,9 @@ log file (SLURM output, ``2> run.log``), where a redrawn bar would pile up ``\\r
 
 Both show the same rate: samples written by this run / seconds since the display began
 (tqdm ``smoothing=0``), so the last in-flight figure is the final one; shards kept from
-an earlier run count as done (``initial``) but not towards the rate.
+an earlier run count as done (``initial``) but not towards the rate. ``seconds()`` is
+the display's time, frozen when it closes: the run's summary line and
+``dataset_info.json`` (``timings.data_s``) report that same time and rate.
 """
 
 from __future__ import annotations
@@ -19,13 +21,31 @@ LOG_INTERVAL = 30.0  # seconds between lines in a log file
 
 
 class Progress(Protocol):
-    """What the pool drives: ``n`` done so far, ``update`` by a count, ``close``."""
+    """What the pool drives: ``n`` done so far, ``update`` by a count, ``close``; and
+    ``seconds`` since the display began (until it closed)."""
 
     n: int
 
     def update(self, n: int = 1) -> Any: ...
 
     def close(self) -> None: ...
+
+    def seconds(self) -> float: ...
+
+
+class _Clock:
+    """Seconds since creation, frozen at ``stop``."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.end: float | None = None
+
+    def stop(self) -> None:
+        if self.end is None:
+            self.end = time.monotonic()
+
+    def seconds(self) -> float:
+        return (self.end if self.end is not None else time.monotonic()) - self.start
 
 
 def progress_bar(
@@ -34,11 +54,25 @@ def progress_bar(
     """A display of ``total`` samples, ``initial`` of them already done."""
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        """tqdm with the display's own time (also when disabled: tqdm keeps none then)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.clock = _Clock()
+            super().__init__(*args, **kwargs)
+
+        def close(self) -> None:
+            self.clock.stop()
+            super().close()
+
+        def seconds(self) -> float:
+            return self.clock.seconds()
+
     stream = file or sys.stderr
     if enabled and not _is_tty(stream):
         return LogProgress(total, initial, stream)
     sized = _reports_width(stream)  # else tqdm would draw for -1 columns
-    bar: Progress = tqdm(
+    bar: Progress = Bar(
         total=total,
         initial=initial,
         unit="sample",
@@ -60,7 +94,8 @@ class LogProgress:
     ) -> None:
         self.total, self.initial, self.n = total, initial, initial
         self.file, self.interval = file, interval
-        self.start = self.last = time.monotonic()
+        self.clock = _Clock()
+        self.last = self.clock.start
         self.closed = False
 
     def update(self, n: int = 1) -> None:
@@ -73,10 +108,14 @@ class LogProgress:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.clock.stop()
             self._line(time.monotonic())
 
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
     def _line(self, now: float) -> None:
-        elapsed = now - self.start
+        elapsed = self.clock.seconds()
         rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
         pct = 100 * self.n / self.total if self.total else 100.0
         print(

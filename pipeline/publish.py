@@ -5,6 +5,7 @@ merge of sliced runs alike."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 
 from pipeline.claim import CARD, CARD_MARK, card_is_ours
@@ -14,6 +15,7 @@ from pipeline.faults import fault_point
 from pipeline.layouts import Layout, layout_for
 from pipeline.records import INFO_FILE, DatasetInfo, ShardManifest
 from pipeline.sources import Source
+from pipeline.trace import mark
 from pipeline.writers import atomic_write, write_error
 
 
@@ -24,10 +26,12 @@ def publish(
     info: DatasetInfo,
     started: float | None = None,
     source: Source | None = None,
+    executor: Executor | None = None,
 ) -> None:
     """The layout's extra files, the card, the report, then ``dataset_info.json``;
     ``started`` (perf_counter) sets total_s; ``source``: the run's opened source, which
-    the report reads its before/after samples from (None: it opens one itself)."""
+    the report reads its before/after samples from (None: it opens one itself);
+    ``executor``: where the report's plots are drawn (the run's worker pool)."""
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     try:
         layout.write_extra(manifests, info)
@@ -37,8 +41,12 @@ def publish(
             from pipeline.report.build import build_report
 
             report_started = time.perf_counter()
-            build_report(root, cfg, manifests, info, source=source, run_started=started)
+            mark("report")
+            build_report(
+                root, cfg, manifests, info, source=source, run_started=started, executor=executor
+            )
             info.timings.report_s = round(time.perf_counter() - report_started, 3)
+            mark("reported")
         if started is not None:
             info.timings.total_s = round(time.perf_counter() - started, 3)
         atomic_write(root / INFO_FILE, info.encode())

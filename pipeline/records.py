@@ -206,11 +206,14 @@ class Counts(_Plain):
 
 @dataclass
 class Timings:
-    """Wall time, workers and stage CPU time of a run (report and total added at publish)."""
+    """Wall time (from the start of the run to the end of its shards), workers and stage
+    CPU time of a run; ``data_s``: the seconds spent writing shards (what the progress
+    display and the summary's samples/s count); report and total added at publish."""
 
     wall_s: float = 0.0
     workers: int = 0
     stage_cpu_s: StageTimes = field(default_factory=StageTimes)
+    data_s: float | None = None
     report_s: float | None = None
     total_s: float | None = None
     slices: int | None = None
@@ -222,7 +225,7 @@ class Timings:
             "workers": self.workers,
             "stage_cpu_s": self.stage_cpu_s.to_json(),
         }
-        for name in ("report_s", "total_s", "slices", "slice_wall_s"):
+        for name in ("data_s", "report_s", "total_s", "slices", "slice_wall_s"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out

@@ -12,14 +12,15 @@ import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipeline import checks, claim, paths, pool
-from pipeline.augment import Augmenter, known_output_size
 from pipeline.codecs import encodings
 from pipeline.config import Config, to_config
+from pipeline.config_record import config_hash
 from pipeline.crash import step
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.layouts import Layout, layout_for
@@ -28,11 +29,14 @@ from pipeline.progress import progress_bar
 from pipeline.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
 from pipeline.shards import ShardTask, plan
 from pipeline.sources import Source, open_source
+from pipeline.trace import mark
 
 
 @dataclass
 class RunResult:
-    """What a run produced; ``info`` is the content of ``dataset_info.json``."""
+    """What a run produced; ``info`` is the content of ``dataset_info.json``. ``written``,
+    ``skipped`` and ``shards`` count the whole dataset; ``new`` the samples (written or
+    skipped) of the shards this run wrote, the rest were kept from an earlier run."""
 
     out_dir: Path
     written: int
@@ -40,16 +44,26 @@ class RunResult:
     shards: int
     seconds: float
     info: DatasetInfo
+    new_written: int = 0
+    new_skipped: int = 0
+    new_shards: int = 0
+
+    @property
+    def kept_samples(self) -> int:
+        return self.written - self.new_written
+
+    @property
+    def kept_shards(self) -> int:
+        return self.shards - self.new_shards
 
 
 def prepare(cfg: Config) -> tuple[Source, int]:
-    """Everything that can fail before touching ``output.dir``: values, transforms, source,
-    its distance from output.dir, crop sizes and the sample contract after augmenting the
-    first sample. Returns the source and the number of input samples to use."""
+    """Values, source, its distance from output.dir (what can fail before touching it,
+    with ``pool.check_first``: the transforms, crop sizes and the sample contract after
+    augmenting the first sample). Returns the source and the number of inputs to use."""
     step("checking the config")
     checks.validate(cfg)
     check_slice_options(cfg)
-    augmenter = Augmenter(cfg.augment)  # fail on a bad transform before touching the output
     where = getattr(cfg.source, "path", None)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
@@ -67,14 +81,6 @@ def prepare(cfg: Config) -> tuple[Source, int]:
         raise PipelineError(
             f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
         )
-    if augmenter.transforms:
-        step("augmenting the first sample")
-        sample = checks.first_sample(source, cfg)
-        size = source.size or (sample.image.shape[:2] if sample is not None else None)
-        if size is not None:
-            known_output_size(cfg.augment, int(size[0]), int(size[1]))
-        if sample is not None:
-            checks.check_contract(augmenter, sample)
     return source, n_inputs
 
 
@@ -89,15 +95,19 @@ def available_cpus() -> int:
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
     """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
     started = time.perf_counter()
+    mark("run")
     config = to_config(cfg)
     config.output.dir = str(paths.output_dir(config.output.dir))
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
-    root = Path(config.output.dir)
-    layout = layout_for(config.output.format, root, config.output.prefix)
     tasks = plan(n_inputs, config)
     workers = config.runtime.workers or available_cpus()
+    step("augmenting the first sample")
+    pool.check_first(config, config_hash(config), tasks, workers, source)
+    mark("prepared")
+    root = Path(config.output.dir)
+    layout = layout_for(config.output.format, root, config.output.prefix)
     done: dict[str, ShardManifest] = {}
     fresh: list[ShardResult] = []
     with pool.sigterm_interrupts():
@@ -107,14 +117,16 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 done = held.done
                 todo = [t for t in tasks if t.name not in done]
                 step("writing the shards")
-                _execute(
+                mark("writing")
+                data_s = _execute(
                     config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
                 )
+                mark("shards-done")
                 manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
                 stage = StageTimes()
                 for r in fresh:
                     stage.merge(r.timings)
-                timings = Timings(time.perf_counter() - started, workers, stage)
+                timings = Timings(time.perf_counter() - started, workers, stage, round(data_s, 3))
                 info = DatasetInfo.build(
                     held.config_hash,
                     asdict(config),
@@ -131,12 +143,27 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 else:
                     from pipeline.publish import publish
 
-                    publish(root, config, manifests, info, started, source)
+                    running = pool.current()
+                    executor = running.executor() if running is not None else None
+                    publish(root, config, manifests, info, started, source, executor)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts
+    mark("end")
     elapsed = time.perf_counter() - started
-    return RunResult(root, counts.written, counts.skipped, len(manifests), elapsed, info)
+    new_written = sum(len(r.manifest.samples) for r in fresh)
+    new_skipped = sum(len(r.manifest.skipped) for r in fresh)
+    return RunResult(
+        root,
+        counts.written,
+        counts.skipped,
+        len(manifests),
+        elapsed,
+        info,
+        new_written,
+        new_skipped,
+        len(fresh),
+    )
 
 
 def _index(m: ShardManifest) -> int:
@@ -153,14 +180,20 @@ def _execute(
     tasks: list[ShardTask],
     done: dict[str, ShardManifest],
     fresh: list[ShardResult],
-) -> None:
-    """Run the shards still to do with one progress bar. On any failure, no worker
-    outlives the call, no temporary is left and the error is one line."""
+) -> float:
+    """Run the shards still to do with one progress bar; return the seconds it ran (the
+    display's own time). On any failure, no worker outlives the call, no temporary is
+    left and the error is one line."""
     total = sum(t.stop - t.start for t in tasks)
     kept = sum(t.stop - t.start for t in tasks if t.name in done)
     bar = progress_bar(total, cfg.runtime.progress, initial=kept)
     try:
-        pool.execute(cfg, chash, todo, min(workers, max(len(todo), 1)), bar, fresh.append, source)
+        then = None
+        if cfg.report.enabled:  # made ready by whoever is idle while the last shards finish
+            then = pool.Then(("pipeline.report.plots",), partial(_warm_report, cfg))
+        pool.execute(cfg, chash, todo, workers, bar, fresh.append, source, then)
+        bar.close()
+        return bar.seconds()
     except BaseException as exc:
         root = Path(cfg.output.dir)
         claim.clean_temporaries(root, layout, [t.name for t in todo])
@@ -182,6 +215,12 @@ def _execute(
         raise
     finally:
         bar.close()
+
+
+def _warm_report(cfg: Config) -> None:
+    from pipeline.report.build import warm
+
+    warm(cfg)
 
 
 def _interrupted(exc: KeyboardInterrupt, finished: int, total: int) -> Interrupted:

@@ -75,3 +75,49 @@ def inputs(task: ShardTask, cfg: Config) -> str:
     """The input samples shard ``task`` reads, for messages: "input samples 0..31"."""
     runs = input_runs(task, cfg.augment.copies, cfg.output.order)
     return "input samples " + ", ".join(f"{a}..{b - 1}" for a, b, _ in runs)
+
+
+def units(tasks: list[ShardTask], cfg: Config, workers: int) -> list[tuple[ShardTask, ...]]:
+    """The units of work handed to workers, largest first: single shards, except under
+    ``output.order=spread`` with ``augment.copies > 1``, where the shards of the different
+    copies that read the same inputs go together (``ShardProcessor.fill_group`` reads each
+    input once for all of them, instead of once per copy).
+
+    A group takes the single-run shards whose first input falls in one window of
+    ``m x shard_size`` inputs; a copy's shard may run past the window, so those inputs
+    are read again by the next group (1.1-1.5x reads instead of ``copies``x); a group
+    whose inputs the previous one reads anyway joins it. ``m`` (1-4) keeps at least ~3
+    groups per worker, so that workers finish together. A shard that spans two copies (at
+    most ``copies - 1`` of them) goes alone."""
+    copies, order = cfg.augment.copies, cfg.output.order
+    if order != "spread" or copies == 1 or not tasks:
+        return [(t,) for t in tasks]
+    size = cfg.output.shard_size
+    window = size * max(1, min(4, tasks[0].inputs // (3 * max(workers, 1) * size)))
+    groups: dict[int, list[ShardTask]] = {}
+    alone: list[tuple[ShardTask, ...]] = []
+    for task in tasks:
+        runs = input_runs(task, copies, order)
+        if len(runs) == 1:
+            groups.setdefault(runs[0][0] // window, []).append(task)
+        else:
+            alone.append((task,))
+    merged: list[list[ShardTask]] = []
+    for _, group in sorted(groups.items()):
+        if merged and _within(group, merged[-1], copies, order):  # reads nothing new
+            merged[-1].extend(group)
+        else:
+            merged.append(group)
+    out = [tuple(g) for g in merged] + alone
+    return sorted(out, key=lambda u: -sum(t.stop - t.start for t in u))
+
+
+def _within(group: list[ShardTask], other: list[ShardTask], copies: int, order: str) -> bool:
+    """Whether every input ``group`` reads is read by ``other`` too."""
+
+    def span(tasks: list[ShardTask]) -> tuple[int, int]:
+        runs = [input_runs(t, copies, order)[0] for t in tasks]
+        return min(r[0] for r in runs), max(r[1] for r in runs)
+
+    (lo, hi), (olo, ohi) = span(group), span(other)
+    return olo <= lo and hi <= ohi

@@ -1,25 +1,22 @@
-"""One shard, start to finish, inside a worker: read -> augment -> encode -> write.
+"""Shards, start to finish, inside a worker: read -> augment -> encode -> write.
 
-A worker builds its own source and augmenter from the plain ``Config`` (no OmegaConf),
-writes the shard through its layout, then the shard's manifest, and returns only the
-small ``ShardResult``. ``make bench`` times the same stage
-functions (``finalize``, ``Augmenter``, ``codecs.encode_sample``, the layout's writer).
+A ``ShardProcessor`` holds one run's source, augmenter and output layout (built from the
+plain ``Config``, no OmegaConf). ``fill`` writes a shard's samples, ``commit`` publishes
+the shard and then its manifest (the worker loop in ``pipeline.serve`` commits in a
+thread while the next shard fills); ``fill_group`` fills several shards that share their
+inputs, reading each input once (``augment.copies`` with ``output.order=spread``).
+``make bench`` times the same stage functions (``finalize``, ``Augmenter``,
+``codecs.encode_sample``, the layout's writer).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import multiprocessing.connection as mp_connection
-import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-
-import cv2
 
 from pipeline import codecs, metadata
 from pipeline.augment import Augmenter
@@ -38,12 +35,23 @@ from pipeline.records import (
 from pipeline.sample import Sample, camera_json
 from pipeline.shards import ShardTask, fingerprint, input_runs, position_of
 from pipeline.sources import Source, finalize, open_source
+from pipeline.trace import mark
 from pipeline.writers import ShardWriter, atomic_write, write_error
 
 
 def output_key(sample: Sample, copy: int, copies: int) -> str:
     """The written key: the source key, with ``_c{copy}`` when there are several copies."""
     return sample.key if copies == 1 else f"{sample.key}_c{copy}"
+
+
+@dataclass
+class Filling:
+    """A shard being written: its task, open writer, manifest so far and stage times."""
+
+    task: ShardTask
+    writer: ShardWriter
+    manifest: ShardManifest
+    timings: StageTimes
 
 
 class ShardProcessor:
@@ -64,9 +72,14 @@ class ShardProcessor:
         self.root = Path(cfg.output.dir)
         self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress
+        self.written = 0  # samples this processor wrote
 
     def __call__(self, task: ShardTask) -> ShardResult:
         """Write shard ``task`` and its manifest; a failed write leaves no partial file."""
+        return self.commit(self.fill(task))
+
+    def open(self, task: ShardTask) -> Filling:
+        """A writer and an empty manifest for shard ``task``."""
         with self._writing(f"shard {task.name}"):
             writer = self.layout.writer(task.name)
         manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
@@ -74,20 +87,88 @@ class ShardProcessor:
         manifest.source_fingerprint = fingerprint(
             self.source, task, cfg.augment.copies, cfg.output.order
         )
-        timings = StageTimes()
+        return Filling(task, writer, manifest, StageTimes())
+
+    def fill(self, task: ShardTask) -> Filling:
+        """Read, augment, encode and add the samples of shard ``task`` (not yet committed)."""
+        shard = self.open(task)
         try:
-            self._fill(task, writer, manifest, timings)
-            t0 = time.perf_counter()
-            with self._writing(f"shard {task.name}"):
-                manifest.files = writer.commit()
-            timings.write += time.perf_counter() - t0
+            self._fill(task, shard.writer, shard.manifest, shard.timings)
         except BaseException:
-            writer.abort()
+            shard.writer.abort()
+            raise
+        return shard
+
+    def fill_group(self, tasks: tuple[ShardTask, ...]) -> Iterator[Filling]:
+        """Fill shards that each read one run of inputs (``shards.units``) reading every
+        input of their union once; yield each shard as soon as its last sample is in.
+
+        Every shard gets exactly the samples, in the order, that ``fill`` gives it: a
+        shard's positions map to increasing inputs of one copy."""
+        runs = [input_runs(t, self.cfg.augment.copies, self.cfg.output.order)[0] for t in tasks]
+        lo, hi = min(r[0] for r in runs), max(r[1] for r in runs)
+        shards: list[Filling] = []
+        done: set[str] = set()
+        try:
+            shards.extend(self.open(t) for t in tasks)
+            t0 = time.perf_counter()
+            for index, item in zip(range(lo, hi), self.source.iter(lo, hi)):
+                here = [
+                    (shard, run[2][0])
+                    for shard, run in zip(shards, runs)
+                    if run[0] <= index < run[1]
+                ]
+                sample = self._read(item, here, t0)
+                if sample is not None:
+                    for shard, copy in here:
+                        shard.manifest.stats.add_source(sample[0].image)
+                        self._one(*sample, index, copy, shard.task, shard.writer,
+                                  shard.manifest, shard.timings)  # fmt: skip
+                for shard, run in zip(shards, runs):
+                    if index == run[1] - 1:
+                        done.add(shard.task.name)
+                        yield shard
+                t0 = time.perf_counter()
+        except BaseException:
+            for shard in shards:
+                if shard.task.name not in done:  # the caller owns those yielded
+                    shard.writer.abort()
+            raise
+
+    def _read(
+        self, item: Sample | SampleError, here: list[tuple[Filling, int]], t0: float
+    ) -> tuple[Sample, InvalidPixels] | None:
+        """The finalized input, or None when it is skipped (recorded in every shard that
+        wanted it; raised unless ``on_error=skip``). Read time goes to the first shard."""
+        try:
+            if isinstance(item, SampleError):
+                raise item
+            return finalize(item, self.cfg.source)
+        except SampleError as err:
+            for shard, _ in here:
+                self._skip(err, shard.manifest, 1)
+            return None
+        finally:
+            if here:
+                here[0][0].timings.read += time.perf_counter() - t0
+
+    def commit(self, shard: Filling) -> ShardResult:
+        """Publish a filled shard, then its manifest (which marks it complete)."""
+        task, manifest = shard.task, shard.manifest
+        mark("commit", task.name)
+        t0 = time.perf_counter()
+        try:
+            with self._writing(f"shard {task.name}"):
+                manifest.files = shard.writer.commit()
+        except BaseException:
+            shard.writer.abort()
             raise
         with self._writing(f"the manifest of shard {task.name}"):
             atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
+        shard.timings.write += time.perf_counter() - t0
         fault_point("shard-done")
-        return ShardResult(manifest, timings)
+        mark("committed", task.name)
+        return ShardResult(manifest, shard.timings)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -165,6 +246,9 @@ class ShardProcessor:
             writer.add(key, encoded.fields)
         manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
+        if not self.written:
+            mark("first-sample", key)
+        self.written += 1
         t4 = time.perf_counter()
         manifest.invalid_pixels.png16_too_far += encoded.too_far
         manifest.invalid_pixels.png16_too_near += encoded.too_near
@@ -189,39 +273,3 @@ class ShardProcessor:
             raise err
         manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(outputs))
         self._advance(outputs)
-
-
-_PROCESSOR: ShardProcessor | None = None
-
-
-def init_worker(
-    cfg: Config, config_hash: str, progress: Synchronized, source: Source | None = None
-) -> None:
-    """Pool initializer: one source and augmenter per process, OpenCV single-threaded.
-
-    Ctrl-C and SIGTERM are the parent's to handle (it kills the workers and removes their
-    temporaries); a worker whose parent died (``kill -9``) exits instead of lingering.
-    """
-    global _PROCESSOR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
-    cv2.setNumThreads(0)
-    _PROCESSOR = ShardProcessor(cfg, config_hash, source=source, progress=progress)
-
-
-def _exit_with_parent() -> None:
-    """Exit this worker as soon as the parent is gone (the parent's sentinel pipe closes).
-
-    The pool's own machinery would leave an orphan blocked forever after ``kill -9``.
-    """
-    parent = mp.parent_process()
-    if parent is None:
-        return
-    mp_connection.wait([parent.sentinel])
-    os._exit(1)
-
-
-def run_task(task: ShardTask) -> ShardResult:
-    assert _PROCESSOR is not None, "init_worker was not called"
-    return _PROCESSOR(task)

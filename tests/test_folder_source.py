@@ -98,7 +98,7 @@ def test_dropped_images_are_said_in_the_summary(tmp_path, rng):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("wrote 2 samples")
-    assert "dropped 2 image(s) without a depth file (source.unpaired=drop" in lines[1]
+    assert "dropped 2 image(s) without a depth file (source.unpaired=drop" in lines[2]
 
 
 def test_an_opencv_written_bmp_comes_back_as_the_rgb_meant(tmp_path, rng):

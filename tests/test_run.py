@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -196,8 +197,15 @@ def test_cli_runs_end_to_end_and_prints_summary(tmp_path):
     out = tmp_path / "cli"
     proc = run_cli(*SMALL, "source.num_samples=4", f"output.dir={out}", "runtime.workers=2")
     assert proc.returncode == 0, proc.stderr
-    assert "wrote 4 samples (0 skipped) in 1 shard(s)" in proc.stdout
-    assert str(out) in proc.stdout
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == f"wrote 4 samples (0 skipped) in 1 shard -> {out}"
+    timings = json.loads((out / "dataset_info.json").read_text())["timings"]
+    data, report = timings["data_s"], timings["report_s"]
+    assert re.fullmatch(
+        rf"data {data:.1f} s \({4 / data:.1f} samples/s\), report {report:.1f} s, total "
+        rf"[0-9.]+ s; report: {re.escape(str(out / 'report' / 'index.html'))}",
+        lines[1],
+    ), lines[1]
     assert (out / "report" / "collage.png").is_file()
 
 

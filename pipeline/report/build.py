@@ -185,6 +185,16 @@ def build_report(
     return [*written, out_dir / "index.html"]
 
 
+def warm(cfg: Config) -> None:
+    """Import and load what ``build_report`` needs in this process (the picture modules,
+    the colormap's table, the fonts), e.g. on a thread while a run's last shards finish."""
+    from pipeline.report import canvas, context, page, pictures  # noqa: F401
+    from pipeline.report.colors import lut
+
+    lut(cfg.report.colormap)
+    canvas.font(12)
+
+
 def config_of(info: DatasetInfo, overrides: list[str] | None = None) -> Config:
     """The typed Config a dataset was made with, optionally with report.* overrides."""
     from omegaconf import OmegaConf

@@ -1,16 +1,26 @@
-"""Local parquet files read in place, one row group at a time: random access by row,
-bounded memory, no Arrow-cache copy of the split (used by the hub source)."""
+"""Local parquet files read in place: random access by row, bounded memory, no Arrow-cache
+copy of the split (used by the hub source).
+
+Rows are streamed in small batches from the memory-mapped file rather than read a whole
+row group at a time: a row group of images is ~100 MB (57 rows of 640x480 photos) and a
+shard usually needs part of one, so whole-group reads cost 3-6 ms per used row (fresh
+100 MB buffers, rows read and dropped) against ~1.7 ms streamed (measured on 640x480
+photographs, one thread).
+"""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+BATCH_ROWS = 8  # rows decoded from parquet at a time: ~14 MB of 640x480 PNG + float TIFF
+
 
 class ParquetRows:
-    """Rows of local parquet files, read one row group at a time (never the whole file)."""
+    """Rows of local parquet files (never a whole file or row group in memory)."""
 
     def __init__(self, files: list[str]) -> None:
         import pyarrow.parquet as pq
@@ -19,42 +29,58 @@ class ParquetRows:
         self.groups: list[tuple[int, int, int, int]] = []  # first row, file, group, rows
         digest = hashlib.sha256()
         row = 0
+        names = []
         for fi, f in enumerate(files):
-            meta = pq.ParquetFile(f).metadata
+            handle = pq.ParquetFile(f)
+            meta = handle.metadata
             # name, size and footer identify the content without reading the row data
             digest.update(f"{Path(f).name}|{Path(f).stat().st_size}|{meta.num_rows}|".encode())
-            digest.update(str(meta.schema).encode())
+            # the schema's text without its first line (which holds the object's address)
+            digest.update(str(meta.schema).split("\n", 1)[-1].encode())
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows
                 self.groups.append((row, fi, g, n))
                 row += n
+            names.append(handle.schema_arrow.names)
         self.n = row
         self.fingerprint = digest.hexdigest()[:16]
-        self._last: tuple[tuple[int, int, tuple[str, ...]], Any] | None = None
+        self._first_rows = [g[0] for g in self.groups]
+        self._open: dict[int, Any] = {}
         # columns every file has: a file lacking one is refused when the source opens,
         # not by a worker half-way through the run
-        names = [pq.ParquetFile(f).schema_arrow.names for f in files]
         self.column_names = [c for c in names[0] if all(c in n for n in names[1:])]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_last": None}  # never pickle a cached row group
+        return {**self.__dict__, "_open": {}}  # open files stay in their process
+
+    def _file(self, index: int) -> Any:
+        import pyarrow.parquet as pq
+
+        handle = self._open.get(index)
+        if handle is None:
+            handle = pq.ParquetFile(self.files[index], memory_map=True, pre_buffer=False)
+            self._open[index] = handle
+        return handle
 
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
         """``(row index, {column: python value})`` for rows ``start`` .. ``stop``."""
-        import bisect
-
-        import pyarrow.parquet as pq
-
-        i = max(bisect.bisect_right([g[0] for g in self.groups], start) - 1, 0)
+        i = max(bisect.bisect_right(self._first_rows, start) - 1, 0)
         for first, fi, g, n in self.groups[i:]:
             if first >= stop:
                 break
-            # Keep the last row group: consecutive shards often share one (bounded: one group).
-            wanted = (fi, g, tuple(columns))
-            if self._last is None or self._last[0] != wanted:
-                table = pq.ParquetFile(self.files[fi]).read_row_group(g, columns=columns)
-                self._last = (wanted, table)
-            table = self._last[1]
-            cols = {c: table.column(c) for c in columns}
-            for j in range(max(start - first, 0), min(stop - first, n)):
-                yield first + j, {c: cols[c][j].as_py() for c in columns}
+            lo, hi = max(start - first, 0), min(stop - first, n)
+            if lo >= hi:
+                continue
+            batches = self._file(fi).iter_batches(
+                batch_size=BATCH_ROWS, row_groups=[g], columns=columns, use_threads=False
+            )
+            at = 0  # row of the group at the start of the batch
+            for batch in batches:
+                size = batch.num_rows
+                if at + size > lo:
+                    cols = [batch.column(c) for c in columns]
+                    for j in range(max(lo - at, 0), min(hi - at, size)):
+                        yield first + at + j, {c: col[j].as_py() for c, col in zip(columns, cols)}
+                at += size
+                if at >= hi:
+                    break

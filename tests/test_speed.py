@@ -1,0 +1,199 @@
+"""What makes runs and sweeps fast, checked by behaviour (never by a time limit): the
+worker pool serves the jobs of one process, spread copies read each input once, the parent
+never imports the workers' libraries, the summary and the progress display tell the same
+truth, and the run's timeline (``make bench``) records every process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
+
+from pipeline import pool, trace
+from pipeline.runner import run
+from pipeline.sources.synthetic import SyntheticSource
+
+
+def test_runs_of_one_process_share_the_worker_pool_and_bytes_do_not_change(tmp_path):
+    """Two runs (the jobs of a sweep) in one process use the same worker processes; each
+    run's own config reaches them (different transforms, different bytes), and the bytes
+    equal those of a run without any pool."""
+    pids = []
+    for name, extra in (("a", []), ("b", ["augment.transforms.gamma.p=0"])):
+        run(make_cfg(tmp_path / name, "source.num_samples=8", "output.shard_size=2",
+                     "runtime.workers=2", "report.enabled=false", *extra))  # fmt: skip
+        pids.append([p.pid for p in pool.current().procs])
+        run(make_cfg(tmp_path / f"{name}1", "source.num_samples=8", "output.shard_size=2",
+                     "runtime.workers=1", "report.enabled=false", *extra))  # fmt: skip
+        assert shard_bytes(tmp_path / name) == shard_bytes(tmp_path / f"{name}1")
+    assert pids[0] == pids[1]
+    assert shard_bytes(tmp_path / "a") != shard_bytes(tmp_path / "b")
+
+
+@pytest.mark.parametrize("inputs", [40, 48])
+def test_spread_copies_read_each_input_once_and_match_the_grouped_samples(
+    tmp_path, monkeypatch, inputs
+):
+    """``augment.copies=3`` with ``output.order=spread``: the shards of different copies
+    that share inputs are filled together, so an input is read at most twice (once when
+    the shard size divides the inputs) instead of three times; every written sample is
+    byte for byte the sample of the same key in the ``grouped`` layout."""
+    reads: dict[int, int] = {}
+    original = SyntheticSource.iter
+
+    def counting(self, start, stop):
+        for index in range(start, min(stop, len(self))):
+            reads[index] = reads.get(index, 0) + 1
+        return original(self, start, stop)
+
+    monkeypatch.setattr(SyntheticSource, "iter", counting)
+    common = [f"source.num_samples={inputs}", "output.shard_size=16", "augment.copies=3",
+              "runtime.workers=1", "report.enabled=false"]  # fmt: skip
+    run(make_cfg(tmp_path / "spread", *common))
+    counts = [n - (i == 0) for i, n in reads.items()]  # input 0: also the first-sample check
+    assert len(counts) == inputs and min(counts) == 1
+    assert max(counts) == (1 if inputs % 16 == 0 else 2)
+    assert sum(counts) < 2 * inputs
+    run(make_cfg(tmp_path / "grouped", *common, "output.order=grouped"))
+    spread, grouped = _samples(tmp_path / "spread"), _samples(tmp_path / "grouped")
+    assert spread == grouped and len(spread) == 3 * inputs
+    order = list(spread)
+    assert order[:2] == ["train/000000_c0", "train/000001_c0"]
+    assert order[inputs] == "train/000000_c1"
+
+
+def _samples(root: Path) -> dict[str, dict[str, bytes]]:
+    """{key: members} of every shard, in written order."""
+    return {k: v for p in sorted(root.glob("*.tar")) for k, v in read_tar(p).items()}
+
+
+def test_the_parent_of_a_pooled_run_imports_neither_albumentations_nor_datasets(tmp_path):
+    """The first-sample checks run in a worker: the parent composes, plans, claims and
+    waits. (Start-up is on the user's clock; the workers import these once.)"""
+    code = f"""
+import sys
+sys.argv = ["depth-pipeline", "output.dir={tmp_path / "ds"}", "source.num_samples=8",
+            "output.shard_size=2", "runtime.workers=2", "runtime.progress=false",
+            "report.enabled=false", "source.height=96", "source.width=128",
+            "augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
+from pipeline.app import cli
+try:
+    cli()
+finally:
+    print(sorted(m for m in ("albumentations", "datasets", "matplotlib") if m in sys.modules))
+"""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list((tmp_path / "ds").glob("*.tar"))) == 4
+
+
+def test_summary_counts_kept_shards_and_matches_the_progress_display(tmp_path):
+    """A resumed run says what it wrote and what it kept; the data rate of its summary is
+    the progress display's final rate (the same clock)."""
+    out = tmp_path / "ds"
+    args = ["source.num_samples=6", "output.shard_size=2", "runtime.workers=2",
+            f"output.dir={out}", "report.enabled=false"]  # fmt: skip
+    from conftest import SMALL
+
+    small = [a for a in SMALL if a != "runtime.progress=false"]
+    first = run_cli(*small, *args)
+    assert first.returncode == 0, first.stderr
+    (out / "manifests" / "train-000001.json").unlink()
+    (out / "dataset_info.json").unlink()
+    again = run_cli(*small, *args)
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.strip().splitlines()
+    assert lines[0] == (
+        f"wrote 2 samples (0 skipped) in 1 shard, kept 4 from an earlier run in 2 shards -> {out}"
+    )
+    data_s = json.loads((out / "dataset_info.json").read_text())["timings"]["data_s"]
+    # stderr is a pipe here: the display prints plain lines, the last one at the end
+    last = again.stderr.strip().splitlines()[-1]
+    assert (
+        last == f"depth-pipeline: 6/6 samples (100%) in {data_s:.1f} s, {2 / data_s:.1f} samples/s"
+    )
+    assert lines[1].startswith(f"data {data_s:.1f} s ({2 / data_s:.1f} samples/s), total ")
+
+
+def test_the_trace_records_every_process_of_a_run(tmp_path, monkeypatch):
+    """``DEPTH_PIPELINE_TRACE``: the parent's steps and each worker's first sample, fills
+    and commits, in one file (``make bench`` reads where the time went from it)."""
+    path = tmp_path / "trace.txt"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            f"output.dir={tmp_path / 'ds'}",
+            "source.num_samples=8",
+            "output.shard_size=2",
+            "runtime.workers=2",
+            "runtime.progress=false",
+            "source.height=96",
+            "source.width=128",
+            "augment.transforms.crop.height=64",
+            "augment.transforms.crop.width=96",
+            "report.dpi=60",
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", **{trace.ENV: str(path)}),
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = trace.read(str(path))
+    names = [e for _, _, e, _ in events]
+    for event in ("start", "composed", "run", "prepared", "writing", "first-sample",
+                  "drained", "shards-done", "report", "reported", "end"):  # fmt: skip
+        assert event in names, event
+    assert names.index("prepared") < names.index("first-sample") < names.index("shards-done")
+    committed = sorted(d for _, _, e, d in events if e == "committed")
+    assert committed == [f"train-{i:06d}" for i in range(4)]
+    parent = events[0][1]
+    assert {pid for _, pid, e, _ in events if e == "committed"} - {parent}  # in workers
+
+
+def test_parquet_fingerprint_is_the_same_in_every_process(tmp_path):
+    """The source check on resume compares fingerprints made by different processes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sources.parquet import ParquetRows
+
+    f = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"image": [b"x", b"y"], "depth_map": [b"1", b"2"]}), f)
+    here = ParquetRows([str(f)]).fingerprint
+    code = (
+        "from pipeline.sources.parquet import ParquetRows; "
+        f"print(ParquetRows([{str(f)!r}]).fingerprint)"
+    )
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert there.stdout.strip() == here
+
+
+def test_parquet_rows_any_range_streams_the_right_rows(tmp_path):
+    """Rows are streamed in batches from any start inside any row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sources.parquet import ParquetRows
+
+    files = []
+    for i in range(2):
+        f = tmp_path / f"part{i}.parquet"
+        pq.write_table(pa.table({"v": list(range(i * 50, i * 50 + 50))}), f, row_group_size=13)
+        files.append(str(f))
+    rows = ParquetRows(files)
+    for start, stop in [(0, 100), (5, 6), (12, 27), (40, 61), (99, 100), (90, 120)]:
+        got = list(rows.rows(start, stop, ["v"]))
+        assert got == [(i, {"v": i}) for i in range(start, min(stop, 100))]
