@@ -114,7 +114,27 @@ def config_error_line(exc: BaseException) -> str:
         return f"{key}: no such config key{hint}; see depth-pipeline --help"
     if key:
         return f"{key}: {_value_message(first)}"
-    return " ".join(str(exc).split("Config search path")[0].split())
+    text = " ".join(str(exc).split("Config search path")[0].split())
+    if missing := re.search(
+        r"In 'hydra/launcher/(\w+)': Could not load 'hydra/launcher/(\w+)'", text
+    ):
+        return _missing_launcher(missing[1], missing[2])
+    return text
+
+
+# Hydra launchers that come with an extra of pyproject.toml: plugin config -> extra, package
+LAUNCHER_EXTRAS = {
+    "submitit_slurm": ("slurm", "hydra-submitit-launcher"),
+    "submitit_local": ("slurm", "hydra-submitit-launcher"),
+    "joblib": ("joblib", "hydra-joblib-launcher"),
+}
+
+
+def _missing_launcher(choice: str, plugin: str) -> str:
+    """``hydra/launcher=X`` whose plugin is not installed: say which extra brings it."""
+    extra, package = LAUNCHER_EXTRAS.get(plugin, ("", f"of hydra/launcher/{plugin}"))
+    how = f"; install it with pip install -e '.[{extra}]'" if extra else ""
+    return f"hydra/launcher={choice}: the launcher plugin {package} is not installed{how}"
 
 
 def _value_message(message: str) -> str:
