@@ -194,7 +194,7 @@ def check_make_run(s: Session, outs: list[Outcome]) -> None:
     assert any(
         re.fullmatch(rf"wrote 64 samples \(0 skipped\) .* -> {DEFAULT_DIR}", x) for x in lines
     )
-    assert f"report: {DEFAULT_DIR}/report/index.html" in lines
+    assert lines[-1].endswith(f"; report: {DEFAULT_DIR}/report/index.html")
     assert (s.home / DEFAULT_DIR / "report" / "index.html").is_file()
 
 
@@ -255,6 +255,20 @@ def check_error_lines(s: Session, item: Item) -> None:
         o = s.call(["depth-pipeline", f"{key}={value}", "output.dir=outputs/datasets/mistake"])
         assert (o.code, o.error_line()) == (2, line)
         assert not (s.home / "outputs/datasets/mistake").exists()
+
+
+def summary_shape(line: str) -> str:
+    """A run's summary line with its numbers and dataset directory abstracted."""
+    line = re.sub(r"(-> |report: )\S+?(/report/index\.html)?$", r"\1DIR\2", line)
+    return re.sub(r"\d+(\.\d+)?", "N", line)
+
+
+def check_summary(s: Session, item: Item) -> None:
+    """The two lines that end a run, as a run prints them (its own numbers)."""
+    o = s.call(["depth-pipeline", "output.dir=outputs/datasets/summary"])
+    assert o.code == 0
+    got = [summary_shape(x) for x in o.out.strip().splitlines()[-2:]]
+    assert got == [summary_shape(x) for x in item.text.strip().splitlines()]
 
 
 def check_camera_json(s: Session, item: Item) -> None:
@@ -604,6 +618,7 @@ PRODUCES = {"make run": DEFAULT_DIR}  # datasets a command writes without naming
 # Blocks that are neither shell nor Python, by (section, language): what checks them.
 BLOCKS: dict[tuple[str, str], Callable] = {
     ("A short tour", ""): check_error_lines,
+    ("Where things go", ""): check_summary,
     ("Cameras", "json"): check_camera_json,
     ("Benchmark", ""): bench_output,
 }
