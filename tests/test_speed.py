@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fixtures
 import pytest
 from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
 
@@ -72,14 +73,20 @@ def _samples(root: Path) -> dict[str, dict[str, bytes]]:
     return {k: v for p in sorted(root.glob("*.tar")) for k, v in read_tar(p).items()}
 
 
-def test_the_parent_of_a_pooled_run_imports_neither_albumentations_nor_datasets(tmp_path):
+@pytest.mark.parametrize("kind", ["synthetic", "parquet"])
+def test_the_parent_of_a_pooled_run_imports_neither_albumentations_nor_datasets(tmp_path, kind):
     """The first-sample checks run in a worker: the parent composes, plans, claims and
-    waits. (Start-up is on the user's clock; the workers import these once.)"""
+    waits; a local parquet directory opens without ``datasets``. (Start-up is on the
+    user's clock; the workers import these once.)"""
+    source = ["source.num_samples=8", "source.height=96", "source.width=128"]
+    if kind == "parquet":
+        fixtures.hub_parquet(tmp_path / "nyu", n=8)
+        source = ["source=hub", f"source.path={tmp_path / 'nyu'}"]
     code = f"""
 import sys
-sys.argv = ["depth-pipeline", "output.dir={tmp_path / "ds"}", "source.num_samples=8",
+sys.argv = ["depth-pipeline", "output.dir={tmp_path / "ds"}", *{source!r},
             "output.shard_size=2", "runtime.workers=2", "runtime.progress=false",
-            "report.enabled=false", "source.height=96", "source.width=128",
+            "report.enabled=false",
             "augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
 from pipeline.app import cli
 try:
@@ -94,6 +101,47 @@ finally:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert len(list((tmp_path / "ds").glob("*.tar"))) == 4
+
+
+PLAIN = {
+    "one file per split": ["train.parquet", "test.parquet"],
+    "hub shards": ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"],
+    "hub data/ folder": ["data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"],
+    "data/ folder": ["data/train.parquet", "data/validation.parquet"],
+}
+NOT_PLAIN = {
+    "a card (may declare configs)": ["README.md", "train.parquet"],
+    "a split keyword datasets maps": ["training.parquet"],
+    "other names": ["train.parquet", "extra.parquet"],
+    "data/ beside files": ["data/train.parquet", "test.parquet"],
+    "two namings (datasets takes one)": ["data/train-00000-of-00001.parquet", "data/test.parquet"],
+}
+
+
+@pytest.mark.parametrize("layout", [*PLAIN, *NOT_PLAIN])
+def test_plain_parquet_directories_resolve_as_datasets_does(tmp_path, layout):
+    """Split files found without importing ``datasets`` are the ones it resolves; any
+    other layout is left to it (None)."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sources.parquet import plain_split_files
+
+    root = tmp_path / "d"
+    for name in {**PLAIN, **NOT_PLAIN}[layout]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".parquet"):
+            pq.write_table(pa.table({"v": [1]}), root / name)
+        else:
+            (root / name).write_text("---\nlicense: mit\n---\n")
+    if layout in NOT_PLAIN:
+        assert plain_split_files(root, "train") is None
+        return
+    resolved = datasets.load_dataset_builder(str(root)).config.data_files
+    for split in ("train", "test", "validation"):
+        want = [str(f) for f in resolved[split]] if split in resolved else None
+        assert plain_split_files(root, split) == want, split
 
 
 def test_summary_counts_kept_shards_and_matches_the_progress_display(tmp_path):

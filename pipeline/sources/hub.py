@@ -25,7 +25,7 @@ from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
 from pipeline.sources.hub_errors import explain as _explain
 from pipeline.sources.hub_errors import refuse_partial as _refuse_partial
-from pipeline.sources.parquet import ParquetRows
+from pipeline.sources.parquet import ParquetRows, plain_split_files
 
 ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
 _COMMIT = re.compile(r"@([0-9a-f]{40})/")
@@ -48,14 +48,15 @@ class HubSource(Source):
             raise ValueError(
                 "set source.path to a hub repo id (user/name) or a local dataset directory"
             )
-        _quiet()
         self.cfg = cfg
         self.local = Path(cfg.path).exists()
         self.data_files: list[str] = []
         self.fingerprint: str | None = None
         self.parquet: ParquetRows | None = None
         try:
-            if _is_saved(Path(cfg.path)):
+            if self._plain_parquet():
+                self.ds = None
+            elif _is_saved(Path(cfg.path)):
                 self.ds = self._from_disk()
             else:
                 self.ds = self._from_builder()
@@ -89,7 +90,27 @@ class HubSource(Source):
 
     # -- opening ---------------------------------------------------------------------
 
+    def _plain_parquet(self) -> bool:
+        """A local directory of plain split files: read in place without ``datasets``."""
+        c = self.cfg
+        if c.streaming or c.name or c.data_files or not self.local:
+            return False
+        files = plain_split_files(Path(c.path), c.split)
+        if files is None:
+            return False
+        self.data_files = files
+        self._read_in_place()
+        return True
+
+    def _read_in_place(self) -> None:
+        """Local parquet is read in place, row group by row group: no Arrow cache copy of
+        the whole split (time and disk), bounded memory, random access by row."""
+        self.parquet = ParquetRows(self.data_files)
+        self.n = self.parquet.n
+        self.fingerprint = self.parquet.fingerprint
+
     def _from_disk(self) -> Any:
+        _quiet()
         import datasets
 
         ds = datasets.load_from_disk(self.cfg.path)
@@ -106,6 +127,7 @@ class HubSource(Source):
         return ds.to_iterable_dataset() if self.cfg.streaming else ds
 
     def _from_builder(self) -> Any:
+        _quiet()
         import datasets
 
         c = self.cfg
@@ -125,11 +147,7 @@ class HubSource(Source):
             self.data_files = [str(f) for f in files[c.split]]
             _refuse_partial(self.data_files, c)
         if not c.streaming and self.data_files and all(map(_local_parquet, self.data_files)):
-            # Local parquet is read in place, row group by row group: no Arrow cache copy
-            # of the whole split (time and disk), bounded memory, random access by row.
-            self.parquet = ParquetRows(self.data_files)
-            self.n = self.parquet.n
-            self.fingerprint = self.parquet.fingerprint
+            self._read_in_place()
             return None
         if c.streaming:
             ds = builder.as_streaming_dataset(split=c.split)

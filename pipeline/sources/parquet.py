@@ -12,11 +12,42 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 BATCH_ROWS = 8  # rows decoded from parquet at a time: ~14 MB of 640x480 PNG + float TIFF
+# The file names `datasets` gives a split without any configuration (its exact split names,
+# optionally sharded as the hub writes them); anything else is left to `datasets` to resolve.
+PLAIN_NAME = re.compile(r"(train|validation|test)(-\d{5}-of-\d{5})?\.parquet")
+
+
+def plain_split_files(directory: Path, split: str) -> list[str] | None:
+    """The files of ``split`` in a directory that holds nothing but ``{split}.parquet`` or
+    ``{split}-NNNNN-of-NNNNN.parquet`` files (one of the two namings), at its top or in its
+    only entry ``data/``
+    (hidden entries aside): what ``datasets.load_dataset_builder`` resolves them to,
+    found without importing ``datasets`` (~1 s). None when it holds anything else (a
+    card that may declare configs, other names) or not ``split``: ``datasets`` decides."""
+    names = _visible(directory)
+    if names == ["data"]:
+        directory = directory / "data"
+        names = _visible(directory)
+    matches = [PLAIN_NAME.fullmatch(n) for n in names]
+    if not names or not all(m and (directory / m.group(0)).is_file() for m in matches):
+        return None
+    if len({m.group(2) is None for m in matches if m}) > 1:  # datasets takes one naming only
+        return None
+    mine = sorted(m.group(0) for m in matches if m and m.group(1) == split)
+    # datasets resolves symlinks and returns absolute paths
+    return [str(directory.resolve() / n) for n in mine] or None
+
+
+def _visible(directory: Path) -> list[str]:
+    if not directory.is_dir():
+        return []
+    return sorted(e.name for e in directory.iterdir() if not e.name.startswith("."))
 
 
 class ParquetRows:
