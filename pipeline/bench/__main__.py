@@ -61,7 +61,7 @@ def bench_input(root: Path, kind: str, args: argparse.Namespace, workers: int) -
         seconds = res.get("wall_s", res.get("seconds"))
         print(f"  {name}: {seconds:.1f} s, peak {res['peak_rss_mb']:.0f} MB", flush=True)
 
-    for method in ("recipe", "map", "stages"):
+    for method in ("recipe", "map", "map_defaults", "stages"):
         out[method] = run_method(root, parquet, f"{kind}-{method}", method, workers)
         say(method, out[method])
     hub = ["source=hub", f"source.path={parquet}", f"runtime.workers={workers}"]

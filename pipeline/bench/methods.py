@@ -5,7 +5,8 @@
   applying an albumentations ``Compose``, iterated in one process, saved with Pillow's
   default PNG settings and ``tifffile.imwrite``;
 - ``map``: ``Dataset.map(num_proc=workers)`` doing the same work and writing the same
-  files with the same tools (Pillow, tifffile) at depth-pipeline's codec settings;
+  files with the same tools (Pillow, tifffile) at depth-pipeline's codec settings (PNG
+  level 1); ``map_defaults``: the same at Pillow's default PNG settings, as users write it;
 - ``stages``: the limit: depth-pipeline's own ``ShardProcessor`` (the workers' code, every
   stage: read, decode, augment, encode, write, stats, commit) run single-threaded over
   the same shards; ``workers`` times its rate is what the workers could do with nothing
@@ -79,9 +80,10 @@ def method_recipe(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
 _MAP_COMPOSE: Any = None
 
 
-def _map_worker(row: dict[str, Any], index: int, out: str) -> dict[str, Any]:
+def _map_worker(row: dict[str, Any], index: int, out: str, ours: bool) -> dict[str, Any]:
     """datasets.map body: the recipe's work, saved with the usual tools (Pillow, tifffile)
-    at depth-pipeline's codec settings (PNG level, TIFF compression)."""
+    at depth-pipeline's codec settings (PNG level, TIFF compression) or, ``ours=False``,
+    at Pillow's and tifffile's defaults."""
     import tifffile
     from PIL import Image
 
@@ -92,9 +94,8 @@ def _map_worker(row: dict[str, Any], index: int, out: str) -> dict[str, Any]:
     if _MAP_COMPOSE is None:
         _MAP_COMPOSE = _recipe_compose()
     res = _MAP_COMPOSE(image=np.array(row["image"].convert("RGB")), mask=np.array(row["depth_map"]))
-    Image.fromarray(res["image"]).save(
-        Path(out, f"{index:06d}.png"), compress_level=ImageCodec().level
-    )
+    png = {"compress_level": ImageCodec().level} if ours else {}
+    Image.fromarray(res["image"]).save(Path(out, f"{index:06d}.png"), **png)
     tifffile.imwrite(
         Path(out, f"{index:06d}.tiff"),
         res["mask"],
@@ -103,7 +104,7 @@ def _map_worker(row: dict[str, Any], index: int, out: str) -> dict[str, Any]:
     return {}
 
 
-def method_map(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
+def method_map(parquet: Path, out: Path, workers: int, ours: bool = True) -> dict[str, Any]:
     """Dataset.map(num_proc=workers) doing the same work at our codec settings."""
     started = time.perf_counter()
     ds = _load(parquet)
@@ -113,10 +114,15 @@ def method_map(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
         with_indices=True,
         num_proc=workers if workers > 1 else None,
         remove_columns=ds.column_names,
-        fn_kwargs={"out": str(out)},
+        fn_kwargs={"out": str(out), "ours": ours},
         load_from_cache_file=False,
     )
     return {"samples": len(ds), "seconds": time.perf_counter() - started}
+
+
+def method_map_defaults(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
+    """Dataset.map(num_proc=workers) doing the same work at Pillow's default settings."""
+    return method_map(parquet, out, workers, ours=False)
 
 
 def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
@@ -168,6 +174,7 @@ def method_render(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
 METHODS = {
     "recipe": method_recipe,
     "map": method_map,
+    "map_defaults": method_map_defaults,
     "stages": method_stages,
     "render": method_render,
 }
