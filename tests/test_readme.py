@@ -579,9 +579,9 @@ NOT_RUN: dict[str, Spec] = {
         not_run="minutes of measurement, on a machine of its own (README Benchmark)",
         how=dry_run(".venv/bin/python -m pipeline.bench"),
     ),
-    "make bench ARGS='--samples 400 --workers 2'": Spec(
+    "make bench ARGS='--samples 300 --inputs photos'": Spec(
         not_run="minutes of measurement, on a machine of its own (README Benchmark)",
-        how=dry_run(".venv/bin/python -m pipeline.bench --samples 400 --workers 2"),
+        how=dry_run(".venv/bin/python -m pipeline.bench --samples 300 --inputs photos"),
     ),
     "depth-pipeline source=nyu": Spec(
         not_run="downloads ~32 GB from the Hugging Face Hub: run offline, without and with "
