@@ -5,9 +5,10 @@ workers' heavy libraries."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.config import Config
 from pipeline.sources import Source
@@ -15,12 +16,14 @@ from pipeline.sources import Source
 
 @dataclass(frozen=True)
 class Job:
-    """What a worker needs for one run: its config and, when cheap to pickle, the
-    parent's opened source (else each worker opens its own)."""
+    """What a worker needs for one run: its config, when cheap to pickle the parent's
+    opened source (else each worker opens its own), and the parent's working directory
+    (relative paths in the config are relative to it; a worker outlives a ``chdir``)."""
 
     cfg: Config
     config_hash: str
     source: Source | None = None
+    cwd: str = field(default_factory=os.getcwd)
 
 
 class RemoteTraceback(Exception):

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
+import os
 import pickle
 import queue
 import signal
@@ -172,7 +173,7 @@ class WorkerPool:
             if self.broken:
                 raise BrokenProcessPool(self.broken)
             self.calls[call_id] = future
-        self.conns[call_id % self.size].send(("call", call_id, fn, args))
+        self.conns[call_id % self.size].send(("call", call_id, fn, args, os.getcwd()))
         return future
 
     def executor(self) -> Executor:

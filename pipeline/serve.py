@@ -5,7 +5,8 @@ one process (the jobs of a sweep): each run's config travels as a ``("job", id, 
 message and the worker keeps that run's ``ShardProcessor`` until ``("end", id)``.
 
 Messages in: ``job``, ``check`` (``checks.augment_first``), ``work`` (a unit of shards),
-``end``, ``call`` (a picklable function, e.g. a report plot), ``warm`` (import modules
+``end``, ``call`` (a picklable function, e.g. a report plot, run in the caller's working
+directory), ``warm`` (import modules
 ahead of their use), ``stop``. Messages out: ``checked``, ``ready`` (the unit's samples
 are written: send the next one), ``done`` (a shard and its manifest are committed),
 ``error`` (with the remote traceback), ``result`` / ``failed`` (of a call).
@@ -126,6 +127,7 @@ def serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
             if kind == "job":  # one job at a time: a new one replaces any other
                 committer.drain()
                 jobs, procs = {job_id: msg[2]}, {}
+                os.chdir(msg[2].cwd)
             elif kind == "end":
                 committer.drain()
                 jobs.pop(job_id, None)
@@ -144,6 +146,7 @@ def serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
             elif kind == "call":
                 call_id, fn, args = msg[1], msg[2], msg[3]
                 try:
+                    os.chdir(msg[4])
                     send("result", call_id, fn(*args))
                 except Exception as exc:
                     send("failed", call_id, *pack_error(exc))

@@ -266,7 +266,7 @@ def summary_shape(line: str) -> str:
 def check_summary(s: Session, item: Item) -> None:
     """The two lines that end a run, as a run prints them (its own numbers)."""
     o = s.call(["depth-pipeline", "output.dir=outputs/datasets/summary"])
-    assert o.code == 0
+    assert o.code == 0, o.err
     got = [summary_shape(x) for x in o.out.strip().splitlines()[-2:]]
     assert got == [summary_shape(x) for x in item.text.strip().splitlines()]
 

@@ -36,6 +36,22 @@ def test_runs_of_one_process_share_the_worker_pool_and_bytes_do_not_change(tmp_p
     assert shard_bytes(tmp_path / "a") != shard_bytes(tmp_path / "b")
 
 
+def test_a_pool_that_outlives_a_chdir_writes_relative_paths_where_the_run_says(
+    tmp_path, monkeypatch
+):
+    """The pool serves later runs of the process (Hydra's ``hydra.job.chdir``, a notebook
+    that changes directory): a relative output.dir means the run's working directory."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        run(make_cfg(Path("ds"), "source.num_samples=8", "output.shard_size=2",
+                     "runtime.workers=2", "report.plots=[params]"))  # fmt: skip
+        here = tmp_path / name / "ds"
+        assert len(list(here.glob("*.tar"))) == 4 and (here / "dataset_info.json").is_file()
+        assert (here / "report" / "params.png").is_file()
+    assert not (tmp_path / "first" / "ds" / "ds").exists()
+
+
 @pytest.mark.parametrize("inputs", [40, 48])
 def test_spread_copies_read_each_input_once_and_match_the_grouped_samples(
     tmp_path, monkeypatch, inputs
