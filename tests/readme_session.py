@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from conftest import ROOT
+from conftest import ROOT, read_tar
 from PIL import Image
 
 README = ROOT / "README.md"
@@ -253,12 +252,7 @@ def written(root: Path) -> list[Written]:
     webdataset shards in shard and member order, folders in key order."""
     info = json.loads((root / "dataset_info.json").read_text())
     if info["config"]["output"]["format"] == "webdataset":
-        members: dict[str, dict[str, bytes]] = {}
-        for shard in sorted(root.glob("*.tar")):
-            with tarfile.open(shard) as tar:
-                for m in tar:
-                    key, _, ext = m.name.partition(".")
-                    members.setdefault(key, {})[ext] = tar.extractfile(m).read()
+        members = {k: v for shard in sorted(root.glob("*.tar")) for k, v in read_tar(shard).items()}
         return [
             _sample(k, m["png"], _depth_member(m), json.loads(m["json"]))
             for k, m in members.items()

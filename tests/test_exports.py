@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import fixtures
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_cfg, run_cli
+from conftest import make_cfg, read_tar, run_cli
 from PIL import Image
 
 from pipeline import metadata, read
@@ -77,12 +76,7 @@ def sources(tmp_path_factory) -> dict[str, tuple[list[str], fixtures.Samples]]:
 
 def on_disk(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
     """Every written sample decoded with the standard library, Pillow and tifffile only."""
-    members: dict[str, dict[str, bytes]] = {}
-    for tar in sorted(root.glob("*.tar")):
-        with tarfile.open(tar) as tf:
-            for m in tf:
-                key, _, ext = m.name.partition(".")
-                members.setdefault(key, {})[ext] = tf.extractfile(m).read()
+    members = {k: v for tar in sorted(root.glob("*.tar")) for k, v in read_tar(tar).items()}
     for meta in sorted((root / "meta").rglob("*.json")) if (root / "meta").is_dir() else []:
         key = meta.relative_to(root / "meta").with_suffix("").as_posix()
         members[key] = {"json": meta.read_bytes()}
