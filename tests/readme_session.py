@@ -214,6 +214,9 @@ def call(argv: list[str], home: Path, env: dict[str, str] | None = None) -> Outc
     return Outcome(argv, code, out.getvalue(), err.getvalue(), home)
 
 
+MAKE_VARS = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+
+
 def make(args: list[str], home: Path) -> Outcome:
     """``make ARGS`` in ``home``: a copy of the Makefile whose ``.venv`` is this venv (its
     install stamp kept newer than ``pyproject.toml``, so nothing is reinstalled)."""
@@ -225,7 +228,10 @@ def make(args: list[str], home: Path) -> Outcome:
             (home / ".venv").symlink_to(venv, target_is_directory=True)
             shutil.copy(ROOT / "Makefile", home / "Makefile")
     assert (venv / ".installed").exists(), f"{venv} was not made by `make install`"
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    # as a user types it: not a sub-make of the `make test` this suite may run under
+    # (its MAKELEVEL would add "Entering directory" lines to the output)
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
+    env["NO_ALBUMENTATIONS_UPDATE"] = "1"
     proc = subprocess.run(["make", *args], cwd=home, capture_output=True, text=True, env=env)
     return Outcome(["make", *args], proc.returncode, proc.stdout, proc.stderr, home)
 
