@@ -39,6 +39,7 @@ PHOTOS = (
 )
 # Middlebury 2014 "Motorcycle", down-sampled 4x (scikit-image's calibration)
 FOCAL_PX, BASELINE_M, DOFFS_PX = 994.978, 0.193001, 31.086
+PART_ROWS = 500  # rows per Arrow table part (~0.9 GB of 640x480 photos)
 NOISE_SIGMA = 1.5  # grey levels: a camera's sensor noise (real photos are never smooth)
 
 
@@ -140,7 +141,12 @@ def build(kind: str, root: Path, n: int, height: int, width: int, workers: int) 
     with mp.get_context("forkserver").Pool(workers) as pool:
         rows = [r for part in pool.map(_rows, chunks) for r in part]
     features = datasets.Features({"image": datasets.Image(), "depth_map": datasets.Image()})
-    ds = datasets.Dataset.from_list(rows, features=features)
+    # one Arrow array holds at most 2 GB of binary data: build the table in parts
+    parts = [
+        datasets.Dataset.from_list(rows[i : i + PART_ROWS], features=features)
+        for i in range(0, len(rows), PART_ROWS)
+    ]
+    ds = datasets.concatenate_datasets(parts)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
