@@ -261,3 +261,26 @@ def test_parquet_rows_any_range_streams_the_right_rows(tmp_path):
     for start, stop in [(0, 100), (5, 6), (12, 27), (40, 61), (99, 100), (90, 120)]:
         got = list(rows.rows(start, stop, ["v"]))
         assert got == [(i, {"v": i}) for i in range(start, min(stop, 100))]
+
+
+def test_parquet_rows_unmap_the_file_once_read(tmp_path):
+    """A worker reads the file memory-mapped, but keeps no mapping between shards: its
+    resident memory must not grow with every page of a multi-GB file it has read (SLURM
+    counts mapped pages towards a job's memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sources.parquet import ParquetRows
+
+    f = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"v": list(range(100))}), f, row_group_size=10)
+    rows = ParquetRows([str(f)])
+
+    def mapped() -> bool:
+        return str(f) in Path("/proc/self/maps").read_text()
+
+    it = rows.rows(0, 100, ["v"])
+    next(it)
+    assert mapped()  # read through a memory map while the shard is read
+    assert [i for i, _ in it] == list(range(1, 100))
+    assert not mapped()

@@ -76,33 +76,32 @@ class ParquetRows:
         self.n = row
         self.fingerprint = digest.hexdigest()[:16]
         self._first_rows = [g[0] for g in self.groups]
-        self._open: dict[int, Any] = {}
         # columns every file has: a file lacking one is refused when the source opens,
         # not by a worker half-way through the run
         self.column_names = [c for c in names[0] if all(c in n for n in names[1:])]
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_open": {}}  # open files stay in their process
-
-    def _file(self, index: int) -> Any:
+    def _file(self, index: int, open_files: dict[int, Any]) -> Any:
+        """The file memory-mapped, once per ``rows`` call: its pages are unmapped when the
+        call ends, so a worker's resident memory stays at a shard's rows instead of
+        growing with every page of the file it has read (which counts towards a SLURM
+        job's memory)."""
         import pyarrow.parquet as pq
 
-        handle = self._open.get(index)
-        if handle is None:
-            handle = pq.ParquetFile(self.files[index], memory_map=True, pre_buffer=False)
-            self._open[index] = handle
-        return handle
+        if index not in open_files:
+            open_files[index] = pq.ParquetFile(self.files[index], memory_map=True, pre_buffer=False)
+        return open_files[index]
 
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
         """``(row index, {column: python value})`` for rows ``start`` .. ``stop``."""
         i = max(bisect.bisect_right(self._first_rows, start) - 1, 0)
+        open_files: dict[int, Any] = {}
         for first, fi, g, n in self.groups[i:]:
             if first >= stop:
                 break
             lo, hi = max(start - first, 0), min(stop - first, n)
             if lo >= hi:
                 continue
-            batches = self._file(fi).iter_batches(
+            batches = self._file(fi, open_files).iter_batches(
                 batch_size=BATCH_ROWS, row_groups=[g], columns=columns, use_threads=False
             )
             at = 0  # row of the group at the start of the batch
