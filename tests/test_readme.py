@@ -579,6 +579,10 @@ NOT_RUN: dict[str, Spec] = {
         not_run="minutes of measurement, on a machine of its own (README Benchmark)",
         how=dry_run(".venv/bin/python -m pipeline.bench"),
     ),
+    "make bench ARGS='--samples 3000 --inputs photos --scale 0'": Spec(
+        not_run="minutes of measurement, on a machine of its own (README Benchmark)",
+        how=dry_run(".venv/bin/python -m pipeline.bench --samples 3000 --inputs photos --scale 0"),
+    ),
     "make bench ARGS='--samples 300 --inputs photos'": Spec(
         not_run="minutes of measurement, on a machine of its own (README Benchmark)",
         how=dry_run(".venv/bin/python -m pipeline.bench --samples 300 --inputs photos"),
