@@ -24,7 +24,7 @@ from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Sample
 from pipeline.source_config import FilelistConfig
 from pipeline.sources import Source
-from pipeline.sources.files import make_key, read_file, unique_keys
+from pipeline.sources.files import make_key, read_each, read_file, unique_keys
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,7 @@ class FilelistSource(Source):
         }
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
-        for entry in self.entries[start:stop]:
-            try:
-                yield self._read(entry)
-            except SampleError as err:
-                yield err
+        return read_each(self.entries[start:stop], self._read)
 
     def _read(self, e: Entry) -> Sample:
         image_file = _resolve(self.image_root, e.image)

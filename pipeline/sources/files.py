@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from pipeline import codecs
 from pipeline.errors import PipelineError, SampleError
+from pipeline.sample import Sample
 
 MAGIC = (
     (b"\x89PNG", "png"),
@@ -112,6 +114,21 @@ def apply_mask(depth: np.ndarray, mask: np.ndarray, key: str, where: str) -> np.
             f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match",
         )
     return np.where(mask != 0, depth, np.zeros((), dtype=depth.dtype))
+
+
+_Item = TypeVar("_Item")
+
+
+def read_each(
+    items: Iterable[_Item], read: Callable[[_Item], Sample]
+) -> Iterator[Sample | SampleError]:
+    """``read(item)`` for each item, in order; a sample's own error takes its place, so a
+    bad file costs one sample, not the shard."""
+    for item in items:
+        try:
+            yield read(item)
+        except SampleError as err:
+            yield err
 
 
 def make_key(relative: str) -> str:

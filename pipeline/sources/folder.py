@@ -23,7 +23,14 @@ from pipeline.sample import Camera, Sample
 from pipeline.source_config import FolderConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_file
-from pipeline.sources.files import IMAGE_EXTS, apply_mask, make_key, read_file, unique_keys
+from pipeline.sources.files import (
+    IMAGE_EXTS,
+    apply_mask,
+    make_key,
+    read_each,
+    read_file,
+    unique_keys,
+)
 
 # key, image, depth, mask, camera file, camera entry (paths relative to source.path)
 Item = tuple[str, str, str, str | None, str | None, str | None]
@@ -197,11 +204,7 @@ class FolderSource(Source):
         return digest.hexdigest()[:16]
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
-        for item in self.items[start:stop]:
-            try:
-                yield self._read(item)
-            except SampleError as err:
-                yield err
+        return read_each(self.items[start:stop], self._read)
 
     def _read(self, item: Item) -> Sample:
         key, rel, depth_rel, mask_rel, camera_rel, entry = item
