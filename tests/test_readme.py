@@ -566,6 +566,16 @@ COMMANDS: dict[str, Spec] = {
     ),
     MERGE: Spec(check_merge_refused, code=2),
 }
+
+
+def bench(args: str = "") -> Spec:
+    """``make bench [ARGS=...]``: checked as the command make would run."""
+    return Spec(
+        not_run="minutes of measurement, on a machine of its own (README Benchmark)",
+        how=dry_run(f".venv/bin/python -m pipeline.bench {args}".rstrip()),
+    )
+
+
 NOT_RUN: dict[str, Spec] = {
     "make test": Spec(
         not_run="it would run this test suite inside itself",
@@ -575,18 +585,11 @@ NOT_RUN: dict[str, Spec] = {
         not_run="the `make run` above runs the same target for real",
         how=dry_run(".venv/bin/depth-pipeline source.num_samples=24"),
     ),
-    "make bench": Spec(
-        not_run="minutes of measurement, on a machine of its own (README Benchmark)",
-        how=dry_run(".venv/bin/python -m pipeline.bench"),
+    "make bench": bench(),
+    "make bench ARGS='--samples 3000 --inputs photos --scale 0'": bench(
+        "--samples 3000 --inputs photos --scale 0"
     ),
-    "make bench ARGS='--samples 3000 --inputs photos --scale 0'": Spec(
-        not_run="minutes of measurement, on a machine of its own (README Benchmark)",
-        how=dry_run(".venv/bin/python -m pipeline.bench --samples 3000 --inputs photos --scale 0"),
-    ),
-    "make bench ARGS='--samples 300 --inputs photos'": Spec(
-        not_run="minutes of measurement, on a machine of its own (README Benchmark)",
-        how=dry_run(".venv/bin/python -m pipeline.bench --samples 300 --inputs photos"),
-    ),
+    "make bench ARGS='--samples 300 --inputs photos'": bench("--samples 300 --inputs photos"),
     "depth-pipeline source=nyu": Spec(
         not_run="downloads ~32 GB from the Hugging Face Hub: run offline, without and with "
         "the pinned commit's archives (fixtures) in the cache",
