@@ -81,8 +81,7 @@ def _run_inline(
     proc = ShardProcessor(cfg, chash, source=source, progress=counter)
     start = bar.n
     for unit in work:
-        shards = [proc.fill(unit[0])] if len(unit) == 1 else proc.fill_group(unit)
-        for shard in shards:
+        for shard in proc.fill_unit(unit):
             on_result(proc.commit(shard))
             bar.update(start + counter.value - bar.n)
 

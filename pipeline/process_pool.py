@@ -147,7 +147,8 @@ class WorkerPool:
                 while idle and todo:
                     self.conns[idle.pop()].send(("work", job_id, todo.popleft()))
                 if idle and not todo and then is not None:
-                    then = then.start(self.conns, idle)
+                    then.start(self.conns, idle)
+                    then = None  # once
                 worker, msg = self._event(job_id, received)
                 if msg[0] == "ready":
                     idle.append(worker)

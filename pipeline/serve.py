@@ -170,8 +170,7 @@ def _work(
 ) -> None:
     """Fill the unit's shards, handing each to the committer as soon as it is complete."""
     mark("fill", ",".join(t.name for t in unit))
-    shards = [proc.fill(unit[0])] if len(unit) == 1 else proc.fill_group(unit)
-    for shard in shards:
+    for shard in proc.fill_unit(unit):
         committer.put(job_id, proc, shard)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -98,6 +98,11 @@ class ShardProcessor:
             shard.writer.abort()
             raise
         return shard
+
+    def fill_unit(self, unit: tuple[ShardTask, ...]) -> Iterable[Filling]:
+        """The shards of one unit of work (``shards.units``): one alone, or several that
+        share their inputs filled together; each yielded once its last sample is in."""
+        return [self.fill(unit[0])] if len(unit) == 1 else self.fill_group(unit)
 
     def fill_group(self, tasks: tuple[ShardTask, ...]) -> Iterator[Filling]:
         """Fill shards that each read one run of inputs (``shards.units``) reading every
