@@ -1,4 +1,5 @@
-"""The ``depth-pipeline`` command: a Hydra app that hands the config to ``runner.run``.
+"""The console commands: ``depth-pipeline`` (a Hydra app that hands the config to
+``runner.run``), ``depth-pipeline-report`` and ``depth-pipeline-merge``.
 
 Start-up is on the user's clock: ``cli`` starts the workers' forkserver before anything
 else (its imports run on another core meanwhile), and Hydra, the config schemas and the
@@ -24,8 +25,8 @@ def job(cfg: Any) -> dict[str, object] | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from pipeline import console
-    from pipeline.trace import mark
+    from pipeline.run import console
+    from pipeline.run.trace import mark
 
     mark("composed")
     code, error = console.run_and_report(cfg)
@@ -41,8 +42,8 @@ def main() -> None:
     """Hydra's entry point around ``job`` (parses sys.argv; composes the config)."""
     import hydra
 
-    from pipeline.config import register
-    from pipeline.hydra_once import compose_once
+    from pipeline.config.hydra_once import compose_once
+    from pipeline.config.schema import register
 
     register()
     compose_once()
@@ -51,13 +52,13 @@ def main() -> None:
 
 def cli() -> None:
     """Console entry point: config mistakes become one line and exit code 2."""
-    from pipeline import forkserver
-    from pipeline.trace import mark
+    from pipeline.run import forkserver
+    from pipeline.run.trace import mark
 
     mark("start")
     args = sys.argv[1:]
     if args in (["--help"], ["-h"]):
-        from pipeline import console
+        from pipeline.run import console
 
         print(console.quick_help(Path(CONF_DIR)))
         return
@@ -65,7 +66,7 @@ def cli() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from pipeline import console, crash
+    from pipeline.run import console, crash
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
     try:
@@ -80,6 +81,65 @@ def cli() -> None:
         sys.exit(2)
     if _SWEEP_CODES:  # a multirun: 2 if any job failed, else 3 if any skipped samples
         sys.exit(2 if 2 in _SWEEP_CODES else max(_SWEEP_CODES))
+
+
+def _guarded(what: str, action: Any) -> Any:
+    """``action()``; a ``PipelineError`` or an unforeseen exception becomes one line on
+    stderr and exit 2 (the traceback of the latter saved, see ``run.crash``)."""
+    from pipeline.errors import PipelineError
+    from pipeline.run import crash
+
+    try:
+        return action()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # the last resort: one line, the traceback saved
+        if crash.debugging():
+            raise
+        crash.step(what)
+        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def report_cli(argv: list[str] | None = None) -> None:
+    """``depth-pipeline-report DIR [report.KEY=VALUE ...]``: rebuild the report of an
+    existing dataset from its manifests and ``dataset_info.json``; shards untouched."""
+    import argparse
+
+    from pipeline.report.build import REPORT_DIR, rebuild
+
+    parser = argparse.ArgumentParser(
+        prog="depth-pipeline-report",
+        description="Rebuild output.dir/report (index.html, stats.json, pictures, plots) of "
+        "an existing dataset without rewriting its shards.",
+    )
+    parser.add_argument("dir", type=Path, help="a dataset directory written by depth-pipeline")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="report.KEY=VALUE",
+        help="report settings, e.g. report.rows=4 report.colormap=magma",
+    )
+    args = parser.parse_args(argv)
+    what = f"rebuilding the report of {args.dir}"
+    files = _guarded(what, lambda: rebuild(args.dir, args.overrides))
+    print(f"report: {args.dir / REPORT_DIR / 'index.html'} ({len(files)} files)")
+
+
+def merge_cli(argv: list[str] | None = None) -> None:
+    """``depth-pipeline-merge OUTPUT_DIR``: exit 0 merged, 2 refused (one line why)."""
+    from pipeline.run.merge import merge
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: depth-pipeline-merge OUTPUT_DIR  (joins the slices of a sharded run)")
+        sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
+    info = _guarded(f"merging the slices in {args[0]}", lambda: merge(args[0]))
+    counts = info.counts
+    print(
+        f"merged {info.timings.slices} slices: {counts.written} samples "
+        f"({counts.skipped} skipped) in {counts.shards} shard(s) -> {args[0]}"
+    )
 
 
 if __name__ == "__main__":

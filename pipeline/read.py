@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import metadata
-from pipeline.layouts import decode_depth, layout_for
-from pipeline.records import DatasetInfo
+from pipeline.dataset.layouts import decode_depth, layout_for
+from pipeline.dataset.records import DatasetInfo
+from pipeline.encode import record as metadata
 
 DEPTH_MEMBERS = ("depth.tiff", "depth.tif", "depth.png")
 

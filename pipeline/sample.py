@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -66,3 +66,36 @@ class Sample:
     camera: Camera | None = None
     homography: tuple[float, ...] | None = None
     mask: np.ndarray | None = None
+
+
+class Plain:
+    """A record whose JSON is its field dict."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Any:
+        return cls(**data)
+
+
+class Tally(Plain):
+    """A record of numbers that add up field by field."""
+
+    def merge(self, other: Any) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class InvalidPixels(Tally):
+    """Source pixels that hold no valid depth, by cause (each becomes 0 = invalid); and,
+    with 16-bit PNG depth, valid pixels the format cannot hold (written as 0): farther
+    than 65535 / scale metres, or nearer than 0.5 / scale."""
+
+    zero: int = 0
+    nonfinite: int = 0
+    negative: int = 0
+    out_of_range: int = 0
+    png16_too_far: int = 0
+    png16_too_near: int = 0

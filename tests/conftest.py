@@ -29,7 +29,7 @@ SMALL = [
 
 def make_cfg(out_dir: Path | str, *overrides: str, small: bool = True):
     """The composed config exactly as the CLI would build it (minus hydra's own keys)."""
-    from pipeline.config import register
+    from pipeline.config.schema import register
 
     register()
     small_args = SMALL if small else []

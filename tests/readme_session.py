@@ -175,13 +175,9 @@ def entry_point(program: str) -> Callable[[], None]:
 
         app._SWEEP_CODES.clear()  # a module-level record of the last multirun's exit codes
         return app.cli
-    if program == "depth-pipeline-report":
-        from pipeline.report.cli import cli
+    from pipeline import app
 
-        return cli
-    from pipeline.merge import cli
-
-    return cli
+    return app.report_cli if program == "depth-pipeline-report" else app.merge_cli
 
 
 def call(argv: list[str], home: Path, env: dict[str, str] | None = None) -> Outcome:

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from conftest import ROOT, make_cfg, run_cli
 
-from pipeline.config import to_config
-from pipeline.layouts import LAYOUTS
-from pipeline.records import DatasetInfo, ShardManifest
-from pipeline.runner import run
-from pipeline.source_config import SOURCE_SCHEMAS
+from pipeline.config.schema import to_config
+from pipeline.config.sources import SOURCE_SCHEMAS
+from pipeline.dataset.layouts import LAYOUTS
+from pipeline.dataset.records import DatasetInfo, ShardManifest
+from pipeline.run.runner import run
 
 PACKAGE = ROOT / "pipeline"
 MAX_LINES = 320
@@ -61,7 +61,7 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
-    assert "pipeline.merge" not in _reachable(graph, "pipeline.publish")
+    assert "pipeline.run.merge" not in _reachable(graph, "pipeline.run.publish")
 
 
 def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
@@ -140,7 +140,7 @@ def test_records_round_trip_through_json(tmp_path):
 def test_sample_contract_carries_the_camera():
     """Sources fill ``Sample.camera``: the synthetic renderer's own, or configured constants
     (cx, cy default to the image centre, fy to fx)."""
-    from pipeline.source_config import FolderConfig, SyntheticConfig
+    from pipeline.config.sources import FolderConfig, SyntheticConfig
     from pipeline.sources import finalize, open_source
 
     cfg = SyntheticConfig(height=48, width=64)
@@ -160,7 +160,7 @@ def test_sample_contract_carries_the_camera():
 
 
 def test_hydra_get_mode_fence():
-    """``pipeline.hydra_once`` answers Hydra's internal ``Hydra.get_mode(config_name,
+    """``pipeline.config.hydra_once`` answers Hydra's internal ``Hydra.get_mode(config_name,
     overrides)`` (None = "the command line's mode"): this fails if a Hydra release renames
     it or changes its arguments; ``-m`` and plain runs then need a look (tests/test_sweep.py
     checks the modes end to end)."""
@@ -169,7 +169,7 @@ def test_hydra_get_mode_fence():
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import _run_app
 
-    from pipeline.hydra_once import compose_once, mode_is_the_command_lines
+    from pipeline.config.hydra_once import compose_once, mode_is_the_command_lines
 
     compose_once()
     original = inspect.unwrap(Hydra.get_mode)  # Hydra's own, under our answer
@@ -183,3 +183,41 @@ def test_hydra_get_mode_fence():
     assert mode_is_the_command_lines("config", ["source.num_samples=4"])
     assert not mode_is_the_command_lines("config", ["hydra.mode=MULTIRUN"])
     assert not mode_is_the_command_lines("other", [])
+
+
+# The stages in flow order; a module may import its own stage and those before it.
+LAYERS = [
+    ("pipeline.errors", "pipeline.sample"),
+    ("pipeline.config",),
+    ("pipeline.encode",),
+    ("pipeline.sources",),
+    ("pipeline.augment", "pipeline.transforms"),
+    ("pipeline.dataset", "pipeline.read"),
+    ("pipeline.report",),
+    ("pipeline.run",),
+    ("pipeline.app", "pipeline.__main__", "pipeline.torch", "pipeline.bench", "pipeline"),
+]
+
+
+def _layer(module: str) -> int:
+    for depth, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return depth
+    raise AssertionError(f"{module} is in no stage of LAYERS")
+
+
+def test_layers_point_one_way():
+    """config -> encode -> sources -> augment -> dataset -> report -> run -> app: an import
+    from a later stage into an earlier one fails, naming both modules."""
+    back = [
+        f"{module} imports {dep}"
+        for module, deps in import_graph().items()
+        for dep in deps
+        if _layer(dep) > _layer(module)
+    ]
+    assert not back, "imports pointing back up the flow:\n" + "\n".join(sorted(back))
+
+
+def test_top_level_holds_entry_points_and_the_contract_only():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.augment import Augmenter
-from pipeline.config import AugmentConfig
+from pipeline.augment.augmenter import Augmenter
+from pipeline.config.schema import AugmentConfig
 from pipeline.sample import Sample
 
 

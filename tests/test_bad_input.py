@@ -30,7 +30,7 @@ import tifffile
 from conftest import ROOT, SMALL, make_cfg
 from PIL import Image
 
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 H, W = 96, 128
 COMMON = ["runtime.workers=1", "runtime.progress=false", "report.enabled=false"]
@@ -260,7 +260,8 @@ def _holder(exclusive: bool) -> Callable[[World, pytest.MonkeyPatch], None]:
 
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         code = (
-            "import sys, time; from pathlib import Path; from pipeline.lock import RunLock; "
+            "import sys, time; from pathlib import Path; "
+            "from pipeline.dataset.lock import RunLock; "
             f"RunLock.acquire(Path({str(w.root / 'done')!r}), {exclusive}); "
             "print('held', flush=True); time.sleep(120)"
         )
@@ -432,7 +433,7 @@ ROWS = [
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
-        _raises_in("pipeline.codecs.encode_sample", ZeroDivisionError), False,
+        _raises_in("pipeline.encode.codecs.encode_sample", ZeroDivisionError), False,
         _traceback_in_log),
     Row("unexpected error while opening the source", [*SYN, OUT],
         "unexpected KeyError while opening the source (synthetic)",

@@ -16,9 +16,9 @@ import pytest
 from conftest import make_cfg, read_tar
 from kitti_calib import DATES, write_calib
 
-from pipeline.config import to_config
+from pipeline.config.schema import to_config
 from pipeline.errors import SampleError
-from pipeline.runner import run
+from pipeline.run.runner import run
 from pipeline.sources.synthetic import camera as renderer_camera
 
 PLAIN = ["augment=none", "runtime.progress=false", "report.enabled=false", "runtime.workers=1"]

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.augment import Augmenter, known_output_size, ordered
-from pipeline.config import AugmentConfig
+from pipeline.augment.augmenter import Augmenter, known_output_size, ordered
+from pipeline.augment.geometry import RESIZING
+from pipeline.config.schema import AugmentConfig
 from pipeline.errors import PipelineError
-from pipeline.geometry import RESIZING
 from pipeline.sample import Camera, Sample
 from pipeline.sources.synthetic import camera as renderer_camera
 from pipeline.sources.synthetic import render

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pipeline import codecs
-from pipeline.config import DepthCodec, ImageCodec
+from pipeline.config.schema import DepthCodec, ImageCodec
+from pipeline.encode import codecs
 
 
 def _depth(rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_png_decode_matches_opencv_reader_for_every_layout(rng):
     import cv2
     from PIL import Image
 
-    from pipeline import codecs
+    from pipeline.encode import codecs
 
     rgb = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
 

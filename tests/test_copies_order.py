@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import make_cfg, read_tar, shard_bytes
 
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 PLAIN = ["runtime.progress=false", "report.enabled=false"]
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.augment import Augmenter
-from pipeline.config import AugmentConfig
+from pipeline.augment.augmenter import Augmenter
+from pipeline.config.schema import AugmentConfig
 from pipeline.sample import Camera, Sample
 from pipeline.sources.synthetic import render
 

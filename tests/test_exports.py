@@ -18,8 +18,9 @@ import tifffile
 from conftest import make_cfg, read_tar, run_cli
 from PIL import Image
 
-from pipeline import metadata, read
-from pipeline.runner import run
+from pipeline import read
+from pipeline.encode import record as metadata
+from pipeline.run.runner import run
 
 COMMON = ["output.shard_size=3", "runtime.workers=1", "report.enabled=false"]
 AUGMENT = {
@@ -352,7 +353,7 @@ def test_png16_rounds_to_nearest_counts_what_it_cannot_hold_and_records_the_scal
 
 
 def test_png16_scale_defaults_to_the_sources_integer_scale(tmp_path):
-    from pipeline.config import to_config
+    from pipeline.config.schema import to_config
 
     def scale(*overrides: str) -> float | None:
         cfg = make_cfg(tmp_path, *overrides, "output.depth.format=png16", small=False)

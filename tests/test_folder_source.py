@@ -15,7 +15,7 @@ from conftest import make_cfg, read_tar, run_cli
 from PIL import Image
 
 from pipeline.errors import PipelineError
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 H, W = 12, 16
 PLAIN = ["augment=none", "runtime.progress=false", "report.enabled=false", "runtime.workers=1"]

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from pipeline.augment import Augmenter, _instantiate, _jsonable
-from pipeline.config import AugmentConfig
-from pipeline.records import SampleRecord
+from pipeline.augment.augmenter import Augmenter, _instantiate, _jsonable
+from pipeline.config.schema import AugmentConfig
+from pipeline.dataset.records import SampleRecord
 from pipeline.report.independence import independence
 from pipeline.report.params import param_table
 from pipeline.sample import Sample

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make_cfg, run_cli
 
-from pipeline.choices import OutputFormat, TiffCompression
-from pipeline.codecs import TIFF_COMPRESSIONS
-from pipeline.config import dirname
+from pipeline.config.choices import OutputFormat, TiffCompression
+from pipeline.config.schema import dirname
+from pipeline.dataset.layouts import LAYOUTS
+from pipeline.encode.codecs import TIFF_COMPRESSIONS
 from pipeline.errors import PipelineError
-from pipeline.layouts import LAYOUTS
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 # ---- --help -----------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ sys.argv = ["depth-pipeline", *sys.argv[1:]]
 try:
     cli()
 finally:
-    print("heavy imports:", sorted(m for m in ("albumentations", "pipeline.runner", "cv2")
+    print("heavy imports:", sorted(m for m in ("albumentations", "pipeline.run.runner", "cv2")
                                    if m in sys.modules))
 """
 

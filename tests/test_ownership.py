@@ -22,10 +22,10 @@ from conftest import ROOT, SMALL, make_cfg, run_cli, shard_bytes
 from test_bad_input import FOLDER, ROWS, _write_folder_source
 from test_reliability import assert_complete
 
+from pipeline.dataset.lock import LOCK_DIR
 from pipeline.errors import PipelineError
-from pipeline.lock import LOCK_DIR
-from pipeline.merge import merge
-from pipeline.runner import run
+from pipeline.run.merge import merge
+from pipeline.run.runner import run
 
 # 20 shards of 2 samples, one process: long enough to be stopped half-way
 LONG = ["source.num_samples=40", "output.shard_size=2", "runtime.workers=1", "report.enabled=false"]
@@ -225,7 +225,7 @@ def test_debug_env_shows_the_traceback(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("pipeline.codecs.encode_sample", boom)
+    monkeypatch.setattr("pipeline.encode.codecs.encode_sample", boom)
     monkeypatch.setenv("DEPTH_PIPELINE_DEBUG", "1")
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     argv = [*SMALL, "source.num_samples=2", "runtime.workers=1", "report.enabled=false"]

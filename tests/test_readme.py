@@ -872,8 +872,8 @@ def test_config_keys_the_readme_names_exist():
     some source kind for ``source.*``): no renamed or removed key left behind."""
     from omegaconf import DictConfig, OmegaConf
 
-    from pipeline.config import Config
-    from pipeline.source_config import SOURCE_SCHEMAS
+    from pipeline.config.schema import Config
+    from pipeline.config.sources import SOURCE_SCHEMAS
 
     groups = "source|augment|output|report|runtime|shard"
     named = re.findall(rf"(?<![\w./-])((?:{groups})(?:\.[a-z_]+)+)", README.read_text())

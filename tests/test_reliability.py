@@ -24,12 +24,12 @@ import pytest
 import tifffile
 from conftest import ROOT, SMALL, make_cfg, read_tar, shard_bytes
 
-from pipeline import claim, writers
-from pipeline.config import to_config
+from pipeline.config.schema import to_config
+from pipeline.dataset import claim, writers
+from pipeline.dataset.layouts import folder as folder_layout
+from pipeline.dataset.layouts import webdataset as tar_layout
 from pipeline.errors import Interrupted, PipelineError
-from pipeline.layouts import folder as folder_layout
-from pipeline.layouts import webdataset as tar_layout
-from pipeline.runner import run
+from pipeline.run.runner import run
 from pipeline.sources import synthetic
 
 # 5 shards of 2 samples; the report is off unless a test is about it.

@@ -19,11 +19,11 @@ import tifffile
 from conftest import ROOT, make_cfg, read_tar
 from PIL import Image
 
-from pipeline.records import SampleRecord
+from pipeline.dataset.records import SampleRecord
+from pipeline.dataset.stats import DEPTH_BIN
 from pipeline.report.independence import independence
 from pipeline.report.params import param_table
-from pipeline.runner import run
-from pipeline.stats import DEPTH_BIN
+from pipeline.run.runner import run
 
 PICTURES = (
     "collage.png",
@@ -172,7 +172,7 @@ def test_copies_are_shown_side_by_side(tmp_path):
 def run_report(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.report.cli", *args],
+        [sys.executable, "-c", "from pipeline.app import report_cli; report_cli()", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -226,7 +226,7 @@ def test_report_command_refuses_while_an_overwrite_holds_the_dataset(tmp_path, d
     in progress makes it stop in one line naming the holder; nothing is written."""
     import shutil
 
-    from pipeline.lock import RunLock
+    from pipeline.dataset.lock import RunLock
 
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy)

@@ -16,10 +16,10 @@ from kitti_calib import write_calib
 from matplotlib import colormaps
 from PIL import Image
 
-from pipeline.augment import Augmenter
-from pipeline.config import AugmentConfig
+from pipeline.augment.augmenter import Augmenter
+from pipeline.config.schema import AugmentConfig
 from pipeline.report.params import crop_window
-from pipeline.runner import run
+from pipeline.run.runner import run
 from pipeline.sample import Sample
 
 H, W = 352, 1216  # KITTI's benchmark crop
@@ -95,7 +95,7 @@ def test_pictures_are_tasks_another_process_can_draw(kitti_report, tmp_path):
     import shutil
     from concurrent.futures import ProcessPoolExecutor
 
-    from pipeline.records import DatasetInfo
+    from pipeline.dataset.records import DatasetInfo
     from pipeline.report.build import build_report, config_of
 
     root = tmp_path / "copy"
@@ -195,7 +195,7 @@ def test_report_settings_are_checked_before_the_run(tmp_path, args, words):
 
 def test_the_default_colours_pass_the_colour_check():
     """``colors.check`` skips the colour lookups for the shipped pair: it must pass."""
-    from pipeline.config import ReportConfig
+    from pipeline.config.schema import ReportConfig
     from pipeline.report.colors import MIN_DELTA_E, distance_to_colormap, parse_color
 
     defaults = ReportConfig()

@@ -13,7 +13,7 @@ import tifffile
 from conftest import make_cfg, read_tar, run_cli, shard_bytes
 from PIL import Image
 
-from pipeline.runner import run
+from pipeline.run.runner import run
 from pipeline.sources.synthetic import render
 
 

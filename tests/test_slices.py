@@ -12,15 +12,15 @@ import pytest
 from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
 
 from pipeline.errors import PipelineError
-from pipeline.merge import merge
-from pipeline.runner import run
+from pipeline.run.merge import merge
+from pipeline.run.runner import run
 
 COMMON = ["source.num_samples=11", "output.shard_size=2", "report.enabled=false"]
 
 
 def _merge_cli(out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from pipeline.merge import cli; cli()", str(out)],
+        [sys.executable, "-c", "from pipeline.app import merge_cli; merge_cli()", str(out)],
         cwd=ROOT,
         env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1"),
         capture_output=True,

@@ -20,7 +20,7 @@ from kitti_calib import write_calib
 from PIL import Image
 
 from pipeline.errors import PipelineError, SampleError
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 H, W = 12, 16
 PLAIN = ["augment=none", "runtime.progress=false", "report.enabled=false", "runtime.workers=1"]

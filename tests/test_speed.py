@@ -15,8 +15,8 @@ import fixtures
 import pytest
 from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
 
-from pipeline import pool, trace
-from pipeline.runner import run
+from pipeline.run import pool, trace
+from pipeline.run.runner import run
 from pipeline.sources.synthetic import SyntheticSource
 
 

@@ -15,7 +15,7 @@ from conftest import make_cfg
 
 from pipeline import read
 from pipeline.errors import PipelineError
-from pipeline.runner import run
+from pipeline.run.runner import run
 
 PLAIN = ["augment=none", "runtime.progress=false", "report.enabled=false", "runtime.workers=1"]
 NYU_COMMIT = "50579a0b591445f91bf7269b28611ad1cc6a05d2"  # conf/source/nyu.yaml

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    from pipeline.runner import available_cpus
+    from pipeline.run.runner import available_cpus
 
     workers = args.workers or available_cpus()
     load_before = os.getloadavg()

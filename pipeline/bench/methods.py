@@ -87,8 +87,8 @@ def _map_worker(row: dict[str, Any], index: int, out: str, ours: bool) -> dict[s
     import tifffile
     from PIL import Image
 
-    from pipeline.codecs import TIFF_COMPRESSIONS
-    from pipeline.config import DepthCodec, ImageCodec
+    from pipeline.config.schema import DepthCodec, ImageCodec
+    from pipeline.encode.codecs import TIFF_COMPRESSIONS
 
     global _MAP_COMPOSE
     if _MAP_COMPOSE is None:
@@ -131,12 +131,12 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     import cv2
     from hydra import compose, initialize_config_dir
 
-    from pipeline.config import register, to_config
-    from pipeline.config_record import config_hash
-    from pipeline.records import StageTimes
-    from pipeline.shards import plan
+    from pipeline.config.schema import register, to_config
+    from pipeline.dataset.config_record import config_hash
+    from pipeline.dataset.records import StageTimes
+    from pipeline.dataset.shards import plan
+    from pipeline.run.worker import ShardProcessor
     from pipeline.sources import open_source
-    from pipeline.worker import ShardProcessor
 
     cv2.setNumThreads(0)
     register()

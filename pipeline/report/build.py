@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.claim import REPORT_DIR
-from pipeline.config import Config, to_config
+from pipeline.config.schema import Config, to_config
+from pipeline.dataset.claim import REPORT_DIR
+from pipeline.dataset.records import DatasetInfo, ShardManifest
+from pipeline.dataset.stats import Stats
+from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
-from pipeline.records import DatasetInfo, ShardManifest
 from pipeline.report import call
 from pipeline.sources import Source
-from pipeline.stats import Stats
-from pipeline.writers import atomic_write
 
 
 def dataset_stats(manifests: list[ShardManifest]) -> tuple[Stats, dict[str, Any]]:
@@ -214,7 +214,7 @@ def config_of(info: DatasetInfo, overrides: list[str] | None = None) -> Config:
 
 def rebuild(root: Path, overrides: list[str] | None = None) -> list[Path]:
     """Rebuild the report of an existing dataset from its manifests (shards untouched)."""
-    from pipeline.lock import holding
+    from pipeline.dataset.lock import holding
     from pipeline.report.pictures import check
 
     info = DatasetInfo.read(root)  # refuses a directory that is not a finished dataset

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.homography import NON_UNIFORM_TOL, axis_scales
-from pipeline.records import SampleRecord
+from pipeline.augment.homography import NON_UNIFORM_TOL, axis_scales
+from pipeline.dataset.records import SampleRecord
 
 
 def _scales(samples: list[SampleRecord]) -> np.ndarray:

@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.codecs import encode_png
-from pipeline.config import ImageCodec
+from pipeline.config.schema import ImageCodec
+from pipeline.encode.codecs import encode_png
 from pipeline.report.colors import DepthRange, nice_ticks, ramp
 
 INK = (29, 29, 31)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.config import ReportConfig
+from pipeline.config.schema import ReportConfig
 from pipeline.report.canvas import (
     MUTED,
     Canvas,

@@ -15,7 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from pipeline.config import ReportConfig
+from pipeline.config.schema import ReportConfig
 from pipeline.errors import PipelineError
 
 MIN_DELTA_E = 15.0  # CIELAB distance below which the invalid colour passes for a depth

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config.schema import Config
+from pipeline.dataset.records import DatasetInfo, SampleRecord, ShardManifest
+from pipeline.dataset.stats import Stats
 from pipeline.errors import PipelineError
-from pipeline.records import DatasetInfo, SampleRecord, ShardManifest
 from pipeline.report.colors import DepthRange
 from pipeline.report.params import ParamTable
 from pipeline.report.samples import copies_of, pick, read_source, read_written
 from pipeline.sample import Sample
 from pipeline.sources import Source
-from pipeline.stats import Stats
 
 WORST = 5  # most-invalid samples listed and shown
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.records import SampleRecord
+from pipeline.dataset.records import SampleRecord
 
 ALIASES = {"crop_coords": ("x_min", "y_min", "x_max", "y_max")}
 SKIP = {"shape"}

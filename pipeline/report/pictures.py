@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import ReportConfig
+from pipeline.config.schema import ReportConfig
 from pipeline.errors import PipelineError
 from pipeline.report import call
 from pipeline.report.context import Context

@@ -20,10 +20,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.codecs import encode_png  # noqa: E402
-from pipeline.config import ImageCodec  # noqa: E402
+from pipeline.config.schema import ImageCodec  # noqa: E402
+from pipeline.dataset.stats import DEPTH_BIN  # noqa: E402
+from pipeline.encode.codecs import encode_png  # noqa: E402
 from pipeline.report.params import ParamTable  # noqa: E402
-from pipeline.stats import DEPTH_BIN  # noqa: E402
 
 CHANNELS = (("R", "tab:red"), ("G", "tab:green"), ("B", "tab:blue"))
 PNG = ImageCodec(level=6)  # plots are flat colour: small files at any level

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.layouts import layout_for
-from pipeline.records import SampleRecord, ShardManifest
+from pipeline.config.schema import Config
+from pipeline.dataset.layouts import layout_for
+from pipeline.dataset.records import SampleRecord, ShardManifest
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize, open_source
 

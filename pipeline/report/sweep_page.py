@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.config import ReportConfig
+from pipeline.config.schema import ReportConfig
+from pipeline.dataset.records import DatasetInfo
+from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
-from pipeline.records import DatasetInfo
 from pipeline.report import collages
 from pipeline.report.build import REPORT_DIR, config_of
 from pipeline.report.colors import DepthRange
 from pipeline.report.page import CSS
 from pipeline.report.samples import pick, read_written
-from pipeline.writers import atomic_write
 
 PAGE = "index.html"
 SHEET = "contact_sheet.png"

@@ -1,12 +1,12 @@
 """Sample sources: one module per kind, each a ``Source`` subclass built from its own
-config schema (``pipeline.config``: the schema's ``impl`` names the class).
+config schema (``pipeline.config.schema``: the schema's ``impl`` names the class).
 
 A source is built from its plain config in the parent and, unless ``for_workers`` hands
 over the opened one, again in every worker: opening must be cheap and must not load the
 data. ``finalize`` applies the shared sample contract to whatever a source read: uint8
 RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted).
 
-A new source = one module here + a schema in ``pipeline/source_config.py`` (with
+A new source = one module here + a schema in ``pipeline/config/sources.py`` (with
 ``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
 """
 
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config.paths import key_problem
+from pipeline.config.sources import SourceConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.paths import key_problem
-from pipeline.records import InvalidPixels
-from pipeline.sample import Sample
-from pipeline.source_config import SourceConfig
+from pipeline.sample import InvalidPixels, Sample
 
 
 class Source:

@@ -24,9 +24,9 @@ from typing import BinaryIO
 import h5py
 import numpy as np
 
+from pipeline.config.sources import FastdepthConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
-from pipeline.source_config import FastdepthConfig
 from pipeline.sources import Source
 from pipeline.sources.files import make_key, unique_keys
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config.sources import FilelistConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Sample
-from pipeline.source_config import FilelistConfig
 from pipeline.sources import Source
 from pipeline.sources.files import make_key, read_each, read_file, unique_keys
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pipeline import codecs
+from pipeline.encode import codecs
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 

@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from pipeline.config.sources import FolderConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Sample
-from pipeline.source_config import FolderConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_file
 from pipeline.sources.files import (

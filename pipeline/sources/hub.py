@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.sources import HubConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Sample
-from pipeline.source_config import HubConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array

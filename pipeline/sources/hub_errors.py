@@ -4,8 +4,8 @@ conversion."""
 
 from __future__ import annotations
 
+from pipeline.config.sources import HubConfig
 from pipeline.errors import PipelineError
-from pipeline.source_config import HubConfig
 
 _LOCAL_HINT = "point source.path at a local copy (a parquet directory or a save_to_disk dir)"
 

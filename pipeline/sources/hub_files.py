@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pipeline.config.sources import FastdepthConfig
 from pipeline.errors import PipelineError
-from pipeline.source_config import FastdepthConfig
 
 _LOCAL_HINT = "or point source.path at a local copy (the FastDepth folder of .h5 files or its tars)"
 

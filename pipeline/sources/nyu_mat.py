@@ -18,9 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.config.sources import NyuMatConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
-from pipeline.source_config import NyuMatConfig
 from pipeline.sources import Source
 
 

@@ -14,8 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from pipeline.config.sources import SyntheticConfig
 from pipeline.sample import Camera, Sample
-from pipeline.source_config import SyntheticConfig
 from pipeline.sources import Source
 
 NYU_FOCAL = 518.8  # pixels, for a 640-wide image

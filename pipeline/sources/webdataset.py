@@ -25,10 +25,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from pipeline import codecs
+from pipeline.config.sources import WebdatasetConfig
+from pipeline.encode import codecs
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
-from pipeline.source_config import WebdatasetConfig
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys

@@ -14,7 +14,7 @@ per-transform seeding and parameter recording.
   (``mode=depth``). The region is defined on the source frame and follows every crop,
   flip or resize before it.
 
-Transforms that need the camera read the augmenter's ``pipeline.geometry.Track`` from the
+Transforms that need the camera read the augmenter's ``pipeline.augment.geometry.Track`` from the
 ``camera`` target (``targets_as_params``). Depth travels as ``mask``; the optional
 validity mask as ``valid`` (geometry only, never rescaled). A recorded ``depth_factor``
 param tells the tracker how depth values were multiplied.

@@ -12,7 +12,7 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.geometry import Track  # noqa: E402
+from pipeline.augment.geometry import Track  # noqa: E402
 
 NEAREST = cv2.INTER_NEAREST_EXACT  # pixel-centre aligned, like the linear image resize
 # Evaluation regions: (top, bottom, left, right) as fractions of the source frame, from

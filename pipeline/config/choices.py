@@ -1,0 +1,69 @@
+"""Config keys with a fixed set of values, as enums OmegaConf checks while Hydra composes
+(before any heavy import): a bad value fails as fast as a key typo."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A string key with a fixed set of values. OmegaConf refuses any other value while
+    composing (~0.7 s, like a key typo) instead of after the run's imports (~3 s). Members
+    are named as their values and compare, hash, format and serialise as plain strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class OutputFormat(Choice):
+    """``output.format``: one member per entry of ``pipeline.dataset.layouts.LAYOUTS``."""
+
+    webdataset = "webdataset"
+    folder = "folder"
+    filelist = "filelist"
+
+
+class OutputOrder(Choice):
+    """``output.order``: where the copies of one input go (``worker.position_of``)."""
+
+    spread = "spread"  # copy-major: copies of one input land in different shards
+    grouped = "grouped"  # input-major: copies of one input side by side, each input read once
+
+
+class TiffCompression(Choice):
+    """``output.depth.compression``: the keys of ``codecs.TIFF_COMPRESSIONS``."""
+
+    none = "none"
+    zlib = "zlib"
+    deflate = "deflate"  # = zlib
+    zstd = "zstd"
+    lzw = "lzw"
+
+
+class ImageFormat(Choice):
+    """``output.image.format``."""
+
+    png = "png"
+    jpg = "jpg"
+
+
+class DepthFormat(Choice):
+    """``output.depth.format``: float32 TIFF metres, or uint16 PNG x ``output.depth.scale``."""
+
+    tiff = "tiff"
+    png16 = "png16"
+
+
+class CameraMode(Choice):
+    """``augment.camera``: track (approximate where a pinhole K cannot follow) | strict."""
+
+    track = "track"
+    strict = "strict"
+
+
+# "raise" is a Python keyword: the functional form can still name a member so, and
+# OmegaConf matches members by name.
+OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)

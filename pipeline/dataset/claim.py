@@ -1,0 +1,226 @@
+"""Making ``output.dir`` this run's: the lock, the config record, what earlier runs left
+there (finished shards to keep, a dead run's temporaries to drop), the source check on
+resume and, with ``output.overwrite=true``, removing the old dataset (``owned.py``).
+
+A directory is a dataset only if its config record (``manifests/config.json``) is valid
+and was written by this tool; a non-empty directory without one is refused, and nothing
+in a directory with a foreign or damaged record is ever deleted. Only files this tool
+writes are deleted: temporaries named ``*.tmp-HOST-PID`` in the places it writes, the
+shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config.schema import Config
+from pipeline.dataset.config_record import check_record, read_record, shown, write_record
+from pipeline.dataset.config_record import config_diff as config_diff
+from pipeline.dataset.config_record import config_hash as config_hash
+from pipeline.dataset.config_record import data_config as data_config
+from pipeline.dataset.layouts import Layout
+from pipeline.dataset.lock import RunLock, alive, setting_up
+from pipeline.dataset.owned import CARD as CARD
+from pipeline.dataset.owned import CARD_MARK as CARD_MARK
+from pipeline.dataset.owned import CONFIG_RECORD, REPORT_DIR, SLICE_DIR, inside, remove_dataset
+from pipeline.dataset.owned import card_is_ours as card_is_ours
+from pipeline.dataset.records import MANIFEST_DIR, ShardManifest
+from pipeline.dataset.shards import ShardTask, fingerprint, inputs
+from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
+from pipeline.errors import PipelineError
+from pipeline.sources import Source
+
+# ---- claiming the directory ------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    """What a run may rely on once ``output.dir`` is its own: the config hash and the
+    finished shards to keep."""
+
+    config_hash: str
+    done: dict[str, ShardManifest]
+
+
+@contextlib.contextmanager
+def claimed(
+    root: Path, cfg: Config, layout: Layout, shards: list[ShardTask], source: Source
+) -> Iterator[Claim]:
+    """Hold ``root`` for this run: refuse a foreign directory, a conflicting run (the
+    lock), another config, a changed source; with overwrite, remove the old dataset;
+    drop a dead run's temporaries; record the config. The lock lasts for the block.
+
+    Only the decisions about the directory are taken one run at a time (``setting_up``);
+    checking the finished shards (sha256 of every file) runs beside the other slices."""
+    check_writable(root)
+    check_ours(root)
+    identity = source.identity()
+    lock = RunLock.acquire(root, exclusive=cfg.output.overwrite)  # or refuse at once
+    try:
+        with setting_up(root):
+            old = read_record(root)
+            chash = config_hash(cfg)
+            names = {s.name for s in shards}
+            if cfg.output.overwrite:
+                remove_dataset(root, old, chash, names)
+            else:
+                check_record(root, cfg, old)
+            clean_temporaries(root, layout, names)
+            if old is None or cfg.output.overwrite:
+                write_record(root, cfg, identity)
+        old_record = None if cfg.output.overwrite else old
+        done = _resumable(root, cfg, chash, shards, source, old_record)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        yield Claim(chash, done)
+        if old is not None and not cfg.output.overwrite and old.get("source") != identity:
+            write_record(root, cfg, identity)  # the source the dataset now matches
+    finally:
+        lock.release()
+
+
+def _resumable(
+    root: Path,
+    cfg: Config,
+    chash: str,
+    shards: list[ShardTask],
+    source: Source,
+    old: dict[str, Any] | None,
+) -> dict[str, ShardManifest]:
+    """The finished shards to keep; refuse if the source they were read from changed."""
+    done: dict[str, ShardManifest] = {}
+    changed: list[ShardTask] = []
+    for s in shards:
+        m = finished(root, s.name, s.start, s.stop, chash)
+        if m is None:
+            continue
+        now = fingerprint(source, s, cfg.augment.copies, cfg.output.order)
+        if m.source_fingerprint is not None and m.source_fingerprint != now:
+            changed.append(s)
+        done[s.name] = m
+    if changed:
+        first = changed[0]
+        before = (old or {}).get("source") or {}
+        differ = config_diff(before, source.identity()) if before else []
+        what = (
+            f"source differs in: {shown(differ)}"
+            if differ
+            else "the files it read changed size or modification time"
+        )
+        raise PipelineError(
+            f"the source changed since output.dir={root} was written: {len(changed)} finished "
+            f"shard(s) were made from other data (first {first.name}, {inputs(first, cfg)}; "
+            f"{what}); use output.overwrite=true to rebuild "
+            f"the dataset from the current source, or a new output.dir"
+        )
+    return done
+
+
+def check_writable(root: Path) -> None:
+    """Create ``root`` and prove a file can be written there, or say which dir and why."""
+    probe = tmp_path(root / ".write-probe")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        raise PipelineError(
+            f"output.dir={root} is not writable ({exc.strerror}); choose another output.dir"
+        ) from None
+
+
+def check_ours(root: Path) -> None:
+    """Refuse to write into a non-empty directory that holds no dataset of this tool.
+
+    Hidden entries (the lock) and a ``manifests/`` holding only a killed run's temporary
+    record do not count; a ``manifests/`` with anything else in it does."""
+    if (root / CONFIG_RECORD).exists() or not root.is_dir():
+        return
+    foreign = [
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith(".")
+        and not TMP_NAME.match(p.name)
+        and not (p.name == MANIFEST_DIR and p.is_dir() and _only_temporaries(p))
+    ]
+    if foreign:
+        raise PipelineError(
+            f"output.dir={root} is not empty ({', '.join(sorted(foreign)[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}) and holds no depth-pipeline dataset; "
+            f"choose a new or empty output.dir"
+        )
+
+
+def _only_temporaries(folder: Path) -> bool:
+    return all(TMP_NAME.match(p.name) and p.is_file() for p in folder.iterdir())
+
+
+# ---- what earlier runs left ------------------------------------------------------------
+
+
+def finished(root: Path, shard: str, start: int, stop: int, chash: str) -> ShardManifest | None:
+    """The manifest of a complete shard whose files still match their checksums, else None."""
+    manifest = ShardManifest.read(root, shard)
+    if manifest is None:
+        return None
+    if (manifest.config_hash, manifest.start, manifest.stop) != (chash, start, stop):
+        return None
+    for rel, digest in manifest.files.items():
+        f = inside(root, rel)
+        if f is None or not f.is_file() or sha256_file(f) != digest:
+            return None
+    return manifest
+
+
+def drop_unrecorded(root: Path, layout: Layout, shards: Iterable[str]) -> None:
+    """Remove shard files that a killed worker renamed but never recorded in a manifest, so
+    nothing is left looking finished; a re-run writes them again, byte for byte."""
+    for name in shards:
+        if ShardManifest.read(root, name) is None:
+            for rel in layout.shard_files(name):
+                (root / rel).unlink(missing_ok=True)
+
+
+def _tool_files(root: Path, layout: Layout) -> Iterator[Path]:
+    """Files in the places this tool writes: the top of ``root`` and its own subfolders."""
+    if not root.is_dir():
+        return
+    yield from (p for p in root.iterdir() if p.is_file())
+    for name in (MANIFEST_DIR, REPORT_DIR, SLICE_DIR, *layout.dirs):
+        if (root / name).is_dir():
+            yield from (p for p in (root / name).rglob("*") if p.is_file())
+
+
+def clean_temporaries(root: Path, layout: Layout, own_shards: Iterable[str] = ()) -> list[Path]:
+    """Delete temporaries a dead run left behind; return them.
+
+    A temporary from this host is stale when its process is gone. One from another host
+    (a preempted job restarted elsewhere) is only removed if it belongs to one of
+    ``own_shards``: other slice jobs may be writing theirs right now.
+    """
+    own = {f for s in own_shards for f in layout.shard_files(s)} | {f"{s}.json" for s in own_shards}
+    host, removed = socket.gethostname(), []
+    for path in _tool_files(root, layout):
+        m = TMP_NAME.match(path.name)
+        if m is None:
+            continue
+        if _stale(m["host"] == host, int(m["pid"]), m["final"] in own, path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _stale(this_host: bool, pid: int, ours: bool, path: Path) -> bool:
+    if this_host:  # a pid can be reused (or linger as a zombie): the writer lock decides
+        return pid == os.getpid() or not alive(pid) or not is_being_written(path)
+    return ours

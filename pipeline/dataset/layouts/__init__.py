@@ -1,0 +1,136 @@
+"""Output formats. One ``Layout`` per format owns its on-disk shape: shard and member
+names, the writer of a shard, the dataset card's description and loading header, which
+files it owns (for resume and overwrite) and how samples are read back (the report,
+``pipeline.read``).
+
+A new output format = one module here + an entry in ``LAYOUTS`` + a member of
+``config.OutputFormat`` + ``conf/output/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from pipeline.dataset.records import DatasetInfo, ShardManifest
+from pipeline.dataset.writers import ShardWriter
+
+if TYPE_CHECKING:
+    from pipeline.config.schema import Config
+    from pipeline.sources import Source
+
+LAYOUTS = {
+    "webdataset": "pipeline.dataset.layouts.webdataset:WebdatasetLayout",
+    "folder": "pipeline.dataset.layouts.folder:FolderLayout",
+    "filelist": "pipeline.dataset.layouts.filelist:FilelistLayout",
+}
+# One written sample read back: key, image uint8 HxWx3, depth float32 metres, JSON record.
+ReadSample = tuple[str, np.ndarray, np.ndarray, dict[str, Any]]
+
+
+class Layout:
+    """The base every output format extends; ``root`` is ``output.dir``."""
+
+    name: ClassVar[str] = ""
+    # subfolders of output.dir this format writes samples into (temporaries live there too)
+    dirs: ClassVar[tuple[str, ...]] = ()
+    # every written sample must have a focal length (a sample without one is a sample error)
+    needs_focal: ClassVar[bool] = False
+
+    def __init__(self, root: Path, prefix: str) -> None:
+        self.root = root
+        self.prefix = prefix
+
+    def writer(self, shard: str) -> ShardWriter:
+        """A writer that publishes shard ``shard`` on ``commit`` (nothing before)."""
+        raise NotImplementedError
+
+    def shard_files(self, shard: str) -> list[str]:
+        """Files named after the shard that appear before its manifest does (a tar)."""
+        return []
+
+    def shard_pattern(self) -> re.Pattern[str] | None:
+        """Names of the shard files (top level of ``root``) this format writes: removed on
+        overwrite even when no manifest lists them."""
+        return None
+
+    def extra_files(self) -> list[str]:
+        """Files (relative to ``root``) the layout writes when the dataset is published,
+        e.g. trainer file lists: owned by the tool like the card."""
+        return []
+
+    def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
+        """Write ``extra_files`` (each atomically) at publish time, before the card."""
+
+    def check(self, cfg: Config, source: Source) -> None:
+        """Refuse, before the run, a config this format cannot write (one line)."""
+
+    def describe(self, info: DatasetInfo) -> str:
+        """The dataset card's paragraph on the layout (Markdown)."""
+        raise NotImplementedError
+
+    def card_header(self, split: str, info: DatasetInfo) -> str:
+        """YAML front matter that lets ``datasets.load_dataset(root)`` read the data ("" if
+        it cannot). Its config carries the content fingerprint: ``datasets`` caches a local
+        dataset by directory name and patterns, so two same-named or rewritten datasets
+        would otherwise share (stale) cached rows."""
+        return ""
+
+    def samples(
+        self, manifest: ShardManifest, keys: set[str] | None = None
+    ) -> Iterator[ReadSample]:
+        """The samples of one shard (only ``keys`` if given), decoded from disk in order."""
+        raise NotImplementedError
+
+    def read(
+        self, manifest: ShardManifest, keys: set[str]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{key: (image, depth)}`` for these keys of one shard, decoded from disk."""
+        return {key: (image, depth) for key, image, depth, _ in self.samples(manifest, keys)}
+
+
+def card_config(split: str, info: DatasetInfo, paths: list[str], root: Path) -> str:
+    """The ``configs:`` entry of a card header: one split, its data files, and as the
+    config's description (part of the ``datasets`` cache identity) the content fingerprint
+    and the absolute location (a cached image-folder row refers to its files by path)."""
+    listed = "\n".join(f'    - "{p}"' for p in paths)
+    where = json.dumps(str(root.resolve()))[1:-1]
+    return (
+        f"configs:\n- config_name: default\n"
+        f'  description: "depth-pipeline dataset, content {info.fingerprint}, in {where}"\n'
+        f"  data_files:\n  - split: {split}\n    path:\n{listed}\n"
+    )
+
+
+def decode_depth(ext: str, data: bytes, scale: float) -> np.ndarray:
+    """A written depth member as float32 metres: TIFF as stored, PNG16 / ``scale``."""
+    from pipeline.encode import codecs
+
+    depth = np.asarray(codecs.decode(ext, data))
+    if depth.dtype == np.float32:
+        return depth
+    return (depth.astype(np.float32) / np.float32(scale)).astype(np.float32)
+
+
+def layout_for(fmt: str, root: Path, prefix: str) -> Layout:
+    """The layout of ``output.format``; a one-line error naming the choices otherwise."""
+    from pipeline.errors import PipelineError
+
+    target = LAYOUTS.get(fmt)
+    if target is None:
+        raise PipelineError(f"output.format must be one of {sorted(LAYOUTS)} (got {fmt!r})")
+    module, name = target.split(":")
+    cls: type[Layout] = getattr(importlib.import_module(module), name)
+    return cls(root, prefix)
+
+
+def every_layout(root: Path, prefix: str) -> list[Layout]:
+    """One layout of each format: overwrite and cleanup cover a dataset whatever its
+    format was."""
+    return [layout_for(fmt, root, prefix) for fmt in LAYOUTS]

@@ -1,0 +1,114 @@
+"""Trainer file lists: the folders of ``output=folder`` with 16-bit PNG depth, plus, at
+publish time, the lists depth trainers read.
+
+- ``{prefix}_files_with_gt.txt``: ``rgb depth focal`` per line, the BTS / AdaBins /
+  ZoeDepth (and Depth-Anything metric fine-tuning) format; ``rgb`` is relative to
+  ``image/`` (their ``data_path``), ``depth`` to ``depth/`` (``gt_path``), focal = fx in
+  pixels of the written image;
+- ``{prefix}.jsonl`` (one record per line) and ``{prefix}.json`` (``{"files": [...]}``,
+  Metric3D's annotation file): ``{rgb, depth, cam_in: [fx, fy, cx, cy], depth_scale}``
+  with paths relative to output.dir and depth = PNG value / depth_scale metres.
+
+The focal length is the written sample's (``meta/{key}.json`` camera); a sample without
+one cannot be listed, so a run is refused up front when the first sample has none.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from pipeline.dataset.layouts.folder import METADATA, FolderLayout, Row
+from pipeline.dataset.layouts.webdataset import depth_words
+from pipeline.dataset.records import DatasetInfo
+from pipeline.dataset.writers import atomic_write
+from pipeline.encode import codecs
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.config.schema import Config
+    from pipeline.sources import Source
+
+
+class FilelistLayout(FolderLayout):
+    name = "filelist"
+    needs_focal = True
+
+    def lists(self) -> dict[str, str]:
+        """The list files by kind, relative to output.dir."""
+        p = self.prefix
+        return {"txt": f"{p}_files_with_gt.txt", "jsonl": f"{p}.jsonl", "json": f"{p}.json"}
+
+    def extra_files(self) -> list[str]:
+        return [METADATA, *self.lists().values()]
+
+    def check(self, cfg: Config, source: Source) -> None:
+        """16-bit PNG depth, and a focal length for the first sample as it is written."""
+        if cfg.output.depth.format != "png16":
+            raise PipelineError(
+                f"output=filelist writes 16-bit PNG depth (what the trainers read), not "
+                f"output.depth.format={cfg.output.depth.format}; drop that override or use "
+                f"output=folder"
+            )
+        reason = first_focal_problem(cfg, source)
+        if reason:
+            raise PipelineError(f"output=filelist needs the focal length of every sample: {reason}")
+
+    def write_lists(self, rows: list[Row], info: DatasetInfo) -> None:
+        names = self.lists()
+        lines, records = [], []
+        for files, record, shape in rows:
+            image_rel, depth_rel = files["image"], files["depth"]
+            camera = record["camera"]
+            fx = camera["fx"]
+            lines.append(f"{image_rel.partition('/')[2]} {depth_rel.partition('/')[2]} {fx!r}\n")
+            cx = camera["cx"] if camera["cx"] is not None else (shape[1] - 1) / 2
+            cy = camera["cy"] if camera["cy"] is not None else (shape[0] - 1) / 2
+            fy = camera["fy"] if camera["fy"] is not None else fx
+            records.append(
+                {
+                    "rgb": image_rel,
+                    "depth": depth_rel,
+                    "cam_in": [fx, fy, cx, cy],
+                    "depth_scale": record["depth_scale"],
+                }
+            )
+        atomic_write(self.root / names["txt"], "".join(lines).encode())
+        jsonl = b"".join(codecs.encode_json(r) + b"\n" for r in records)
+        atomic_write(self.root / names["jsonl"], jsonl)
+        atomic_write(self.root / names["json"], json.dumps({"files": records}).encode())
+
+    def describe(self, info: DatasetInfo) -> str:
+        names, depth = self.lists(), info.encodings["depth"]
+        image = info.encodings["image"]["ext"]
+        return (
+            f"Trainer file lists. `{names['txt']}`: `rgb depth focal` per line (BTS, "
+            f"AdaBins, ZoeDepth: data_path = `image/`, gt_path = `depth/`); "
+            f"`{names['jsonl']}` and `{names['json']}` (Metric3D): `rgb`, `depth` relative "
+            f"to this directory, `cam_in` = [fx, fy, cx, cy] (the image centre where the "
+            f"principal point is unknown), `depth_scale`. Files: `image/{{key}}.{image}` "
+            f"(RGB uint8), `depth/{{key}}.png` ({depth_words(depth)}), `meta/{{key}}.json`; "
+            f"`{METADATA}` lists them all for `datasets`."
+        )
+
+
+def first_focal_problem(cfg: Config, source: Source) -> str | None:
+    """Why the first sample, augmented as the run will, would have no focal length (None
+    if it has one, or if it cannot be read: the run reports that sample itself)."""
+    from pipeline.augment.augmenter import Augmenter
+    from pipeline.errors import SampleError
+    from pipeline.sources import finalize
+
+    item = next(iter(source.iter(0, 1)), None)
+    if item is None or isinstance(item, SampleError):
+        return None
+    try:
+        sample, _ = finalize(item, cfg.source)
+    except SampleError:
+        return None
+    if Augmenter(cfg.augment)(sample, 0, 0).camera is not None:
+        return None
+    return (
+        f"source ({cfg.source.kind}) gives none for sample {sample.key}; set "
+        f"source.camera.fx=... (pixels; and source.camera.fy/cx/cy if known)"
+    )

@@ -1,0 +1,126 @@
+"""Plain folders: ``image/{key}.png`` (or ``.jpg``), ``depth/{key}.tiff`` (or 16-bit
+``.png``), ``meta/{key}.json``. Each file is written atomically; the shard manifest
+(written last) marks the shard complete. At publish, ``metadata.jsonl`` joins the records
+with their file names (``image_file_name``, ``depth_file_name``), which is what the
+``datasets`` image-folder loader reads: the card's ``configs:`` header points at it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.dataset.layouts import Layout, ReadSample, card_config, decode_depth
+from pipeline.dataset.layouts.webdataset import depth_words
+from pipeline.dataset.records import DatasetInfo, ShardManifest
+from pipeline.dataset.writers import atomic_write
+from pipeline.encode import codecs
+
+SUBDIRS = {
+    "png": "image",
+    "jpg": "image",
+    "depth.tiff": "depth",
+    "depth.png": "depth",
+    "json": "meta",
+    "mask.png": "mask",
+}
+METADATA = "metadata.jsonl"
+# One written sample: its files (relative to output.dir) by subfolder, JSON record, [H, W].
+Row = tuple[dict[str, str], dict[str, Any], list[int]]
+
+
+def member_path(key: str, ext: str) -> str:
+    """Where the member ``ext`` of sample ``key`` goes, relative to output.dir."""
+    sub = SUBDIRS.get(ext, ext.replace(".", "_"))
+    return f"{sub}/{key}.{ext.rpartition('.')[2]}"
+
+
+class FolderShardWriter:
+    """Writes each member as its own file, atomically, one at a time."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.files: dict[str, str] = {}
+
+    def add(self, key: str, fields: dict[str, bytes]) -> None:
+        for ext, data in fields.items():
+            rel = member_path(key, ext)
+            atomic_write(self.root / rel, data)
+            self.files[rel] = hashlib.sha256(data).hexdigest()
+
+    def commit(self) -> dict[str, str]:
+        return dict(self.files)
+
+    def abort(self) -> None:
+        for rel in self.files:
+            (self.root / rel).unlink(missing_ok=True)
+
+
+def files_by_key(manifest: ShardManifest) -> dict[str, dict[str, str]]:
+    """``{key: {"image": rel, "depth": rel, "meta": rel}}`` from a shard's file list."""
+    out: dict[str, dict[str, str]] = {}
+    for rel in manifest.files:
+        sub, _, rest = rel.partition("/")
+        out.setdefault(rest.rpartition(".")[0], {})[sub] = rel
+    return out
+
+
+class FolderLayout(Layout):
+    name = "folder"
+    dirs = tuple(dict.fromkeys(SUBDIRS.values()))
+
+    def writer(self, shard: str) -> FolderShardWriter:
+        return FolderShardWriter(self.root, shard)
+
+    def extra_files(self) -> list[str]:
+        return [METADATA]
+
+    def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
+        rows = list(self.rows(manifests))
+        lines = [
+            codecs.encode_json(
+                {f"{sub}_file_name": rel for sub, rel in f.items() if sub != "meta"} | record
+            )
+            for f, record, _ in rows
+        ]
+        atomic_write(self.root / METADATA, b"".join(line + b"\n" for line in lines))
+        self.write_lists(rows, info)
+
+    def write_lists(self, rows: list[Row], info: DatasetInfo) -> None:
+        """More publish-time files from the same rows (the trainer lists of ``filelist``)."""
+
+    def rows(self, manifests: list[ShardManifest]) -> Iterator[Row]:
+        """Every written sample's files and JSON record, in dataset order."""
+        for m in manifests:
+            files = files_by_key(m)
+            for s in m.samples:
+                record = json.loads((self.root / files[s.key]["meta"]).read_bytes())
+                yield files[s.key], record, s.shape
+
+    def describe(self, info: DatasetInfo) -> str:
+        image, depth = info.encodings["image"]["ext"], info.encodings["depth"]
+        return (
+            f"Folders `image/{{key}}.{image}` (RGB uint8), `depth/{{key}}."
+            f"{depth['ext'].rpartition('.')[2]}` ({depth_words(depth)}) and "
+            f"`meta/{{key}}.json` (source, applied augmentation parameters, camera, "
+            f"depth_scale); `{METADATA}` lists them all for `datasets`."
+        )
+
+    def card_header(self, split: str, info: DatasetInfo) -> str:
+        return f"---\n{card_config(split, info, [METADATA, 'image/**'], self.root)}---\n"
+
+    def samples(
+        self, manifest: ShardManifest, keys: set[str] | None = None
+    ) -> Iterator[ReadSample]:
+        files = files_by_key(manifest)
+        for s in manifest.samples:
+            if keys is not None and s.key not in keys:
+                continue
+            f = files[s.key]
+            record = json.loads((self.root / f["meta"]).read_bytes())
+            image = codecs.decode(f["image"], (self.root / f["image"]).read_bytes())
+            depth_data = (self.root / f["depth"]).read_bytes()
+            depth = decode_depth(f["depth"], depth_data, record.get("depth_scale", 1.0))
+            yield s.key, image, depth, record

@@ -1,0 +1,186 @@
+"""Everything checked before the first sample: the table of config values (``validate``),
+report settings the plotting library must accept, and the transforms with the sample
+contract after the augmentation, tried on the first sample one transform at a time so
+that the message names the culprit (``augment_first``: in a worker when the run has a
+pool, so that this process never imports albumentations).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.config import paths
+from pipeline.config.choices import TiffCompression
+from pipeline.config.schema import Config
+from pipeline.config.sources import FileSourceConfig, SyntheticConfig
+from pipeline.dataset.layouts import LAYOUTS
+from pipeline.errors import PipelineError, SampleError
+from pipeline.sample import Sample
+from pipeline.sources import Source, finalize
+
+if TYPE_CHECKING:
+    from pipeline.augment.augmenter import Augmenter
+
+
+def validate(cfg: Config) -> None:
+    """The table of up-front checks: every value a schema cannot constrain (ranges,
+    choices, names that become files), one row each, naming the key."""
+    src, rep = cfg.source, cfg.report
+    depth_max = src.depth.max
+    table = [
+        (cfg.runtime.on_error in ("raise", "skip"), "runtime.on_error must be raise or skip"),
+        (cfg.output.format in LAYOUTS, f"output.format must be one of {sorted(LAYOUTS)}"),
+        (cfg.output.shard_size > 0, "output.shard_size must be > 0"),
+        (cfg.augment.copies >= 1, "augment.copies must be >= 1"),
+        (cfg.augment.seed >= 0, "augment.seed must be >= 0"),
+        (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
+        (cfg.runtime.max_in_flight >= 0, "runtime.max_in_flight must be >= 0"),
+        (
+            cfg.shard.num_shards >= 1 and 0 <= cfg.shard.index < cfg.shard.num_shards,
+            "shard.index must be in [0, shard.num_shards)",
+        ),
+        (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
+        (
+            cfg.output.depth.compression in [c.value for c in TiffCompression],
+            "output.depth.compression must be none, zlib, zstd or lzw",
+        ),
+        (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
+        (
+            cfg.output.depth.format != "png16" or (cfg.output.depth.scale or 0) > 0,
+            "output.depth.scale must be > 0 (stored value = metres x scale)",
+        ),
+        (1 <= cfg.output.image.quality <= 100, "output.image.quality must be 1..100"),
+        (
+            cfg.output.depth.level is None or cfg.output.depth.level >= 0,
+            "output.depth.level must be >= 0 (or null for the default)",
+        ),
+        (src.limit is None or src.limit >= 0, "source.limit must be >= 0"),
+        (math.isfinite(src.depth.min) and src.depth.min >= 0, "source.depth.min must be >= 0"),
+        (
+            depth_max is None or (math.isfinite(depth_max) and depth_max > src.depth.min),
+            "source.depth.max must be > source.depth.min (or null for no limit)",
+        ),
+    ]
+    if isinstance(src, SyntheticConfig):
+        table += [
+            (src.num_samples >= 0, "source.num_samples must be >= 0"),
+            (src.seed >= 0, "source.seed must be >= 0"),
+            (min(src.height, src.width) >= 16, "source.height and source.width must be >= 16"),
+            (
+                max(src.height, src.width) <= 16384,
+                "source.height and source.width must be <= 16384",
+            ),
+        ]
+    if isinstance(src, FileSourceConfig):
+        c = src.camera
+        table += [
+            (
+                math.isfinite(src.depth_scale) and src.depth_scale > 0,
+                "source.depth_scale must be > 0 (raw value x depth_scale = metres)",
+            ),
+            (
+                all(v is None or (math.isfinite(v) and v > 0) for v in (c.fx, c.fy)),
+                "source.camera.fx and source.camera.fy must be > 0 pixels (or null)",
+            ),
+            (
+                all(v is None or math.isfinite(v) for v in (c.cx, c.cy)),
+                "source.camera.cx and source.camera.cy must be finite (or null)",
+            ),
+        ]
+    for ok, message in table:
+        if not ok:
+            raise PipelineError(message)
+    paths.check_name(src.split, "source.split", dots=False)
+    if re.fullmatch(r"[A-Za-z0-9_]+", src.split) is None or src.split == "all":
+        raise PipelineError(
+            f"source.split={src.split} is not a valid split name (letters, digits, '_'; "
+            f"'all' is reserved by datasets); use e.g. train or test"
+        )
+    paths.check_name(cfg.output.prefix, "output.prefix")
+    if rep.enabled:
+        from pipeline.report.pictures import check
+
+        check(rep)
+
+
+def augment_first(cfg: Config, source: Source) -> None:
+    """The transforms (built from the config: a bad ``_target_`` or argument fails here),
+    the crop sizes against the source's image size, and the sample contract after each
+    transform on the first sample."""
+    from pipeline.augment.augmenter import Augmenter, known_output_size
+
+    augmenter = Augmenter(cfg.augment)
+    if not augmenter.transforms:
+        return
+    sample = first_sample(source, cfg)
+    size = source.size or (sample.image.shape[:2] if sample is not None else None)
+    if size is not None:
+        known_output_size(cfg.augment, int(size[0]), int(size[1]))
+    if sample is not None:
+        check_contract(augmenter, sample)
+
+
+def first_sample(source: Source, cfg: Config) -> Sample | None:
+    """The first sample, finalized; None if it is bad (the run reports it, with
+    ``runtime.on_error`` deciding whether that stops it)."""
+    for item in source.iter(0, 1):
+        if not isinstance(item, Sample):
+            return None
+        try:
+            return finalize(item, cfg.source)[0]
+        except SampleError:
+            return None
+    return None
+
+
+def check_contract(augmenter: Augmenter, sample: Sample) -> None:
+    """Apply each transform in turn (forced to apply, on a copy) to ``sample`` and refuse
+    the first one whose output breaks the contract: uint8 HxWx3 image, HxW float depth.
+
+    A transform that raises here is left to the run: it may fail on this sample only
+    (a crop larger than one image), which ``runtime.on_error=skip`` can skip."""
+    image, depth = sample.image, sample.depth
+    for name, transform in zip(augmenter.names, augmenter.transforms):
+        probe = copy.deepcopy(transform)
+        _always(probe)
+        try:
+            out = probe(image=image, mask=depth)
+        except Exception:
+            return
+        problem = _broken(out.get("image"), out.get("mask"))
+        if problem:
+            raise PipelineError(
+                f"augment.transforms.{name} ({type(transform).__name__}) {problem} on the "
+                f"first sample ({sample.key}): the output must stay a uint8 HxWx3 RGB image "
+                f"with an HxW float depth; drop it (augment.transforms.{name}=null) or "
+                f"configure it to keep uint8 RGB"
+            )
+        image, depth = out["image"], out["mask"]
+
+
+def _always(transform: Any) -> None:
+    """Make a transform (and every child of a composition) apply with probability 1."""
+    if hasattr(transform, "p"):
+        transform.p = 1.0
+    for child in getattr(transform, "transforms", []) or []:
+        _always(child)
+
+
+def _broken(image: Any, depth: Any) -> str | None:
+    if not isinstance(image, np.ndarray) or not isinstance(depth, np.ndarray):
+        return "returns no image or depth array"
+    shape = "x".join(map(str, image.shape))
+    if image.dtype != np.uint8:
+        return f"turns the image into {image.dtype} ({shape})"
+    if image.ndim != 3 or image.shape[2] != 3:
+        return f"turns the image into shape {shape}"
+    if not np.issubdtype(depth.dtype, np.floating):
+        return f"turns the depth into {depth.dtype}"
+    if depth.shape[:2] != image.shape[:2] or (depth.ndim == 3 and depth.shape[2] != 1):
+        return f"gives a depth of shape {depth.shape} for an image of shape {image.shape}"
+    return None

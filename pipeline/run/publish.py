@@ -1,0 +1,95 @@
+"""Publishing a finished dataset: the ``README.md`` card, the report and, last,
+``dataset_info.json`` (its presence means "finished"). Used by a plain run and by the
+merge of sliced runs alike."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor
+from pathlib import Path
+
+from pipeline.config.schema import Config
+from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
+from pipeline.dataset.layouts import Layout, layout_for
+from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
+from pipeline.dataset.writers import atomic_write, write_error
+from pipeline.encode.codecs import depth_summary
+from pipeline.run.faults import fault_point
+from pipeline.run.trace import mark
+from pipeline.sources import Source
+
+
+def publish(
+    root: Path,
+    cfg: Config,
+    manifests: list[ShardManifest],
+    info: DatasetInfo,
+    started: float | None = None,
+    source: Source | None = None,
+    executor: Executor | None = None,
+) -> None:
+    """The layout's extra files, the card, the report, then ``dataset_info.json``;
+    ``started`` (perf_counter) sets total_s; ``source``: the run's opened source, which
+    the report reads its before/after samples from (None: it opens one itself);
+    ``executor``: where the report's plots are drawn (the run's worker pool)."""
+    layout = layout_for(cfg.output.format, root, cfg.output.prefix)
+    try:
+        layout.write_extra(manifests, info)
+        write_card(root, cfg, layout, info)
+        fault_point("report")
+        if cfg.report.enabled:
+            from pipeline.report.build import build_report
+
+            report_started = time.perf_counter()
+            mark("report")
+            build_report(
+                root, cfg, manifests, info, source=source, run_started=started, executor=executor
+            )
+            info.timings.report_s = round(time.perf_counter() - report_started, 3)
+            mark("reported")
+        if started is not None:
+            info.timings.total_s = round(time.perf_counter() - started, 3)
+        atomic_write(root / INFO_FILE, info.encode())
+    except OSError as exc:
+        if exc.filename and not str(exc.filename).startswith(str(root)):
+            raise  # not a write into output.dir (e.g. the report re-reading the source)
+        raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
+
+
+def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bool:
+    """A ``README.md`` dataset card whose YAML header lets ``datasets.load_dataset(dir)``
+    read the shards. A ``README.md`` this tool did not write is left alone (False)."""
+    if (root / CARD).exists() and not card_is_ours(root):
+        return False
+    stats, split = info.stats, cfg.source.split
+    header = layout.card_header(split, info)
+    loading = f"""
+```python
+from pipeline import read                    # image uint8 HxWx3, depth float32 metres
+for image, depth, meta in read.load("{root}"):
+    ...
+```
+"""
+    if header:
+        loading += f"""
+```python
+import datasets
+ds = datasets.load_dataset("{root}", split="{split}")
+```
+"""
+    text = f"""{header}
+# RGB-D dataset {CARD_MARK}
+
+{layout.describe(info)}
+
+- samples: {info.counts.written} written, {info.counts.skipped} skipped
+- image size (HxW): {info.image_size}
+- depth: {depth_summary(info.encodings["depth"])}
+- RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
+- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
+- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
+  provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
+  `manifests/`, report in `report/index.html`.
+{loading}"""
+    atomic_write(root / CARD, text.encode())
+    return True

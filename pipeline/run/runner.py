@@ -1,0 +1,237 @@
+"""Orchestration only: plan -> claim output.dir -> execute the shards -> publish.
+
+Each step is a call into its own module: ``claim`` (config record, resume, overwrite),
+``pool`` (workers, signals, progress), ``publish`` (card, report, dataset_info.json) or,
+for one slice of a sliced run, ``merge.write_slice``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pipeline.config import paths
+from pipeline.config.schema import Config, to_config
+from pipeline.dataset import claim
+from pipeline.dataset.config_record import config_hash
+from pipeline.dataset.layouts import Layout, layout_for
+from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
+from pipeline.dataset.shards import ShardTask, plan
+from pipeline.encode.codecs import encodings
+from pipeline.errors import Interrupted, PipelineError, SampleError
+from pipeline.run import checks, pool
+from pipeline.run.crash import step
+from pipeline.run.merge import check_slice_options, write_slice
+from pipeline.run.progress import progress_bar
+from pipeline.run.trace import mark
+from pipeline.sources import Source, open_source
+
+
+@dataclass
+class RunResult:
+    """What a run produced; ``info`` is the content of ``dataset_info.json``. ``written``,
+    ``skipped`` and ``shards`` count the whole dataset; ``new`` the samples (written or
+    skipped) of the shards this run wrote, the rest were kept from an earlier run."""
+
+    out_dir: Path
+    written: int
+    skipped: int
+    shards: int
+    seconds: float
+    info: DatasetInfo
+    new_written: int = 0
+    new_skipped: int = 0
+    new_shards: int = 0
+
+    @property
+    def kept_samples(self) -> int:
+        return self.written - self.new_written
+
+    @property
+    def kept_shards(self) -> int:
+        return self.shards - self.new_shards
+
+
+def prepare(cfg: Config) -> tuple[Source, int]:
+    """Values, source, its distance from output.dir (what can fail before touching it,
+    with ``pool.check_first``: the transforms, crop sizes and the sample contract after
+    augmenting the first sample). Returns the source and the number of inputs to use."""
+    step("checking the config")
+    checks.validate(cfg)
+    check_slice_options(cfg)
+    where = getattr(cfg.source, "path", None)
+    step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
+    source = open_source(cfg.source)
+    layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg, source)
+    paths.check_apart(Path(cfg.output.dir), source.paths())
+    n_inputs = len(source)
+    if cfg.source.limit is not None:
+        n_inputs = min(n_inputs, cfg.source.limit)
+    if n_inputs == 0:
+        if cfg.source.limit == 0:
+            raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
+        path = source.identity().get("path")
+        where = f" at source.path={path}" if path else ""
+        keys = "source.num_samples" if cfg.source.kind == "synthetic" else "source.path"
+        raise PipelineError(
+            f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
+        )
+    return source, n_inputs
+
+
+def available_cpus() -> int:
+    """Cores this process may use: a SLURM/cgroup CPU set, not the whole node."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
+    """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
+    started = time.perf_counter()
+    mark("run")
+    config = to_config(cfg)
+    config.output.dir = str(paths.output_dir(config.output.dir))
+    if config.runtime.workers != 1:
+        pool.pool_context()  # warm up the workers' server while the source is opened
+    source, n_inputs = prepare(config)
+    tasks = plan(n_inputs, config)
+    workers = config.runtime.workers or available_cpus()
+    step("augmenting the first sample")
+    pool.check_first(config, config_hash(config), tasks, workers, source)
+    mark("prepared")
+    root = Path(config.output.dir)
+    layout = layout_for(config.output.format, root, config.output.prefix)
+    done: dict[str, ShardManifest] = {}
+    fresh: list[ShardResult] = []
+    with pool.sigterm_interrupts():
+        try:
+            step(f"claiming output.dir={root}")
+            with claim.claimed(root, config, layout, tasks, source) as held:
+                done = held.done
+                todo = [t for t in tasks if t.name not in done]
+                step("writing the shards")
+                mark("writing")
+                data_s = _execute(
+                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                )
+                mark("shards-done")
+                manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
+                stage = StageTimes()
+                for r in fresh:
+                    stage.merge(r.timings)
+                timings = Timings(time.perf_counter() - started, workers, stage, round(data_s, 3))
+                info = DatasetInfo.build(
+                    held.config_hash,
+                    asdict(config),
+                    source.identity(),
+                    manifests,
+                    overrides or [],
+                    encodings(config.output),
+                    timings,
+                    resumed_shards=len(done),
+                )
+                step("writing the card, the report and dataset_info.json")
+                if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                    write_slice(root, config, info, [t.name for t in tasks])
+                else:
+                    from pipeline.run.publish import publish
+
+                    running = pool.current()
+                    executor = running.executor() if running is not None else None
+                    publish(root, config, manifests, info, started, source, executor)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
+    counts = info.counts
+    mark("end")
+    elapsed = time.perf_counter() - started
+    new_written = sum(len(r.manifest.samples) for r in fresh)
+    new_skipped = sum(len(r.manifest.skipped) for r in fresh)
+    return RunResult(
+        root,
+        counts.written,
+        counts.skipped,
+        len(manifests),
+        elapsed,
+        info,
+        new_written,
+        new_skipped,
+        len(fresh),
+    )
+
+
+def _index(m: ShardManifest) -> int:
+    return m.index
+
+
+def _execute(
+    cfg: Config,
+    chash: str,
+    layout: Layout,
+    todo: list[ShardTask],
+    workers: int,
+    source: Source,
+    tasks: list[ShardTask],
+    done: dict[str, ShardManifest],
+    fresh: list[ShardResult],
+) -> float:
+    """Run the shards still to do with one progress bar; return the seconds it ran (the
+    display's own time). On any failure, no worker outlives the call, no temporary is
+    left and the error is one line."""
+    total = sum(t.stop - t.start for t in tasks)
+    kept = sum(t.stop - t.start for t in tasks if t.name in done)
+    bar = progress_bar(total, cfg.runtime.progress, initial=kept)
+    try:
+        then = None
+        if cfg.report.enabled:  # made ready by whoever is idle while the last shards finish
+            then = pool.Then(("pipeline.report.plots",), partial(_warm_report, cfg))
+        pool.execute(cfg, chash, todo, workers, bar, fresh.append, source, then)
+        bar.close()
+        return bar.seconds()
+    except BaseException as exc:
+        root = Path(cfg.output.dir)
+        claim.clean_temporaries(root, layout, [t.name for t in todo])
+        recorded = {r.manifest.shard for r in fresh}
+        claim.drop_unrecorded(root, layout, [t.name for t in todo if t.name not in recorded])
+        if isinstance(exc, SampleError):
+            raise SampleError(
+                exc.key,
+                f"{exc.reason}; fix or remove this sample, or set runtime.on_error=skip to "
+                f"skip and record bad samples",
+            ) from None
+        if isinstance(exc, BrokenProcessPool):
+            raise PipelineError(
+                f"a worker process died (killed by the OS: out of memory, or a crash) after "
+                f"{len(fresh)} of {len(todo)} shard(s); the finished shards are kept: "
+                f"re-run the same command to resume (with fewer runtime.workers if memory "
+                f"is short)"
+            ) from None
+        raise
+    finally:
+        bar.close()
+
+
+def _warm_report(cfg: Config) -> None:
+    from pipeline.report.build import warm
+
+    warm(cfg)
+
+
+def _interrupted(exc: KeyboardInterrupt, finished: int, total: int) -> Interrupted:
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    if finished == total:
+        detail = "all shards are finished; re-run the same command to write the report"
+    else:
+        detail = (
+            f"{finished} of {total} shard(s) are finished and kept; re-run the same command "
+            f"to resume"
+        )
+    return Interrupted(signum, detail)

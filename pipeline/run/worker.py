@@ -1,0 +1,281 @@
+"""Shards, start to finish, inside a worker: read -> augment -> encode -> write.
+
+A ``ShardProcessor`` holds one run's source, augmenter and output layout (built from the
+plain ``Config``, no OmegaConf). ``fill`` writes a shard's samples, ``commit`` publishes
+the shard and then its manifest (the worker loop in ``pipeline.run.serve`` commits in a
+thread while the next shard fills); ``fill_group`` fills several shards that share their
+inputs, reading each input once (``augment.copies`` with ``output.order=spread``).
+``make bench`` times the same stage functions (``finalize``, ``Augmenter``,
+``codecs.encode_sample``, the layout's writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+
+from pipeline.augment.augmenter import Augmenter
+from pipeline.config.schema import Config
+from pipeline.dataset.layouts import layout_for
+from pipeline.dataset.records import (
+    InvalidPixels,
+    SampleRecord,
+    ShardManifest,
+    ShardResult,
+    Skip,
+    StageTimes,
+)
+from pipeline.dataset.shards import ShardTask, fingerprint, input_runs, position_of
+from pipeline.dataset.writers import ShardWriter, atomic_write, write_error
+from pipeline.encode import codecs
+from pipeline.encode import record as metadata
+from pipeline.errors import SampleError
+from pipeline.run.faults import fault_point
+from pipeline.run.trace import mark
+from pipeline.sample import Sample, camera_json
+from pipeline.sources import Source, finalize, open_source
+
+
+def output_key(sample: Sample, copy: int, copies: int) -> str:
+    """The written key: the source key, with ``_c{copy}`` when there are several copies."""
+    return sample.key if copies == 1 else f"{sample.key}_c{copy}"
+
+
+@dataclass
+class Filling:
+    """A shard being written: its task, open writer, manifest so far and stage times."""
+
+    task: ShardTask
+    writer: ShardWriter
+    manifest: ShardManifest
+    timings: StageTimes
+
+
+class ShardProcessor:
+    """Per-process state: the source, the augmenter and the output layout."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        config_hash: str,
+        source: Source | None = None,
+        progress: Synchronized | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_hash = config_hash
+        self.source = source if source is not None else open_source(cfg.source)
+        self.augment = Augmenter(cfg.augment)
+        self.depth_scale = codecs.depth_scale(cfg.output)
+        self.root = Path(cfg.output.dir)
+        self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
+        self.progress = progress
+        self.written = 0  # samples this processor wrote
+
+    def __call__(self, task: ShardTask) -> ShardResult:
+        """Write shard ``task`` and its manifest; a failed write leaves no partial file."""
+        return self.commit(self.fill(task))
+
+    def open(self, task: ShardTask) -> Filling:
+        """A writer and an empty manifest for shard ``task``."""
+        with self._writing(f"shard {task.name}"):
+            writer = self.layout.writer(task.name)
+        manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
+        cfg = self.cfg
+        manifest.source_fingerprint = fingerprint(
+            self.source, task, cfg.augment.copies, cfg.output.order
+        )
+        return Filling(task, writer, manifest, StageTimes())
+
+    def fill(self, task: ShardTask) -> Filling:
+        """Read, augment, encode and add the samples of shard ``task`` (not yet committed)."""
+        shard = self.open(task)
+        try:
+            self._fill(task, shard.writer, shard.manifest, shard.timings)
+        except BaseException:
+            shard.writer.abort()
+            raise
+        return shard
+
+    def fill_unit(self, unit: tuple[ShardTask, ...]) -> Iterable[Filling]:
+        """The shards of one unit of work (``shards.units``): one alone, or several that
+        share their inputs filled together; each yielded once its last sample is in."""
+        return [self.fill(unit[0])] if len(unit) == 1 else self.fill_group(unit)
+
+    def fill_group(self, tasks: tuple[ShardTask, ...]) -> Iterator[Filling]:
+        """Fill shards that each read one run of inputs (``shards.units``) reading every
+        input of their union once; yield each shard as soon as its last sample is in.
+
+        Every shard gets exactly the samples, in the order, that ``fill`` gives it: a
+        shard's positions map to increasing inputs of one copy."""
+        runs = [input_runs(t, self.cfg.augment.copies, self.cfg.output.order)[0] for t in tasks]
+        lo, hi = min(r[0] for r in runs), max(r[1] for r in runs)
+        shards: list[Filling] = []
+        done: set[str] = set()
+        try:
+            shards.extend(self.open(t) for t in tasks)
+            t0 = time.perf_counter()
+            for index, item in zip(range(lo, hi), self.source.iter(lo, hi)):
+                here = [
+                    (shard, run[2][0])
+                    for shard, run in zip(shards, runs)
+                    if run[0] <= index < run[1]
+                ]
+                sample = self._read(item, here, t0)
+                if sample is not None:
+                    for shard, copy in here:
+                        shard.manifest.stats.add_source(sample[0].image)
+                        self._one(*sample, index, copy, shard.task, shard.writer,
+                                  shard.manifest, shard.timings)  # fmt: skip
+                for shard, run in zip(shards, runs):
+                    if index == run[1] - 1:
+                        done.add(shard.task.name)
+                        yield shard
+                t0 = time.perf_counter()
+        except BaseException:
+            for shard in shards:
+                if shard.task.name not in done:  # the caller owns those yielded
+                    shard.writer.abort()
+            raise
+
+    def _read(
+        self, item: Sample | SampleError, here: list[tuple[Filling, int]], t0: float
+    ) -> tuple[Sample, InvalidPixels] | None:
+        """The finalized input, or None when it is skipped (recorded in every shard that
+        wanted it; raised unless ``on_error=skip``). Read time goes to the first shard."""
+        try:
+            if isinstance(item, SampleError):
+                raise item
+            return finalize(item, self.cfg.source)
+        except SampleError as err:
+            for shard, _ in here:
+                self._skip(err, shard.manifest, 1)
+            return None
+        finally:
+            if here:
+                here[0][0].timings.read += time.perf_counter() - t0
+
+    def commit(self, shard: Filling) -> ShardResult:
+        """Publish a filled shard, then its manifest (which marks it complete)."""
+        task, manifest = shard.task, shard.manifest
+        mark("commit", task.name)
+        t0 = time.perf_counter()
+        try:
+            with self._writing(f"shard {task.name}"):
+                manifest.files = shard.writer.commit()
+        except BaseException:
+            shard.writer.abort()
+            raise
+        with self._writing(f"the manifest of shard {task.name}"):
+            atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
+        shard.timings.write += time.perf_counter() - t0
+        fault_point("shard-done")
+        mark("committed", task.name)
+        return ShardResult(manifest, shard.timings)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn an OSError while writing (full disk, read-only dir) into one clear line."""
+        try:
+            yield
+        except OSError as exc:
+            raise write_error(exc, what, self.root) from None
+
+    def _fill(
+        self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
+    ) -> None:
+        """Read, check, augment, encode and add this shard's samples to ``writer``."""
+        order = self.cfg.output.order
+        for first, last, copies in input_runs(task, self.cfg.augment.copies, order):
+            t0 = time.perf_counter()
+            for index, item in zip(range(first, last), self.source.iter(first, last)):
+                wanted = [c for c in copies if self._inside(task, index, c)]
+                try:
+                    if isinstance(item, SampleError):
+                        raise item
+                    sample, invalid = finalize(item, self.cfg.source)
+                except SampleError as err:
+                    timings.read += time.perf_counter() - t0
+                    self._skip(err, manifest, len(wanted))
+                    t0 = time.perf_counter()
+                    continue
+                timings.read += time.perf_counter() - t0
+                manifest.stats.add_source(sample.image)
+                for copy in wanted:
+                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
+                t0 = time.perf_counter()
+
+    def _inside(self, task: ShardTask, index: int, copy: int) -> bool:
+        cfg = self.cfg
+        pos = position_of(index, copy, task.inputs, cfg.augment.copies, cfg.output.order)
+        return task.start <= pos < task.stop
+
+    def _one(
+        self,
+        sample: Sample,
+        invalid: InvalidPixels,
+        index: int,
+        copy: int,
+        task: ShardTask,
+        writer: ShardWriter,
+        manifest: ShardManifest,
+        timings: StageTimes,
+    ) -> None:
+        """Augment, encode, write and record copy ``copy`` of input ``index``."""
+        manifest.invalid_pixels.merge(invalid)
+        t1 = time.perf_counter()
+        try:
+            out = self.augment(sample, index, copy)
+        except Exception as exc:  # a transform failing on this sample's data
+            detail = " ".join(str(exc).split())
+            err = SampleError(sample.key, f"augmentation failed: {detail}")
+            self._skip(err, manifest, 1)
+            return
+        key = output_key(sample, copy, self.cfg.augment.copies)
+        camera = camera_json(out.camera, out.homography)
+        if self.layout.needs_focal and camera["fx"] is None:
+            err = SampleError(
+                sample.key,
+                f"no focal length for output={self.cfg.output.format} (the lists' focal "
+                f"column); set source.camera.fx=... (pixels)",
+            )
+            self._skip(err, manifest, 1)
+            return
+        record = metadata.record(out, key, index, copy, camera, self.depth_scale)
+        t2 = time.perf_counter()
+        encoded = codecs.encode_sample(out, self.cfg.output, record)
+        t3 = time.perf_counter()
+        with self._writing(f"shard {task.name}"):
+            writer.add(key, encoded.fields)
+        manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
+        fault_point("sample-written")
+        if not self.written:
+            mark("first-sample", key)
+        self.written += 1
+        t4 = time.perf_counter()
+        manifest.invalid_pixels.png16_too_far += encoded.too_far
+        manifest.invalid_pixels.png16_too_near += encoded.too_near
+        frac = manifest.stats.add_output(out.image, encoded.depth)
+        timings.augment += t2 - t1
+        timings.encode += t3 - t2
+        timings.write += t4 - t3
+        params = out.meta["augment"]["params"]
+        manifest.samples.append(
+            SampleRecord(key, index, copy, list(out.depth.shape), frac, params, camera)
+        )
+        self._advance(1)
+
+    def _advance(self, n: int) -> None:
+        if self.progress is not None and n:
+            with self.progress.get_lock():
+                self.progress.value += n
+
+    def _skip(self, err: SampleError, manifest: ShardManifest, outputs: int) -> None:
+        """Record ``outputs`` output samples of this shard lost to ``err`` (or raise it)."""
+        if self.cfg.runtime.on_error != "skip":
+            raise err
+        manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(outputs))
+        self._advance(outputs)
