@@ -32,39 +32,53 @@ class Camera:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
 
 
-def camera_json(camera: Camera | None, homography: tuple[float, ...] | None) -> dict[str, Any]:
-    """The ``camera`` object written with every sample: the same keys whatever is known
-    (Arrow infers a column's type from the first rows, so a key that is null in some
-    samples and a list in others breaks ``datasets.load_dataset``). ``homography`` maps
-    source pixel coordinates to written ones (3x3 row-major, identity when no geometric
-    transform applied) and is always 9 floats."""
-    known = camera.to_json() if camera is not None else dict.fromkeys(("fx", "fy", "cx", "cy"))
-    approximate = camera.approximate if camera is not None else False
-    return {
-        **known,
-        "approximate": approximate,
-        "homography": [float(v) for v in (homography or IDENTITY)],
-    }
+@dataclass(frozen=True)
+class Origin:
+    """Where a sample comes from: the source ``kind`` and a human-readable ``location``
+    (file, row, tar member; empty for generated data)."""
+
+    kind: str
+    location: str = ""
 
 
 @dataclass
 class Sample:
-    """One RGB-D sample.
+    """One RGB-D sample as a source gives it.
 
     ``image`` is uint8 HxWx3 RGB, ``depth`` float32 HxW in metres with 0 = invalid,
-    ``key`` is stable and unique (derived from the source), ``meta`` is JSON-able,
-    ``camera`` the intrinsics of ``image`` (None when unknown). After augmentation,
-    ``homography`` maps source pixels to this image's pixels (None = nothing moved) and
-    ``mask`` is an optional uint8 validity mask (nonzero = valid, e.g. an evaluation
-    region) written next to the depth.
+    ``key`` is stable and unique (derived from the source), ``origin`` says where it was
+    read, ``camera`` the intrinsics of ``image`` (None when unknown).
     """
 
     key: str
     image: np.ndarray
     depth: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
+    origin: Origin = Origin("")
     camera: Camera | None = None
-    homography: tuple[float, ...] | None = None
+
+
+@dataclass
+class Augmented:
+    """Copy ``copy`` of input number ``index`` after augmentation, as it is written.
+
+    ``key`` is the written key (the source's ``source_key``, with ``_c{copy}`` when the
+    run writes several copies). ``camera`` holds the intrinsics of ``image`` (None when
+    unknown), ``homography`` maps source pixels to this image's pixels (3x3 row-major,
+    ``IDENTITY`` when nothing moved), ``params`` the applied parameters of each configured
+    transform by name (None when it did not fire), ``mask`` an optional uint8 evaluation
+    region (nonzero = valid) written next to the depth.
+    """
+
+    key: str
+    source_key: str
+    origin: Origin
+    index: int
+    copy: int
+    image: np.ndarray
+    depth: np.ndarray
+    camera: Camera | None
+    homography: tuple[float, ...] = IDENTITY
+    params: dict[str, Any] = field(default_factory=dict)
     mask: np.ndarray | None = None
 
 

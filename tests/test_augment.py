@@ -33,8 +33,8 @@ def test_geometric_transforms_move_image_and_depth_identically():
         assert np.array_equal(out.image[..., 1], d // 80)
         flips.add(
             (
-                bool(out.meta["augment"]["params"]["flip"]),
-                bool(out.meta["augment"]["params"]["vflip"]),
+                bool(out.params["flip"]),
+                bool(out.params["vflip"]),
             )
         )
     assert len(flips) > 1
@@ -63,7 +63,7 @@ def test_per_transform_draws_are_independent():
     sample = _pattern(16, 16)
     alphas, gammas = [], []
     for i in range(300):
-        params = aug(sample, i, 0).meta["augment"]["params"]
+        params = aug(sample, i, 0).params
         alphas.append(params["b"]["alpha"])
         gammas.append(params["g"]["gamma"])
     corr = np.corrcoef(alphas, gammas)[0, 1]

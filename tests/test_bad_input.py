@@ -198,7 +198,7 @@ def _unsafe_key(w: World, mp: pytest.MonkeyPatch) -> None:
 
     def read(self, index):
         s = real(self, index)
-        return type(s)("../../escape", s.image, s.depth, s.meta, s.camera)
+        return type(s)("../../escape", s.image, s.depth, s.origin, s.camera)
 
     mp.setattr(synthetic.SyntheticSource, "read", read)
 

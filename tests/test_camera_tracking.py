@@ -155,7 +155,7 @@ def reprojection_errors(source: Sample, out: Sample, integer: bool) -> tuple[np.
     scene (mirrored by flips, squashed along z by a depth factor m), projected with the
     written K. Returns the distances to the written pixel in source pixels, and the share
     of written pixels matched."""
-    params = out.meta["augment"]["params"]
+    params = out.params
     sx = -1.0 if params.get("hflip") else 1.0
     sy = -1.0 if params.get("vflip") else 1.0
     m = depth_factor(params)
@@ -188,7 +188,7 @@ def reprojection_errors(source: Sample, out: Sample, integer: bool) -> tuple[np.
 def test_written_camera_reprojects_the_scene(scene, pipeline, cam):
     integer, spec = PIPELINES[pipeline]
     image, depth = scene
-    source = Sample("k", image, depth, {}, CAMERAS[cam])
+    source = Sample("k", image, depth, camera=CAMERAS[cam])
     aug = Augmenter(AugmentConfig(seed=11, transforms=spec))
     worst = 0.0
     for draw in range(DRAWS):
@@ -204,7 +204,7 @@ def test_written_camera_reprojects_the_scene(scene, pipeline, cam):
 def test_a_wrong_camera_fails_the_reprojection_check(scene):
     """The check can fail: the principal point left unmirrored by a flip is caught."""
     image, depth = scene
-    source = Sample("k", image, depth, {}, CAMERAS["off_centre"])
+    source = Sample("k", image, depth, camera=CAMERAS["off_centre"])
     out = Augmenter(AugmentConfig(transforms={"hflip": T("albumentations.HorizontalFlip", p=1)}))(
         source, 0, 0
     )
@@ -218,15 +218,15 @@ def test_rotation_is_a_camera_roll_when_fx_equals_fy_else_approximate(scene):
     image, depth = scene
     rot = {"rot": T("albumentations.Rotate", limit=[12, 12], p=1.0)}
     aug = Augmenter(AugmentConfig(transforms=rot))
-    square = aug(Sample("k", image, depth, {}, CAMERAS["renderer"]), 0, 0)
+    square = aug(Sample("k", image, depth, camera=CAMERAS["renderer"]), 0, 0)
     # rotating about the principal point keeps it, and fx = fy is a pure roll: exact (up to
     # the float32 keypoints albumentations computes)
     assert not square.camera.approximate
     assert square.camera.cx == pytest.approx((W - 1) / 2, abs=1e-4)
     assert square.camera.fx == pytest.approx(CAMERAS["renderer"].fx, rel=1e-6)
-    skewed = aug(Sample("k", image, depth, {}, CAMERAS["off_centre"]), 0, 0)
+    skewed = aug(Sample("k", image, depth, camera=CAMERAS["off_centre"]), 0, 0)
     assert skewed.camera.approximate
-    matrix = np.array(skewed.meta["augment"]["params"]["rot"]["matrix"])
+    matrix = np.array(skewed.params["rot"]["matrix"])
     assert np.allclose(np.reshape(skewed.homography, (3, 3)), matrix, atol=1e-4)
     # the principal point moves with the image: H (cx, cy)
     moved = matrix @ [70.3, 41.6, 1.0]
@@ -236,9 +236,9 @@ def test_rotation_is_a_camera_roll_when_fx_equals_fy_else_approximate(scene):
 def test_perspective_records_its_homography_and_marks_the_camera(scene):
     image, depth = scene
     aug = Augmenter(AugmentConfig(transforms={"p": T("albumentations.Perspective", p=1.0)}))
-    out = aug(Sample("k", image, depth, {}, CAMERAS["renderer"]), 3, 0)
+    out = aug(Sample("k", image, depth, camera=CAMERAS["renderer"]), 3, 0)
     assert out.camera.approximate
-    params = out.meta["augment"]["params"]["p"]
+    params = out.params["p"]
     # keep_size: the image is warped with diag(W / max_width, H / max_height) @ matrix
     scale = np.diag([W / params["max_width"], H / params["max_height"], 1.0])
     expected = scale @ np.array(params["matrix"])
@@ -257,7 +257,7 @@ def test_depth_resizes_are_pixel_centre_aligned():
     """OpenCV's INTER_NEAREST resize takes source floor(x * 3) for a 3x reduction: depth
     would sit a pixel left of the image. The tracked resizes use the centre pixel 3x + 1."""
     xs = np.tile(np.arange(96, dtype=np.float32), (48, 1)) + 1
-    sample = Sample("k", np.zeros((48, 96, 3), np.uint8), xs, {}, None)
+    sample = Sample("k", np.zeros((48, 96, 3), np.uint8), xs)
     out = Augmenter(
         AugmentConfig(transforms={"r": T("albumentations.Resize", height=16, width=32)})
     )(sample, 0, 0)
@@ -310,7 +310,7 @@ def test_strict_refuses_what_a_pinhole_camera_cannot_carry_before_the_run(spec):
 
 def test_strict_accepts_exact_transforms_and_refuses_a_non_uniform_resize_per_sample(scene):
     image, depth = scene
-    sample = Sample("k", image, depth, {}, CAMERAS["renderer"])
+    sample = Sample("k", image, depth, camera=CAMERAS["renderer"])
     exact = {
         **FLIPS,
         "crop": T("albumentations.RandomCrop", height=50, width=70),
@@ -369,7 +369,7 @@ def test_crop_sizes_are_checked_in_placement_order():
 def test_camera_transforms_get_the_camera_of_their_position(scene):
     """CanonicalCamera after a 2x downscale sees fx / 2: the ratio doubles."""
     image, depth = scene
-    sample = Sample("k", image, depth, {}, CAMERAS["renderer"])
+    sample = Sample("k", image, depth, camera=CAMERAS["renderer"])
     canon = T("pipeline.transforms.CanonicalCamera", mode="depth", focal=100.0)
     alone = Augmenter(AugmentConfig(transforms={"canon": canon}))(sample, 0, 0)
     halved = Augmenter(
@@ -377,8 +377,8 @@ def test_camera_transforms_get_the_camera_of_their_position(scene):
             transforms={"r": T("albumentations.Resize", height=48, width=64), "canon": canon}
         )
     )(sample, 0, 0)
-    r1 = alone.meta["augment"]["params"]["canon"]["ratio"]
-    r2 = halved.meta["augment"]["params"]["canon"]["ratio"]
+    r1 = alone.params["canon"]["ratio"]
+    r2 = halved.params["canon"]["ratio"]
     assert r2 == pytest.approx(2 * r1) and halved.camera.fx == pytest.approx(100.0)
     no_camera = Augmenter(AugmentConfig(transforms={"canon": canon}))
     with pytest.raises(ValueError, match="source.camera.fx"):
@@ -387,7 +387,7 @@ def test_camera_transforms_get_the_camera_of_their_position(scene):
 
 def test_tracking_is_deterministic_and_cheap_to_repeat(scene):
     image, depth = scene
-    sample = Sample("k", image, depth, {}, CAMERAS["off_centre"])
+    sample = Sample("k", image, depth, camera=CAMERAS["off_centre"])
     spec = PIPELINES["random resized crop"][1]
     a, b = Augmenter(AugmentConfig(transforms=spec)), Augmenter(AugmentConfig(transforms=spec))
     for i in range(5):

@@ -31,7 +31,7 @@ def sample_of(height: int, width: int, camera: Camera | None, seed: int = 0) -> 
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     depth = rng.uniform(0.5, 80.0, (height, width)).astype(np.float32)
     depth[rng.random((height, width)) < 0.05] = 0
-    return Sample("k", image, depth, {}, camera)
+    return Sample("k", image, depth, camera=camera)
 
 
 # ---- BTS / AdaBins ------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_kb_crop_is_the_bts_crop_and_moves_the_principal_point(shape):
     assert np.array_equal(out.depth, bts_kb_crop(sample.depth))
     top, left = shape[0] - 352, int((shape[1] - 1216) / 2)
     assert out.camera == Camera(KITTI.fx, KITTI.fy, KITTI.cx - left, KITTI.cy - top)
-    assert out.meta["augment"]["params"]["kb"]["crop_coords"] == [left, top, left + 1216, top + 352]
+    assert out.params["kb"]["crop_coords"] == [left, top, left + 1216, top + 352]
 
 
 def test_kb_crop_refuses_a_small_image():
@@ -131,7 +131,7 @@ def test_random_scale_divide_depth_is_fastdepths():
         out = augment(
             {"s": T("RandomScale", mode="divide_depth", scale_limit=[1.0, 1.5])}, sample, index
         )
-        s = out.meta["augment"]["params"]["s"]["scale"]
+        s = out.params["s"]["scale"]
         assert 1.0 <= s <= 1.5
         size = (int(240 * s), int(320 * s))
         assert out.depth.shape == size
@@ -147,7 +147,7 @@ def test_random_scale_divide_depth_is_fastdepths():
 def test_random_scale_scale_camera_keeps_depth_and_zooms_the_focal():
     sample = sample_of(240, 320, NYU, seed=2)
     out = augment({"s": T("RandomScale", mode="scale_camera", scale_limit=[0.5, 2.0])}, sample, 3)
-    s = out.meta["augment"]["params"]["s"]["scale"]
+    s = out.params["s"]["scale"]
     size = (int(240 * s), int(320 * s))
     want = cv2.resize(sample.depth, size[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
     assert np.array_equal(out.depth, want)
@@ -200,7 +200,7 @@ def test_canonical_camera_depth_mode_is_metric3ds_label_scaling(camera):
     assert np.array_equal(out.image, sample.image)
     got = [out.camera.fx, out.camera.fy, out.camera.cx, out.camera.cy]
     assert got == pytest.approx(intrinsic, rel=1e-12)
-    assert out.meta["augment"]["params"]["c"]["ratio"] == pytest.approx(ratio, rel=1e-15)
+    assert out.params["c"]["ratio"] == pytest.approx(ratio, rel=1e-15)
 
 
 def test_canonical_camera_resize_mode_is_metric3ds_resize_with_exact_intrinsics():
@@ -210,7 +210,7 @@ def test_canonical_camera_resize_mode_is_metric3ds_resize_with_exact_intrinsics(
     camera = Camera(518.8, 518.8, 319.5, 239.5)  # the renderer's: fx = fy
     out = augment(
         {"c": T("CanonicalCamera", mode="resize", focal=300.0)},
-        Sample("k", image, depth, {}, camera),
+        Sample("k", image, depth, camera=camera),
     )
     want, intrinsic, ratio = metric3d_resize_canonical(image, [518.8, 518.8, 319.5, 239.5], 300.0)
     assert np.array_equal(out.image, want)
@@ -223,7 +223,7 @@ def test_canonical_camera_resize_mode_is_metric3ds_resize_with_exact_intrinsics(
     assert out.camera.fx == pytest.approx(intrinsic[0], abs=300.0 / 640)  # integer width
     assert out.camera.cx == pytest.approx((319.5 + 0.5) * sx - 0.5, rel=1e-12)
     assert abs(out.camera.cx - intrinsic[2]) <= abs(ratio - 1) / 2 + 1.0
-    assert out.meta["augment"]["params"]["c"]["ratio"] == pytest.approx(ratio, rel=1e-15)
+    assert out.params["c"]["ratio"] == pytest.approx(ratio, rel=1e-15)
 
 
 def test_canonical_camera_without_a_camera_names_the_fix():

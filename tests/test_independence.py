@@ -103,6 +103,6 @@ def test_the_real_augmenter_false_alarm_rate():
         records = []
         for i in range(100):
             out = augment(SOURCE, dataset * 100 + i, 0)
-            records.append(_record(i, out.meta["augment"]["params"]))
+            records.append(_record(i, out.params))
         bad += independence(param_table(records))["status"] == "bad"
     assert bad / 300 <= 0.02, f"{bad} of 300 independent datasets flagged"

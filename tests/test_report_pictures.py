@@ -150,7 +150,7 @@ def test_crop_window_is_where_the_written_pixels_came_from(transforms):
     source = _coordinate_image(100, 200)
     for index in range(12):
         out = augment(source, index, 0)
-        params = out.meta["augment"]["params"]
+        params = out.params
         window, reason = crop_window(chosen, params, 100, 200)
         assert reason is None
         xs, ys = out.image[..., 0], out.image[..., 1]
@@ -164,7 +164,7 @@ def test_crop_window_is_not_guessed_after_a_rotation():
         "crop: {_target_: albumentations.RandomCrop, height: 40, width: 40}"
     )
     out = Augmenter(AugmentConfig(transforms=chosen))(_coordinate_image(64, 64), 0, 0)
-    window, reason = crop_window(chosen, out.meta["augment"]["params"], 64, 64)
+    window, reason = crop_window(chosen, out.params, 64, 64)
     assert window is None and "rot (Rotate) moves pixels" in reason
 
 

@@ -35,7 +35,7 @@ from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.sample import Camera, Sample  # noqa: E402
+from pipeline.sample import IDENTITY, Augmented, Camera, Sample  # noqa: E402
 
 __all__ = ["Augmenter", "known_output_size", "ordered"]
 
@@ -119,6 +119,7 @@ class Augmenter:
                 f"augment.camera must be one of {', '.join(CAMERA_MODES)} (got {cfg.camera!r})"
             )
         self.seed = cfg.seed
+        self.copies = cfg.copies
         self.strict = cfg.camera == "strict"
         self.names: list[str] = []
         transforms = []
@@ -146,7 +147,7 @@ class Augmenter:
             if isinstance(leaf, RESIZING):  # cv2.resize: centre-aligned nearest for depth
                 leaf.mask_interpolation = cv2.INTER_NEAREST_EXACT
 
-    def __call__(self, sample: Sample, index: int, copy: int) -> Sample:
+    def __call__(self, sample: Sample, index: int, copy: int) -> Augmented:
         """Return the augmented copy ``copy`` of input sample number ``index``."""
         streams = np.random.SeedSequence([self.seed, index, copy]).spawn(len(self.transforms))
         for transform, stream in zip(self.transforms, streams):
@@ -166,15 +167,22 @@ class Augmenter:
         image, depth = out["image"], out["mask"]
         if depth.dtype != np.float32:
             depth = depth.astype(np.float32)
-        meta = dict(sample.meta)
-        meta["augment"] = {"index": index, "copy": copy, "params": params}
         camera = self.track.current()
         if self.strict:
             self._check_strict(camera)
-        mask = np.ascontiguousarray(out["valid"]) if self.writes_mask else None
-        image, depth = np.ascontiguousarray(image), np.ascontiguousarray(depth)
-        homography = self.track.homography if self.transforms else None
-        return Sample(sample.key, image, depth, meta, camera, homography, mask)
+        return Augmented(
+            key=sample.key if self.copies == 1 else f"{sample.key}_c{copy}",
+            source_key=sample.key,
+            origin=sample.origin,
+            index=index,
+            copy=copy,
+            image=np.ascontiguousarray(image),
+            depth=np.ascontiguousarray(depth),
+            camera=camera,
+            homography=self.track.homography if self.transforms else IDENTITY,
+            params=params,
+            mask=np.ascontiguousarray(out["valid"]) if self.writes_mask else None,
+        )
 
     def _check_strict(self, camera: Camera | None) -> None:
         """augment.camera=strict: a sample whose geometry a pinhole camera cannot carry

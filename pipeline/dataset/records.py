@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.dataset.stats import Stats
+from pipeline.encode.record import CameraRecord, Record
 from pipeline.sample import InvalidPixels, Plain, Tally
 
 MANIFEST_DIR = "manifests"
@@ -49,8 +50,10 @@ class StageTimes(Tally):
 
 @dataclass
 class SampleRecord(Plain):
-    """One written sample: its key, input index, copy, shape, invalid fraction, params and
-    camera (the ``camera`` object of its ``.json``; None in manifests written before it)."""
+    """A written sample's manifest entry: its ``Record`` (key, input index, copy, applied
+    params, camera, source key) with the depth shape and the share of invalid pixels.
+    ``camera`` is None and ``source_key`` the written key in manifests written before
+    they were recorded."""
 
     key: str
     index: int
@@ -58,7 +61,27 @@ class SampleRecord(Plain):
     shape: list[int]
     invalid_fraction: float
     params: dict[str, Any]
-    camera: dict[str, Any] | None = None
+    camera: CameraRecord | None = None
+    source_key: str = ""
+
+    @classmethod
+    def of(cls, record: Record, shape: list[int], invalid_fraction: float) -> SampleRecord:
+        a = record.augment
+        return cls(
+            record.key, a.index, a.copy, shape, invalid_fraction, dict(a.params),
+            record.camera, record.source.key,
+        )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SampleRecord:
+        camera = data.get("camera")
+        return cls(
+            **data
+            | {
+                "camera": CameraRecord(**camera) if camera is not None else None,
+                "source_key": data.get("source_key") or data["key"],
+            }
+        )
 
 
 @dataclass

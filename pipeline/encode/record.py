@@ -1,9 +1,12 @@
-"""The per-sample JSON record: ``{key}.json`` in a tar, ``meta/{key}.json`` in folders, a
-row of ``metadata.jsonl``. Its keys and types are the same in every sample of every
-dataset, because ``datasets`` (Arrow) fixes a schema from the first rows: a field that is
-null in some samples and an object in others (a transform that rarely fires) would make
-``load_dataset`` fail. So the applied parameters are one JSON string, and the camera
-always has its four keys::
+"""The per-sample record: ``{key}.json`` in a tar, ``meta/{key}.json`` in folders, a row
+of ``metadata.jsonl``, and (with the sample's shape and invalid share) its entry in the
+shard manifest. ``Record`` is its one description: the JSON, the Arrow features the
+dataset card declares (``features``) and the manifest entry all derive from its fields.
+
+Its keys and types are the same in every sample of every dataset, because ``datasets``
+(Arrow) fixes a schema from the first rows: a field that is null in some samples and an
+object in others (a transform that rarely fires) would make ``load_dataset`` fail. So the
+applied parameters are one JSON string, and the camera always has its four keys::
 
     {
       "key": "train/000001",                  # the written key
@@ -15,82 +18,150 @@ always has its four keys::
     }
 
 ``params`` is the JSON text of ``{transform name: its applied parameters, or null when it
-did not fire}`` in the configured order (``pipeline.read`` parses it back). ``camera``
-is ``pipeline.sample.camera_json``: intrinsics in pixels (null when unknown), whether they
-are approximate, and the 3x3 homography from source to written pixels (always 9 floats).
-``depth_scale`` is 1.0 for float TIFF depth.
+did not fire}`` in the configured order (``Record.from_json`` parses it back). ``camera``
+holds the intrinsics in pixels (null when unknown), whether they are approximate, and the
+3x3 homography from source to written pixels (always 9 floats). ``depth_scale`` is 1.0 for
+float depth.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
-from pipeline.sample import Sample
+from pipeline.sample import IDENTITY, Augmented, Camera
 
 CAMERA_KEYS = ("fx", "fy", "cx", "cy")
-# The record's Arrow schema as the dataset card declares it (``datasets`` YAML features).
-RECORD_FEATURES: list[dict[str, Any]] = [
-    {"name": "key", "dtype": "string"},
-    {
-        "name": "source",
-        "struct": [{"name": k, "dtype": "string"} for k in ("kind", "key", "location")],
-    },
-    {
-        "name": "augment",
-        "struct": [
-            {"name": "index", "dtype": "int64"},
-            {"name": "copy", "dtype": "int64"},
-            {"name": "params", "dtype": "string"},
-        ],
-    },
-    {
-        "name": "camera",
-        "struct": [
-            *({"name": k, "dtype": "float64"} for k in CAMERA_KEYS),
-            {"name": "approximate", "dtype": "bool"},
-            {"name": "homography", "list": "float64"},
-        ],
-    },
-    {"name": "depth_scale", "dtype": "float64"},
-]
 
 
-def record(
-    out: Sample, key: str, index: int, copy: int, camera: dict[str, float | None], scale: float
-) -> dict[str, Any]:
-    """The JSON record of written sample ``key`` (copy ``copy`` of input ``index``)."""
-    source = out.meta.get("source") or {}
-    params = (out.meta.get("augment") or {}).get("params") or {}
-    return {
-        "key": key,
-        "source": {
-            "kind": str(source.get("kind", "")),
-            "key": out.key,
-            "location": str(source.get("location", "")),
-        },
-        "augment": {
-            "index": index,
-            "copy": copy,
-            "params": json.dumps(params, separators=(",", ":")),
-        },
-        "camera": camera,
-        "depth_scale": float(scale),
-    }
+class JsonText(dict):
+    """A mapping stored as one JSON string (its keys vary from sample to sample)."""
+
+
+@dataclass
+class CameraRecord:
+    """The written sample's camera: intrinsics in pixels (None = unknown), whether they
+    are a pinhole fit of a map no pinhole expresses, and the source-to-written homography."""
+
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    approximate: bool = False
+    homography: list[float] = field(default_factory=lambda: list(IDENTITY))
+
+    @classmethod
+    def of(cls, camera: Camera | None, homography: tuple[float, ...]) -> CameraRecord:
+        matrix = [float(v) for v in homography]
+        if camera is None:
+            return cls(homography=matrix)
+        c = camera
+        return cls(c.fx, c.fy, c.cx, c.cy, c.approximate, matrix)
+
+    @property
+    def known(self) -> bool:
+        return self.fx is not None
+
+    def camera(self) -> Camera | None:
+        """The intrinsics as a ``Camera`` (None when unknown)."""
+        if self.fx is None or self.fy is None or self.cx is None or self.cy is None:
+            return None
+        return Camera(self.fx, self.fy, self.cx, self.cy, self.approximate)
+
+
+@dataclass
+class SourceRecord:
+    """Where the written sample was read: source kind, source key, location."""
+
+    kind: str = ""
+    key: str = ""
+    location: str = ""
+
+
+@dataclass
+class AugmentRecord:
+    """Which input (``index``) and copy the sample is, and the applied parameters."""
+
+    index: int = 0
+    copy: int = 0
+    params: JsonText = field(default_factory=JsonText)
+
+
+@dataclass
+class Record:
+    """One written sample's record."""
+
+    key: str
+    source: SourceRecord
+    augment: AugmentRecord
+    camera: CameraRecord
+    depth_scale: float
+
+    @classmethod
+    def of(cls, out: Augmented, depth_scale: float) -> Record:
+        return cls(
+            key=out.key,
+            source=SourceRecord(out.origin.kind, out.source_key, out.origin.location),
+            augment=AugmentRecord(out.index, out.copy, JsonText(out.params)),
+            camera=CameraRecord.of(out.camera, out.homography),
+            depth_scale=float(depth_scale),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (``params`` as its JSON text)."""
+        out = asdict(self)
+        out["augment"]["params"] = json.dumps(self.augment.params, separators=(",", ":"))
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        augment = dict(data.get("augment") or {})
+        params = augment.get("params") or {}
+        augment["params"] = JsonText(json.loads(params) if isinstance(params, str) else params)
+        return cls(
+            key=data["key"],
+            source=SourceRecord(**(data.get("source") or {})),
+            augment=AugmentRecord(**augment),
+            camera=CameraRecord(**(data.get("camera") or {})),
+            depth_scale=float(data.get("depth_scale", 1.0)),
+        )
 
 
 def parse(meta: dict[str, Any]) -> dict[str, Any]:
-    """A record with ``augment.params`` parsed back into a dict."""
+    """A record's JSON object with ``augment.params`` parsed back into a dict."""
     augment = dict(meta.get("augment") or {})
     if isinstance(augment.get("params"), str):
         augment["params"] = json.loads(augment["params"])
     return {**meta, "augment": augment}
 
 
-def _float(value: Any) -> Any:
-    return (
-        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    )
+_DTYPES = {str: "string", int: "int64", float: "float64", bool: "bool", JsonText: "string"}
+
+
+def features(cls: type = Record) -> list[dict[str, Any]]:
+    """The Arrow features of a record dataclass as the ``datasets`` card YAML declares
+    them, derived from its fields (``str`` string, ``int`` int64, ``float`` float64 (also
+    when optional), ``bool``, ``list[float]``, a nested record = a struct)."""
+    hints = typing.get_type_hints(cls)
+    out: list[dict[str, Any]] = []
+    for f in fields(cls):
+        kind = hints[f.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = args[0]
+        if is_dataclass(kind):
+            out.append({"name": f.name, "struct": features(kind)})
+        elif typing.get_origin(kind) is list:
+            out.append({"name": f.name, "list": _DTYPES[typing.get_args(kind)[0]]})
+        else:
+            out.append({"name": f.name, "dtype": _DTYPES[kind]})
+    return out
+
+
+RECORD_FEATURES = features()
 
 
 def features_yaml(columns: list[dict[str, Any]], indent: int = 2) -> str:

@@ -14,7 +14,7 @@ from pipeline.dataset.records import SampleRecord
 def _scales(samples: list[SampleRecord]) -> np.ndarray:
     """(x, y) scale of each sample's pixel map (1, 1 when nothing rescaled it)."""
     return np.array(
-        [axis_scales(np.reshape(s.camera["homography"], (3, 3))) for s in samples], dtype=float
+        [axis_scales(np.reshape(s.camera.homography, (3, 3))) for s in samples], dtype=float
     ).reshape(-1, 2)
 
 
@@ -25,7 +25,7 @@ def warnings(samples: list[SampleRecord]) -> list[str]:
         return []
     total = len(tracked)
     scales = _scales(tracked)
-    known = np.array([s.camera["fx"] is not None for s in tracked])
+    known = np.array([s.camera.known for s in tracked])
     out = []
     stretch = scales[:, 0] / scales[:, 1]
     uneven = np.abs(stretch - 1.0) > NON_UNIFORM_TOL
@@ -37,7 +37,7 @@ def warnings(samples: list[SampleRecord]) -> list[str]:
             f"uses one focal (BTS-style lists) is off. Keep the aspect, or refuse it with "
             f"augment.camera=strict."
         )
-    approximate = sum(bool(s.camera.get("approximate")) for s in tracked)
+    approximate = sum(s.camera.approximate for s in tracked)
     if approximate:
         out.append(
             f"warning: {approximate} of {total} samples went through a rotation, shear or "
@@ -58,11 +58,14 @@ def warnings(samples: list[SampleRecord]) -> list[str]:
 def arrays(samples: list[SampleRecord]) -> dict[str, np.ndarray] | None:
     """fx, fy, cx, cy, approximate (one entry per sample whose camera is known) and the
     largest frame (height, width): the picklable inputs of ``draw``."""
-    known = [s for s in samples if s.camera is not None and s.camera["fx"] is not None]
+    known = [s for s in samples if s.camera is not None and s.camera.known]
     if not known:
         return None
-    out = {k: np.array([s.camera[k] for s in known], dtype=float) for k in ("fx", "fy", "cx", "cy")}
-    out["approximate"] = np.array([bool(s.camera.get("approximate")) for s in known])
+    out = {
+        k: np.array([getattr(s.camera, k) for s in known], dtype=float)
+        for k in ("fx", "fy", "cx", "cy")
+    }
+    out["approximate"] = np.array([s.camera.approximate for s in known])
     out["frame"] = np.max([s.shape for s in known], axis=0)[:2]
     return out
 
@@ -108,10 +111,10 @@ def _frame(width: float, height: float):  # noqa: ANN202 - a matplotlib patch
 
 
 def caption(samples: list[SampleRecord]) -> str:
-    known = [s.camera for s in samples if s.camera is not None and s.camera["fx"] is not None]
+    known = [s.camera for s in samples if s.camera is not None and s.camera.known]
     if not known:
         return "camera: unknown for every sample (set source.camera.fx ... to record one)"
-    fx = np.array([c["fx"] for c in known])
+    fx = np.array([c.fx for c in known])
     return (
         f"focal lengths (fx {fx.min():.1f}-{fx.max():.1f} px) and principal points of "
         f"{len(known)} samples, pixel centres at integer coordinates; dashed: the image frame"

@@ -110,7 +110,7 @@ def _before_after(ctx: Context) -> Task | None:
 
 def _copies(ctx: Context) -> Task:
     groups = ctx.copy_groups
-    rows = [(g[0].key.rsplit("_c", 1)[0], [_cell(ctx.shown.get(c.key)) for c in g]) for g in groups]
+    rows = [(g[0].source_key, [_cell(ctx.shown.get(c.key)) for c in g]) for g in groups]
     columns = [f"copy {i}" for i in range(max(len(g) for g in groups))]
     return Task(
         f"{COLLAGES}:labelled_rows",

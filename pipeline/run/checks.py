@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from pipeline.config import paths
 from pipeline.config.choices import TiffCompression
 from pipeline.config.schema import Config
 from pipeline.config.sources import FileSourceConfig, SyntheticConfig
-from pipeline.dataset.layouts import LAYOUTS
+from pipeline.dataset.layouts import LAYOUTS, layout_for
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize
@@ -110,19 +111,27 @@ def validate(cfg: Config) -> None:
 
 def augment_first(cfg: Config, source: Source) -> None:
     """The transforms (built from the config: a bad ``_target_`` or argument fails here),
-    the crop sizes against the source's image size, and the sample contract after each
-    transform on the first sample."""
+    the crop sizes against the source's image size, the sample contract after each
+    transform on the first sample, and its focal length where the output format lists
+    one per sample."""
     from pipeline.augment.augmenter import Augmenter, known_output_size
 
     augmenter = Augmenter(cfg.augment)
-    if not augmenter.transforms:
+    needs_focal = layout_for(cfg.output.format, Path(cfg.output.dir), "").needs_focal
+    if not augmenter.transforms and not needs_focal:
         return
     sample = first_sample(source, cfg)
     size = source.size or (sample.image.shape[:2] if sample is not None else None)
-    if size is not None:
+    if size is not None and augmenter.transforms:
         known_output_size(cfg.augment, int(size[0]), int(size[1]))
-    if sample is not None:
+    if sample is not None and augmenter.transforms:
         check_contract(augmenter, sample)
+    if sample is not None and needs_focal and augmenter(sample, 0, 0).camera is None:
+        raise PipelineError(
+            f"output={cfg.output.format} needs the focal length of every sample: source "
+            f"({cfg.source.kind}) gives none for sample {sample.key}; set "
+            f"source.camera.fx=... (pixels; and source.camera.fy/cx/cy if known)"
+        )
 
 
 def first_sample(source: Source, cfg: Config) -> Sample | None:

@@ -69,7 +69,7 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     where = getattr(cfg.source, "path", None)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
-    layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg, source)
+    layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg.output)
     paths.check_apart(Path(cfg.output.dir), source.paths())
     n_inputs = len(source)
     if cfg.source.limit is not None:

@@ -32,17 +32,12 @@ from pipeline.dataset.records import (
 from pipeline.dataset.shards import ShardTask, fingerprint, input_runs, position_of
 from pipeline.dataset.writers import ShardWriter, atomic_write, write_error
 from pipeline.encode import codecs
-from pipeline.encode import record as metadata
+from pipeline.encode.record import Record
 from pipeline.errors import SampleError
 from pipeline.run.faults import fault_point
 from pipeline.run.trace import mark
-from pipeline.sample import Sample, camera_json
+from pipeline.sample import Sample
 from pipeline.sources import Source, finalize, open_source
-
-
-def output_key(sample: Sample, copy: int, copies: int) -> str:
-    """The written key: the source key, with ``_c{copy}`` when there are several copies."""
-    return sample.key if copies == 1 else f"{sample.key}_c{copy}"
 
 
 @dataclass
@@ -234,9 +229,8 @@ class ShardProcessor:
             err = SampleError(sample.key, f"augmentation failed: {detail}")
             self._skip(err, manifest, 1)
             return
-        key = output_key(sample, copy, self.cfg.augment.copies)
-        camera = camera_json(out.camera, out.homography)
-        if self.layout.needs_focal and camera["fx"] is None:
+        record = Record.of(out, self.depth_scale)
+        if self.layout.needs_focal and not record.camera.known:
             err = SampleError(
                 sample.key,
                 f"no focal length for output={self.cfg.output.format} (the lists' focal "
@@ -244,16 +238,15 @@ class ShardProcessor:
             )
             self._skip(err, manifest, 1)
             return
-        record = metadata.record(out, key, index, copy, camera, self.depth_scale)
         t2 = time.perf_counter()
-        encoded = codecs.encode_sample(out, self.cfg.output, record)
+        encoded = codecs.encode_sample(out, self.cfg.output, record.to_json())
         t3 = time.perf_counter()
         with self._writing(f"shard {task.name}"):
-            writer.add(key, encoded.fields)
+            writer.add(out.key, encoded.fields)
         manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
         if not self.written:
-            mark("first-sample", key)
+            mark("first-sample", out.key)
         self.written += 1
         t4 = time.perf_counter()
         manifest.invalid_pixels.png16_too_far += encoded.too_far
@@ -262,10 +255,7 @@ class ShardProcessor:
         timings.augment += t2 - t1
         timings.encode += t3 - t2
         timings.write += t4 - t3
-        params = out.meta["augment"]["params"]
-        manifest.samples.append(
-            SampleRecord(key, index, copy, list(out.depth.shape), frac, params, camera)
-        )
+        manifest.samples.append(SampleRecord.of(record, list(out.depth.shape), frac))
         self._advance(1)
 
     def _advance(self, n: int) -> None:

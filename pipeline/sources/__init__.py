@@ -93,7 +93,7 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
     try:
         return _finalize(sample, cfg)
     except SampleError as err:
-        location = sample.meta.get("source", {}).get("location")
+        location = sample.origin.location
         if location and location not in err.reason:
             raise SampleError(err.key, f"{err.reason} (in {location})") from None
         raise
@@ -141,5 +141,7 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
     camera = sample.camera or cfg.fixed_camera(*depth.shape)
-    out = Sample(key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta, camera)
+    out = Sample(
+        key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.origin, camera
+    )
     return out, counts

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.config.sources import FastdepthConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Sample
+from pipeline.sample import Origin, Sample
 from pipeline.sources import Source
 from pipeline.sources.files import make_key, unique_keys
 
@@ -120,8 +120,7 @@ def _frame(key: str, source: Path | BinaryIO, where: str) -> Sample:
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise SampleError(key, f"{where}: rgb has shape {rgb.shape}, expected (3, H, W)")
     image = np.ascontiguousarray(rgb.transpose(1, 2, 0))
-    meta = {"kind": "fastdepth", "location": where}
-    return Sample(key, image, np.asarray(depth), {"source": meta})
+    return Sample(key, image, np.asarray(depth), Origin("fastdepth", where))
 
 
 def _scan(spec: str, subdir: str) -> tuple[Path | None, list[Path], list[Item]]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.config.sources import FilelistConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Camera, Sample
+from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
 from pipeline.sources.files import make_key, read_each, read_file, unique_keys
 
@@ -139,8 +139,8 @@ class FilelistSource(Source):
             raise SampleError(e.key, f"{depth_file}: depth has {depth.shape[2]} channels")
         if e.depth_scale is not None and depth.dtype != np.float32:
             depth = depth.astype(np.float32) / np.float32(e.depth_scale)
-        meta = {"kind": "filelist", "location": str(image_file), "depth": str(depth_file)}
-        return Sample(e.key, image, depth, {"source": meta}, self._camera(e, image.shape))
+        origin = Origin("filelist", str(image_file))
+        return Sample(e.key, image, depth, origin, self._camera(e, image.shape))
 
     def _camera(self, e: Entry, shape: tuple[int, ...]) -> Camera | None:
         """The listed intrinsics: Metric3D's cam_in, or the focal column with the principal

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.config.sources import FolderConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Camera, Sample
+from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_file
 from pipeline.sources.files import (
@@ -217,11 +217,10 @@ class FolderSource(Source):
             )
         if mask_rel is not None:
             depth = apply_mask(depth, read_file(self.root / mask_rel, key), key, mask_rel)
-        meta = {"kind": "folder", "image": rel, "depth": depth_rel, "location": str(image_file)}
         camera = None
         if camera_rel is not None:
             camera = self._camera(key, camera_rel, entry, image.shape[0], image.shape[1])
-        return Sample(key, image, depth, {"source": meta}, camera)
+        return Sample(key, image, depth, Origin("folder", str(image_file)), camera)
 
     def _camera(
         self, key: str, rel: str, entry: str | None, height: int, width: int

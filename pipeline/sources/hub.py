@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.config.sources import HubConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Camera, Sample
+from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
@@ -245,8 +245,7 @@ class HubSource(Source):
             camera = self._camera(row, image.shape[:2], key, where)
         except SampleError as err:
             return err
-        meta = {"kind": "hub", "row": index, "location": where}
-        return Sample(key, image, depth, {"source": meta}, camera)
+        return Sample(key, image, depth, Origin("hub", where), camera)
 
     def _camera(
         self, row: dict[str, Any], shape: tuple[int, ...], key: str, where: str

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.config.sources import NyuMatConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Sample
+from pipeline.sample import Origin, Sample
 from pipeline.sources import Source
 
 
@@ -110,8 +110,7 @@ class NyuMatSource(Source):
                 except (OSError, ValueError) as exc:
                     yield SampleError(key, f"cannot read {where} ({exc})")
                     continue
-                meta = {"kind": "nyu_mat", "index": index, "location": where}
-                yield Sample(key, image, depth, {"source": meta})
+                yield Sample(key, image, depth, Origin("nyu_mat", where))
 
 
 SPLIT_NAMES = {"train": "trainNdxs", "test": "testNdxs"}

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pipeline.config.sources import SyntheticConfig
-from pipeline.sample import Camera, Sample
+from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
 
 NYU_FOCAL = 518.8  # pixels, for a 640-wide image
@@ -89,8 +89,7 @@ class SyntheticSource(Source):
         height, width = self.cfg.height, self.cfg.width
         image, depth = render(height, width, self.cfg.seed, index)
         key = f"{self.cfg.split}/{index:06d}"
-        meta = {"source": {"kind": "synthetic", "index": index}}
-        return Sample(key, image, depth, meta, camera(height, width))
+        return Sample(key, image, depth, Origin("synthetic"), camera(height, width))
 
 
 def render(height: int, width: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:

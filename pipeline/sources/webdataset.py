@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.config.sources import WebdatasetConfig
 from pipeline.encode import codecs
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import Sample
+from pipeline.sample import Origin, Sample
 from pipeline.sources import Source
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, decode_bytes, make_key, unique_keys
@@ -136,8 +136,7 @@ class WebdatasetSource(Source):
                     camera = camera_from(value, *image.shape[:2])
             except ValueError as exc:
                 raise SampleError(key, f"{where}.{ext}: no readable camera ({exc})") from None
-        meta = {"kind": "webdataset", "tar": self.tars[entry.tar].name, "key": entry.key}
-        return Sample(key, image, depth, {"source": meta | {"location": where}}, camera)
+        return Sample(key, image, depth, Origin("webdataset", where), camera)
 
     @staticmethod
     def _own_scale(depth: np.ndarray, data: bytes) -> np.ndarray:

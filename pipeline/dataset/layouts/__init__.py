@@ -22,8 +22,7 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import ShardWriter
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import Config
-    from pipeline.sources import Source
+    from pipeline.config.schema import OutputConfig
 
 LAYOUTS = {
     "webdataset": "pipeline.dataset.layouts.webdataset:WebdatasetLayout",
@@ -68,7 +67,7 @@ class Layout:
     def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
         """Write ``extra_files`` (each atomically) at publish time, before the card."""
 
-    def check(self, cfg: Config, source: Source) -> None:
+    def check(self, output: OutputConfig) -> None:
         """Refuse, before the run, a config this format cannot write (one line)."""
 
     def describe(self, info: DatasetInfo) -> str:

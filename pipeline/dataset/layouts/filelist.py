@@ -10,7 +10,7 @@ publish time, the lists depth trainers read.
   with paths relative to output.dir and depth = PNG value / depth_scale metres.
 
 The focal length is the written sample's (``meta/{key}.json`` camera); a sample without
-one cannot be listed, so a run is refused up front when the first sample has none.
+one cannot be listed (a run is refused up front when the first sample has none).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pipeline.dataset.layouts.webdataset import depth_words
 from pipeline.dataset.records import DatasetInfo
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
+from pipeline.encode.record import Record
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import Config
-    from pipeline.sources import Source
+    from pipeline.config.schema import OutputConfig
 
 
 class FilelistLayout(FolderLayout):
@@ -42,35 +42,34 @@ class FilelistLayout(FolderLayout):
     def extra_files(self) -> list[str]:
         return [METADATA, *self.lists().values()]
 
-    def check(self, cfg: Config, source: Source) -> None:
-        """16-bit PNG depth, and a focal length for the first sample as it is written."""
-        if cfg.output.depth.format != "png16":
+    def check(self, output: OutputConfig) -> None:
+        """16-bit PNG depth (the focal length of the first sample is checked with the
+        transforms, ``run.checks.augment_first``)."""
+        if output.depth.format != "png16":
             raise PipelineError(
                 f"output=filelist writes 16-bit PNG depth (what the trainers read), not "
-                f"output.depth.format={cfg.output.depth.format}; drop that override or use "
+                f"output.depth.format={output.depth.format}; drop that override or use "
                 f"output=folder"
             )
-        reason = first_focal_problem(cfg, source)
-        if reason:
-            raise PipelineError(f"output=filelist needs the focal length of every sample: {reason}")
 
     def write_lists(self, rows: list[Row], info: DatasetInfo) -> None:
         names = self.lists()
         lines, records = [], []
-        for files, record, shape in rows:
+        for files, meta, shape in rows:
             image_rel, depth_rel = files["image"], files["depth"]
-            camera = record["camera"]
-            fx = camera["fx"]
+            record = Record.from_json(meta)
+            camera = record.camera
+            fx = camera.fx
             lines.append(f"{image_rel.partition('/')[2]} {depth_rel.partition('/')[2]} {fx!r}\n")
-            cx = camera["cx"] if camera["cx"] is not None else (shape[1] - 1) / 2
-            cy = camera["cy"] if camera["cy"] is not None else (shape[0] - 1) / 2
-            fy = camera["fy"] if camera["fy"] is not None else fx
+            cx = camera.cx if camera.cx is not None else (shape[1] - 1) / 2
+            cy = camera.cy if camera.cy is not None else (shape[0] - 1) / 2
+            fy = camera.fy if camera.fy is not None else fx
             records.append(
                 {
                     "rgb": image_rel,
                     "depth": depth_rel,
                     "cam_in": [fx, fy, cx, cy],
-                    "depth_scale": record["depth_scale"],
+                    "depth_scale": record.depth_scale,
                 }
             )
         atomic_write(self.root / names["txt"], "".join(lines).encode())
@@ -90,25 +89,3 @@ class FilelistLayout(FolderLayout):
             f"(RGB uint8), `depth/{{key}}.png` ({depth_words(depth)}), `meta/{{key}}.json`; "
             f"`{METADATA}` lists them all for `datasets`."
         )
-
-
-def first_focal_problem(cfg: Config, source: Source) -> str | None:
-    """Why the first sample, augmented as the run will, would have no focal length (None
-    if it has one, or if it cannot be read: the run reports that sample itself)."""
-    from pipeline.augment.augmenter import Augmenter
-    from pipeline.errors import SampleError
-    from pipeline.sources import finalize
-
-    item = next(iter(source.iter(0, 1)), None)
-    if item is None or isinstance(item, SampleError):
-        return None
-    try:
-        sample, _ = finalize(item, cfg.source)
-    except SampleError:
-        return None
-    if Augmenter(cfg.augment)(sample, 0, 0).camera is not None:
-        return None
-    return (
-        f"source ({cfg.source.kind}) gives none for sample {sample.key}; set "
-        f"source.camera.fx=... (pixels; and source.camera.fy/cx/cy if known)"
-    )
