@@ -134,7 +134,8 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     from pipeline.config.schema import register, to_config
     from pipeline.dataset.config_record import config_hash
     from pipeline.dataset.records import StageTimes
-    from pipeline.dataset.shards import plan
+    from pipeline.dataset.shards import Placement
+    from pipeline.run.messages import Job
     from pipeline.run.worker import ShardProcessor
     from pipeline.sources import open_source
 
@@ -144,12 +145,12 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = to_config(compose(config_name="config", overrides=overrides))
     source = open_source(cfg.source)
-    proc = ShardProcessor(cfg, config_hash(cfg), source=source)
-    proc(plan(len(source), cfg)[0])  # warm: first-use costs are start-up, not steady state
+    proc = ShardProcessor(Job.of(cfg, config_hash(cfg), source))
+    tasks = Placement.of(cfg).plan(len(source))
+    proc(tasks[0])  # warm: first-use costs are start-up, not steady state
     shutil.rmtree(out, ignore_errors=True)
     stages = StageTimes()
     started = time.perf_counter()
-    tasks = plan(len(source), cfg)
     for task in tasks:
         stages.merge(proc(task).timings)
     seconds = time.perf_counter() - started

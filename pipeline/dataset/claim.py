@@ -31,7 +31,7 @@ from pipeline.dataset.owned import CARD_MARK as CARD_MARK
 from pipeline.dataset.owned import CONFIG_RECORD, REPORT_DIR, SLICE_DIR, inside, remove_dataset
 from pipeline.dataset.owned import card_is_ours as card_is_ours
 from pipeline.dataset.records import MANIFEST_DIR, ShardManifest
-from pipeline.dataset.shards import ShardTask, fingerprint, inputs
+from pipeline.dataset.shards import Placement, ShardTask
 from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
 from pipeline.errors import PipelineError
 from pipeline.sources import Source
@@ -98,11 +98,12 @@ def _resumable(
     """The finished shards to keep; refuse if the source they were read from changed."""
     done: dict[str, ShardManifest] = {}
     changed: list[ShardTask] = []
+    placement = Placement.of(cfg)
     for s in shards:
         m = finished(root, s.name, s.start, s.stop, chash)
         if m is None:
             continue
-        now = fingerprint(source, s, cfg.augment.copies, cfg.output.order)
+        now = placement.fingerprint(source, s)
         if m.source_fingerprint is not None and m.source_fingerprint != now:
             changed.append(s)
         done[s.name] = m
@@ -117,7 +118,7 @@ def _resumable(
         )
         raise PipelineError(
             f"the source changed since output.dir={root} was written: {len(changed)} finished "
-            f"shard(s) were made from other data (first {first.name}, {inputs(first, cfg)}; "
+            f"shard(s) were made from other data (first {first.name}, {placement.inputs(first)}; "
             f"{what}); use output.overwrite=true to rebuild "
             f"the dataset from the current source, or a new output.dir"
         )

@@ -17,8 +17,8 @@ import numpy as np
 
 from pipeline.config import paths
 from pipeline.config.choices import TiffCompression
-from pipeline.config.schema import Config
-from pipeline.config.sources import FileSourceConfig, SyntheticConfig
+from pipeline.config.schema import AugmentConfig, Config, OutputConfig
+from pipeline.config.sources import FileSourceConfig, SourceConfig, SyntheticConfig
 from pipeline.dataset.layouts import LAYOUTS, layout_for
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
@@ -109,39 +109,41 @@ def validate(cfg: Config) -> None:
         check(rep)
 
 
-def augment_first(cfg: Config, source: Source) -> None:
+def augment_first(
+    source_cfg: SourceConfig, augment: AugmentConfig, output: OutputConfig, source: Source
+) -> None:
     """The transforms (built from the config: a bad ``_target_`` or argument fails here),
     the crop sizes against the source's image size, the sample contract after each
     transform on the first sample, and its focal length where the output format lists
     one per sample."""
     from pipeline.augment.augmenter import Augmenter, known_output_size
 
-    augmenter = Augmenter(cfg.augment)
-    needs_focal = layout_for(cfg.output.format, Path(cfg.output.dir), "").needs_focal
+    augmenter = Augmenter(augment)
+    needs_focal = layout_for(output.format, Path(output.dir), "").needs_focal
     if not augmenter.transforms and not needs_focal:
         return
-    sample = first_sample(source, cfg)
+    sample = first_sample(source, source_cfg)
     size = source.size or (sample.image.shape[:2] if sample is not None else None)
     if size is not None and augmenter.transforms:
-        known_output_size(cfg.augment, int(size[0]), int(size[1]))
+        known_output_size(augment, int(size[0]), int(size[1]))
     if sample is not None and augmenter.transforms:
         check_contract(augmenter, sample)
     if sample is not None and needs_focal and augmenter(sample, 0, 0).camera is None:
         raise PipelineError(
-            f"output={cfg.output.format} needs the focal length of every sample: source "
-            f"({cfg.source.kind}) gives none for sample {sample.key}; set "
+            f"output={output.format} needs the focal length of every sample: source "
+            f"({source_cfg.kind}) gives none for sample {sample.key}; set "
             f"source.camera.fx=... (pixels; and source.camera.fy/cx/cy if known)"
         )
 
 
-def first_sample(source: Source, cfg: Config) -> Sample | None:
+def first_sample(source: Source, cfg: SourceConfig) -> Sample | None:
     """The first sample, finalized; None if it is bad (the run reports it, with
     ``runtime.on_error`` deciding whether that stops it)."""
     for item in source.iter(0, 1):
         if not isinstance(item, Sample):
             return None
         try:
-            return finalize(item, cfg.source)[0]
+            return finalize(item, cfg)[0]
         except SampleError:
             return None
     return None

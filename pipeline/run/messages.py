@@ -10,20 +10,34 @@ import pickle
 import traceback
 from dataclasses import dataclass, field
 
-from pipeline.config.schema import Config
+from pipeline.config.schema import AugmentConfig, Config, OutputConfig
+from pipeline.config.sources import SourceConfig
+from pipeline.dataset.shards import Placement
 from pipeline.sources import Source
 
 
 @dataclass(frozen=True)
 class Job:
-    """What a worker needs for one run: its config, when cheap to pickle the parent's
-    opened source (else each worker opens its own), and the parent's working directory
-    (relative paths in the config are relative to it; a worker outlives a ``chdir``)."""
+    """What a worker needs for one run: the config sections of its stages (source,
+    augmentation, output), the placement of samples in shards, ``runtime.on_error``, the
+    run's config hash, when cheap to pickle the parent's opened source (else each worker
+    opens its own), and the parent's working directory (relative paths in the config are
+    relative to it; a worker outlives a ``chdir``)."""
 
-    cfg: Config
+    source_cfg: SourceConfig
+    augment: AugmentConfig
+    output: OutputConfig
+    placement: Placement
+    on_error: str
     config_hash: str
     source: Source | None = None
     cwd: str = field(default_factory=os.getcwd)
+
+    @classmethod
+    def of(cls, cfg: Config, config_hash: str, source: Source | None = None) -> Job:
+        on_error = str(getattr(cfg.runtime.on_error, "value", cfg.runtime.on_error))
+        return cls(cfg.source, cfg.augment, cfg.output, Placement.of(cfg), on_error,
+                   config_hash, source)  # fmt: skip
 
 
 class RemoteTraceback(Exception):

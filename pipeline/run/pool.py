@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.config.schema import Config
 from pipeline.dataset.records import ShardResult
-from pipeline.dataset.shards import ShardTask, units
+from pipeline.dataset.shards import ShardTask
 from pipeline.errors import Interrupted
 from pipeline.run import forkserver
 from pipeline.run.messages import Job
@@ -41,11 +41,12 @@ def execute(
     ``then``: what follows, prepared by idle workers and this process at the end."""
     if not tasks:
         return
-    work = units(tasks, cfg, workers)
+    job = Job.of(cfg, chash, source)
+    work = job.placement.units(tasks, workers)
     if workers <= 1 or len(work) <= 1:
-        _run_inline(cfg, chash, work, bar, on_result, source)
+        _run_inline(job, work, bar, on_result)
         return
-    job = Job(cfg, chash, source.for_workers() if source is not None else None)
+    job = Job.of(cfg, chash, source.for_workers() if source is not None else None)
     with _deferred_signals() as received:
         get(min(workers, len(work)), workers).run(job, work, bar, on_result, received, then)
 
@@ -56,29 +57,25 @@ def check_first(
     """``checks.augment_first`` before output.dir is touched: in a worker when the run will
     use the pool (which then keeps the worker's processor for the run, and this process
     never imports albumentations), else here."""
-    work = units(tasks, cfg, workers)
+    job = Job.of(cfg, chash, source)
+    work = job.placement.units(tasks, workers)
     if workers <= 1 or len(work) <= 1:
         from pipeline.run.checks import augment_first
 
-        augment_first(cfg, source)
+        augment_first(job.source_cfg, job.augment, job.output, source)
         return
-    job = Job(cfg, chash, source.for_workers())
+    job = Job.of(cfg, chash, source.for_workers())
     with _deferred_signals() as received:
         get(min(workers, len(work)), workers).check(job, received)
 
 
 def _run_inline(
-    cfg: Config,
-    chash: str,
-    work: list[tuple[ShardTask, ...]],
-    bar: Any,
-    on_result: Callable[[ShardResult], None],
-    source: Source | None,
+    job: Job, work: list[tuple[ShardTask, ...]], bar: Any, on_result: Callable[[ShardResult], None]
 ) -> None:
     from pipeline.run.worker import ShardProcessor
 
     counter = mp.Value("q", 0, lock=True)
-    proc = ShardProcessor(cfg, chash, source=source, progress=counter)
+    proc = ShardProcessor(job, progress=counter)
     start = bar.n
     for unit in work:
         for shard in proc.fill_unit(unit):

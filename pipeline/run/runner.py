@@ -23,7 +23,7 @@ from pipeline.dataset import claim
 from pipeline.dataset.config_record import config_hash
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
-from pipeline.dataset.shards import ShardTask, plan
+from pipeline.dataset.shards import Placement, ShardTask
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.run import checks, pool
@@ -103,7 +103,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
-    tasks = plan(n_inputs, config)
+    tasks = Placement.of(config).plan(n_inputs)
     workers = config.runtime.workers or available_cpus()
     step("augmenting the first sample")
     pool.check_first(config, config_hash(config), tasks, workers, source)

@@ -134,7 +134,8 @@ def serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
                 procs.pop(job_id, None)
             elif kind == "check":
                 proc = _processor(job_id, jobs, procs, progress)
-                augment_first(proc.cfg, proc.source)
+                job = jobs[job_id]
+                augment_first(job.source_cfg, job.augment, job.output, proc.source)
                 send("checked", job_id)
             elif kind == "work":
                 _work(job_id, _processor(job_id, jobs, procs, progress), msg[2], committer)
@@ -161,7 +162,7 @@ def _processor(
     the parent's) and kept until the job ends."""
     if job_id not in procs:
         job = jobs[job_id]
-        procs[job_id] = ShardProcessor(job.cfg, job.config_hash, job.source, progress)
+        procs[job_id] = ShardProcessor(job, progress)
     return procs[job_id]
 
 

@@ -1,10 +1,11 @@
 """Shards, start to finish, inside a worker: read -> augment -> encode -> write.
 
-A ``ShardProcessor`` holds one run's source, augmenter and output layout (built from the
-plain ``Config``, no OmegaConf). ``fill`` writes a shard's samples, ``commit`` publishes
-the shard and then its manifest (the worker loop in ``pipeline.run.serve`` commits in a
-thread while the next shard fills); ``fill_group`` fills several shards that share their
-inputs, reading each input once (``augment.copies`` with ``output.order=spread``).
+A ``ShardProcessor`` holds one run's source, augmenter and output layout, each built from
+its own config section (a ``messages.Job``; no OmegaConf). ``fill`` writes a shard's
+samples, ``commit`` publishes the shard and then its manifest (the worker loop in
+``pipeline.run.serve`` commits in a thread while the next shard fills); ``fill_group``
+fills several shards that share their inputs, reading each input once (``augment.copies``
+with ``output.order=spread``).
 ``make bench`` times the same stage functions (``finalize``, ``Augmenter``,
 ``codecs.encode_sample``, the layout's writer).
 """
@@ -19,7 +20,6 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from pipeline.augment.augmenter import Augmenter
-from pipeline.config.schema import Config
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
     InvalidPixels,
@@ -29,15 +29,16 @@ from pipeline.dataset.records import (
     Skip,
     StageTimes,
 )
-from pipeline.dataset.shards import ShardTask, fingerprint, input_runs, position_of
+from pipeline.dataset.shards import ShardTask
 from pipeline.dataset.writers import ShardWriter, atomic_write, write_error
 from pipeline.encode import codecs
 from pipeline.encode.record import Record
 from pipeline.errors import SampleError
 from pipeline.run.faults import fault_point
+from pipeline.run.messages import Job
 from pipeline.run.trace import mark
 from pipeline.sample import Sample
-from pipeline.sources import Source, finalize, open_source
+from pipeline.sources import finalize, open_source
 
 
 @dataclass
@@ -53,20 +54,17 @@ class Filling:
 class ShardProcessor:
     """Per-process state: the source, the augmenter and the output layout."""
 
-    def __init__(
-        self,
-        cfg: Config,
-        config_hash: str,
-        source: Source | None = None,
-        progress: Synchronized | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.config_hash = config_hash
-        self.source = source if source is not None else open_source(cfg.source)
-        self.augment = Augmenter(cfg.augment)
-        self.depth_scale = codecs.depth_scale(cfg.output)
-        self.root = Path(cfg.output.dir)
-        self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
+    def __init__(self, job: Job, progress: Synchronized | None = None) -> None:
+        self.config_hash = job.config_hash
+        self.source_cfg = job.source_cfg
+        self.source = job.source if job.source is not None else open_source(job.source_cfg)
+        self.augment = Augmenter(job.augment)
+        self.output = job.output
+        self.depth_scale = codecs.depth_scale(job.output)
+        self.root = Path(job.output.dir)
+        self.layout = layout_for(job.output.format, self.root, job.output.prefix)
+        self.placement = job.placement
+        self.skip_errors = job.on_error == "skip"
         self.progress = progress
         self.written = 0  # samples this processor wrote
 
@@ -79,10 +77,7 @@ class ShardProcessor:
         with self._writing(f"shard {task.name}"):
             writer = self.layout.writer(task.name)
         manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
-        cfg = self.cfg
-        manifest.source_fingerprint = fingerprint(
-            self.source, task, cfg.augment.copies, cfg.output.order
-        )
+        manifest.source_fingerprint = self.placement.fingerprint(self.source, task)
         return Filling(task, writer, manifest, StageTimes())
 
     def fill(self, task: ShardTask) -> Filling:
@@ -106,7 +101,7 @@ class ShardProcessor:
 
         Every shard gets exactly the samples, in the order, that ``fill`` gives it: a
         shard's positions map to increasing inputs of one copy."""
-        runs = [input_runs(t, self.cfg.augment.copies, self.cfg.output.order)[0] for t in tasks]
+        runs = [self.placement.input_runs(t)[0] for t in tasks]
         lo, hi = min(r[0] for r in runs), max(r[1] for r in runs)
         shards: list[Filling] = []
         done: set[str] = set()
@@ -144,7 +139,7 @@ class ShardProcessor:
         try:
             if isinstance(item, SampleError):
                 raise item
-            return finalize(item, self.cfg.source)
+            return finalize(item, self.source_cfg)
         except SampleError as err:
             for shard, _ in here:
                 self._skip(err, shard.manifest, 1)
@@ -183,15 +178,14 @@ class ShardProcessor:
         self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
     ) -> None:
         """Read, check, augment, encode and add this shard's samples to ``writer``."""
-        order = self.cfg.output.order
-        for first, last, copies in input_runs(task, self.cfg.augment.copies, order):
+        for first, last, copies in self.placement.input_runs(task):
             t0 = time.perf_counter()
             for index, item in zip(range(first, last), self.source.iter(first, last)):
                 wanted = [c for c in copies if self._inside(task, index, c)]
                 try:
                     if isinstance(item, SampleError):
                         raise item
-                    sample, invalid = finalize(item, self.cfg.source)
+                    sample, invalid = finalize(item, self.source_cfg)
                 except SampleError as err:
                     timings.read += time.perf_counter() - t0
                     self._skip(err, manifest, len(wanted))
@@ -204,8 +198,7 @@ class ShardProcessor:
                 t0 = time.perf_counter()
 
     def _inside(self, task: ShardTask, index: int, copy: int) -> bool:
-        cfg = self.cfg
-        pos = position_of(index, copy, task.inputs, cfg.augment.copies, cfg.output.order)
+        pos = self.placement.position_of(index, copy, task.inputs)
         return task.start <= pos < task.stop
 
     def _one(
@@ -233,13 +226,13 @@ class ShardProcessor:
         if self.layout.needs_focal and not record.camera.known:
             err = SampleError(
                 sample.key,
-                f"no focal length for output={self.cfg.output.format} (the lists' focal "
+                f"no focal length for output={self.output.format} (the lists' focal "
                 f"column); set source.camera.fx=... (pixels)",
             )
             self._skip(err, manifest, 1)
             return
         t2 = time.perf_counter()
-        encoded = codecs.encode_sample(out, self.cfg.output, record.to_json())
+        encoded = codecs.encode_sample(out, self.output, record.to_json())
         t3 = time.perf_counter()
         with self._writing(f"shard {task.name}"):
             writer.add(out.key, encoded.fields)
@@ -265,7 +258,7 @@ class ShardProcessor:
 
     def _skip(self, err: SampleError, manifest: ShardManifest, outputs: int) -> None:
         """Record ``outputs`` output samples of this shard lost to ``err`` (or raise it)."""
-        if self.cfg.runtime.on_error != "skip":
+        if not self.skip_errors:
             raise err
         manifest.skipped.extend(Skip(err.key, err.reason) for _ in range(outputs))
         self._advance(outputs)
