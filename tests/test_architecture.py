@@ -221,3 +221,31 @@ def test_layers_point_one_way():
 def test_top_level_holds_entry_points_and_the_contract_only():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 8, top
+
+
+def test_transform_traits_live_on_the_classes_not_in_tables_of_names():
+    """Traits come from ``augment.traits``: our transforms declare them on the class, and
+    no other module keeps a table of albumentations class names."""
+    import albumentations as A
+
+    from pipeline import transforms
+    from pipeline.augment.traits import LIBRARY, Traits, traits_of
+
+    for name, traits in LIBRARY.items():
+        cls = getattr(A, name)
+        assert issubclass(cls, A.DualTransform) == traits.geometric, name
+    for name in transforms.__all__:
+        cls = getattr(transforms, name)
+        assert isinstance(cls.__dict__.get("traits") or cls.traits, Traits), name
+        assert traits_of(f"pipeline.transforms.{name}") is cls.traits
+    assert traits_of("pipeline.transforms.CanonicalCamera").scales_depth
+    assert traits_of("albumentations.Rotate").warps and traits_of("Blur") == Traits()
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "traits.py":
+            continue
+        names = {
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+        assert not names & set(LIBRARY), f"{path}: {sorted(names & set(LIBRARY))}"

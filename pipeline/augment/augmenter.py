@@ -32,6 +32,7 @@ from albumentations.core.transforms_interface import BasicTransform, DualTransfo
 from pipeline.augment.geometry import RESIZING, Track, strict_refusal  # noqa: E402
 from pipeline.augment.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
+from pipeline.augment.traits import traits_of  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
@@ -133,7 +134,9 @@ class Augmenter:
         self.track = Track()
         leaves = [(name, leaf) for name, t in zip(self.names, transforms) for leaf in _leaves(t)]
         self.wants_camera = any("camera" in leaf.targets_as_params for _, leaf in leaves)
-        self.writes_mask = any(getattr(leaf, "writes_mask", False) for _, leaf in leaves)
+        self.writes_mask = any(
+            traits_of(leaf).writes_region and leaf.writes_mask for _, leaf in leaves
+        )
         self.compose = A.Compose(
             transforms,
             p=1.0,

@@ -41,6 +41,7 @@ from pipeline.augment.homography import (  # noqa: E402
     fit,
     translation,
 )
+from pipeline.augment.traits import spec_traits, traits_of  # noqa: E402
 from pipeline.sample import Camera  # noqa: E402
 
 # Transforms whose image goes through cv2.resize and whose keypoints are scaled in the
@@ -56,21 +57,6 @@ RESIZING: tuple[type, ...] = (
 )
 # ... of which these resize the whole input: the exact scale is output size / input size.
 WHOLE_IMAGE_RESIZES: tuple[type, ...] = (A.Resize, A.RandomScale, MaxSizeTransform)
-# Transforms that rotate, shear or warp: refused up front under augment.camera=strict.
-WARPING = frozenset(
-    {
-        "Rotate",
-        "SafeRotate",
-        "Perspective",
-        "ElasticTransform",
-        "GridDistortion",
-        "OpticalDistortion",
-        "PiecewiseAffine",
-        "ThinPlateSpline",
-        "GridElasticDeform",
-    }
-)
-AFFINE_ANGLES = {"Affine": ("rotate", "shear"), "ShiftScaleRotate": ("rotate_limit",)}
 GRID = 4  # probe points per axis
 HOMOGRAPHY_TOL = 1e-2  # px: a worse fit means the step is not a homography (a distortion)
 
@@ -158,8 +144,10 @@ class Track:
     def step(
         self, name: str, transform: Any, params: dict[str, Any], out_shape: tuple[int, int]
     ) -> None:
-        """Compose the map of one applied step (and its depth factor, if it records one)."""
-        self.depth_factor *= float(params.get("depth_factor", 1.0))
+        """Compose the map of one applied step (and, for a transform whose traits say it
+        scales depth, the ``depth_factor`` it records)."""
+        if traits_of(transform).scales_depth:
+            self.depth_factor *= float(params.get("depth_factor", 1.0))
         found = step_map(transform, params, out_shape)
         if found is None:
             self.exact = False
@@ -180,24 +168,27 @@ class Track:
 
 
 def strict_refusal(name: str, spec: dict[str, Any]) -> str | None:
-    """Why ``augment.camera=strict`` refuses this transform spec before the run (else None)."""
+    """Why ``augment.camera=strict`` refuses this transform spec before the run (else
+    None), from its ``Traits``: it warps, rotates or shears through its arguments, or
+    resizes crops of varying aspect."""
     target = str(spec.get("_target_", "")).rpartition(".")[2]
+    traits = spec_traits(spec)
     what = f"augment.transforms.{name} ({target})"
-    if target in WARPING:
+    if traits.warps:
         return (
             f"{what} rotates or warps the image, which no pinhole camera expresses exactly; "
             f"remove it, or use augment.camera=track (the camera is then marked approximate "
             f"and the homography recorded)"
         )
-    for key in AFFINE_ANGLES.get(target, ()):
-        value = spec.get(key, 0 if target == "Affine" else 45)
+    for key, default in traits.angle_args:
+        value = spec.get(key, default)
         values = value.values() if isinstance(value, dict) else np.ravel(value)
         if any(float(np.max(np.abs(np.ravel(v)))) > 0 for v in values):
             return (
                 f"{what}: {key}={value} rotates or shears the image; set it to 0 or use "
                 f"augment.camera=track"
             )
-    if target in ("RandomResizedCrop", "RandomSizedCrop") and not _uniform_crop(target, spec):
+    if traits.aspect_arg is not None and not _uniform_crop(traits.aspect_arg, spec):
         return (
             f"{what} resizes crops of varying aspect to a fixed size: a non-uniform rescale "
             f"of metric depth; give it one crop aspect equal to the output's (ratio / "
@@ -206,12 +197,12 @@ def strict_refusal(name: str, spec: dict[str, Any]) -> str | None:
     return None
 
 
-def _uniform_crop(target: str, spec: dict[str, Any]) -> bool:
-    """Whether a random-sized crop keeps the aspect of the output size (within 1%)."""
+def _uniform_crop(aspect_arg: tuple[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a random-sized crop keeps the aspect of the output size (within 1%): every
+    crop aspect its ``aspect_arg`` (name, default) allows equals the output's."""
     size = spec.get("size")
     if not size:
         return False
     aspect = float(size[1]) / float(size[0])
-    ratios = spec.get("ratio", (0.75, 4 / 3)) if target == "RandomResizedCrop" else None
-    ratios = [spec.get("w2h_ratio", 1.0)] if ratios is None else list(np.ravel(ratios))
+    ratios = np.ravel(spec.get(aspect_arg[0], aspect_arg[1]))
     return all(abs(float(r) / aspect - 1.0) < NON_UNIFORM_TOL for r in ratios)

@@ -5,9 +5,11 @@ against fixed-size crops."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.augment.traits import spec_traits
 from pipeline.config.schema import AugmentConfig
 from pipeline.config.transform_args import PLACEMENT
 from pipeline.errors import PipelineError
@@ -46,20 +48,19 @@ def ordered(transforms: Mapping[str, Any]) -> list[tuple[str, Any]]:
 def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int, int] | None:
     """Check fixed-size crops against the input size before the run; return the output size
     (None once a transform makes it unknown, e.g. a random scale: later crops are then
-    checked per sample)."""
+    checked per sample). Each transform's ``Traits.output_size`` says what it gives."""
     for name, spec in ordered(cfg.transforms):
         if not isinstance(spec, Mapping):
             continue
-        path = str(spec.get("_target_", ""))
-        target = path.rpartition(".")[2]
-        if path.startswith("pipeline.transforms.") and target == "KBCrop":
-            from pipeline.transforms import KBCrop
-
+        size = spec_traits(spec).output_size
+        if spec.get("fit_output") or spec.get("crop_border") or size == "unknown":
+            return None
+        if size == "planned":
             try:
-                height, width = KBCrop.planned_size(spec, height, width)
+                height, width = traits_class(spec).planned_size(spec, height, width)
             except ValueError as exc:
                 raise PipelineError(f"augment.transforms.{name}: {exc}") from None
-        elif target in {"RandomCrop", "CenterCrop", "Crop"} and "height" in spec:
+        elif size == "crop" and "height" in spec:
             h, w = int(spec["height"]), int(spec["width"])
             if (h > height or w > width) and not spec.get("pad_if_needed", False):
                 raise PipelineError(
@@ -68,28 +69,14 @@ def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int,
                     f"or set pad_if_needed=true"
                 )
             height, width = h, w
-        elif target in {"Resize", "RandomResizedCrop", "RandomSizedCrop"}:
-            size = spec.get("size") or (spec.get("height"), spec.get("width"))
-            if size and None not in size:
-                height, width = int(size[0]), int(size[1])
-        elif target in SIZE_CHANGING or spec.get("fit_output") or spec.get("crop_border"):
-            return None
+        elif size == "resize":
+            wanted = spec.get("size") or (spec.get("height"), spec.get("width"))
+            if wanted and None not in wanted:
+                height, width = int(wanted[0]), int(wanted[1])
     return height, width
 
 
-# Transforms after which the output size is not known before the run.
-SIZE_CHANGING = frozenset(
-    {
-        "RandomScale",
-        "CanonicalCamera",
-        "LongestMaxSize",
-        "SmallestMaxSize",
-        "PadIfNeeded",
-        "Pad",
-        "CropAndPad",
-        "RandomRotate90",
-        "Transpose",
-        "D4",
-        "SquareSymmetry",
-    }
-)
+def traits_class(spec: Mapping[str, Any]) -> Any:
+    """The ``pipeline.transforms`` class a spec names (for its ``planned_size``)."""
+    module, _, name = str(spec["_target_"]).rpartition(".")
+    return getattr(importlib.import_module(module), name)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.augment.traits import spec_traits
 from pipeline.dataset.records import SampleRecord
 
 ALIASES = {"crop_coords": ("x_min", "y_min", "x_max", "y_max")}
@@ -122,12 +123,6 @@ def correlation_matrix(table: ParamTable) -> np.ndarray:
 
 # ---- the applied parameters of one sample, for the before/after picture -----------------
 
-FLIPS = {"HorizontalFlip": 0, "VerticalFlip": 1}  # axis mirrored
-MOVERS = {  # transforms that move pixels in ways a rectangle cannot show
-    "Affine", "D4", "ElasticTransform", "GridDistortion", "LongestMaxSize", "OpticalDistortion",
-    "PadIfNeeded", "Perspective", "RandomRotate90", "RandomScale", "Resize", "Rotate",
-    "SafeRotate", "ShiftScaleRotate", "SmallestMaxSize", "SquareSymmetry", "Transpose",
-}  # fmt: skip
 HIDDEN = {"shape", "fill", "fill_mask", "pad_params", "crop_coords"}
 
 
@@ -146,8 +141,9 @@ def crop_window(
         if not isinstance(spec, dict) or p is None:
             continue
         cls = str(spec.get("_target_", "")).rpartition(".")[2]
-        if cls in FLIPS:
-            mirrored[FLIPS[cls]] = not mirrored[FLIPS[cls]]
+        traits = spec_traits(spec)
+        if traits.flip_axis is not None:
+            mirrored[traits.flip_axis] = not mirrored[traits.flip_axis]
         elif isinstance(p, dict) and isinstance(p.get("crop_coords"), list):
             pad = p.get("pad_params") or {}
             a, b, c, d = (float(v) for v in p["crop_coords"])
@@ -159,7 +155,7 @@ def crop_window(
                     (stop - hi, stop - lo) if mirrored[axis] else (start + lo, start + hi)
                 )
             cropped = True
-        elif cls in MOVERS:
+        elif traits.moves_pixels_unboxed:
             return None, f"{name} ({cls}) moves pixels: no crop window drawn"
     return (tuple(box) if cropped else None), None  # type: ignore[return-value]
 

@@ -11,10 +11,12 @@ import numpy as np  # noqa: E402
 from albumentations.core.transforms_interface import BaseTransformInitSchema  # noqa: E402
 from pydantic import Field  # noqa: E402
 
+from pipeline.augment.traits import Traits  # noqa: E402
 from pipeline.transforms.base import REGIONS, _DepthTransform  # noqa: E402
 
 
 class KBCrop(_DepthTransform):
+    traits = Traits(geometric=True, crops=True, output_size="planned")
     """The KITTI benchmark crop of BTS / AdaBins: ``height`` x ``width`` (352 x 1216) at the
     bottom, centred: top = H - height, left = int((W - width) / 2)."""
 
@@ -68,6 +70,7 @@ class _EvalRegion(_DepthTransform):
     """An evaluation region on the source frame, carried to the current pixels."""
 
     targets_as_params = ("camera",)
+    traits = Traits(writes_region=True)
     region = ""
 
     def __init__(self, mode: Literal["mask", "depth"] = "mask", p: float = 1.0) -> None:

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from albumentations.core.transforms_interface import BaseTransformInitSchema  # noqa: E402
 from pydantic import Field, model_validator  # noqa: E402
 
+from pipeline.augment.traits import Traits  # noqa: E402
 from pipeline.transforms.base import NEAREST, _resized, _Resizing  # noqa: E402
 
 
@@ -20,6 +21,8 @@ class RandomScale(_Resizing):
     size). ``mode`` must be given: ``divide_depth`` (FastDepth/DORN: depth / s, the scene
     moves closer and the written focal stays) or ``scale_camera`` (depth kept, fx and fy
     grow by the image's scale)."""
+
+    traits = Traits(geometric=True, output_size="unknown", scales_depth=True)
 
     class InitSchema(BaseTransformInitSchema):
         mode: Literal["divide_depth", "scale_camera"]
@@ -75,6 +78,7 @@ class CanonicalCamera(_Resizing):
     the sample's parameters: divide predictions by it (depth mode) to get metres back."""
 
     targets_as_params = ("camera",)
+    traits = Traits(geometric=True, output_size="unknown", scales_depth=True)
 
     class InitSchema(BaseTransformInitSchema):
         mode: Literal["depth", "resize"]
