@@ -249,3 +249,20 @@ def test_transform_traits_live_on_the_classes_not_in_tables_of_names():
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
         }
         assert not names & set(LIBRARY), f"{path}: {sorted(names & set(LIBRARY))}"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_are_short_or_say_why():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                doc = (ast.get_docstring(node) or "").lower()
+                if lines > MAX_FUNCTION_LINES and "longer than" not in doc:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert not long, "functions over 60 lines without a reason in their docstring:\n" + "\n".join(
+        long
+    )

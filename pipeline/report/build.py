@@ -115,7 +115,10 @@ def build_report(
     ``rebuilt_with``: the report overrides of ``depth-pipeline-report`` (a rebuild).
     ``executor``: where to draw the plots (None: here). A fresh process pays ~0.4 s to
     start and import matplotlib, more than the plots cost here (~0.5 s in all): worth it
-    only with processes that are already running and have matplotlib loaded."""
+    only with processes that are already running and have matplotlib loaded.
+
+    Longer than 60 lines: the report's steps in order (context, pictures drawn in the
+    pool, stats, page), each a few lines."""
     from pipeline.report import page
     from pipeline.report.context import Context
     from pipeline.report.independence import independence

@@ -96,7 +96,10 @@ def _shuffled_max(features: np.ndarray, blocks: list[np.ndarray], cross: np.ndar
 def independence(table: ParamTable) -> dict[str, Any]:
     """The verdict: ``status`` ok | bad | unknown, a sentence, and the strongest pairs
     with their adjusted p-values (the chance that independent streams show a pair that
-    strong anywhere among the pairs)."""
+    strong anywhere among the pairs).
+
+    Longer than 60 lines: one statistical test read top to bottom (pairs,
+    correlations, the multiple-comparison bound, the verdict)."""
     n = len(table.keys)
     cross = _cross(table)
     out: dict[str, Any] = {

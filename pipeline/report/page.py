@@ -124,7 +124,9 @@ def _worst(stats: dict[str, Any], picture: str | None) -> list[str]:
 
 
 def render(data: PageData) -> str:
-    """The whole page as a string."""
+    """The whole page as a string.
+
+    Longer than 60 lines: the page's HTML sections in the order they appear."""
     title, info, stats, figures = data.title, data.info, data.stats, data.figures
     params, notes, links = data.params, data.notes, data.links
     counts = info.get("counts", {})

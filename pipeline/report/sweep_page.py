@@ -77,7 +77,9 @@ def _load(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4) -> Path:
-    """Write ``contact_sheet.png``, ``sweep.json`` and ``index.html`` into ``sweep_dir``."""
+    """Write ``contact_sheet.png``, ``sweep.json`` and ``index.html`` into ``sweep_dir``.
+
+    Longer than 60 lines: read every run of the sweep, then one row per run."""
     jobs = [_load(j) for j in jobs]
     labels = _varying(jobs)
     ok = [j for j in jobs if "manifests" in j]
@@ -152,6 +154,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _html(sweep_dir: Path, table: list[dict[str, Any]], keys: list[str], sheet: bool) -> str:
+    """Longer than 60 lines: the sweep page's HTML in the order it appears."""
     head = [
         "job",
         "varied overrides",

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 def validate(cfg: Config) -> None:
     """The table of up-front checks: every value a schema cannot constrain (ranges,
-    choices, names that become files), one row each, naming the key."""
+    choices, names that become files), one row each, naming the key.
+
+    Longer than 60 lines: one flat list of independent checks, each a few lines."""
     src, rep = cfg.source, cfg.report
     depth_max = src.depth.max
     table = [

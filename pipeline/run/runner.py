@@ -95,7 +95,10 @@ def available_cpus() -> int:
 
 
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
-    """Load -> augment -> save into ``output.dir``; returns counts and the dataset info."""
+    """Load -> augment -> save into ``output.dir``; returns counts and the dataset info.
+
+    Longer than 60 lines: the run's steps in order (plan, claim, execute, publish), read
+    top to bottom."""
     started = time.perf_counter()
     mark("run")
     config = to_config(cfg)

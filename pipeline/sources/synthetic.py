@@ -93,7 +93,9 @@ class SyntheticSource(Source):
 
 
 def render(height: int, width: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Render one scene: uint8 RGB image and float32 depth (metres, 0 = invalid)."""
+    """Render one scene: uint8 RGB image and float32 depth (metres, 0 = invalid).
+
+    Longer than 60 lines: one procedural scene drawn step by step."""
     rng = np.random.default_rng([seed, index])
     rx, ry, f = _rays(height, width)
     room_w, room_d, room_h = rng.uniform(3.0, 6.0), rng.uniform(4.5, 9.0), rng.uniform(2.4, 3.0)
@@ -177,7 +179,9 @@ def _add_object(
     room: tuple[float, float, float, float],
 ) -> tuple[int, float, tuple[slice, slice]] | None:
     """Ray-cast a sphere or a floor-standing box into its image-space bounding window;
-    return (id, mean depth, window) if any of it is visible."""
+    return (id, mean depth, window) if any of it is visible.
+
+    Longer than 60 lines: one procedural object drawn step by step."""
     room_w, room_d, cam_h, cam_x = room
     height, width = depth.shape
     z = rng.uniform(1.2, room_d - 0.6)
