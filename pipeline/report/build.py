@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config.schema import Config, to_config
-from pipeline.dataset.claim import REPORT_DIR
+from pipeline.dataset.owned import REPORT_DIR
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.stats import Stats
 from pipeline.dataset.writers import atomic_write
