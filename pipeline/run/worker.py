@@ -69,7 +69,7 @@ class ShardProcessor:
         self.config_hash = config_hash
         self.source = source if source is not None else open_source(cfg.source)
         self.augment = Augmenter(cfg.augment)
-        self.depth_scale = codecs.depth_scale(cfg.output)
+        self.depth_scale = codecs.depth_encoding(cfg.output).scale
         self.root = Path(cfg.output.dir)
         self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress

@@ -1,5 +1,5 @@
 """Plain folders: ``image/{key}.png`` (or ``.jpg``), ``depth/{key}.tiff`` (or 16-bit
-``.png``), ``meta/{key}.json``. Each file is written atomically; the shard manifest
+``.png``, ``.npy``), ``meta/{key}.json``. Each file is written atomically; the shard manifest
 (written last) marks the shard complete. At publish, ``metadata.jsonl`` joins the records
 with their file names (``image_file_name``, ``depth_file_name``), which is what the
 ``datasets`` image-folder loader reads: the card's ``configs:`` header points at it."""
@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.dataset.layouts import Layout, ReadSample, card_config, decode_depth
-from pipeline.dataset.layouts.webdataset import depth_words
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
+from pipeline.encode.depth import from_info
 
 SUBDIRS = {
     "png": "image",
     "jpg": "image",
     "depth.tiff": "depth",
     "depth.png": "depth",
+    "depth.npy": "depth",
     "json": "meta",
     "mask.png": "mask",
 }
@@ -100,10 +101,10 @@ class FolderLayout(Layout):
                 yield files[s.key], record, s.shape
 
     def describe(self, info: DatasetInfo) -> str:
-        image, depth = info.encodings["image"]["ext"], info.encodings["depth"]
+        image, depth = info.encodings["image"]["ext"], from_info(info.encodings["depth"])
         return (
             f"Folders `image/{{key}}.{image}` (RGB uint8), `depth/{{key}}."
-            f"{depth['ext'].rpartition('.')[2]}` ({depth_words(depth)}) and "
+            f"{depth.ext.rpartition('.')[2]}` ({depth.words()}) and "
             f"`meta/{{key}}.json` (source, applied augmentation parameters, camera, "
             f"depth_scale); `{METADATA}` lists them all for `datasets`."
         )
