@@ -40,6 +40,8 @@ class DepthEncoding:
     dtype: ClassVar[str] = "float32"
     # the trainer file lists (output=filelist) can point at it
     for_lists: ClassVar[bool] = True
+    # an image file Pillow (and so the datasets Image feature) reads
+    image: ClassVar[bool] = True
 
     def __init__(self, codec: DepthCodec | None = None, png: ImageCodec | None = None) -> None:
         self.codec = codec if codec is not None else DepthCodec()
@@ -153,6 +155,7 @@ class NpyDepth(DepthEncoding):
     ``.decode()`` and ``datasets`` read it with no custom handler."""
 
     name, ext = "npy", "depth.npy"
+    image = False
 
     def encode(self, depth: np.ndarray) -> EncodedDepth:
         array = np.ascontiguousarray(depth, dtype="<f4")

@@ -90,7 +90,8 @@ class FilelistLayout(FolderLayout):
             f"principal point is unknown), `depth_scale`. Files: `image/{{key}}.{image}` "
             f"(RGB uint8), `depth/{{key}}.{depth.ext.rpartition('.')[2]}` ({depth.words()}), "
             f"`meta/{{key}}.json`; "
-            f"`{METADATA}` lists them all for `datasets`."
+            f"`{METADATA}` lists them all for `datasets`"
+            f"{'' if depth.image else ' (the depth as its path `depth_file`)'}."
         )
 
 

@@ -80,9 +80,16 @@ class FolderLayout(Layout):
 
     def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
         rows = list(self.rows(manifests))
+        # datasets reads a `*_file_name` column as an image; other depth files (.npy) are
+        # listed by path (`depth_file`) for numpy.load
+        depth_column = (
+            "depth_file_name" if from_info(info.encodings["depth"]).image else "depth_file"
+        )
+        names = {"depth": depth_column}
         lines = [
             codecs.encode_json(
-                {f"{sub}_file_name": rel for sub, rel in f.items() if sub != "meta"} | record
+                {names.get(sub, f"{sub}_file_name"): rel for sub, rel in f.items() if sub != "meta"}
+                | record
             )
             for f, record, _ in rows
         ]
@@ -106,7 +113,8 @@ class FolderLayout(Layout):
             f"Folders `image/{{key}}.{image}` (RGB uint8), `depth/{{key}}."
             f"{depth.ext.rpartition('.')[2]}` ({depth.words()}) and "
             f"`meta/{{key}}.json` (source, applied augmentation parameters, camera, "
-            f"depth_scale); `{METADATA}` lists them all for `datasets`."
+            f"depth_scale); `{METADATA}` lists them all for `datasets`"
+            f"{'' if depth.image else ' (the depth as its path `depth_file`, for numpy.load)'}."
         )
 
     def card_header(self, split: str, info: DatasetInfo) -> str:
