@@ -42,6 +42,8 @@ class DepthEncoding:
     for_lists: ClassVar[bool] = True
     # an image file Pillow (and so the datasets Image feature) reads
     image: ClassVar[bool] = True
+    # stores metres x ``output.depth.scale`` (which must then be > 0)
+    scaled: ClassVar[bool] = False
 
     def __init__(self, codec: DepthCodec | None = None, png: ImageCodec | None = None) -> None:
         self.codec = codec if codec is not None else DepthCodec()
@@ -109,6 +111,7 @@ class Png16Depth(DepthEncoding):
     """uint16 round(metres x scale) in a 16-bit grey PNG, 0 = invalid (trainers' format)."""
 
     name, ext, dtype = "png16", "depth.png", "uint16"
+    scaled = True
 
     @property
     def scale(self) -> float:

@@ -16,14 +16,12 @@ from pipeline.dataset.layouts import Layout, ReadSample, card_config, decode_dep
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
-from pipeline.encode.depth import from_info
+from pipeline.encode.depth import from_info, member_exts
 
 SUBDIRS = {
     "png": "image",
     "jpg": "image",
-    "depth.tiff": "depth",
-    "depth.png": "depth",
-    "depth.npy": "depth",
+    **{ext: "depth" for ext in member_exts()},  # every depth encoding's member
     "json": "meta",
     "mask.png": "mask",
 }
