@@ -1,12 +1,14 @@
 """Reading a dataset this tool wrote, whatever its output format, as float metres.
 
 ``load(dir)`` yields ``(image, depth, meta)``: image uint8 HxWx3 RGB, depth float32 HxW
-metres (0 = invalid; 16-bit PNG depth divided by its scale), meta the per-sample JSON
-record (``pipeline/metadata.py``) with ``augment.params`` parsed back into a dict.
+metres (0 = invalid; 16-bit PNG depth divided by its scale: ``pipeline.encode.depth``),
+meta the per-sample JSON record (``pipeline/metadata.py``) with ``augment.params``
+parsed back into a dict.
 
 For the webdataset library, ``depth_decoder`` decodes the depth members: its own
 ``.decode("rgb8")`` would turn a float TIFF into uint8 whole metres and a 16-bit PNG
-into 8 bits, silently::
+into 8 bits, silently (``depth.npy`` needs no handler: the default ``.decode()`` loads
+it as float32 metres)::
 
     decoder = read.depth_decoder(read.depth_scale(dir))
     wds.WebDataset(read.shards(dir), shardshuffle=False).decode(decoder, "rgb8")
@@ -25,8 +27,9 @@ import numpy as np
 from pipeline.dataset.layouts import decode_depth, layout_for
 from pipeline.dataset.records import DatasetInfo
 from pipeline.encode import record as metadata
+from pipeline.encode.depth import from_info, member_exts
 
-DEPTH_MEMBERS = ("depth.tiff", "depth.tif", "depth.png")
+DEPTH_MEMBERS = (*member_exts(), "depth.tif")
 
 
 def load(root: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
@@ -49,14 +52,15 @@ def shards(root: str | Path) -> list[str]:
 
 
 def depth_scale(root: str | Path) -> float:
-    """Stored depth value / depth_scale = metres: 1.0 for float TIFF, e.g. 1000 for png16."""
+    """Stored depth value / depth_scale = metres: 1.0 for float depth, e.g. 1000 for png16."""
     info = DatasetInfo.read(Path(root))
-    return float(info.encodings["depth"].get("depth_scale", 1.0))
+    return from_info(info.encodings["depth"]).scale
 
 
 def depth_decoder(scale: float | None = None) -> Callable[[str, bytes], Any]:
-    """A webdataset decode handler: ``depth.tiff`` and ``depth.png`` members become float32
-    metres (PNG values / ``scale``); other members are left to the next handler."""
+    """A webdataset decode handler: depth members (``depth.tiff``, ``depth.png``,
+    ``depth.npy``) become float32 metres (PNG values / ``scale``); other members are left
+    to the next handler."""
 
     def decode(key: str, data: bytes) -> np.ndarray | None:
         name = key.lower()

@@ -250,7 +250,7 @@ class Written:
 
 
 def written(root: Path) -> list[Written]:
-    """Every sample of a finished dataset, read with tarfile / Pillow / tifffile / json:
+    """Every sample of a finished dataset, read with tarfile / Pillow / tifffile / numpy / json:
     webdataset shards in shard and member order, folders in key order."""
     info = json.loads((root / "dataset_info.json").read_text())
     if info["config"]["output"]["format"] == "webdataset":
@@ -277,6 +277,9 @@ def _sample(key: str, image: bytes, depth: tuple[str, bytes], meta: dict) -> Wri
     name, data = depth
     if name.endswith((".tiff", ".tif")):
         metres = tifffile.imread(io.BytesIO(data))
+    elif name.endswith(".npy"):
+        metres = np.load(io.BytesIO(data), allow_pickle=False)
+        assert metres.dtype == np.float32, name
     else:
         stored = np.asarray(Image.open(io.BytesIO(data)))
         assert stored.dtype == np.uint16, name

@@ -51,10 +51,12 @@ class ImageFormat(Choice):
 
 
 class DepthFormat(Choice):
-    """``output.depth.format``: float32 TIFF metres, or uint16 PNG x ``output.depth.scale``."""
+    """``output.depth.format``: float32 TIFF metres, uint16 PNG x ``output.depth.scale``, or
+    float32 ``.npy`` metres (one class each in ``pipeline.encode.depth``)."""
 
     tiff = "tiff"
     png16 = "png16"
+    npy = "npy"
 
 
 class CameraMode(Choice):

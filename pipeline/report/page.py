@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from pipeline.encode.codecs import depth_summary
+from pipeline.encode.depth import from_info
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -176,7 +176,10 @@ def render(data: PageData) -> str:
                 ],
                 ["depth percentiles (m)", ", ".join(f"{k} {v}" for k, v in pct.items())],
                 ["invalid fraction (all pixels)", f"{stats.get('invalid_fraction', 0.0):.4f}"],
-                ["depth encoding", depth_summary(info.get("encodings", {}).get("depth", {}))],
+                [
+                    "depth encoding",
+                    from_info(info.get("encodings", {}).get("depth", {})).summary(),
+                ],
                 [
                     "invalid fraction per sample (mean, median, p95, max)",
                     ", ".join(

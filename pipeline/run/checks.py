@@ -20,6 +20,7 @@ from pipeline.config.choices import TiffCompression
 from pipeline.config.schema import AugmentConfig, Config, OutputConfig
 from pipeline.config.sources import FileSourceConfig, SourceConfig, SyntheticConfig
 from pipeline.dataset.layouts import LAYOUTS, layout_for
+from pipeline.encode.depth import depth_encoding
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize
@@ -54,7 +55,7 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
         (
-            cfg.output.depth.format != "png16" or (cfg.output.depth.scale or 0) > 0,
+            not depth_encoding(cfg.output).scaled or (cfg.output.depth.scale or 0) > 0,
             "output.depth.scale must be > 0 (stored value = metres x scale)",
         ),
         (1 <= cfg.output.image.quality <= 100, "output.image.quality must be 1..100"),

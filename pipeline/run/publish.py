@@ -13,7 +13,7 @@ from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write, write_error
-from pipeline.encode.codecs import depth_summary
+from pipeline.encode.depth import from_info
 from pipeline.run.faults import fault_point
 from pipeline.run.trace import mark
 from pipeline.sources import Source
@@ -84,7 +84,7 @@ ds = datasets.load_dataset("{root}", split="{split}")
 
 - samples: {info.counts.written} written, {info.counts.skipped} skipped
 - image size (HxW): {info.image_size}
-- depth: {depth_summary(info.encodings["depth"])}
+- depth: {from_info(info.encodings["depth"]).summary()}
 - RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
 - depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
 - config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full

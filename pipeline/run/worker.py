@@ -60,7 +60,7 @@ class ShardProcessor:
         self.source = job.source if job.source is not None else open_source(job.source_cfg)
         self.augment = Augmenter(job.augment)
         self.output = job.output
-        self.depth_scale = codecs.depth_scale(job.output)
+        self.depth_scale = codecs.depth_encoding(job.output).scale
         self.root = Path(job.output.dir)
         self.layout = layout_for(job.output.format, self.root, job.output.prefix)
         self.placement = job.placement

@@ -108,13 +108,10 @@ def card_config(split: str, info: DatasetInfo, paths: list[str], root: Path) -> 
 
 
 def decode_depth(ext: str, data: bytes, scale: float) -> np.ndarray:
-    """A written depth member as float32 metres: TIFF as stored, PNG16 / ``scale``."""
-    from pipeline.encode import codecs
+    """A written depth member as float32 metres, through its encoding (``ext`` names it)."""
+    from pipeline.encode.depth import for_member
 
-    depth = np.asarray(codecs.decode(ext, data))
-    if depth.dtype == np.float32:
-        return depth
-    return (depth.astype(np.float32) / np.float32(scale)).astype(np.float32)
+    return for_member(ext, scale).decode(data)
 
 
 def layout_for(fmt: str, root: Path, prefix: str) -> Layout:

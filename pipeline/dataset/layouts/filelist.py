@@ -1,4 +1,5 @@
-"""Trainer file lists: the folders of ``output=folder`` with 16-bit PNG depth, plus, at
+"""Trainer file lists: the folders of ``output=folder`` with 16-bit PNG (or ``.npy``)
+depth, plus, at
 publish time, the lists depth trainers read.
 
 - ``{prefix}_files_with_gt.txt``: ``rgb depth focal`` per line, the BTS / AdaBins /
@@ -19,10 +20,10 @@ import json
 from typing import TYPE_CHECKING
 
 from pipeline.dataset.layouts.folder import METADATA, FolderLayout, Row
-from pipeline.dataset.layouts.webdataset import depth_words
 from pipeline.dataset.records import DatasetInfo
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
+from pipeline.encode.depth import depth_encoding, from_info
 from pipeline.encode.record import Record
 from pipeline.errors import PipelineError
 
@@ -43,13 +44,13 @@ class FilelistLayout(FolderLayout):
         return [METADATA, *self.lists().values()]
 
     def check(self, output: OutputConfig) -> None:
-        """16-bit PNG depth (the focal length of the first sample is checked with the
-        transforms, ``run.checks.augment_first``)."""
-        if output.depth.format != "png16":
+        """Depth the trainers read (the focal length of the first sample is checked with
+        the transforms, ``run.checks.augment_first``)."""
+        if not depth_encoding(output).for_lists:
             raise PipelineError(
-                f"output=filelist writes 16-bit PNG depth (what the trainers read), not "
-                f"output.depth.format={output.depth.format}; drop that override or use "
-                f"output=folder"
+                f"output=filelist writes 16-bit PNG depth (what the trainers read) or npy, "
+                f"not output.depth.format={output.depth.format}; drop that override or "
+                f"use output=folder"
             )
 
     def write_lists(self, rows: list[Row], info: DatasetInfo) -> None:
@@ -78,7 +79,7 @@ class FilelistLayout(FolderLayout):
         atomic_write(self.root / names["json"], json.dumps({"files": records}).encode())
 
     def describe(self, info: DatasetInfo) -> str:
-        names, depth = self.lists(), info.encodings["depth"]
+        names, depth = self.lists(), from_info(info.encodings["depth"])
         image = info.encodings["image"]["ext"]
         return (
             f"Trainer file lists. `{names['txt']}`: `rgb depth focal` per line (BTS, "
@@ -86,6 +87,8 @@ class FilelistLayout(FolderLayout):
             f"`{names['jsonl']}` and `{names['json']}` (Metric3D): `rgb`, `depth` relative "
             f"to this directory, `cam_in` = [fx, fy, cx, cy] (the image centre where the "
             f"principal point is unknown), `depth_scale`. Files: `image/{{key}}.{image}` "
-            f"(RGB uint8), `depth/{{key}}.png` ({depth_words(depth)}), `meta/{{key}}.json`; "
-            f"`{METADATA}` lists them all for `datasets`."
+            f"(RGB uint8), `depth/{{key}}.{depth.ext.rpartition('.')[2]}` ({depth.words()}), "
+            f"`meta/{{key}}.json`; "
+            f"`{METADATA}` lists them all for `datasets`"
+            f"{'' if depth.image else ' (the depth as its path `depth_file`)'}."
         )

@@ -1,5 +1,5 @@
 """Plain folders: ``image/{key}.png`` (or ``.jpg``), ``depth/{key}.tiff`` (or 16-bit
-``.png``), ``meta/{key}.json``. Each file is written atomically; the shard manifest
+``.png``, ``.npy``), ``meta/{key}.json``. Each file is written atomically; the shard manifest
 (written last) marks the shard complete. At publish, ``metadata.jsonl`` joins the records
 with their file names (``image_file_name``, ``depth_file_name``), which is what the
 ``datasets`` image-folder loader reads: the card's ``configs:`` header points at it."""
@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.dataset.layouts import Layout, ReadSample, card_config, decode_depth
-from pipeline.dataset.layouts.webdataset import depth_words
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
+from pipeline.encode.depth import from_info, member_exts
 
 SUBDIRS = {
     "png": "image",
     "jpg": "image",
-    "depth.tiff": "depth",
-    "depth.png": "depth",
+    **{ext: "depth" for ext in member_exts()},  # every depth encoding's member
     "json": "meta",
     "mask.png": "mask",
 }
@@ -79,9 +78,16 @@ class FolderLayout(Layout):
 
     def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
         rows = list(self.rows(manifests))
+        # datasets reads a `*_file_name` column as an image; other depth files (.npy) are
+        # listed by path (`depth_file`) for numpy.load
+        depth_column = (
+            "depth_file_name" if from_info(info.encodings["depth"]).image else "depth_file"
+        )
+        names = {"depth": depth_column}
         lines = [
             codecs.encode_json(
-                {f"{sub}_file_name": rel for sub, rel in f.items() if sub != "meta"} | record
+                {names.get(sub, f"{sub}_file_name"): rel for sub, rel in f.items() if sub != "meta"}
+                | record
             )
             for f, record, _ in rows
         ]
@@ -100,12 +106,13 @@ class FolderLayout(Layout):
                 yield files[s.key], record, s.shape
 
     def describe(self, info: DatasetInfo) -> str:
-        image, depth = info.encodings["image"]["ext"], info.encodings["depth"]
+        image, depth = info.encodings["image"]["ext"], from_info(info.encodings["depth"])
         return (
             f"Folders `image/{{key}}.{image}` (RGB uint8), `depth/{{key}}."
-            f"{depth['ext'].rpartition('.')[2]}` ({depth_words(depth)}) and "
+            f"{depth.ext.rpartition('.')[2]}` ({depth.words()}) and "
             f"`meta/{{key}}.json` (source, applied augmentation parameters, camera, "
-            f"depth_scale); `{METADATA}` lists them all for `datasets`."
+            f"depth_scale); `{METADATA}` lists them all for `datasets`"
+            f"{'' if depth.image else ' (the depth as its path `depth_file`, for numpy.load)'}."
         )
 
     def card_header(self, split: str, info: DatasetInfo) -> str:

@@ -1,7 +1,7 @@
 """Webdataset tar shards ``{prefix}-NNNNNN.tar``: members ``{key}.png`` (or ``.jpg``),
-``{key}.depth.tiff`` (or ``.depth.png``) and ``{key}.json`` with fixed headers (mtime 0,
-uid 0), so the bytes depend only on the content. A shard appears under its final name
-only when complete."""
+``{key}.depth.tiff`` (or ``.depth.png``, ``.depth.npy``: ``encode.depth``) and
+``{key}.json`` with fixed headers (mtime 0, uid 0), so the bytes depend only on the
+content. A shard appears under its final name only when complete."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import fsync_dir, open_temporary, tmp_path
 from pipeline.encode import codecs
 from pipeline.encode import record as metadata
+from pipeline.encode.depth import from_info, member_exts
 
 # tarfile copies members in 16 KiB chunks by default (~6 ms per 1.4 MB sample); one chunk
 # per member makes adding a sample a single write.
@@ -98,18 +99,18 @@ class WebdatasetLayout(Layout):
         return (
             f"Webdataset tar shards `{self.prefix}-NNNNNN.tar`; each sample has members "
             f"`{{key}}.{image['ext']}` (RGB uint8), `{{key}}.{depth['ext']}` "
-            f"({depth_words(depth)}) and `{{key}}.json` (source, applied augmentation "
+            f"({from_info(depth).words()}) and `{{key}}.json` (source, applied augmentation "
             f"parameters, the camera: fx, fy, cx, cy in pixels, approximate, homography; "
             f"depth_scale)."
         )
 
     def card_header(self, split: str, info: DatasetInfo) -> str:
-        image, depth = info.encodings["image"]["ext"], info.encodings["depth"]["ext"]
+        image, depth = info.encodings["image"]["ext"], from_info(info.encodings["depth"])
         columns = [
             {"name": "__key__", "dtype": "string"},
             {"name": "__url__", "dtype": "string"},
             {"name": image, "dtype": "image"},
-            {"name": depth, "dtype": "image"},
+            {"name": depth.ext} | depth.feature(),
             {"name": "json", "struct": metadata.RECORD_FEATURES},
         ]
         if "mask.png" in info.encodings.get("members", []):  # an evaluation-region mask
@@ -141,21 +142,10 @@ class WebdatasetLayout(Layout):
 
 
 def decode_members(key: str, members: dict[str, bytes]) -> ReadSample:
-    """One sample's members (``png``|``jpg``, ``depth.tiff``|``depth.png``, ``json``)."""
+    """One sample's members (``png``|``jpg``, a depth member, ``json``)."""
     record = json.loads(members["json"])
     image_ext = "jpg" if "jpg" in members else "png"
-    depth_ext = "depth.png" if "depth.png" in members else "depth.tiff"
+    depth_ext = next((ext for ext in member_exts() if ext in members), "depth.tiff")
     image = codecs.decode(image_ext, members[image_ext])
     depth = decode_depth(depth_ext, members[depth_ext], record.get("depth_scale", 1.0))
     return key, image, depth, record
-
-
-def depth_words(depth: dict) -> str:
-    """How the card describes the depth encoding (from ``dataset_info.json`` encodings)."""
-    if depth["dtype"] == "uint16":
-        scale = depth["depth_scale"]
-        return (
-            f"uint16 PNG, metres x {scale:g}, 0 = invalid; read back within "
-            f"{0.5 / scale:.3g} m, up to {65535 / scale:.4g} m"
-        )
-    return "float32 TIFF, metres, 0 = invalid"
