@@ -16,12 +16,13 @@ Order: ``pipeline.augment.plan.ordered`` (the mapping's order, with ``before`` /
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402

@@ -3,10 +3,11 @@ bound, each side a multiple of the ViT patch size)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
