@@ -199,6 +199,8 @@ def test_presets_are_listed_and_a_wrong_one_is_one_line(base):
     assert set(PRESETS) <= set(presets())
     with pytest.raises(PipelineError, match=r"augment=bts: no such preset; choose one of: .*"):
         DepthDataset(base, augment="bts")
+    with pytest.raises(PipelineError, match=r"crop 448x576 \(HxW\) is larger than the 96x128"):
+        DepthDataset(base, augment="seed")  # the default recipe's crop, before any loader
     with pytest.raises(PipelineError, match="augment.transforms.crop"):
         DepthDataset(base, augment={"crop": {"_target_": "albumentations.RandomCrop", "hieght": 3}})
 

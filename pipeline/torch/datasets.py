@@ -99,7 +99,7 @@ class _Base:
     ) -> None:
         self.reader = DatasetReader(root)
         self.online = OnlineAugment(augment_config(augment, seed))
-        self.online.check()
+        self.online.check(self.reader.info.image_size)
         self.dataset = dataset or str(self.reader.info.config["source"].get("kind", "data"))
         self.return_params = return_params
         self.epoch = 0

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.augment.augmenter import Augmenter
+from pipeline.augment.plan import known_output_size
 from pipeline.config.schema import AugmentConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
@@ -110,9 +111,14 @@ class OnlineAugment:
             self._augmenter = Augmenter(self.cfg)
         return self._augmenter
 
-    def check(self) -> None:
-        """Build the transforms now (one-line errors before any loader starts)."""
-        _ = self.augmenter
+    def check(self, image_size: Any = None) -> None:
+        """Build the transforms now and check fixed-size crops against the dataset's image
+        size ([H, W] when all samples share it): one-line errors before any loader starts."""
+        if self.augmenter is None or self.cfg is None:
+            return
+        one_size = isinstance(image_size, list) and len(image_size) == 2
+        if one_size and all(isinstance(n, int) for n in image_size):
+            known_output_size(self.cfg, *image_size)
 
     def __call__(self, stored: Stored, epoch: int) -> Augmented:
         source = Sample(
