@@ -23,10 +23,15 @@ install: $(STAMP) ## create .venv and install the package with dev tools
 run: $(STAMP) ## run the default pipeline on the built-in synthetic data (ARGS='key=value ...')
 	$(BIN)/depth-pipeline $(ARGS)
 
-test: $(STAMP) ## run the fast test suite
+# the tests also cover pipeline.torch: its extra is installed for them only (not by make run)
+$(VENV)/.torch-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
+	touch $@
+
+test: $(VENV)/.torch-installed ## run the fast test suite
 	$(BIN)/pytest -n 2 -q
 
-test-all: $(STAMP) ## run every test, slow ones included
+test-all: $(VENV)/.torch-installed ## run every test, slow ones included
 	$(BIN)/pytest -n 2 -q -m ''
 
 lint: $(STAMP) ## ruff check + format check

@@ -326,6 +326,14 @@ def check_cam_in(s: Session, namespace: dict, printed: str) -> None:
     ]
 
 
+def check_training_loop(s: Session, namespace: dict, printed: str) -> None:
+    """The loop ran to its end: the last batch is the recipe's crop, the loss a number."""
+    batch, loss = namespace["batch"], namespace["loss"]
+    assert tuple(batch["image"].shape[1:]) == (3, 448, 576)
+    assert batch["depth"].shape[1] == 1 and np.isfinite(loss.item())
+    assert namespace["data"].epoch == 1
+
+
 # ---- the reader's own data: small datasets in the real layouts and frame sizes -----------
 
 
@@ -603,6 +611,10 @@ NOT_RUN: dict[str, Spec] = {
         not_run="installs from a package index into this venv",
         how=extra_of("slurm", "hydra-submitit-launcher"),
     ),
+    "pip install -e '.[torch]'": Spec(
+        not_run="installs from a package index into this venv (make test installs it)",
+        how=extra_of("torch", "torch"),
+    ),
     "pip install -e '.[joblib]'": Spec(
         not_run="installs from a package index into this venv",
         how=extra_of("joblib", "hydra-joblib-launcher"),
@@ -635,6 +647,7 @@ PYTHON: dict[str, Callable] = {
     "(0 = invalid)": check_read_load,
     "import datasets, numpy as np": check_meta,
     "import json": check_cam_in,
+    "import torch": check_training_loop,
 }
 
 

@@ -7,7 +7,7 @@ what a pinhole camera cannot carry exactly.
 
 Seeding: albumentations' ``Compose.set_random_seed(s)`` hands the same seed to every
 child, which correlates their draws. Here each transform gets its own stream spawned
-from ``SeedSequence([seed, sample_index, copy])``.
+from ``SeedSequence([seed, sample_index, copy])`` (``[..., epoch]`` for epochs > 0 online).
 
 Order: ``pipeline.augment.plan.ordered`` (the mapping's order, with ``before`` /
 ``after`` placement keys).
@@ -16,12 +16,13 @@ Order: ``pipeline.augment.plan.ordered`` (the mapping's order, with ``before`` /
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
@@ -150,9 +151,12 @@ class Augmenter:
             if isinstance(leaf, RESIZING):  # cv2.resize: centre-aligned nearest for depth
                 leaf.mask_interpolation = cv2.INTER_NEAREST_EXACT
 
-    def __call__(self, sample: Sample, index: int, copy: int) -> Augmented:
-        """Return the augmented copy ``copy`` of input sample number ``index``."""
-        streams = np.random.SeedSequence([self.seed, index, copy]).spawn(len(self.transforms))
+    def __call__(self, sample: Sample, index: int, copy: int, epoch: int = 0) -> Augmented:
+        """Return the augmented copy ``copy`` of input sample number ``index``. ``epoch``
+        (online augmentation, ``pipeline.torch``) draws other parameters from epoch 1 on;
+        epoch 0 is the offline run's draw."""
+        entropy = [self.seed, index, copy] + ([epoch] if epoch else [])
+        streams = np.random.SeedSequence(entropy).spawn(len(self.transforms))
         for transform, stream in zip(self.transforms, streams):
             _seed_tree(transform, stream)
         height, width = sample.image.shape[:2]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402

@@ -69,6 +69,16 @@ def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int,
                     f"or set pad_if_needed=true"
                 )
             height, width = h, w
+        elif size == "window" and not spec.get("pad_if_needed", False):
+            y0, y1 = int(spec.get("y_min", 0)), int(spec.get("y_max", 1024))
+            x0, x1 = int(spec.get("x_min", 0)), int(spec.get("x_max", 1024))
+            if y1 > height or x1 > width:
+                raise PipelineError(
+                    f"augment.transforms.{name}: crop window x {x0}-{x1}, y {y0}-{y1} goes "
+                    f"past the {height}x{width} (HxW) input; lower augment.transforms.{name}"
+                    f".x_max/y_max or set pad_if_needed=true"
+                )
+            height, width = y1 - y0, x1 - x0
         elif size == "resize":
             wanted = spec.get("size") or (spec.get("height"), spec.get("width"))
             if wanted and None not in wanted:

@@ -23,7 +23,8 @@ OWN = "pipeline.transforms"
 @dataclass(frozen=True)
 class Traits:
     """``output_size``: ``same`` (input size), ``crop`` (the spec's height x width),
-    ``resize`` (the spec's ``size`` or height x width), ``planned`` (the class's
+    ``window`` (the spec's x_min..x_max, y_min..y_max), ``resize`` (the spec's ``size`` or
+    height x width), ``planned`` (the class's
     ``planned_size(spec, h, w)``) or ``unknown`` before the run. ``angle_args``: arguments
     (with their default) that rotate or shear the image when non-zero. ``aspect_arg``:
     the argument (with its default) giving the aspect(s) of crops resized to a fixed size
@@ -55,7 +56,7 @@ LIBRARY: dict[str, Traits] = {
     "VerticalFlip": Traits(geometric=True, flip_axis=1),
     "RandomCrop": _CROP,
     "CenterCrop": _CROP,
-    "Crop": _CROP,
+    "Crop": replace(_CROP, output_size="window"),
     "RandomResizedCrop": replace(_SIZED_CROP, aspect_arg=("ratio", (0.75, 4 / 3))),
     "RandomSizedCrop": replace(_SIZED_CROP, aspect_arg=("w2h_ratio", 1.0)),
     "Resize": Traits(geometric=True, output_size="resize"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import os
 import types
 import typing
 from collections.abc import Mapping
@@ -31,7 +30,9 @@ def target_class(target: str) -> type | None:
     module_name = module_name or "albumentations"
     if module_name not in TRUSTED:
         return None
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    from pipeline.config import albumentations_import
+
+    albumentations_import.prepare()
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError):

@@ -8,6 +8,10 @@ per-transform seeding and parameter recording.
 - ``CanonicalCamera`` (Metric3D): one canonical focal for every sample, ``mode=depth``
   (LabelScaleCanonical: depth x focal/fx, image kept) or ``mode=resize``
   (ResizeCanonical: image x focal/((fx+fy)/2), depth kept); the ratio is recorded.
+- ``ResizeToMultiple`` (Depth Anything): keep the aspect, cover a lower bound (518), each
+  side a multiple of the patch size (14); image cubic, depth nearest.
+- ``GammaBrightnessColor`` (BTS, AdaBins, ZoeDepth): their ``augment_image`` (gamma,
+  brightness, per-channel colour on [0, 1], clipped), image only.
 - ``KBCrop`` (BTS, AdaBins): the KITTI benchmark crop, bottom-centre 352x1216.
 - ``EigenCrop`` / ``GargCrop`` (BTS, AdaBins evaluation): the NYU / KITTI evaluation
   region, written as the sample's validity mask (``mode=mask``) or as depth 0
@@ -21,6 +25,16 @@ param tells the tracker how depth values were multiplied.
 """
 
 from pipeline.transforms.crops import EigenCrop, GargCrop, KBCrop
+from pipeline.transforms.photometric import GammaBrightnessColor
+from pipeline.transforms.resize import ResizeToMultiple
 from pipeline.transforms.scale import CanonicalCamera, RandomScale
 
-__all__ = ["CanonicalCamera", "EigenCrop", "GargCrop", "KBCrop", "RandomScale"]
+__all__ = [
+    "CanonicalCamera",
+    "EigenCrop",
+    "GammaBrightnessColor",
+    "GargCrop",
+    "KBCrop",
+    "RandomScale",
+    "ResizeToMultiple",
+]

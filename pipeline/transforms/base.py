@@ -3,10 +3,11 @@ track read from the ``camera`` target, and centre-aligned resizing."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.config import albumentations_import
+
+albumentations_import.prepare()  # no update check, no torch
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -20,7 +21,9 @@ class RandomScale(_Resizing):
     """Zoom by s ~ U(scale_limit) to int(h*s) x int(w*s) (follow with a crop for a fixed
     size). ``mode`` must be given: ``divide_depth`` (FastDepth/DORN: depth / s, the scene
     moves closer and the written focal stays) or ``scale_camera`` (depth kept, fx and fy
-    grow by the image's scale)."""
+    grow by the image's scale). ``rounding``: the new size int(n * s) (``floor``,
+    FastDepth's scipy imresize) or int(n * s + 0.5) (``nearest``, Metric3D's
+    RandomResize)."""
 
     traits = Traits(geometric=True, output_size="unknown", scales_depth=True)
 
@@ -28,6 +31,7 @@ class RandomScale(_Resizing):
         mode: Literal["divide_depth", "scale_camera"]
         scale_limit: tuple[float, float] = (1.0, 1.5)
         interpolation: int = cv2.INTER_LINEAR
+        rounding: Literal["floor", "nearest"] = "floor"
 
         @model_validator(mode="after")
         def _check(self) -> RandomScale.InitSchema:
@@ -42,9 +46,11 @@ class RandomScale(_Resizing):
         scale_limit: tuple[float, float] = (1.0, 1.5),
         interpolation: int = cv2.INTER_LINEAR,
         p: float = 1.0,
+        rounding: Literal["floor", "nearest"] = "floor",
     ) -> None:
         super().__init__(p=p)
         self.mode, self.scale_limit, self.interpolation = mode, scale_limit, interpolation
+        self.rounding = rounding
 
     def get_params(self) -> dict[str, Any]:
         return {"scale": self.py_random.uniform(*self.scale_limit)}
@@ -55,8 +61,12 @@ class RandomScale(_Resizing):
         s = params["scale"]
         factor = 1.0 / s if self.mode == "divide_depth" else 1.0
         height, width = params["shape"][:2]
-        # FastDepth resizes with scipy's imresize(img, s): int(n * s), truncated
-        size = (max(int(height * s), 1), max(int(width * s), 1))
+        # FastDepth resizes with scipy's imresize(img, s): int(n * s), truncated;
+        # Metric3D's RandomResize rounds, int(n * s + 0.5)
+        if self.rounding == "nearest":
+            size = _resized(params["shape"], s, s)
+        else:
+            size = (max(int(height * s), 1), max(int(width * s), 1))
         return {"size": size, "depth_factor": factor}
 
     def apply_to_mask(
@@ -68,7 +78,7 @@ class RandomScale(_Resizing):
         return depth
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("mode", "scale_limit", "interpolation")
+        return ("mode", "scale_limit", "interpolation", "rounding")
 
 
 class CanonicalCamera(_Resizing):

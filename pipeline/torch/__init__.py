@@ -1,0 +1,28 @@
+"""The PyTorch reader (``pip install -e '.[torch]'``): the output of a run as torch
+datasets, with the offline augmentation available on the fly.
+
+- ``DepthDataset(root, augment=None)``: map-style over any output format (webdataset,
+  folder, filelist); pair it with ``DistributedSampler`` across ranks.
+- ``DepthShards(root, rank=, world_size=, shuffle=)``: iterable over webdataset shards,
+  split by rank and loader worker, each sample once per epoch; ``set_epoch(e)``.
+- ``collate``: stacks sample dicts; mixes samples with and without a camera.
+- ``augment=``: a preset (``"bts_nyu"``, ``"bts_kitti"``, ``"depth_anything"``,
+  ``"metric3d"``, ``"seed"``), a YAML path, a transforms mapping or an ``AugmentConfig``;
+  epoch 0 with the offline run's seed reproduces that run's samples bit for bit.
+
+The rest of the package never imports torch.
+"""
+
+from pipeline.torch.datasets import DepthDataset, DepthShards, collate, to_tensors
+from pipeline.torch.online import augment_config, presets
+from pipeline.torch.reader import DatasetReader
+
+__all__ = [
+    "DatasetReader",
+    "DepthDataset",
+    "DepthShards",
+    "augment_config",
+    "collate",
+    "presets",
+    "to_tensors",
+]
