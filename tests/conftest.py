@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -13,6 +16,25 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The loopback S3 server (fixture ``s3``) and how every process of the session reaches it:
+# set before any worker process (forkserver) starts, so workers inherit it as a user's
+# environment would be inherited. Dummy credentials: no request ever leaves 127.0.0.1.
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+os.environ.update(
+    AWS_ENDPOINT_URL=S3_ENDPOINT,
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -70,3 +92,32 @@ def shard_bytes(out_dir: Path) -> dict[str, bytes]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-protocol server (moto) on 127.0.0.1 for the whole session; s3fs talks to it
+    over HTTP exactly as to AWS (endpoint from AWS_ENDPOINT_URL)."""
+    pytest.importorskip("s3fs", reason="the s3 extra: pip install -e '.[dev,s3]'")
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = int(S3_ENDPOINT.rsplit(":", 1)[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield S3_ENDPOINT
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """A fresh bucket on the loopback server; returns ``s3://bucket``."""
+    import s3fs
+
+    name = f"test-{os.getpid()}-{next(_buckets)}"
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server, skip_instance_cache=True)
+    fs.mkdir(name)
+    return f"s3://{name}"

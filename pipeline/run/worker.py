@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
-from pathlib import Path
 
 from pipeline.augment.augmenter import Augmenter
 from pipeline.config.schema import Config
+from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
     InvalidPixels,
@@ -55,6 +55,10 @@ class Filling:
     timings: StageTimes
 
 
+def _uploaded() -> None:
+    fault_point("shard-uploaded")
+
+
 class ShardProcessor:
     """Per-process state: the source, the augmenter and the output layout."""
 
@@ -70,7 +74,8 @@ class ShardProcessor:
         self.source = source if source is not None else open_source(cfg.source)
         self.augment = Augmenter(cfg.augment)
         self.depth_scale = codecs.depth_scale(cfg.output)
-        self.root = Path(cfg.output.dir)
+        self.root = store.local_root(cfg.output)  # a URL's staging directory
+        self.remote = store.remote_of(cfg.output)
         self.layout = layout_for(cfg.output.format, self.root, cfg.output.prefix)
         self.progress = progress
         self.written = 0  # samples this processor wrote
@@ -170,7 +175,11 @@ class ShardProcessor:
             shard.writer.abort()
             raise
         with self._writing(f"the manifest of shard {task.name}"):
-            atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
+            path = ShardManifest.path(self.root, task.name)
+            atomic_write(path, manifest.encode())
+            if self.remote is not None:  # upload the shard, then its manifest
+                rel = path.relative_to(self.root).as_posix()
+                self.remote.publish_shard(self.root, manifest.files, rel, _uploaded)
         shard.timings.write += time.perf_counter() - t0
         fault_point("shard-done")
         mark("committed", task.name)
@@ -182,7 +191,7 @@ class ShardProcessor:
         try:
             yield
         except OSError as exc:
-            raise write_error(exc, what, self.root) from None
+            raise write_error(exc, what, self.cfg.output.dir) from None
 
     def _fill(
         self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
