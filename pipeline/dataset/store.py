@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import re
 import socket
 import sys
 import time
@@ -31,68 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.urls import S3_PROTOCOLS, filesystem, is_url, local_path
 from pipeline.errors import PipelineError
 
-_URL = re.compile(r"^(?P<protocol>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-_S3 = ("s3", "s3a")
-# what to install for a protocol whose fsspec implementation is missing
-EXTRAS = {
-    "s3": "pip install 'depth-pipeline[s3]'",
-    "s3a": "pip install 'depth-pipeline[s3]'",
-    "gs": "pip install gcsfs",
-    "gcs": "pip install gcsfs",
-    "az": "pip install adlfs",
-    "abfs": "pip install adlfs",
-    "abfss": "pip install adlfs",
-}
 LOCK_FILE = ".depth-pipeline/lock.json"
 SHA_META = "sha256"  # S3 user metadata: the object's sha256, checked on resume
-
-
-def is_url(value: str | Path) -> bool:
-    """True for ``proto://...`` other than ``file://`` (which is a local path)."""
-    m = _URL.match(str(value))
-    return m is not None and m["protocol"].lower() != "file"
-
-
-def local_path(value: str) -> str:
-    """``file:///x`` as ``/x``; anything else unchanged."""
-    m = _URL.match(value)
-    return m["rest"] if m is not None and m["protocol"].lower() == "file" else value
-
-
-def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | None = None,
-               key: str = "output.dir") -> Any:  # fmt: skip
-    """The fsspec filesystem serving ``url``, or one line naming the package to install."""
-    import fsspec
-
-    protocol = url.split("://", 1)[0].lower()
-    try:
-        cls = fsspec.get_filesystem_class(protocol)
-    except (ImportError, ValueError):
-        from fsspec.registry import known_implementations
-
-        impl = known_implementations.get(protocol, {}).get("class", "")
-        if not impl:
-            raise PipelineError(
-                f"{key}={url}: no fsspec implementation serves {protocol}://; check the URL"
-            ) from None
-        package = impl.split(".")[0]
-        how = EXTRAS.get(protocol, f"pip install {package}")
-        raise PipelineError(
-            f"{key}={url}: {protocol}:// needs {package}, which is not installed; {how}"
-        ) from None
-    opts = dict(options or {})
-    endpoint = (
-        endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    if protocol in _S3:
-        for name in ("aiobotocore", "botocore", "s3fs"):  # "Found credentials in ..." lines
-            logging.getLogger(name).setLevel(logging.WARNING)
-        if endpoint and "endpoint_url" not in opts:
-            opts["endpoint_url"] = endpoint
-        opts.setdefault("use_listings_cache", False)  # other processes write the prefix
-    return cls(**opts)
 
 
 @dataclass
@@ -139,7 +80,7 @@ class Remote:
 
     def upload(self, local: Path, rel: str, sha256: str | None = None) -> None:
         """``local`` as the whole object ``rel`` (its sha256 kept as S3 metadata)."""
-        extra = {"Metadata": {SHA_META: sha256}} if sha256 and self.protocol in _S3 else {}
+        extra = {"Metadata": {SHA_META: sha256}} if sha256 and self.protocol in S3_PROTOCOLS else {}
         self.fs.put_file(str(local), self.path(rel), **extra)
 
     def download(self, rel: str, local: Path) -> None:
@@ -157,7 +98,7 @@ class Remote:
     def matches(self, rel: str, sha256: str) -> bool:
         """The object ``rel`` was uploaded by this tool with this content (S3: its sha256
         metadata; elsewhere whole-object uploads and manifest-after-shard: it exists)."""
-        if self.protocol not in _S3:
+        if self.protocol not in S3_PROTOCOLS:
             return bool(self.fs.exists(self.path(rel)))
         try:
             meta = self.fs.metadata(self.path(rel))
