@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,s3]'
+	$(BIN)/pip install --quiet -e '.[dev,s3,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with dev tools

@@ -63,8 +63,10 @@ def make_cfg(out_dir: Path | str, *overrides: str, small: bool = True):
         return compose(config_name="config", overrides=args)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=cwd or ROOT,

@@ -7,7 +7,6 @@ for one slice of a sliced run, ``merge.write_slice``.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +26,7 @@ from pipeline.dataset.shards import ShardTask, plan
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.run import checks, pool
+from pipeline.run.cpus import available_cpus
 from pipeline.run.crash import step
 from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
@@ -103,14 +103,6 @@ def _target(config: Config) -> store.Remote | None:
         )
     config.output.staging_dir = str(staging.directory(remote, config.output.staging_dir))
     return remote
-
-
-def available_cpus() -> int:
-    """Cores this process may use: a SLURM/cgroup CPU set, not the whole node."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
