@@ -99,27 +99,42 @@ def rng() -> np.random.Generator:
 _buckets = itertools.count()
 
 
+_server: list = []
+
+
+def start_s3_server() -> str:
+    """Start (once per test process) the S3-protocol server (moto) on 127.0.0.1 at
+    ``S3_ENDPOINT``; s3fs talks to it over HTTP exactly as to AWS."""
+    if not _server:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        port = int(S3_ENDPOINT.rsplit(":", 1)[1])
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        _server.append(server)
+    return S3_ENDPOINT
+
+
+def make_bucket(name: str) -> str:
+    """``s3://name`` on the loopback server (created if absent)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=start_s3_server(), skip_instance_cache=True)
+    if not fs.exists(name):
+        fs.mkdir(name)
+    return f"s3://{name}"
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """An S3-protocol server (moto) on 127.0.0.1 for the whole session; s3fs talks to it
-    over HTTP exactly as to AWS (endpoint from AWS_ENDPOINT_URL)."""
     pytest.importorskip("s3fs", reason="the s3 extra: pip install -e '.[dev,s3]'")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = int(S3_ENDPOINT.rsplit(":", 1)[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield S3_ENDPOINT
-    server.stop()
+    yield start_s3_server()
+    while _server:
+        _server.pop().stop()
 
 
 @pytest.fixture
 def s3(s3_server):
     """A fresh bucket on the loopback server; returns ``s3://bucket``."""
-    import s3fs
-
-    name = f"test-{os.getpid()}-{next(_buckets)}"
-    fs = s3fs.S3FileSystem(endpoint_url=s3_server, skip_instance_cache=True)
-    fs.mkdir(name)
-    return f"s3://{name}"
+    return make_bucket(f"test-{os.getpid()}-{next(_buckets)}")
