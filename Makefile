@@ -38,7 +38,7 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff format pipeline tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,s3,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
