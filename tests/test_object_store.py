@@ -187,3 +187,12 @@ def test_s3_without_s3fs_is_one_line_naming_the_extra(tmp_path):
         "pip install 'depth-pipeline[s3]'"
     )
     assert not [p for p in tmp_path.rglob("*") if "s3:" in p.name]  # no local dir "s3:"
+
+
+def test_a_missing_bucket_or_an_overlapping_source_is_one_line(s3, tmp_path):
+    with pytest.raises(PipelineError) as missing:
+        run(make_cfg("s3://no-such-bucket-23/ds", *DATA, "runtime.workers=1"))
+    assert str(missing.value).startswith("output.dir=s3://no-such-bucket-23/ds: cannot write there")
+    assert "\n" not in str(missing.value)
+    with pytest.raises(PipelineError, match=r"overlaps the source \(s3://"):
+        run(make_cfg(f"{s3}/tars/out", "source=webdataset", f"source.path={s3}/tars"))

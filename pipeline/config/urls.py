@@ -99,3 +99,13 @@ def find(spec: str, suffixes: tuple[str, ...], key: str = "source.path") -> list
     else:
         names = [fs.unstrip_protocol(p) for p in fs.glob(spec)]
     return sorted(n for n in names if n.endswith(suffixes))
+
+
+def check_apart(out: str, source: str) -> None:
+    """Refuse a URL ``output.dir`` equal to, inside or containing a URL source."""
+    a, b = out.rstrip("/") + "/", source.rstrip("/") + "/"
+    if a.startswith(b) or b.startswith(a):
+        raise PipelineError(
+            f"output.dir={out} overlaps the source ({source}): writing or replacing a dataset "
+            f"there could delete or mix the input; choose an output.dir outside it"
+        )

@@ -192,11 +192,20 @@ class RemoteLock:
     def _create(self, body: bytes) -> None:
         try:
             self.remote.fs.pipe_file(self.remote.path(LOCK_FILE), body, mode="create")
+        except FileExistsError:
+            raise
         except TypeError:  # an fsspec implementation without conditional create
             raise PipelineError(
                 f"output.dir={self.remote.url}: {self.remote.protocol}:// offers no "
                 f"conditional create here, so two writers could not be kept apart; write to "
                 f"s3:// or a local directory"
+            ) from None
+        except Exception as exc:  # the first write: no bucket, no credentials, no network
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise PipelineError(
+                f"output.dir={self.remote.url}: cannot write there ({detail}); check the "
+                f"bucket, the credentials (AWS_* variables, AWS_PROFILE) and the endpoint "
+                f"(AWS_ENDPOINT_URL or output.endpoint_url)"
             ) from None
 
     def _holder(self) -> dict[str, Any]:

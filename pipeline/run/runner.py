@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.config import paths
+from pipeline.config import paths, urls
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
@@ -67,6 +67,8 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     checks.validate(cfg)
     check_slice_options(cfg)
     where = getattr(cfg.source, "path", None)
+    if isinstance(where, str) and urls.is_url(where) and urls.is_url(cfg.output.dir):
+        urls.check_apart(cfg.output.dir, where)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
     root = store.local_root(cfg.output)
