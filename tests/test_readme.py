@@ -593,6 +593,7 @@ NOT_RUN: dict[str, Spec] = {
         "--samples 3000 --inputs photos --scale 0"
     ),
     "make bench ARGS='--samples 300 --inputs photos'": bench("--samples 300 --inputs photos"),
+    "make bench ARGS='--only-store'": bench("--only-store"),
     "depth-pipeline source=nyu": Spec(
         not_run="downloads ~32 GB from the Hugging Face Hub: run offline, without and with "
         "the pinned commit's archives (fixtures) in the cache",
