@@ -196,3 +196,15 @@ def test_a_missing_bucket_or_an_overlapping_source_is_one_line(s3, tmp_path):
     assert "\n" not in str(missing.value)
     with pytest.raises(PipelineError, match=r"overlaps the source \(s3://"):
         run(make_cfg(f"{s3}/tars/out", "source=webdataset", f"source.path={s3}/tars"))
+
+
+@pytest.mark.parametrize("command", ["depth-pipeline-report", "depth-pipeline-merge"])
+def test_the_local_only_commands_refuse_a_url_in_one_line(tmp_path, command):
+    exe = os.path.join(os.path.dirname(sys.executable), command)
+    proc = subprocess.run([exe, "s3://bucket/ds"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {command} works on a local dataset directory, not s3://bucket/ds; a dataset "
+        f"in an object store is read with pipeline.read.load(url)"
+    )
+    assert list(tmp_path.iterdir()) == []  # no local directory named s3:
