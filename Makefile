@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,s3,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with dev tools
@@ -43,7 +43,7 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff format pipeline tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,s3,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')

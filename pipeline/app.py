@@ -101,6 +101,20 @@ def _guarded(what: str, action: Any) -> Any:
     sys.exit(2)
 
 
+def _local_dir(value: str, command: str) -> str:
+    """``value`` if it is a local directory path; a URL is one line and exit 2."""
+    from pipeline.config.urls import is_url
+
+    if is_url(value):
+        print(
+            f"error: {command} works on a local dataset directory, not {value}; a dataset in "
+            f"an object store is read with pipeline.read.load(url)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return value
+
+
 def report_cli(argv: list[str] | None = None) -> None:
     """``depth-pipeline-report DIR [report.KEY=VALUE ...]``: rebuild the report of an
     existing dataset from its manifests and ``dataset_info.json``; shards untouched."""
@@ -113,7 +127,7 @@ def report_cli(argv: list[str] | None = None) -> None:
         description="Rebuild output.dir/report (index.html, stats.json, pictures, plots) of "
         "an existing dataset without rewriting its shards.",
     )
-    parser.add_argument("dir", type=Path, help="a dataset directory written by depth-pipeline")
+    parser.add_argument("dir", help="a dataset directory written by depth-pipeline")
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -121,6 +135,7 @@ def report_cli(argv: list[str] | None = None) -> None:
         help="report settings, e.g. report.rows=4 report.colormap=magma",
     )
     args = parser.parse_args(argv)
+    args.dir = Path(_local_dir(args.dir, "depth-pipeline-report"))
     what = f"rebuilding the report of {args.dir}"
     files = _guarded(what, lambda: rebuild(args.dir, args.overrides))
     print(f"report: {args.dir / REPORT_DIR / 'index.html'} ({len(files)} files)")
@@ -134,6 +149,7 @@ def merge_cli(argv: list[str] | None = None) -> None:
     if len(args) != 1 or args[0] in ("-h", "--help"):
         print("usage: depth-pipeline-merge OUTPUT_DIR  (joins the slices of a sharded run)")
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
+    _local_dir(args[0], "depth-pipeline-merge")
     info = _guarded(f"merging the slices in {args[0]}", lambda: merge(args[0]))
     counts = info.counts
     print(

@@ -13,34 +13,76 @@ it as float32 metres)::
     decoder = read.depth_decoder(read.depth_scale(dir))
     wds.WebDataset(read.shards(dir), shardshuffle=False).decode(decoder, "rgb8")
 
+``load`` also takes a URL (``s3://bucket/prefix``, any fsspec URL): the records are
+fetched first, then one shard at a time into a temporary directory (never the whole
+dataset on disk), with ``storage_options`` for the filesystem (the endpoint of an
+S3-compatible store from ``AWS_ENDPOINT_URL``, as for writing).
+
 This module needs neither webdataset nor ``datasets``.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.dataset import store
 from pipeline.dataset.layouts import decode_depth, layout_for
-from pipeline.dataset.records import DatasetInfo
+from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
 from pipeline.encode import record as metadata
 from pipeline.encode.depth import from_info, member_exts
+from pipeline.errors import PipelineError
 
 DEPTH_MEMBERS = (*member_exts(), "depth.tif")
 
 
-def load(root: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-    """Every sample of the finished dataset in ``root``, in order, decoded."""
-    root = Path(root)
+def load(
+    root: str | Path, storage_options: dict[str, Any] | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """Every sample of the finished dataset in ``root`` (a directory or a URL), in order,
+    decoded."""
+    if store.is_url(root):
+        yield from _load_url(str(root), storage_options or {})
+        return
+    root = Path(store.local_path(str(root)))
     info = DatasetInfo.read(root)
     output = info.config["output"]
     layout = layout_for(output["format"], root, output["prefix"])
     for manifest in info.manifests(root):
         for _, image, depth, record in layout.samples(manifest):
             yield image, depth, metadata.parse(record)
+
+
+def _load_url(
+    url: str, options: dict[str, Any]
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    remote = store.Remote(url, options)
+    with tempfile.TemporaryDirectory(prefix="depth-pipeline-read-") as tmp:
+        local = Path(tmp)
+        try:
+            remote.download(INFO_FILE, local / INFO_FILE)
+        except FileNotFoundError:
+            raise PipelineError(
+                f"{url} has no {INFO_FILE}: not a finished depth-pipeline dataset (a run "
+                f"writes it last; re-run the pipeline to finish it)"
+            ) from None
+        info = DatasetInfo.read(local)
+        for shard in info.shards:
+            rel = ShardManifest.path(local, shard["name"]).relative_to(local).as_posix()
+            remote.download(rel, local / rel)
+        output = info.config["output"]
+        layout = layout_for(output["format"], local, output["prefix"])
+        for manifest in info.manifests(local):
+            for rel in manifest.files:
+                remote.download(rel, local / rel)
+            for _, image, depth, record in layout.samples(manifest):
+                yield image, depth, metadata.parse(record)
+            for rel in manifest.files:
+                (local / rel).unlink(missing_ok=True)
 
 
 def shards(root: str | Path) -> list[str]:

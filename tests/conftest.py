@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -13,6 +16,25 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The loopback S3 server (fixture ``s3``) and how every process of the session reaches it:
+# set before any worker process (forkserver) starts, so workers inherit it as a user's
+# environment would be inherited. Dummy credentials: no request ever leaves 127.0.0.1.
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+os.environ.update(
+    AWS_ENDPOINT_URL=S3_ENDPOINT,
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -41,8 +63,10 @@ def make_cfg(out_dir: Path | str, *overrides: str, small: bool = True):
         return compose(config_name="config", overrides=args)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         cwd=cwd or ROOT,
@@ -70,3 +94,47 @@ def shard_bytes(out_dir: Path) -> dict[str, bytes]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+_buckets = itertools.count()
+
+
+_server: list = []
+
+
+def start_s3_server() -> str:
+    """Start (once per test process) the S3-protocol server (moto) on 127.0.0.1 at
+    ``S3_ENDPOINT``; s3fs talks to it over HTTP exactly as to AWS."""
+    if not _server:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        port = int(S3_ENDPOINT.rsplit(":", 1)[1])
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        _server.append(server)
+    return S3_ENDPOINT
+
+
+def make_bucket(name: str) -> str:
+    """``s3://name`` on the loopback server (created if absent)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=start_s3_server(), skip_instance_cache=True)
+    if not fs.exists(name):
+        fs.mkdir(name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    pytest.importorskip("s3fs", reason="the s3 extra: pip install -e '.[dev,s3]'")
+    yield start_s3_server()
+    while _server:
+        _server.pop().stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """A fresh bucket on the loopback server; returns ``s3://bucket``."""
+    return make_bucket(f"test-{os.getpid()}-{next(_buckets)}")

@@ -30,7 +30,7 @@ import fixtures
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, make_bucket
 from kitti_calib import DATES
 from PIL import Image
 from readme_session import (
@@ -46,10 +46,13 @@ from readme_session import (
     written,
 )
 
+from pipeline import read
+
 ITEMS = parse(README.read_text())
 NYU = (480, 640)  # NYU Depth v2 frames
 KITTI = (375, 1242)  # KITTI raw frames
 DEFAULT_DIR = "outputs/datasets/synthetic/default"  # `make run`'s dataset
+S3_URL = re.compile(r"s3://([a-z0-9-]+)/")  # a bucket on the loopback S3 server (conftest)
 
 
 # ---- checks of what the README says each command does -----------------------------------
@@ -598,6 +601,7 @@ NOT_RUN: dict[str, Spec] = {
         "--samples 3000 --inputs photos --scale 0"
     ),
     "make bench ARGS='--samples 300 --inputs photos'": bench("--samples 300 --inputs photos"),
+    "make bench ARGS='--only-store'": bench("--only-store"),
     "depth-pipeline source=nyu": Spec(
         not_run="downloads ~32 GB from the Hugging Face Hub: run offline, without and with "
         "the pinned commit's archives (fixtures) in the cache",
@@ -614,6 +618,10 @@ NOT_RUN: dict[str, Spec] = {
     "pip install -e '.[torch]'": Spec(
         not_run="installs from a package index into this venv (make test installs it)",
         how=extra_of("torch", "torch"),
+    ),
+    "pip install -e '.[s3]'": Spec(
+        not_run="installs from a package index into this venv",
+        how=extra_of("s3", "s3fs"),
     ),
     "pip install -e '.[joblib]'": Spec(
         not_run="installs from a package index into this venv",
@@ -641,8 +649,20 @@ BLOCKS: dict[tuple[str, str], Callable] = {
     ("Cameras", "json"): check_camera_json,
     ("Benchmark", ""): bench_output,
 }
+
+
+def check_read_s3(s: Session, namespace: dict, printed: str) -> None:
+    """The samples read from the bucket: the keys of the run, images and float metres."""
+    lines = printed.splitlines()
+    assert [x.split()[0] for x in lines] == [f"train/{i:06d}" for i in range(4)]
+    assert all(x.endswith("(448, 576, 3) float32") for x in lines)  # the recipe's crop
+
+
 # Extra checks of Python blocks, by first line; every Python block runs (check_python).
 PYTHON: dict[str, Callable] = {
+    "from pipeline import read                  # the dataset in the bucket, shard by shard": (
+        check_read_s3
+    ),
     "from pipeline import read                  # image uint8 HxWx3, depth float32 metres "
     "(0 = invalid)": check_read_load,
     "import datasets, numpy as np": check_meta,
@@ -690,6 +710,10 @@ class Session:
         for path in sorted(mentioned(item) - writes(item)):  # first: no lock held meanwhile
             self.ensure(path, item.line)
         name = hashlib.sha256(f"{item.lang} {item.key}".encode()).hexdigest()[:16]
+        if S3_URL.search(item.text):  # each test process has its own loopback S3 server
+            name += f"-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+            for bucket in set(S3_URL.findall(item.text)):
+                make_bucket(bucket)
         record = self.home / ".runs" / f"{name}.json"
         # sweeps one at a time: two started in the same second would share a sweep dir
         sweep = " -m " in f" {item.text} "
@@ -765,7 +789,8 @@ def writes(item: Item) -> set[str]:
 
 def mentioned(item: Item) -> set[str]:
     text = strip_comment(item.text) if item.lang == "command" else item.text
-    return set(re.findall(r"(?:outputs/datasets|/shared/datasets)/[\w.-]+(?:/[\w.-]+)*", text))
+    found = r"(?:outputs/datasets|/shared/datasets|s3://my-bucket)/[\w.-]+(?:/[\w.-]+)*"
+    return set(re.findall(found, text))
 
 
 def small(argv: list[str], the: Spec) -> list[str]:
@@ -793,6 +818,9 @@ def generic(o: Outcome) -> None:
     if o.argv[0] != "depth-pipeline":
         return
     for n, d in re.findall(r"^wrote (\d+) samples .* -> (.+)$", o.out, re.M):
+        if d.startswith("s3://"):  # read back from the bucket by the tool's own reader
+            assert len(list(read.load(d))) == int(n) > 0
+            continue
         root = o.home / d
         if any(a.startswith("shard.num_shards=") for a in o.argv):
             assert (root / "slices").is_dir()

@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale", type=int, default=10, help="memory check at this many x samples (0 = skip)"
     )
+    parser.add_argument(
+        "--store-samples",
+        type=int,
+        default=200,
+        help="output to a loopback S3 server vs local disk, samples (0 = skip)",
+    )
+    parser.add_argument("--only-store", action="store_true", help="only that comparison")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench"))
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         child_main(json.loads(args.child))
         return
     kinds = [k.strip() for k in args.inputs.split(",") if k.strip()]
-    if "photos" in kinds and not inputs.has_photos():
+    if "photos" in kinds and not inputs.has_photos() and not args.only_store:
         raise SystemExit(
             "bench: the photographs come from scikit-image: pip install -e '.[bench]' "
             "(make bench does it)"
@@ -104,6 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.run.runner import available_cpus
 
     workers = args.workers or available_cpus()
+    if args.only_store:
+        from pipeline.bench import store
+
+        print(store.line(store.bench(root, args.store_samples, workers)))
+        shutil.rmtree(root / "work", ignore_errors=True)
+        return
     load_before = os.getloadavg()
     print(
         f"bench: {args.samples} samples {args.width}x{args.height} per input ({', '.join(kinds)}),"
@@ -136,10 +149,19 @@ def main(argv: list[str] | None = None) -> None:
             n: runs.pipeline_run(root, f"scale-{n}", [f"source.num_samples={n}", shard])
             for n in (small, big)
         }
+    if args.store_samples:
+        from pipeline.bench import store
+
+        print("output to a loopback S3 server ...", flush=True)
+        report["store"] = store.bench(root, args.store_samples, workers)
     report["machine"]["loadavg_before"] = load_before
     report["machine"]["loadavg_after"] = os.getloadavg()
     print()
     print_report(report)
+    if "store" in report:
+        from pipeline.bench import store
+
+        print(store.line(report["store"]))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in (f"bench-{stamp}.json", "latest.json"):
         (root / name).write_text(json.dumps(report, indent=2, default=str))

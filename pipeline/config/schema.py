@@ -80,6 +80,12 @@ class OutputConfig:
     overwrite: bool = False
     image: ImageCodec = field(default_factory=ImageCodec)
     depth: DepthCodec = field(default_factory=DepthCodec)
+    # a URL output.dir (s3://bucket/prefix, any fsspec URL): passed to the filesystem as
+    # given, the endpoint of an S3-compatible store (else AWS_ENDPOINT_URL), and where
+    # shards wait for their upload (default: the system's temporary directory)
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    endpoint_url: str | None = None
+    staging_dir: str | None = None
 
 
 @dataclass

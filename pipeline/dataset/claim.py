@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tm
 from pipeline.errors import PipelineError
 from pipeline.sources import Source
 
+# ``present(path, sha256)``: a shard file is there with this content
+Present = Callable[[Path, str], bool]
+
 # ---- claiming the directory ------------------------------------------------------------
 
 
@@ -50,14 +53,21 @@ class Claim:
 
 @contextlib.contextmanager
 def claimed(
-    root: Path, cfg: Config, layout: Layout, shards: list[ShardTask], source: Source
+    root: Path,
+    cfg: Config,
+    layout: Layout,
+    shards: list[ShardTask],
+    source: Source,
+    present: Present | None = None,
 ) -> Iterator[Claim]:
     """Hold ``root`` for this run: refuse a foreign directory, a conflicting run (the
     lock), another config, a changed source; with overwrite, remove the old dataset;
     drop a dead run's temporaries; record the config. The lock lasts for the block.
 
     Only the decisions about the directory are taken one run at a time (``setting_up``);
-    checking the finished shards (sha256 of every file) runs beside the other slices."""
+    checking the finished shards (sha256 of every file) runs beside the other slices.
+    ``present(path, sha256)`` tells whether a shard file is there with that content
+    (default: the local file's sha256; a URL output asks the store)."""
     check_writable(root)
     check_ours(root)
     identity = source.identity()
@@ -75,7 +85,7 @@ def claimed(
             if old is None or cfg.output.overwrite:
                 write_record(root, cfg, identity)
         old_record = None if cfg.output.overwrite else old
-        done = _resumable(root, cfg, chash, shards, source, old_record)
+        done = _resumable(root, cfg, chash, shards, source, old_record, present)
     except BaseException:
         lock.release()
         raise
@@ -94,13 +104,14 @@ def _resumable(
     shards: list[ShardTask],
     source: Source,
     old: dict[str, Any] | None,
+    present: Present | None = None,
 ) -> dict[str, ShardManifest]:
     """The finished shards to keep; refuse if the source they were read from changed."""
     done: dict[str, ShardManifest] = {}
     changed: list[ShardTask] = []
     placement = Placement.of(cfg)
     for s in shards:
-        m = finished(root, s.name, s.start, s.stop, chash)
+        m = finished(root, s.name, s.start, s.stop, chash, present)
         if m is None:
             continue
         now = placement.fingerprint(source, s)
@@ -169,7 +180,9 @@ def _only_temporaries(folder: Path) -> bool:
 # ---- what earlier runs left ------------------------------------------------------------
 
 
-def finished(root: Path, shard: str, start: int, stop: int, chash: str) -> ShardManifest | None:
+def finished(
+    root: Path, shard: str, start: int, stop: int, chash: str, present: Present | None = None
+) -> ShardManifest | None:
     """The manifest of a complete shard whose files still match their checksums, else None."""
     manifest = ShardManifest.read(root, shard)
     if manifest is None:
@@ -178,9 +191,13 @@ def finished(root: Path, shard: str, start: int, stop: int, chash: str) -> Shard
         return None
     for rel, digest in manifest.files.items():
         f = inside(root, rel)
-        if f is None or not f.is_file() or sha256_file(f) != digest:
+        if f is None or not (present or _present)(f, digest):
             return None
     return manifest
+
+
+def _present(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256_file(path) == digest
 
 
 def drop_unrecorded(root: Path, layout: Layout, shards: Iterable[str]) -> None:

@@ -17,13 +17,15 @@ from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
 
 TOOL = "depth-pipeline"
-COSMETIC = ("dir", "overwrite")  # output.* keys that do not shape the data
+# output.* keys that do not shape the data
+COSMETIC = ("dir", "overwrite", "storage_options", "endpoint_url", "staging_dir")
 
 
 def data_config(cfg: Config) -> dict[str, Any]:
     """The part of the config that shapes output bytes.
 
-    Left out: ``runtime.*``, ``report.*``, ``output.dir``/``overwrite`` and ``shard.*``
+    Left out: ``runtime.*``, ``report.*``, ``output.dir``/``overwrite`` (and where a URL
+    is staged and reached), ``shard.*``
     (the slices of one dataset share its directory). Transforms keep their order
     (``augment.order``); a transform disabled with ``null`` counts as absent.
     """

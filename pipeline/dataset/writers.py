@@ -96,7 +96,7 @@ class ShardWriter(Protocol):
     def abort(self) -> None: ...
 
 
-def write_error(exc: OSError, what: str, root: Path) -> PipelineError:
+def write_error(exc: OSError, what: str, root: Path | str) -> PipelineError:
     """One line for a failed write: a full disk, a read-only or vanished directory..."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return PipelineError(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config.schema import Config
+from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import SampleRecord, ShardManifest
 from pipeline.sample import Sample
@@ -40,8 +41,11 @@ def read_written(
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     wanted, out = set(keys), {}
     for m in manifests:
-        for key, (image, depth) in layout.read(m, wanted).items():
-            out[key] = Sample(key, image, depth)
+        if not wanted & {s.key for s in m.samples}:
+            continue
+        with store.fetched(cfg.output, root, m.files):  # a URL output's uploaded shard
+            for key, (image, depth) in layout.read(m, wanted).items():
+                out[key] = Sample(key, image, depth)
     return out
 
 

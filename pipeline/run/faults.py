@@ -3,7 +3,8 @@
 ``DEPTH_PIPELINE_FAULT=point@n`` makes the process that reaches ``point`` for the n-th
 time kill itself with SIGKILL, as the OOM killer or ``kill -9`` would. Points:
 ``sample-written`` (worker, a shard half written), ``shard-done`` (worker, a shard and its
-manifest committed), ``report`` (parent, after the shards, before the report).
+manifest committed), ``shard-uploaded`` (worker, a URL output's shard uploaded, its
+manifest not yet), ``report`` (parent, after the shards, before the report).
 Unset, as it always is outside the tests, ``fault_point`` does nothing.
 """
 

@@ -63,10 +63,11 @@ def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bo
         return False
     stats, split = info.stats, cfg.source.split
     header = layout.card_header(split, info)
+    where = cfg.output.dir  # a URL output.dir as given, not its staging directory
     loading = f"""
 ```python
 from pipeline import read                    # image uint8 HxWx3, depth float32 metres
-for image, depth, meta in read.load("{root}"):
+for image, depth, meta in read.load("{where}"):
     ...
 ```
 """
@@ -74,7 +75,7 @@ for image, depth, meta in read.load("{root}"):
         loading += f"""
 ```python
 import datasets
-ds = datasets.load_dataset("{root}", split="{split}")
+ds = datasets.load_dataset("{where}", split="{split}")
 ```
 """
     text = f"""{header}

@@ -7,7 +7,6 @@ for one slice of a sliced run, ``merge.write_slice``.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -17,9 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.config import paths
+from pipeline.config import paths, urls
 from pipeline.config.schema import Config, to_config
-from pipeline.dataset import claim
+from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
@@ -27,6 +26,7 @@ from pipeline.dataset.shards import Placement, ShardTask
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.run import checks, pool
+from pipeline.run.cpus import available_cpus
 from pipeline.run.crash import step
 from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
@@ -40,7 +40,7 @@ class RunResult:
     ``skipped`` and ``shards`` count the whole dataset; ``new`` the samples (written or
     skipped) of the shards this run wrote, the rest were kept from an earlier run."""
 
-    out_dir: Path
+    out_dir: Path | str  # a URL output.dir as given
     written: int
     skipped: int
     shards: int
@@ -67,10 +67,14 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     checks.validate(cfg)
     check_slice_options(cfg)
     where = getattr(cfg.source, "path", None)
+    if isinstance(where, str) and urls.is_url(where) and urls.is_url(cfg.output.dir):
+        urls.check_apart(cfg.output.dir, where)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
-    layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg.output)
-    paths.check_apart(Path(cfg.output.dir), source.paths())
+    root = store.local_root(cfg.output)
+    layout_for(cfg.output.format, root, cfg.output.prefix).check(cfg.output)
+    if not store.is_url(cfg.output.dir):
+        paths.check_apart(root, source.paths())
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)
@@ -86,12 +90,21 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     return source, n_inputs
 
 
-def available_cpus() -> int:
-    """Cores this process may use: a SLURM/cgroup CPU set, not the whole node."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _target(config: Config) -> store.Remote | None:
+    """Resolve ``output.dir``: a local path (``~`` expanded), or a URL whose filesystem
+    must be installed, with its staging directory set for the workers."""
+    remote = store.remote_of(config.output)
+    if remote is None:
+        config.output.dir = str(paths.output_dir(store.local_path(config.output.dir)))
+        return None
+    remote.fs  # noqa: B018  (one line now if nothing here serves the URL)
+    if config.shard.num_shards > 1:
+        raise PipelineError(
+            f"output.dir={remote.url}: sliced runs (shard.num_shards > 1) write to a shared "
+            f"local or network directory; a URL output.dir takes one run of all the shards"
+        )
+    config.output.staging_dir = str(staging.directory(remote, config.output.staging_dir))
+    return remote
 
 
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
@@ -102,7 +115,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     started = time.perf_counter()
     mark("run")
     config = to_config(cfg)
-    config.output.dir = str(paths.output_dir(config.output.dir))
+    remote = _target(config)
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
@@ -111,14 +124,18 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     step("augmenting the first sample")
     pool.check_first(config, config_hash(config), tasks, workers, source)
     mark("prepared")
-    root = Path(config.output.dir)
+    root = store.local_root(config.output)
     layout = layout_for(config.output.format, root, config.output.prefix)
     done: dict[str, ShardManifest] = {}
     fresh: list[ShardResult] = []
     with pool.sigterm_interrupts():
         try:
-            step(f"claiming output.dir={root}")
-            with claim.claimed(root, config, layout, tasks, source) as held:
+            step(f"claiming output.dir={config.output.dir}")
+            with (
+                staging.staged(remote, root) as mirror,
+                claim.claimed(root, config, layout, tasks, source, mirror.has) as held,
+            ):
+                mirror.claimed()
                 done = held.done
                 todo = [t for t in tasks if t.name not in done]
                 step("writing the shards")
@@ -151,6 +168,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     running = pool.current()
                     executor = running.executor() if running is not None else None
                     publish(root, config, manifests, info, started, source, executor)
+                    mirror.published()
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts
@@ -159,7 +177,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     new_written = sum(len(r.manifest.samples) for r in fresh)
     new_skipped = sum(len(r.manifest.skipped) for r in fresh)
     return RunResult(
-        root,
+        Path(config.output.dir) if remote is None else remote.url,
         counts.written,
         counts.skipped,
         len(manifests),
@@ -200,7 +218,7 @@ def _execute(
         bar.close()
         return bar.seconds()
     except BaseException as exc:
-        root = Path(cfg.output.dir)
+        root = store.local_root(cfg.output)
         claim.clean_temporaries(root, layout, [t.name for t in todo])
         recorded = {r.manifest.shard for r in fresh}
         claim.drop_unrecorded(root, layout, [t.name for t in todo if t.name not in recorded])

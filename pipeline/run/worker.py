@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
-from pathlib import Path
 
 from pipeline.augment.augmenter import Augmenter
+from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
     InvalidPixels,
@@ -51,6 +51,10 @@ class Filling:
     timings: StageTimes
 
 
+def _uploaded() -> None:
+    fault_point("shard-uploaded")
+
+
 class ShardProcessor:
     """Per-process state: the source, the augmenter and the output layout."""
 
@@ -61,7 +65,8 @@ class ShardProcessor:
         self.augment = Augmenter(job.augment)
         self.output = job.output
         self.depth_scale = codecs.depth_encoding(job.output).scale
-        self.root = Path(job.output.dir)
+        self.root = store.local_root(job.output)  # a URL's staging directory
+        self.remote = store.remote_of(job.output)
         self.layout = layout_for(job.output.format, self.root, job.output.prefix)
         self.placement = job.placement
         self.skip_errors = job.on_error == "skip"
@@ -160,7 +165,11 @@ class ShardProcessor:
             shard.writer.abort()
             raise
         with self._writing(f"the manifest of shard {task.name}"):
-            atomic_write(ShardManifest.path(self.root, task.name), manifest.encode())
+            path = ShardManifest.path(self.root, task.name)
+            atomic_write(path, manifest.encode())
+            if self.remote is not None:  # upload the shard, then its manifest
+                rel = path.relative_to(self.root).as_posix()
+                self.remote.publish_shard(self.root, manifest.files, rel, _uploaded)
         shard.timings.write += time.perf_counter() - t0
         fault_point("shard-done")
         mark("committed", task.name)
@@ -172,7 +181,7 @@ class ShardProcessor:
         try:
             yield
         except OSError as exc:
-            raise write_error(exc, what, self.root) from None
+            raise write_error(exc, what, self.output.dir) from None
 
     def _fill(
         self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes

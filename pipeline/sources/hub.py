@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import urls
 from pipeline.config.sources import HubConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Origin, Sample
@@ -25,7 +26,7 @@ from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
 from pipeline.sources.hub_errors import explain as _explain
 from pipeline.sources.hub_errors import refuse_partial as _refuse_partial
-from pipeline.sources.parquet import ParquetRows, plain_split_files
+from pipeline.sources.parquet import ParquetRows, plain_split_files, plain_split_files_at
 
 ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
 _COMMIT = re.compile(r"@([0-9a-f]{40})/")
@@ -50,6 +51,7 @@ class HubSource(Source):
             )
         self.cfg = cfg
         self.local = Path(cfg.path).exists()
+        self.at_url = urls.is_url(cfg.path)  # a directory of parquet in an object store
         self.data_files: list[str] = []
         self.fingerprint: str | None = None
         self.parquet: ParquetRows | None = None
@@ -93,9 +95,18 @@ class HubSource(Source):
     def _plain_parquet(self) -> bool:
         """A local directory of plain split files: read in place without ``datasets``."""
         c = self.cfg
-        if c.streaming or c.name or c.data_files or not self.local:
+        if c.streaming or c.name or c.data_files or not (self.local or self.at_url):
             return False
-        files = plain_split_files(Path(c.path), c.split)
+        if self.at_url:
+            files = plain_split_files_at(c.path, c.split)
+            if files is None:
+                raise PipelineError(
+                    f"source.path={c.path}: no {c.split}.parquet or "
+                    f"{c.split}-NNNNN-of-NNNNN.parquet files there (at its top or in data/); "
+                    f"a URL source reads plain split files only"
+                )
+        else:
+            files = plain_split_files(Path(c.path), c.split)
         if files is None:
             return False
         self.data_files = files
@@ -195,7 +206,10 @@ class HubSource(Source):
         listing = hashlib.sha256()
         for f in self.data_files:
             p = Path(f)
-            stamp = f"{p.stat().st_size}|{p.stat().st_mtime_ns}" if p.is_file() else ""
+            if urls.is_url(f):
+                stamp = urls.stamp(f)
+            else:
+                stamp = f"{p.stat().st_size}|{p.stat().st_mtime_ns}" if p.is_file() else ""
             listing.update(f"{f}\0{stamp}\n".encode())
         commits = sorted({m.group(1) for f in self.data_files if (m := _COMMIT.search(f))})
         return {
@@ -235,7 +249,8 @@ class HubSource(Source):
     def _sample(self, index: int, row: dict[str, Any]) -> Sample | SampleError:
         c = self.cfg
         key = f"{c.split}/{index:06d}"
-        where = f"{Path(c.path).name if self.local else c.path}[{c.split}][{index}]"
+        name = Path(c.path).name if self.local else c.path.rstrip("/").rsplit("/", 1)[-1]
+        where = f"{name if self.local or self.at_url else c.path}[{c.split}][{index}]"
         try:
             image = to_array(row[c.columns.image], key, f"{where}.{c.columns.image}")
             depth = to_array(row[c.columns.depth], key, f"{where}.{c.columns.depth}")

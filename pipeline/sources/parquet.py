@@ -1,5 +1,7 @@
-"""Local parquet files read in place: random access by row, bounded memory, no Arrow-cache
-copy of the split (used by the hub source).
+"""Parquet files read in place: random access by row, bounded memory, no Arrow-cache
+copy of the split (used by the hub source). Local files are memory-mapped; files at a URL
+(``s3://bucket/nyu/``, any fsspec URL) are read through ranged reads (the footer, then
+the row groups a shard needs), never downloaded whole.
 
 Rows are streamed in small batches from the memory-mapped file rather than read a whole
 row group at a time: a row group of images is ~100 MB (57 rows of 640x480 photos) and a
@@ -16,6 +18,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pipeline.config import urls
 
 BATCH_ROWS = 8  # rows decoded from parquet at a time: ~14 MB of 640x480 PNG + float TIFF
 # The file names `datasets` gives a split without any configuration (its exact split names,
@@ -44,6 +48,29 @@ def plain_split_files(directory: Path, split: str) -> list[str] | None:
     return [str(directory.resolve() / n) for n in mine] or None
 
 
+def plain_split_files_at(url: str, split: str) -> list[str] | None:
+    """``plain_split_files`` for a "directory" URL in an object store."""
+    fs = urls.filesystem(url, key="source.path")
+
+    def visible(at: str) -> dict[str, str]:
+        if not fs.isdir(at):
+            return {}
+        found = {fs.unstrip_protocol(p).rsplit("/", 1)[-1]: fs.unstrip_protocol(p)
+                 for p in fs.ls(at, detail=False)}  # fmt: skip
+        return {n: full for n, full in found.items() if n and not n.startswith(".")}
+
+    names = visible(url)
+    if list(names) == ["data"]:
+        names = visible(names["data"])
+    matches = [PLAIN_NAME.fullmatch(n) for n in sorted(names)]
+    if not names or not all(matches):
+        return None
+    if len({m.group(2) is None for m in matches if m}) > 1:
+        return None
+    mine = sorted(m.group(0) for m in matches if m and m.group(1) == split)
+    return [names[n] for n in mine] or None
+
+
 def _visible(directory: Path) -> list[str]:
     if not directory.is_dir():
         return []
@@ -62,10 +89,12 @@ class ParquetRows:
         row = 0
         names = []
         for fi, f in enumerate(files):
-            handle = pq.ParquetFile(f)
+            handle = pq.ParquetFile(_source(f))
             meta = handle.metadata
             # name, size and footer identify the content without reading the row data
-            digest.update(f"{Path(f).name}|{Path(f).stat().st_size}|{meta.num_rows}|".encode())
+            name, size = (f.rsplit("/", 1)[-1], urls.stamp(f)) if urls.is_url(f) else (
+                Path(f).name, Path(f).stat().st_size)  # fmt: skip
+            digest.update(f"{name}|{size}|{meta.num_rows}|".encode())
             # the schema's text without its first line (which holds the object's address)
             digest.update(str(meta.schema).split("\n", 1)[-1].encode())
             for g in range(meta.num_row_groups):
@@ -88,7 +117,8 @@ class ParquetRows:
         import pyarrow.parquet as pq
 
         if index not in open_files:
-            open_files[index] = pq.ParquetFile(self.files[index], memory_map=True, pre_buffer=False)
+            f = self.files[index]
+            open_files[index] = pq.ParquetFile(_source(f), memory_map=True, pre_buffer=False)
         return open_files[index]
 
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
@@ -114,3 +144,8 @@ class ParquetRows:
                 at += size
                 if at >= hi:
                     break
+
+
+def _source(f: str) -> Any:
+    """A local path as is (pyarrow maps it), a URL as a ranged-read stream."""
+    return urls.open_url(f, 1 << 20) if urls.is_url(f) else f

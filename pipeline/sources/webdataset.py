@@ -6,8 +6,11 @@ first '.' of its base name, as in the webdataset library): ``{key}.png|jpg`` plu
 from ``{key}.json`` when that member has one (``columns.camera``); 16-bit PNG depth this
 tool wrote is read as metres through that record's ``depth_scale`` (while
 ``source.depth_scale`` is left at 1). ``source.path`` is a tar file, a directory of tars
-or a glob. Opening indexes the member headers only
-(offsets, no data); samples are read by seeking, so any worker can start anywhere.
+or a glob, local or at a URL (``s3://bucket/shards/``, any fsspec URL). Opening indexes
+the member headers only (offsets, no data); samples are read by seeking, so any worker can
+start anywhere. A tar in an object store is read the same way through ranged reads: the
+headers in small ranges, the samples a few MB at a time, never the whole tar first; its
+size and ETag identify it for resume.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from pipeline.config import urls
 from pipeline.config.sources import WebdatasetConfig
 from pipeline.encode import codecs
 from pipeline.errors import PipelineError, SampleError
@@ -72,12 +76,15 @@ class WebdatasetSource(Source):
     def identity(self) -> dict[str, object]:
         listing = hashlib.sha256()
         for tar in self.tars:
-            st = tar.stat()
-            listing.update(f"{tar.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            if isinstance(tar, str):
+                listing.update(f"{tar}\0{urls.stamp(tar)}\n".encode())
+            else:
+                st = tar.stat()
+                listing.update(f"{tar.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return {
             "kind": "webdataset",
             "path": self.cfg.path,
-            "tars": [str(t.resolve()) for t in self.tars][:1000],
+            "tars": [_where(t) for t in self.tars][:1000],
             "num_tars": len(self.tars),
             "num_samples": len(self.entries),
             "fingerprint": listing.hexdigest(),
@@ -101,7 +108,7 @@ class WebdatasetSource(Source):
                 handle[1].close()
 
     def _read(self, fh: BinaryIO, entry: _Entry, key: str) -> Sample:
-        where = f"{self.tars[entry.tar].name}:{entry.key}"
+        where = f"{_name(self.tars[entry.tar])}:{entry.key}"
 
         def field(exts: list[str], what: str) -> tuple[str, bytes]:
             for ext in exts:
@@ -153,12 +160,28 @@ class WebdatasetSource(Source):
         return (depth.astype(np.float32) / np.float32(scale)).astype(np.float32)
 
 
-def _open(tar: Path) -> BinaryIO:
+# A tar: a local path, or the URL of an object (read in ranges through fsspec).
+Tar = Path | str
+HEADER_RANGE = 64 << 10  # indexing a remote tar reads ranges this small around each header
+
+
+def _name(tar: Tar) -> str:
+    return tar.rsplit("/", 1)[-1] if isinstance(tar, str) else tar.name
+
+
+def _where(tar: Tar) -> str:
+    return tar if isinstance(tar, str) else str(tar.resolve())
+
+
+def _open(tar: Tar, block_size: int = 4 << 20) -> BinaryIO:
     """The tar as a seekable byte stream (gzip-compressed tars are decompressed on the fly)."""
-    return gzip.open(tar, "rb") if tar.name.endswith((".gz", ".tgz")) else open(tar, "rb")
+    raw = urls.open_url(tar, block_size) if isinstance(tar, str) else open(tar, "rb")
+    return gzip.open(raw, "rb") if _name(tar).endswith((".gz", ".tgz")) else raw
 
 
-def _list_tars(spec: str) -> list[Path]:
+def _list_tars(spec: str) -> list[Tar]:
+    if urls.is_url(spec):
+        return list(urls.find(spec, TAR_SUFFIXES))
     path = Path(spec)
     if path.is_dir():
         found = [p for p in path.iterdir() if p.name.endswith(TAR_SUFFIXES)]
@@ -169,11 +192,11 @@ def _list_tars(spec: str) -> list[Path]:
     return sorted(found, key=lambda p: str(p))
 
 
-def _index(tar: Path, number: int) -> list[_Entry]:
+def _index(tar: Tar, number: int) -> list[_Entry]:
     """Group member headers into samples (consecutive members with the same key)."""
     entries: list[_Entry] = []
     try:
-        with tarfile.open(tar) as tf:
+        with _open(tar, HEADER_RANGE) as fh, tarfile.open(fileobj=fh) as tf:
             for info in tf:
                 if not info.isfile():
                     continue

@@ -1,0 +1,210 @@
+"""Datasets in an object store: ``output.dir=s3://...`` against a real S3-protocol server
+on the loopback (moto, fixture ``s3``), reached through s3fs over HTTP as AWS would be.
+
+What is checked is what a user relies on: the objects equal a local run's files byte for
+byte, ``read.load`` reads them back, a killed run resumes to the identical dataset, a
+second writer is refused, overwrite deletes only the dataset's own objects, and a URL
+nobody here can serve is one line (never a local directory named ``s3:``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, SMALL, make_cfg
+
+from pipeline import read
+from pipeline.dataset.store import LOCK_FILE, Remote, RemoteLock
+from pipeline.errors import PipelineError
+from pipeline.run.runner import run
+
+DATA = ["source.num_samples=10", "output.shard_size=2", "report.enabled=false"]
+
+
+def objects(url: str) -> dict[str, bytes]:
+    """Every object under ``url`` (the lock excepted), read with a fresh client."""
+    remote = Remote(url, {"skip_instance_cache": True})
+    return {rel: remote.read_bytes(rel) for rel in remote.listing() if rel != LOCK_FILE}
+
+
+def local_files(root) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith(".depth-pipeline")
+    }
+
+
+def shards_and_manifests(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if k.endswith(".tar") or k.startswith("manifests/")}
+
+
+def cli(out: str, *args: str, fault: str | None = None, env_drop: tuple[str, ...] = ()):
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    env.pop("DEPTH_PIPELINE_FAULT", None)
+    for name in env_drop:
+        env.pop(name, None)
+    if fault:
+        env["DEPTH_PIPELINE_FAULT"] = fault
+    argv = [sys.executable, "-m", "pipeline", *SMALL, *DATA, f"output.dir={out}", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """The same dataset written to local disk: the files every s3 run must equal."""
+    out = tmp_path_factory.mktemp("local") / "ds"
+    run(make_cfg(out, *DATA, "runtime.workers=1"))
+    return out, shards_and_manifests(local_files(out))
+
+
+def test_s3_run_equals_local_run_and_reads_back(s3, local_reference, tmp_path):
+    local, reference = local_reference
+    url = f"{s3}/nyu_aug"
+    result = run(make_cfg(url, *DATA, "runtime.workers=2", "report.enabled=true"))
+    assert result.out_dir == url and result.written == 10
+    got = objects(url)
+    assert shards_and_manifests(got) == reference  # shards and manifests, byte for byte
+    digests = {
+        rel: sha
+        for m in (json.loads(v) for k, v in got.items() if k.startswith("manifests/train"))
+        for rel, sha in m["files"].items()
+    }
+    assert all(hashlib.sha256(got[rel]).hexdigest() == sha for rel, sha in digests.items())
+    info = json.loads(got["dataset_info.json"])
+    assert info["config"]["output"]["dir"] == url
+    assert "README.md" in got and "report/index.html" in got
+    assert f'read.load("{url}")' in got["README.md"].decode()
+    assert not any(".tmp-" in rel for rel in got)
+    assert not (ROOT / "s3:").exists() and not (tmp_path / "s3:").exists()
+
+    remote_samples = list(read.load(url))
+    local_samples = list(read.load(local))
+    assert len(remote_samples) == len(local_samples) == 10
+    for (ri, rd, rm), (li, ld, lm) in zip(remote_samples, local_samples):
+        assert np.array_equal(ri, li) and np.array_equal(rd, ld) and rm == lm
+
+
+def test_kill9_during_upload_then_same_command_gives_the_identical_dataset(s3, local_reference):
+    _, reference = local_reference
+    url = f"{s3}/ds"
+    # inline (workers=1): the run's own process dies between a shard and its manifest,
+    # holding the lock; the same command takes the dead run's lock over and resumes
+    killed = cli(url, "runtime.workers=1", fault="shard-uploaded@2")
+    assert killed.returncode == -signal.SIGKILL
+    left = objects(url)
+    assert "dataset_info.json" not in left
+    assert "train-000001.tar" in left and "manifests/train-000001.json" not in left
+    assert Remote(url).fs.exists(f"{url}/{LOCK_FILE}")  # the dead run's lock
+
+    resumed = cli(url, "runtime.workers=1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("wrote 8 samples"), resumed.stdout  # no library logs
+    assert "kept 2 from an earlier run in 1 shard" in resumed.stdout
+    assert shards_and_manifests(objects(url)) == reference
+    assert not Remote(url).fs.exists(f"{url}/{LOCK_FILE}")
+
+
+def test_a_second_writer_is_refused_by_the_conditional_create(s3):
+    url = f"{s3}/ds"
+    holder = RemoteLock.acquire(Remote(url))  # a live writer (this process)
+    try:
+        with pytest.raises(PipelineError, match="in use by another depth-pipeline run"):
+            RemoteLock.acquire(Remote(url))  # If-None-Match: * answered 412
+        second = cli(url)
+        assert second.returncode == 2
+        line = second.stderr.strip()
+        assert "\n" not in line and f"pid {os.getpid()}" in line, second.stderr
+        assert f"output.dir={url} is in use by another depth-pipeline run" in line
+        assert objects(url) == {}  # the refused run wrote nothing
+    finally:
+        holder.release()
+    assert cli(url).returncode == 0
+
+
+@pytest.mark.slow
+def test_overwrite_deletes_only_the_datasets_own_objects(s3):
+    url = f"{s3}/ds"
+    assert cli(url).returncode == 0
+    remote = Remote(url)
+    remote.fs.pipe_file(f"{url}/notes.txt", b"mine")
+    remote.fs.pipe_file(f"{url}/report/extra/keep.bin", b"mine too")
+    changed = cli(url, "source.num_samples=4", "output.overwrite=true")
+    assert changed.returncode == 0, changed.stderr
+    got = objects(url)
+    assert got["notes.txt"] == b"mine" and got["report/extra/keep.bin"] == b"mine too"
+    tars = sorted(rel for rel in got if rel.endswith(".tar"))
+    assert tars == ["train-000000.tar", "train-000001.tar"]  # the 5-shard dataset is gone
+    assert json.loads(got["dataset_info.json"])["counts"]["written"] == 4
+
+
+@pytest.mark.slow
+def test_a_changed_config_or_foreign_prefix_is_refused_in_one_line(s3):
+    url = f"{s3}/ds"
+    assert cli(url).returncode == 0
+    changed = cli(url, "output.shard_size=3")
+    assert changed.returncode == 2
+    assert f"output.dir={url} holds a dataset made with a different config" in changed.stderr
+    assert "depth-pipeline-staging" not in changed.stderr
+
+    foreign = f"{s3}/theirs"
+    Remote(foreign).fs.pipe_file(f"{foreign}/data.csv", b"a,b")
+    refused = cli(foreign)
+    assert refused.returncode == 2
+    assert f"output.dir={foreign} is not empty (data.csv)" in refused.stderr
+    assert objects(foreign) == {"data.csv": b"a,b"}
+
+
+@pytest.mark.slow
+def test_the_endpoint_can_come_from_the_config(s3, s3_server):
+    url = f"{s3}/ds"
+    done = cli(url, f"output.endpoint_url={s3_server}", env_drop=("AWS_ENDPOINT_URL",))
+    assert done.returncode == 0, done.stderr
+    assert "dataset_info.json" in objects(url)
+
+
+def test_s3_without_s3fs_is_one_line_naming_the_extra(tmp_path):
+    code = (
+        "import sys; sys.modules['s3fs'] = None\n"  # as if the s3 extra were not installed
+        "from pipeline.app import cli\n"
+        f"sys.argv = ['depth-pipeline', *{SMALL!r}, 'output.dir=s3://bucket/nyu_aug']\n"
+        "cli()\n"
+    )
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: output.dir=s3://bucket/nyu_aug: s3:// needs s3fs, which is not installed; "
+        "pip install 'depth-pipeline[s3]'"
+    )
+    assert not [p for p in tmp_path.rglob("*") if "s3:" in p.name]  # no local dir "s3:"
+
+
+def test_a_missing_bucket_or_an_overlapping_source_is_one_line(s3, tmp_path):
+    with pytest.raises(PipelineError) as missing:
+        run(make_cfg("s3://no-such-bucket-23/ds", *DATA, "runtime.workers=1"))
+    assert str(missing.value).startswith("output.dir=s3://no-such-bucket-23/ds: cannot write there")
+    assert "\n" not in str(missing.value)
+    with pytest.raises(PipelineError, match=r"overlaps the source \(s3://"):
+        run(make_cfg(f"{s3}/tars/out", "source=webdataset", f"source.path={s3}/tars"))
+
+
+@pytest.mark.parametrize("command", ["depth-pipeline-report", "depth-pipeline-merge"])
+def test_the_local_only_commands_refuse_a_url_in_one_line(tmp_path, command):
+    exe = os.path.join(os.path.dirname(sys.executable), command)
+    proc = subprocess.run([exe, "s3://bucket/ds"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {command} works on a local dataset directory, not s3://bucket/ds; a dataset "
+        f"in an object store is read with pipeline.read.load(url)"
+    )
+    assert list(tmp_path.iterdir()) == []  # no local directory named s3:
