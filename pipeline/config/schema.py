@@ -25,7 +25,7 @@ from pipeline.config.choices import (
     OutputOrder,
     TiffCompression,
 )
-from pipeline.config.sources import SOURCE_SCHEMAS, SourceConfig
+from pipeline.config.sources import SOURCE_SCHEMAS, MixConfig, SourceConfig
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
 
@@ -233,6 +233,9 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         base = OmegaConf.structured(Config)
         base.source = OmegaConf.structured(schema)
         obj = OmegaConf.to_object(OmegaConf.merge(base, plain))
+        assert isinstance(obj, Config)
+        if isinstance(obj.source, MixConfig):
+            _type_parts(obj.source, obj.output.shard_size)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or "config"
         msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
@@ -240,6 +243,42 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
     assert isinstance(obj, Config)
     _derive_defaults(obj)
     return obj
+
+
+def _type_parts(mix: MixConfig, shard_size: int) -> None:
+    """Each part's ``source`` mapping merged onto its kind's schema (a key that kind does
+    not have is refused, named ``source.parts.<name>.source.<key>``), the part's depth
+    range over the source's, and the shard size the parts are interleaved in."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.errors import PipelineError
+
+    mix.shard_size = shard_size
+    for name, part in mix.parts.items():
+        where = f"source.parts.{name}.source"
+        src = part.source
+        if isinstance(src, SourceConfig):
+            continue
+        kind = src.get("kind") if isinstance(src, dict) else None
+        schema = SOURCE_SCHEMAS.get(kind) if isinstance(kind, str) else None
+        if schema is None or schema is MixConfig:
+            kinds = ", ".join(k for k in SOURCE_SCHEMAS if k != "mix")
+            raise PipelineError(
+                f"{where}.kind={kind!r}: a part needs a source mapping whose kind is one of "
+                f"{kinds} (e.g. +source@source.parts.{name}.source=kitti)"
+            )
+        try:
+            typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), src))
+        except OmegaConfBaseException as exc:
+            key = getattr(exc, "full_key", "") or ""
+            msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
+            raise PipelineError(f"{where}{'.' + key if key else ''}: {msg}") from None
+        assert isinstance(typed, SourceConfig)
+        if part.depth.min is not None:
+            typed.depth.min = part.depth.min
+        if part.depth.max is not None:
+            typed.depth.max = part.depth.max
+        part.source = typed
 
 
 def _derive_defaults(cfg: Config) -> None:

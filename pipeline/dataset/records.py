@@ -63,13 +63,15 @@ class SampleRecord(Plain):
     params: dict[str, Any]
     camera: CameraRecord | None = None
     source_key: str = ""
+    dataset: str = ""
+    data_type: str = ""
 
     @classmethod
     def of(cls, record: Record, shape: list[int], invalid_fraction: float) -> SampleRecord:
         a = record.augment
         return cls(
             record.key, a.index, a.copy, shape, invalid_fraction, dict(a.params),
-            record.camera, record.source.key,
+            record.camera, record.source.key, record.dataset, record.data_type,
         )  # fmt: skip
 
     @classmethod

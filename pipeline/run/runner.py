@@ -69,6 +69,8 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     where = getattr(cfg.source, "path", None)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
+    for line in source.describe():
+        print(line, flush=True)
     layout_for(cfg.output.format, Path(cfg.output.dir), cfg.output.prefix).check(cfg.output)
     paths.check_apart(Path(cfg.output.dir), source.paths())
     n_inputs = len(source)

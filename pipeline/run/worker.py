@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
-from pipeline.augment.augmenter import Augmenter
+from pipeline.augment.parts import augmenter_for
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
     InvalidPixels,
@@ -58,7 +58,7 @@ class ShardProcessor:
         self.config_hash = job.config_hash
         self.source_cfg = job.source_cfg
         self.source = job.source if job.source is not None else open_source(job.source_cfg)
-        self.augment = Augmenter(job.augment)
+        self.augment = augmenter_for(job.augment, job.source_cfg)
         self.output = job.output
         self.depth_scale = codecs.depth_scale(job.output)
         self.root = Path(job.output.dir)
