@@ -16,7 +16,7 @@ This module needs neither webdataset nor ``datasets``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,22 @@ from pipeline.encode import record as metadata
 DEPTH_MEMBERS = ("depth.tiff", "depth.tif", "depth.png")
 
 
-def load(root: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-    """Every sample of the finished dataset in ``root``, in order, decoded."""
+def load(
+    root: str | Path, parts: Iterable[str] | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """Every sample of the finished dataset in ``root``, in order, decoded; with
+    ``parts``, only the samples of those parts of a mixture (their ``dataset``)."""
     root = Path(root)
     info = DatasetInfo.read(root)
     output = info.config["output"]
     layout = layout_for(output["format"], root, output["prefix"])
+    wanted = None if parts is None else set(parts)
     for manifest in info.manifests(root):
+        if wanted is not None and not any(s.dataset in wanted for s in manifest.samples):
+            continue
         for _, image, depth, record in layout.samples(manifest):
-            yield image, depth, metadata.parse(record)
+            if wanted is None or record.get("dataset", "") in wanted:
+                yield image, depth, metadata.parse(record)
 
 
 def shards(root: str | Path) -> list[str]:
