@@ -136,7 +136,7 @@ def test_mixture_counts_shards_tags_and_frames(parts, mixed, capsys):
     assert sum(k.endswith("_r2") for k in nyu_keys) == 1
     crops = {json.loads(m["augment"]["params"])["crop"]["crop_coords"][0] for m in metas}
     assert len(crops) > 10
-    for (_, key, members), meta in zip(samples, metas):
+    for (_, _, members), meta in zip(samples, metas):
         depth = tifffile.imread(io.BytesIO(members["depth.tiff"]))
         image = np.asarray(Image.open(io.BytesIO(members["png"])))
         assert image.shape[:2] == depth.shape
@@ -225,7 +225,7 @@ def test_canonical_camera(parts, tmp_path, mode):
     run(make_cfg(out, *mix_args(root, *extra, "source.num_samples=6")))
     loaded = list(read.load(out))
     assert {m["dataset"] for _, _, m in loaded} == {"nyu", "kitti"}
-    for image, depth, meta in loaded:
+    for _, depth, meta in loaded:
         cam = meta["camera"]
         src_depth, (fx, _, _, _) = frame_of(meta, nyu, kitti)
         ratio = meta["augment"]["params"]["canonical"]["ratio"]
