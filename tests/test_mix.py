@@ -250,3 +250,27 @@ def test_bad_mixtures_are_one_line(parts, tmp_path):
         args = mix_args(root, "source.parts.kitti.augment.transforms.crop.height=400")
         run(make_cfg(tmp_path / "c", *args))
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").glob("*.tar"))
+
+
+def test_report_per_part_matches_the_parts_alone(parts, tmp_path):
+    """Each input once, no augmentation: the mixture's per-part statistics are those of
+    each part written alone; the report draws each part in its own colour range."""
+    root = parts[0]
+    plain = ["augment=none", "runtime.workers=1", "output.shard_size=4"]
+    out = tmp_path / "mix"
+    args = [a for a in mix_args(root) if "weight" not in a and "augment@" not in a]
+    args = [a for a in args if not a.startswith(("source.num_samples", "report.", "output."))]
+    run(make_cfg(out, *args, *plain, "report.plots=[parts,collage]", small=False))
+    mixed = json.loads((out / "report" / "stats.json").read_text())["parts"]
+    assert {k: v["samples"] for k, v in mixed.items()} == {"nyu": 7, "kitti": 4}
+    for name, preset in (("nyu", "nyu_parquet"), ("kitti", "kitti")):
+        alone = tmp_path / name
+        single = [f"source={preset}", f"source.path={root / name}", "report.plots=[collage]"]
+        run(make_cfg(alone, *single, *plain, small=False))
+        own = json.loads((alone / "report" / "stats.json").read_text())
+        for key in ("depth_min", "depth_max", "depth_percentiles", "rgb_mean", "invalid_fraction"):
+            assert mixed[name][key] == own[key], (name, key)
+    page = (out / "report" / "index.html").read_text()
+    assert "Parts of the mixture" in page and "parts.png" in page
+    picture = np.asarray(Image.open(out / "report" / "parts.png"))
+    assert picture.ndim == 3 and picture.shape[0] > 200

@@ -86,6 +86,21 @@ def _collage(ctx: Context) -> Task | None:
     )
 
 
+def _parts(ctx: Context) -> Task | None:
+    from pipeline.report.collages import Style
+
+    grids = []
+    for name, chosen in ctx.part_chosen.items():
+        shown = [s for s in chosen if s.key in ctx.shown]
+        if shown:
+            rng = ctx.part_range(name)
+            style = Style.of(ctx.cfg.report, rng)
+            title = f"{name} ({shown[0].data_type}): image | depth, {rng.span}"
+            grids.append(([_cell(ctx.shown[s.key]) for s in shown], [s.key for s in shown],
+                          ctx.cfg.report.cols, style, title))  # fmt: skip
+    return Task(f"{COLLAGES}:stacked", (grids,)) if grids else None
+
+
 def _before_after(ctx: Context) -> Task | None:
     order = list(ctx.cfg.augment.transforms)
     rows, reasons = [], set()
@@ -188,6 +203,16 @@ PICTURES: dict[str, Picture] = {
             ),
             _collage,
             lambda c: bool(c.chosen),
+        ),
+        Picture(
+            "parts",
+            "Samples",
+            lambda c: (
+                f"each part of the mixture in its own colour range ({c.cfg.report.colormap}, "
+                f"the part's 1st-99th percentile; invalid = {c.cfg.report.invalid_color})"
+            ),
+            _parts,
+            lambda c: bool(c.part_chosen),
         ),
         Picture(
             "before_after",

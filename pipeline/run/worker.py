@@ -153,6 +153,7 @@ class ShardProcessor:
         task, manifest = shard.task, shard.manifest
         mark("commit", task.name)
         t0 = time.perf_counter()
+        manifest.seal()
         try:
             with self._writing(f"shard {task.name}"):
                 manifest.files = shard.writer.commit()
@@ -244,7 +245,7 @@ class ShardProcessor:
         t4 = time.perf_counter()
         manifest.invalid_pixels.png16_too_far += encoded.too_far
         manifest.invalid_pixels.png16_too_near += encoded.too_near
-        frac = manifest.stats.add_output(out.image, encoded.depth)
+        frac = manifest.stats_for(out.origin.dataset).add_output(out.image, encoded.depth)
         timings.augment += t2 - t1
         timings.encode += t3 - t2
         timings.write += t4 - t3
