@@ -326,6 +326,50 @@ def check_cam_in(s: Session, namespace: dict, printed: str) -> None:
     ]
 
 
+# ---- mixtures -------------------------------------------------------------------------
+
+NK = [
+    "depth-pipeline",
+    "source=nyu_kitti",
+    "source.parts.nyu.source.path=/data/nyu_depth_v2",
+    "source.parts.kitti.source.path=/data/kitti",
+    "source.num_samples=12",
+]
+
+
+def check_nk(s: Session, outs: list[Outcome]) -> None:
+    """NYU and KITTI 1:1, each part in its own crop, every sample tagged."""
+    got = samples(outs[0], 12)
+    parts = {x.meta["dataset"]: set() for x in got}
+    for x in got:
+        parts[x.meta["dataset"]].add((x.image.shape[:2], x.meta["data_type"]))
+    assert parts == {"nyu": {((416, 544), "dense")}, "kitti": {((352, 704), "lidar")}}
+
+
+def check_nk_plan(s: Session, item: Item) -> None:
+    """The plan the NK command prints before its run."""
+    s.data()
+    argv = [s.substitute(w) for w in NK]
+    o = s.call([*argv, "output.dir=outputs/datasets/nk_plan", "report.enabled=false"])
+    assert o.code == 0, o.err
+    assert item.text.strip().splitlines() == o.out.strip().splitlines()[:3]
+
+
+def check_nk_yaml(s: Session, item: Item) -> None:
+    """The YAML shown is the preset's (its comments aside)."""
+    assert yaml.safe_load(item.text) == yaml.safe_load(
+        (ROOT / "conf/source/nyu_kitti.yaml").read_text()
+    )
+
+
+def check_canonical_mix(s: Session, outs: list[Outcome]) -> None:
+    """0.7 / 0.3, fx = 1000 for every sample, the tag in Metric3D's records."""
+    (out,) = outs[0].written()
+    records = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert sorted(r["dataset"] for r in records) == ["kitti"] * 3 + ["nyu"] * 7
+    assert {r["cam_in"][0] for r in records} == {1000.0}
+
+
 # ---- the reader's own data: small datasets in the real layouts and frame sizes -----------
 
 
@@ -554,6 +598,15 @@ COMMANDS: dict[str, Spec] = {
     "+augment.transforms.canon.mode=depth +augment.transforms.canon.focal=1000": Spec(
         check_canonical_camera
     ),
+    " ".join([*NK, "output.dir=outputs/datasets/nk"]): Spec(check_nk),
+    "depth-pipeline source=mix +source@source.parts.nyu.source=nyu_parquet "
+    "source.parts.nyu.source.path=/data/nyu_depth_v2 +augment@source.parts.nyu.augment=nyu "
+    "source.parts.nyu.weight=0.7 +source@source.parts.kitti.source=kitti "
+    "source.parts.kitti.source.path=/data/kitti +augment@source.parts.kitti.augment=kitti "
+    "source.parts.kitti.weight=0.3 source.parts.kitti.data_type=lidar source.num_samples=10 "
+    "source.canonical.focal=1000 output=filelist output.dir=outputs/datasets/canonical": Spec(
+        check_canonical_mix
+    ),
     "depth-pipeline +augment.transforms.scale._target_=pipeline.transforms.RandomScale "
     "+augment.transforms.scale.mode=divide_depth +augment.transforms.scale.before=crop": Spec(
         check_random_scale
@@ -628,6 +681,8 @@ BLOCKS: dict[tuple[str, str], Callable] = {
     ("Where things go", ""): check_summary,
     ("Cameras", "json"): check_camera_json,
     ("Benchmark", ""): bench_output,
+    ("Mixtures", ""): check_nk_plan,
+    ("Mixtures", "yaml"): check_nk_yaml,
 }
 # Extra checks of Python blocks, by first line; every Python block runs (check_python).
 PYTHON: dict[str, Callable] = {
