@@ -174,15 +174,18 @@ def test_plan_printed_and_resume_and_changed_weight(parts, mixed, tmp_path, caps
         run(make_cfg(mixed, *mix_args(root), "source.parts.nyu.depth.max=5"))
 
 
-def test_slices_merge_to_the_same_bytes(parts, mixed, tmp_path):
-    """A mixture run as two slices and merged equals the single run, shard by shard."""
+def test_slices_and_workers_give_the_same_bytes(parts, mixed, tmp_path):
+    """A mixture run as two slices and merged, or by two worker processes, equals the
+    single inline run, shard by shard."""
     root = parts[0]
+    want = {p.name: p.read_bytes() for p in mixed.glob("*.tar")}
     out = tmp_path / "sliced"
     for k in (1, 0):
         run(make_cfg(out, *mix_args(root), f"shard.index={k}", "shard.num_shards=2"))
-    assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == {
-        p.name: p.read_bytes() for p in mixed.glob("*.tar")
-    }
+    assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
+    out = tmp_path / "pool"
+    run(make_cfg(out, *mix_args(root), "runtime.workers=2"))
+    assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "folder", "filelist"])
@@ -274,3 +277,14 @@ def test_report_per_part_matches_the_parts_alone(parts, tmp_path):
     assert "Parts of the mixture" in page and "parts.png" in page
     picture = np.asarray(Image.open(out / "report" / "parts.png"))
     assert picture.ndim == 3 and picture.shape[0] > 200
+
+
+def test_png16_scale_fits_every_part(parts, tmp_path):
+    """16-bit PNG depth of a mixture with a KITTI part: x256 by default (its far points
+    fit); a range set for the whole mixture instead of per part is refused."""
+    root = parts[0]
+    out = tmp_path / "png16"
+    run(make_cfg(out, *mix_args(root, "output=filelist", "source.num_samples=6")))
+    assert read.depth_scale(out) == 256.0
+    with pytest.raises(PipelineError, match=r"source\.depth\.min/max: a mixture's ranges"):
+        run(make_cfg(tmp_path / "x", *mix_args(root, "source.depth.max=10")))

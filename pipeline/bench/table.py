@@ -133,6 +133,15 @@ def print_report(report: dict[str, Any]) -> None:
             + "  ".join(f"{k} {v * 1000:.1f}" for k, v in per.items())
             + f"  = {total * 1000:.1f}\n"
         )
+    mix = report.get("mixture")
+    if mix:
+        ratio = mix["mixture_per_s"] / max(mix["parts_alone_per_s"], 1e-9)
+        alone = ", ".join(f"{k} {v:.1f}" for k, v in mix["alone"].items())
+        print(
+            f"mixture of {' + '.join(mix['parts'])} ({mix['samples']} samples, each input "
+            f"once): {mix['mixture_per_s']:.1f} samples/s vs {mix['parts_alone_per_s']:.1f} "
+            f"for its parts written alone ({alone}) = {ratio:.0%}\n"
+        )
     render = report["render"]
     per_render = render["seconds"] / render["samples"] * 1000
     print(f"synthetic source render(): {per_render:.1f} ms/sample")

@@ -283,11 +283,24 @@ def _type_parts(mix: MixConfig, shard_size: int) -> None:
 
 def _derive_defaults(cfg: Config) -> None:
     """Fill keys whose default depends on others: the png16 depth scale is the source's
-    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000."""
+    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000;
+    a mixture's is the smallest of its parts'."""
     depth = cfg.output.depth
     if depth.format == "png16" and depth.scale is None:
-        source_scale = cfg.source.scale
-        depth.scale = round(1.0 / source_scale, 6) if 0 < source_scale < 1 else 1000.0
+        depth.scale = min(_png16_scale(s) for s in _sources(cfg.source))
+
+
+def _sources(source: SourceConfig) -> list[SourceConfig]:
+    """The sources a run reads: a mixture's parts, else the one."""
+    if isinstance(source, MixConfig):
+        return [p.source for p in source.parts.values()] or [source]
+    return [source]
+
+
+def _png16_scale(source: SourceConfig) -> float:
+    """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
+    KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
+    return round(1.0 / source.scale, 6) if 0 < source.scale < 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -119,6 +119,11 @@ def _validate_mix(cfg: Config, mix: MixConfig) -> None:
         (mix.num_samples is None or mix.num_samples >= 0, "source.num_samples must be >= 0"),
         (mix.seed >= 0, "source.seed must be >= 0"),
         (
+            mix.depth.min == 0.0 and mix.depth.max is None,
+            "source.depth.min/max: a mixture's ranges are per part; set "
+            "source.parts.<name>.depth.min/max instead",
+        ),
+        (
             mix.canonical.focal is None or mix.canonical.focal > 0,
             "source.canonical.focal must be > 0 pixels (or null for none)",
         ),
