@@ -81,7 +81,8 @@ def prepare(cfg: Config) -> tuple[Source, int]:
             raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
         path = source.identity().get("path")
         where = f" at source.path={path}" if path else ""
-        keys = "source.num_samples" if cfg.source.kind == "synthetic" else "source.path"
+        named = {"synthetic": "source.num_samples", "mix": "source.num_samples and the parts"}
+        keys = named.get(cfg.source.kind, "source.path")
         raise PipelineError(
             f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
         )
