@@ -172,6 +172,7 @@ def mixture(root: Path, parquets: dict[str, str], samples: int, workers: int) ->
     against the same parts written alone: samples/s of the data phase (``data_s``), so
     that the second alone run's start-up does not count against the parts."""
     half = max(samples // 2, 1)
+    (root / "work").mkdir(parents=True, exist_ok=True)
     common = [f"runtime.workers={workers}", "report.enabled=false"]
     alone = {
         name: pipeline_run(
