@@ -173,10 +173,9 @@ def _param_corr(ctx: Context) -> Task:
     return Task(f"{PLOTS}:param_correlation", (ctx.table, ctx.corr, ctx.dpi))
 
 
-def _colors(c: Context) -> str:
-    return (
-        f"{c.cfg.report.colormap}, one range {c.range.span}, invalid = {c.cfg.report.invalid_color}"
-    )
+def _colors(c: Context, scope: str = "") -> str:
+    span = "the part's 1st-99th percentile" if scope == "part" else f"one range {c.range.span}"
+    return f"{c.cfg.report.colormap}, {span}, invalid = {c.cfg.report.invalid_color}"
 
 
 def _camera(ctx: Context) -> Task:
@@ -207,10 +206,7 @@ PICTURES: dict[str, Picture] = {
         Picture(
             "parts",
             "Samples",
-            lambda c: (
-                f"each part of the mixture in its own colour range ({c.cfg.report.colormap}, "
-                f"the part's 1st-99th percentile; invalid = {c.cfg.report.invalid_color})"
-            ),
+            lambda c: f"each part of the mixture in its own colour range ({_colors(c, 'part')})",
             _parts,
             lambda c: bool(c.part_chosen),
         ),
