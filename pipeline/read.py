@@ -24,7 +24,7 @@ This module needs neither webdataset nor ``datasets``.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +41,29 @@ DEPTH_MEMBERS = (*member_exts(), "depth.tif")
 
 
 def load(
-    root: str | Path, storage_options: dict[str, Any] | None = None
+    root: str | Path,
+    parts: Iterable[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
     """Every sample of the finished dataset in ``root`` (a directory or a URL), in order,
-    decoded."""
+    decoded; with ``parts``, only the samples of those parts of a mixture (their
+    ``dataset``)."""
+    wanted = None if parts is None else set(parts)
     if store.is_url(root):
-        yield from _load_url(str(root), storage_options or {})
+        for image, depth, record in _load_url(str(root), storage_options or {}):
+            if wanted is None or record.get("dataset", "") in wanted:
+                yield image, depth, record
         return
     root = Path(store.local_path(str(root)))
     info = DatasetInfo.read(root)
     output = info.config["output"]
     layout = layout_for(output["format"], root, output["prefix"])
     for manifest in info.manifests(root):
+        if wanted is not None and not any(s.dataset in wanted for s in manifest.samples):
+            continue
         for _, image, depth, record in layout.samples(manifest):
-            yield image, depth, metadata.parse(record)
+            if wanted is None or record.get("dataset", "") in wanted:
+                yield image, depth, metadata.parse(record)
 
 
 def _load_url(

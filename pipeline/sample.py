@@ -35,10 +35,13 @@ class Camera:
 @dataclass(frozen=True)
 class Origin:
     """Where a sample comes from: the source ``kind`` and a human-readable ``location``
-    (file, row, tar member; empty for generated data)."""
+    (file, row, tar member; empty for generated data); in a mixture, the part's name
+    (``dataset``) and its ``data_type`` (empty for a single source)."""
 
     kind: str
     location: str = ""
+    dataset: str = ""
+    data_type: str = ""
 
 
 @dataclass

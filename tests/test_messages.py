@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, make_cfg, run_cli
 
 from pipeline.config.choices import OutputFormat, TiffCompression
-from pipeline.config.schema import dirname
+from pipeline.config.dirname import dirname
 from pipeline.dataset.layouts import LAYOUTS
 from pipeline.encode.codecs import TIFF_COMPRESSIONS
 from pipeline.errors import PipelineError

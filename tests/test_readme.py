@@ -337,6 +337,50 @@ def check_training_loop(s: Session, namespace: dict, printed: str) -> None:
     assert namespace["data"].epoch == 1
 
 
+# ---- mixtures -------------------------------------------------------------------------
+
+NK = [
+    "depth-pipeline",
+    "source=nyu_kitti",
+    "source.parts.nyu.source.path=/data/nyu_depth_v2",
+    "source.parts.kitti.source.path=/data/kitti",
+    "source.num_samples=12",
+]
+
+
+def check_nk(s: Session, outs: list[Outcome]) -> None:
+    """NYU and KITTI 1:1, each part in its own crop, every sample tagged."""
+    got = samples(outs[0], 12)
+    parts = {x.meta["dataset"]: set() for x in got}
+    for x in got:
+        parts[x.meta["dataset"]].add((x.image.shape[:2], x.meta["data_type"]))
+    assert parts == {"nyu": {((416, 544), "dense")}, "kitti": {((352, 704), "lidar")}}
+
+
+def check_nk_plan(s: Session, item: Item) -> None:
+    """The plan the NK command prints before its run."""
+    s.data()
+    argv = [s.substitute(w) for w in NK]
+    o = s.call([*argv, "output.dir=outputs/datasets/nk_plan", "report.enabled=false"])
+    assert o.code == 0, o.err
+    assert item.text.strip().splitlines() == o.out.strip().splitlines()[:3]
+
+
+def check_nk_yaml(s: Session, item: Item) -> None:
+    """The YAML shown is the preset's (its comments aside)."""
+    assert yaml.safe_load(item.text) == yaml.safe_load(
+        (ROOT / "conf/source/nyu_kitti.yaml").read_text()
+    )
+
+
+def check_canonical_mix(s: Session, outs: list[Outcome]) -> None:
+    """0.7 / 0.3, fx = 1000 for every sample, the tag in Metric3D's records."""
+    (out,) = outs[0].written()
+    records = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert sorted(r["dataset"] for r in records) == ["kitti"] * 3 + ["nyu"] * 7
+    assert {r["cam_in"][0] for r in records} == {1000.0}
+
+
 # ---- the reader's own data: small datasets in the real layouts and frame sizes -----------
 
 
@@ -565,6 +609,15 @@ COMMANDS: dict[str, Spec] = {
     "+augment.transforms.canon.mode=depth +augment.transforms.canon.focal=1000": Spec(
         check_canonical_camera
     ),
+    " ".join([*NK, "output.dir=outputs/datasets/nk"]): Spec(check_nk),
+    "depth-pipeline source=mix +source@source.parts.nyu.source=nyu_parquet "
+    "source.parts.nyu.source.path=/data/nyu_depth_v2 +augment@source.parts.nyu.augment=nyu "
+    "source.parts.nyu.weight=0.7 +source@source.parts.kitti.source=kitti "
+    "source.parts.kitti.source.path=/data/kitti +augment@source.parts.kitti.augment=kitti "
+    "source.parts.kitti.weight=0.3 source.parts.kitti.data_type=lidar source.num_samples=10 "
+    "source.canonical.focal=1000 output=filelist output.dir=outputs/datasets/canonical": Spec(
+        check_canonical_mix
+    ),
     "depth-pipeline +augment.transforms.scale._target_=pipeline.transforms.RandomScale "
     "+augment.transforms.scale.mode=divide_depth +augment.transforms.scale.before=crop": Spec(
         check_random_scale
@@ -648,6 +701,8 @@ BLOCKS: dict[tuple[str, str], Callable] = {
     ("Where things go", ""): check_summary,
     ("Cameras", "json"): check_camera_json,
     ("Benchmark", ""): bench_output,
+    ("Mixtures", ""): check_nk_plan,
+    ("Mixtures", "yaml"): check_nk_yaml,
 }
 
 
@@ -905,6 +960,7 @@ def test_sliced_runs_merge_as_the_readme_shows(tmp_path):
 NOT_KEYS = {
     "source.num_sample": "the typo of the README's error example",
     "source.dropped_without_depth": "a field of dataset_info.json",
+    "source.plan": "a mixture's plan in dataset_info.json",
 }
 
 
@@ -914,7 +970,7 @@ def test_config_keys_the_readme_names_exist():
     from omegaconf import DictConfig, OmegaConf
 
     from pipeline.config.schema import Config
-    from pipeline.config.sources import SOURCE_SCHEMAS
+    from pipeline.config.sources import SOURCE_SCHEMAS, PartConfig
 
     groups = "source|augment|output|report|runtime|shard"
     named = re.findall(rf"(?<![\w./-])((?:{groups})(?:\.[a-z_]+)+)", README.read_text())
@@ -929,9 +985,16 @@ def test_config_keys_the_readme_names_exist():
             node = node[part]
         return True
 
+    def known(key: str) -> bool:
+        part = re.fullmatch(r"source\.parts\.[a-z_]+\.(.+)", key)  # a mixture's part
+        if part and part.group(1).startswith("source."):
+            return any(has(s, part.group(1)) for s in schemas[1:])
+        if part:
+            return has(OmegaConf.structured(PartConfig), part.group(1))
+        return any(has(s, key) for s in schemas)
+
     unknown = {k for k in named if not k.startswith("augment.transforms.")} - NOT_KEYS.keys()
-    unknown = {k for k in unknown if not any(has(s, k) for s in schemas)}
-    assert not unknown
+    assert not {k for k in unknown if not known(k)}
 
 
 def test_where_things_go_dir_names_are_the_ones_the_tool_makes(session):

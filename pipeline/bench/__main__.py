@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     report["render"] = run_method(root, Path(report["inputs"][kinds[0]]["parquet"]), "render",
                                   "render", 1)  # fmt: skip
+    if len(kinds) > 1:
+        print("mixture ...", flush=True)
+        parquets = {k: report["inputs"][k]["parquet"] for k in kinds}
+        report["mixture"] = runs.mixture(root, parquets, args.samples, workers)
     print("start-up ...", flush=True)
     report["startup"] = {"synthetic": runs.startup(root, [])}
     if "photos" in kinds:

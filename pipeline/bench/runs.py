@@ -165,3 +165,42 @@ def help_time(runs: int = 5) -> dict[str, float]:
         subprocess.run(command("--help"), capture_output=True, check=True)
         times.append(time.perf_counter() - t0)
     return {"min_s": round(min(times), 3), "median_s": round(sorted(times)[runs // 2], 3)}
+
+
+def mixture(root: Path, parquets: dict[str, str], samples: int, workers: int) -> dict[str, Any]:
+    """A mixture of the inputs (``samples`` // 2 of each, each input once, report off)
+    against the same parts written alone: samples/s of the data phase (``data_s``), so
+    that the second alone run's start-up does not count against the parts."""
+    half = max(samples // 2, 1)
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    common = [f"runtime.workers={workers}", "report.enabled=false"]
+    alone = {
+        name: pipeline_run(
+            root,
+            f"part-{name}",
+            ["source=hub", f"source.path={path}", f"source.limit={half}", *common],  # fmt: skip
+        )
+        for name, path in parquets.items()
+    }
+    parts = ["source=mix"]
+    for name, path in parquets.items():
+        parts += [
+            f"+source@source.parts.{name}.source=hub",
+            f"source.parts.{name}.source.path={path}",
+            f"source.parts.{name}.source.limit={half}",
+        ]
+    mixed = pipeline_run(root, "mixture", [*parts, *common])
+
+    def rate(res: dict[str, Any]) -> float:
+        return res["samples"] / max(res["timings"]["data_s"] or res["seconds"], 1e-9)
+
+    total = sum(r["samples"] for r in alone.values())
+    data_s = sum(r["timings"]["data_s"] or r["seconds"] for r in alone.values())
+    return {
+        "parts": list(parquets),
+        "samples": mixed["samples"],
+        "mixture_per_s": round(rate(mixed), 2),
+        "parts_alone_per_s": round(total / max(data_s, 1e-9), 2),
+        "alone": {k: round(rate(r), 2) for k, r in alone.items()},
+        "peak_rss_mb": mixed["peak_rss_mb"],
+    }

@@ -95,6 +95,9 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """The benchmark's printed tables, in the order make bench shows them.
+
+    Longer than 60 lines: one print block per measured table, read top to bottom."""
     workers = report["workers"]
     for kind, data in report["inputs"].items():
         table = rows(data, workers)
@@ -132,6 +135,15 @@ def print_report(report: dict[str, Any]) -> None:
             "per-sample cost, one thread, the workers' code (ms): "
             + "  ".join(f"{k} {v * 1000:.1f}" for k, v in per.items())
             + f"  = {total * 1000:.1f}\n"
+        )
+    mix = report.get("mixture")
+    if mix:
+        ratio = mix["mixture_per_s"] / max(mix["parts_alone_per_s"], 1e-9)
+        alone = ", ".join(f"{k} {v:.1f}" for k, v in mix["alone"].items())
+        print(
+            f"mixture of {' + '.join(mix['parts'])} ({mix['samples']} samples, each input "
+            f"once): {mix['mixture_per_s']:.1f} samples/s vs {mix['parts_alone_per_s']:.1f} "
+            f"for its parts written alone ({alone}) = {ratio:.0%}\n"
         )
     render = report["render"]
     per_render = render["seconds"] / render["samples"] * 1000

@@ -66,6 +66,24 @@ class CameraMode(Choice):
     strict = "strict"
 
 
+class DataType(Choice):
+    """What a mixture part's depth is (Metric3D's ``data_type``), recorded per sample."""
+
+    dense = "dense"
+    lidar = "lidar"
+    denselidar = "denselidar"
+    stereo = "stereo"
+    sfm = "sfm"
+    synthetic = "synthetic"
+
+
+class CanonicalMode(Choice):
+    """Metric3D's two canonical-camera modes: scale depth by focal / fx, or resize."""
+
+    depth = "depth"
+    resize = "resize"
+
+
 # "raise" is a Python keyword: the functional form can still name a member so, and
 # OmegaConf matches members by name.
 OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)

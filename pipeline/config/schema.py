@@ -9,8 +9,6 @@ schema (``pipeline/config/sources.py``; ``conf/source/<preset>.yaml`` starts fro
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +23,8 @@ from pipeline.config.choices import (
     OutputOrder,
     TiffCompression,
 )
-from pipeline.config.sources import SOURCE_SCHEMAS, SourceConfig
+from pipeline.config.dirname import dirname
+from pipeline.config.sources import SOURCE_SCHEMAS, MixConfig, SourceConfig
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
 
@@ -140,59 +139,6 @@ class Config:
     shard: ShardConfig = field(default_factory=ShardConfig)
 
 
-# One override `key=value` whose name is its plain transliteration ('=' -> '-', ',' -> '_'):
-# neither part contains '-' and values contain no '_', so the name can be read back.
-_PLAIN_ITEM = r"[A-Za-z0-9_.]+=[A-Za-z0-9.]+"
-_PLAIN = re.compile(rf"{_PLAIN_ITEM}(,{_PLAIN_ITEM})*")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_DIRNAME = 120
-
-
-def dirname(overrides: str) -> str:
-    """A readable, shell-safe directory name for Hydra's ``override_dirname`` ("default"
-    when there are none): only ``A-Za-z0-9._-``, the same for the same overrides (resume),
-    different for different ones.
-
-    ``a=1,b=x`` becomes ``a-1_b-x``; that mapping can be read back when every key and
-    value is plain (letters, digits, ``.``; keys also ``_``). Anything else (paths, quotes,
-    lists, ``+``/``~``, negative numbers) is transliterated for reading and gets ``--`` and
-    a hash of the exact overrides, which a plain name never contains; names longer than
-    ``MAX_DIRNAME`` are cut before the hash.
-    """
-    if not overrides:
-        return "default"
-    if _PLAIN.fullmatch(overrides) and len(overrides) <= MAX_DIRNAME:
-        return overrides.replace("=", "-").replace(",", "_")
-    digest = hashlib.sha256(overrides.encode()).hexdigest()[:10]
-    readable = _UNSAFE.sub("_", "_".join(_readable(item) for item in _items(overrides)))
-    readable = readable.strip("_.-")[: MAX_DIRNAME - len(digest) - 2].rstrip("_.-")
-    return f"{readable}--{digest}" if readable else digest
-
-
-def _items(overrides: str) -> list[str]:
-    """``override_dirname`` split at the commas between overrides (not inside [] or {})."""
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(overrides):
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth <= 0:
-            items.append(overrides[start:i])
-            start = i + 1
-    return [*items, overrides[start:]]
-
-
-def _readable(item: str) -> str:
-    """One override for reading: ``~key`` -> ``key-deleted``; ``+``, quotes and brackets
-    dropped; ``=`` -> ``-``; list commas -> ``-``; ``/`` and the rest -> ``_``."""
-    if item.startswith("~"):
-        return item.lstrip("~").split("=")[0] + "-deleted"
-    key, _, value = item.lstrip("+").partition("=")
-    value = re.sub(r"[\[\]{}()'\" ]", "", value).replace(",", "-").replace("/", "_")
-    return f"{key}-{value}"
-
-
 def register() -> None:
     """Store the schemas so ``conf/config.yaml`` and the group files merge onto them.
     (Hydra is imported here, not with the schemas: workers use the schemas only.)"""
@@ -240,6 +186,9 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         base = OmegaConf.structured(Config)
         base.source = OmegaConf.structured(schema)
         obj = OmegaConf.to_object(OmegaConf.merge(base, plain))
+        assert isinstance(obj, Config)
+        if isinstance(obj.source, MixConfig):
+            _type_parts(obj.source, obj.output.shard_size)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or "config"
         msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
@@ -249,13 +198,62 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
     return obj
 
 
+def _type_parts(mix: MixConfig, shard_size: int) -> None:
+    """Each part's ``source`` mapping merged onto its kind's schema (a key that kind does
+    not have is refused, named ``source.parts.<name>.source.<key>``), the part's depth
+    range over the source's, and the shard size the parts are interleaved in."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.errors import PipelineError
+
+    mix.shard_size = shard_size
+    for name, part in mix.parts.items():
+        where = f"source.parts.{name}.source"
+        src = part.source
+        if isinstance(src, SourceConfig):
+            continue
+        kind = src.get("kind") if isinstance(src, dict) else None
+        schema = SOURCE_SCHEMAS.get(kind) if isinstance(kind, str) else None
+        if schema is None or schema is MixConfig:
+            kinds = ", ".join(k for k in SOURCE_SCHEMAS if k != "mix")
+            raise PipelineError(
+                f"{where}.kind={kind!r}: a part needs a source mapping whose kind is one of "
+                f"{kinds} (e.g. +source@source.parts.{name}.source=kitti)"
+            )
+        try:
+            typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), src))
+        except OmegaConfBaseException as exc:
+            key = getattr(exc, "full_key", "") or ""
+            msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
+            raise PipelineError(f"{where}{'.' + key if key else ''}: {msg}") from None
+        assert isinstance(typed, SourceConfig)
+        if part.depth.min is not None:
+            typed.depth.min = part.depth.min
+        if part.depth.max is not None:
+            typed.depth.max = part.depth.max
+        part.source = typed
+
+
 def _derive_defaults(cfg: Config) -> None:
     """Fill keys whose default depends on others: the png16 depth scale is the source's
-    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000."""
+    own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000;
+    a mixture's is the smallest of its parts'."""
     depth = cfg.output.depth
     if depth.format == "png16" and depth.scale is None:
-        source_scale = cfg.source.scale
-        depth.scale = round(1.0 / source_scale, 6) if 0 < source_scale < 1 else 1000.0
+        depth.scale = min(_png16_scale(s) for s in _sources(cfg.source))
+
+
+def _sources(source: SourceConfig) -> list[SourceConfig]:
+    """The sources a run reads: a mixture's parts, else the one."""
+    if isinstance(source, MixConfig):
+        return [p.source for p in source.parts.values()] or [source]
+    return [source]
+
+
+def _png16_scale(source: SourceConfig) -> float:
+    """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
+    KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
+    return round(1.0 / source.scale, 6) if 0 < source.scale < 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
+from pipeline.config.choices import CanonicalMode, DataType
 from pipeline.sample import Camera
 
 
@@ -69,6 +70,11 @@ class SourceConfig:
     def fixed_camera(self, height: int, width: int) -> Camera | None:
         """The configured camera for a ``height`` x ``width`` image, if any."""
         return None
+
+    def part(self, name: str) -> SourceConfig:
+        """The config a sample of part ``name`` was read with (a mixture's part; any
+        other source is its own one part)."""
+        return self
 
 
 @dataclass
@@ -202,6 +208,71 @@ class FastdepthConfig(FileSourceConfig):
     cache_dir: str | None = None  # default: the Hugging Face hub cache (HF_HOME)
 
 
+@dataclass
+class PartDepth:
+    """A part's valid depth range in metres, over its source's (null = the source's)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class PartAugment:
+    """A part's own augmentation; null = the run's ``augment`` value. ``copies`` must be
+    null or the run's (a part's size is its ``count``), so that an ``augment`` preset
+    composes here as it is."""
+
+    seed: int | None = None
+    copies: int | None = None
+    camera: str | None = None
+    transforms: dict[str, Any] | None = None
+
+
+@dataclass
+class PartConfig:
+    """One dataset of a mixture: ``source`` a complete source (a mapping with ``kind``
+    and that kind's keys, or a preset composed through the defaults list; typed by
+    ``config.schema.to_config``), its share (``weight``, or an exact ``count``), its own
+    augmentation, depth range and ``data_type`` (recorded in every sample)."""
+
+    source: Any = None
+    weight: float | None = None
+    count: int | None = None
+    augment: PartAugment = field(default_factory=PartAugment)
+    depth: PartDepth = field(default_factory=PartDepth)
+    data_type: DataType = DataType.dense
+
+
+@dataclass
+class CanonicalConfig:
+    """One camera for the whole mixture: with ``focal`` set, ``CanonicalCamera(mode,
+    focal)`` ends every part's transforms (mode depth: depth x focal / fx; resize)."""
+
+    focal: float | None = None
+    mode: CanonicalMode = CanonicalMode.depth
+
+
+@dataclass
+class MixConfig(SourceConfig):
+    """A weighted mixture of sources in one run (``pipeline.sources.mix``):
+    ``num_samples`` in all (null: the parts' inputs added up), shared out by ``weight``
+    (largest remainder; parts without weight or count: in proportion to their inputs),
+    interleaved so that each shard holds every part in proportion; ``seed`` picks the
+    subset of a part with more inputs than its count. ``shard_size`` is the output's
+    (set by ``to_config``): the block in which the parts are in proportion."""
+
+    impl: ClassVar[str] = "pipeline.sources.mix:MixSource"
+    kind: str = "mix"
+    parts: dict[str, PartConfig] = field(default_factory=dict)
+    num_samples: int | None = None
+    seed: int = 0
+    canonical: CanonicalConfig = field(default_factory=CanonicalConfig)
+    shard_size: int = 32
+
+    def part(self, name: str) -> SourceConfig:
+        return self.parts[name].source if name in self.parts else self
+
+
 SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
     cls().kind: cls
     for cls in (
@@ -212,5 +283,6 @@ SOURCE_SCHEMAS: dict[str, type[SourceConfig]] = {
         NyuMatConfig,
         FilelistConfig,
         FastdepthConfig,
+        MixConfig,
     )
 }

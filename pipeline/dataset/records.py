@@ -63,13 +63,15 @@ class SampleRecord(Plain):
     params: dict[str, Any]
     camera: CameraRecord | None = None
     source_key: str = ""
+    dataset: str = ""
+    data_type: str = ""
 
     @classmethod
     def of(cls, record: Record, shape: list[int], invalid_fraction: float) -> SampleRecord:
         a = record.augment
         return cls(
             record.key, a.index, a.copy, shape, invalid_fraction, dict(a.params),
-            record.camera, record.source.key,
+            record.camera, record.source.key, record.dataset, record.data_type,
         )  # fmt: skip
 
     @classmethod
@@ -108,6 +110,17 @@ class ShardManifest:
     stats: Stats = field(default_factory=Stats)
     members: list[str] = field(default_factory=list)  # member extensions written
     source_fingerprint: str | None = None  # Source.fingerprint of the inputs read
+    part_stats: dict[str, Stats] = field(default_factory=dict)  # a mixture's, by part
+
+    def stats_for(self, dataset: str) -> Stats:
+        """Where a written sample of part ``dataset`` is accumulated: its part's stats in
+        a mixture (added to ``stats`` by ``seal``), else ``stats``."""
+        return self.part_stats.setdefault(dataset, Stats()) if dataset else self.stats
+
+    def seal(self) -> None:
+        """Add the parts' accumulators into the whole's (once, when the shard is done)."""
+        for part in self.part_stats.values():
+            self.stats.merge(part)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,7 +136,8 @@ class ShardManifest:
             "stats": self.stats.to_json(),
             "members": self.members,
             "source_fingerprint": self.source_fingerprint,
-        }
+        } | ({"part_stats": {k: v.to_json() for k, v in self.part_stats.items()}}
+             if self.part_stats else {})  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ShardManifest:
@@ -140,6 +154,7 @@ class ShardManifest:
             stats=Stats.from_json(data["stats"]),
             members=list(data.get("members", [])),
             source_fingerprint=data.get("source_fingerprint"),
+            part_stats={k: Stats.from_json(v) for k, v in data.get("part_stats", {}).items()},
         )
 
     def encode(self) -> bytes:
@@ -243,6 +258,20 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def part_summaries(manifests: list[ShardManifest]) -> dict[str, Any]:
+    """``{"parts": {part: its sample count and stats summary}}`` of a mixture, else {}."""
+    parts: dict[str, Stats] = {}
+    samples: dict[str, int] = {}
+    for m in manifests:
+        for name, stats in m.part_stats.items():
+            parts.setdefault(name, Stats()).merge(stats)
+        for s in m.samples:
+            samples[s.dataset] = samples.get(s.dataset, 0) + 1
+    if not parts:
+        return {}
+    return {"parts": {k: {"samples": samples.get(k, 0), **v.summary()} for k, v in parts.items()}}
+
+
 @dataclass(kw_only=True)
 class DatasetInfo:
     """``dataset_info.json``: provenance, counts, stats and timings of a finished dataset."""
@@ -302,7 +331,7 @@ class DatasetInfo:
             shards=[
                 {"name": m.shard, "files": m.files, "samples": len(m.samples)} for m in manifests
             ],
-            stats=stats.summary(),
+            stats=stats.summary() | part_summaries(manifests),
             timings=timings,
             fingerprint=content_fingerprint(manifests),
         )

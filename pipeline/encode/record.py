@@ -14,7 +14,8 @@ applied parameters are one JSON string, and the camera always has its four keys:
       "augment": {"index": 1, "copy": 0, "params": "{\\"flip\\":null,\\"crop\\":{...}}"},
       "camera": {"fx": 518.86, "fy": 519.47, "cx": 325.58, "cy": 253.74,
                  "approximate": false, "homography": [1.0, 0.0, 0.0, ...]},
-      "depth_scale": 1000.0                   # stored depth / depth_scale = metres
+      "depth_scale": 1000.0,                  # stored depth / depth_scale = metres
+      "dataset": "nyu", "data_type": "dense"  # a mixture's part ("" for one source)
     }
 
 ``params`` is the JSON text of ``{transform name: its applied parameters, or null when it
@@ -99,6 +100,8 @@ class Record:
     augment: AugmentRecord
     camera: CameraRecord
     depth_scale: float
+    dataset: str = ""
+    data_type: str = ""
 
     @classmethod
     def of(cls, out: Augmented, depth_scale: float) -> Record:
@@ -108,6 +111,8 @@ class Record:
             augment=AugmentRecord(out.index, out.copy, JsonText(out.params)),
             camera=CameraRecord.of(out.camera, out.homography),
             depth_scale=float(depth_scale),
+            dataset=out.origin.dataset,
+            data_type=out.origin.data_type,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -127,6 +132,8 @@ class Record:
             augment=AugmentRecord(**augment),
             camera=CameraRecord(**(data.get("camera") or {})),
             depth_scale=float(data.get("depth_scale", 1.0)),
+            dataset=str(data.get("dataset", "")),
+            data_type=str(data.get("data_type", "")),
         )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset.owned import REPORT_DIR
-from pipeline.dataset.records import DatasetInfo, ShardManifest
+from pipeline.dataset.records import DatasetInfo, ShardManifest, part_summaries
 from pipeline.dataset.stats import Stats
 from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
@@ -61,7 +61,7 @@ def dataset_stats(manifests: list[ShardManifest]) -> tuple[Stats, dict[str, Any]
         summary["source_rgb_mean_uint8"] = (
             (stats.rgb_hist_before @ levels / before).round(4).tolist()
         )
-    return stats, summary
+    return stats, summary | part_summaries(manifests)
 
 
 def _params_doc(ctx_table: Any, corr: np.ndarray, indep: dict[str, Any]) -> dict[str, Any]:

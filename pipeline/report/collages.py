@@ -215,3 +215,19 @@ def labelled_rows(
         size,
     )
     return canvas.png()
+
+
+def stacked(grids: list[tuple[list[Cell], list[str], int, Style, str]]) -> bytes:
+    """Several ``collage`` grids one under the other, each with its own colour range
+    (a mixture's parts: indoor metres and outdoor LiDAR both readable)."""
+    pictures = [
+        cv2.imdecode(np.frombuffer(collage(*grid), np.uint8), cv2.IMREAD_COLOR) for grid in grids
+    ]
+    width = max(p.shape[1] for p in pictures)
+    padded = [
+        cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255,) * 3)
+        for p in pictures
+    ]
+    ok, png = cv2.imencode(".png", np.vstack(padded))
+    assert ok
+    return png.tobytes()

@@ -69,6 +69,7 @@ class Context:
     def shown(self) -> dict[str, Sample]:
         """The written samples any picture shows, read back once."""
         keys = [s.key for s in self.chosen] + [c.key for g in self.copy_groups for c in g]
+        keys += [s.key for chosen in self.part_chosen.values() for s in chosen]
         keys += [s.key for s in self.worst] if self.wants("most_invalid") else []
         return read_written(self.root, self.cfg, self.manifests, keys)
 
@@ -86,6 +87,22 @@ class Context:
     @cached_property
     def range(self) -> DepthRange:
         pct = self.summary.get("depth_percentiles", {})
+        return DepthRange.of(self.cfg.report, [pct.get("p1")], [pct.get("p99")])
+
+    @cached_property
+    def part_chosen(self) -> dict[str, list[SampleRecord]]:
+        """A mixture's samples shown per part (one row each), spread over the dataset."""
+        parts = (self.summary.get("parts") or {}) if self.wants("parts") else {}
+        out = {}
+        for name in parts:
+            mine = [s for s in self.samples if s.dataset == name and s.copy == 0]
+            idx = np.linspace(0, len(mine) - 1, min(self.cfg.report.cols, len(mine)))
+            out[name] = [mine[i] for i in sorted(set(idx.round().astype(int).tolist()))]
+        return out
+
+    def part_range(self, name: str) -> DepthRange:
+        """The colour range of part ``name``: its own 1st / 99th percentile."""
+        pct = (self.summary.get("parts") or {}).get(name, {}).get("depth_percentiles", {})
         return DepthRange.of(self.cfg.report, [pct.get("p1")], [pct.get("p99")])
 
     def wants(self, name: str) -> bool:

@@ -123,6 +123,27 @@ def _worst(stats: dict[str, Any], picture: str | None) -> list[str]:
     ]
 
 
+def _part_table(by_part: dict[str, Any]) -> list[str]:
+    """A mixture's parts side by side: samples and statistics over each part's range."""
+    if not by_part:
+        return []
+    rows = []
+    for name, st in by_part.items():
+        pct = st.get("depth_percentiles") or {}
+        rows.append(
+            [
+                name,
+                st.get("samples", 0),
+                f"{_num(st.get('depth_min'))} / {_num(st.get('depth_max'))}",
+                f"{pct.get('p1')} / {pct.get('p50')} / {pct.get('p99')}",
+                f"{st.get('invalid_fraction', 0.0):.4f}",
+                _fmt(st.get("rgb_mean")),
+            ]
+        )
+    head = ["part", "samples", "depth min / max (m)", "p1 / p50 / p99 (m)", "invalid", "RGB mean"]
+    return ["<h2>Parts of the mixture</h2>", _table(rows, head)]
+
+
 def render(data: PageData) -> str:
     """The whole page as a string.
 
@@ -197,6 +218,7 @@ def render(data: PageData) -> str:
         + "</code> (images scaled to 0-1). Percentiles are read from a "
         f"{stats.get('depth_histogram_bin_m')} m histogram.</p>"
     )
+    parts += _part_table(stats.get("parts") or {})
     for section, items in figures.items():
         if items:
             parts.append(f"<h2>{escape(section)}</h2>")

@@ -86,6 +86,21 @@ def _collage(ctx: Context) -> Task | None:
     )
 
 
+def _parts(ctx: Context) -> Task | None:
+    from pipeline.report.collages import Style
+
+    grids = []
+    for name, chosen in ctx.part_chosen.items():
+        shown = [s for s in chosen if s.key in ctx.shown]
+        if shown:
+            rng = ctx.part_range(name)
+            style = Style.of(ctx.cfg.report, rng)
+            title = f"{name} ({shown[0].data_type}): image | depth, {rng.span}"
+            grids.append(([_cell(ctx.shown[s.key]) for s in shown], [s.key for s in shown],
+                          ctx.cfg.report.cols, style, title))  # fmt: skip
+    return Task(f"{COLLAGES}:stacked", (grids,)) if grids else None
+
+
 def _before_after(ctx: Context) -> Task | None:
     order = list(ctx.cfg.augment.transforms)
     rows, reasons = [], set()
@@ -158,10 +173,9 @@ def _param_corr(ctx: Context) -> Task:
     return Task(f"{PLOTS}:param_correlation", (ctx.table, ctx.corr, ctx.dpi))
 
 
-def _colors(c: Context) -> str:
-    return (
-        f"{c.cfg.report.colormap}, one range {c.range.span}, invalid = {c.cfg.report.invalid_color}"
-    )
+def _colors(c: Context, scope: str = "") -> str:
+    span = "the part's 1st-99th percentile" if scope == "part" else f"one range {c.range.span}"
+    return f"{c.cfg.report.colormap}, {span}, invalid = {c.cfg.report.invalid_color}"
 
 
 def _camera(ctx: Context) -> Task:
@@ -188,6 +202,13 @@ PICTURES: dict[str, Picture] = {
             ),
             _collage,
             lambda c: bool(c.chosen),
+        ),
+        Picture(
+            "parts",
+            "Samples",
+            lambda c: f"each part of the mixture in its own colour range ({_colors(c, 'part')})",
+            _parts,
+            lambda c: bool(c.part_chosen),
         ),
         Picture(
             "before_after",

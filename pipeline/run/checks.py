@@ -8,6 +8,7 @@ pool, so that this process never imports albumentations).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import paths
-from pipeline.config.choices import TiffCompression
-from pipeline.config.schema import AugmentConfig, Config, OutputConfig
-from pipeline.config.sources import FileSourceConfig, SourceConfig, SyntheticConfig
+from pipeline.config.choices import DataType, TiffCompression
+from pipeline.config.schema import AugmentConfig, Config, OutputConfig, ReportConfig
+from pipeline.config.sources import FileSourceConfig, MixConfig, SourceConfig, SyntheticConfig
 from pipeline.dataset.layouts import LAYOUTS, layout_for
 from pipeline.encode.depth import depth_encoding
 from pipeline.errors import PipelineError, SampleError
@@ -106,10 +107,54 @@ def validate(cfg: Config) -> None:
             f"'all' is reserved by datasets); use e.g. train or test"
         )
     paths.check_name(cfg.output.prefix, "output.prefix")
+    if isinstance(src, MixConfig):
+        _validate_mix(cfg, src)
     if rep.enabled:
         from pipeline.report.pictures import check
 
         check(rep)
+
+
+def _validate_mix(cfg: Config, mix: MixConfig) -> None:
+    """A mixture: its own keys, then each part's source as if it were the run's."""
+    table = [
+        (bool(mix.parts), "source=mix needs at least one part: source.parts.<name>"),
+        (mix.num_samples is None or mix.num_samples >= 0, "source.num_samples must be >= 0"),
+        (mix.seed >= 0, "source.seed must be >= 0"),
+        (
+            mix.depth.min == 0.0 and mix.depth.max is None,
+            "source.depth.min/max: a mixture's ranges are per part; set "
+            "source.parts.<name>.depth.min/max instead",
+        ),
+        (
+            mix.canonical.focal is None or mix.canonical.focal > 0,
+            "source.canonical.focal must be > 0 pixels (or null for none)",
+        ),
+    ]
+    for ok, message in table:
+        if not ok:
+            raise PipelineError(message)
+    for name, part in mix.parts.items():
+        where = f"source.parts.{name}"
+        paths.check_name(name, "a part name (source.parts.<name>)", dots=False)
+        if part.weight is not None and not (math.isfinite(part.weight) and part.weight > 0):
+            raise PipelineError(f"{where}.weight must be > 0 (or null: its inputs' share)")
+        if part.count is not None and part.count < 0:
+            raise PipelineError(f"{where}.count must be >= 0")
+        if part.data_type not in [d.value for d in DataType]:
+            raise PipelineError(
+                f"{where}.data_type must be one of {', '.join(d.value for d in DataType)}"
+            )
+        if part.augment.copies not in (None, cfg.augment.copies):
+            raise PipelineError(
+                f"{where}.augment.copies={part.augment.copies} differs from augment.copies="
+                f"{cfg.augment.copies}: a part's size is its count or weight; drop it"
+            )
+        try:
+            no_report = ReportConfig(enabled=False)
+            validate(dataclasses.replace(cfg, source=part.source, report=no_report))
+        except PipelineError as exc:
+            raise PipelineError(f"{where}: {exc}") from None
 
 
 def augment_first(
@@ -118,8 +163,12 @@ def augment_first(
     """The transforms (built from the config: a bad ``_target_`` or argument fails here),
     the crop sizes against the source's image size, the sample contract after each
     transform on the first sample, and its focal length where the output format lists
-    one per sample."""
+    one per sample. For a mixture: each part with its own transforms and first sample."""
     from pipeline.augment.augmenter import Augmenter, known_output_size
+
+    if isinstance(source_cfg, MixConfig):
+        _augment_parts(source_cfg, augment, output, source)
+        return
 
     augmenter = Augmenter(augment)
     needs_focal = layout_for(output.format, Path(output.dir), "").needs_focal
@@ -137,6 +186,21 @@ def augment_first(
             f"({source_cfg.kind}) gives none for sample {sample.key}; set "
             f"source.camera.fx=... (pixels; and source.camera.fy/cx/cy if known)"
         )
+
+
+def _augment_parts(
+    mix: MixConfig, augment: AugmentConfig, output: OutputConfig, source: Source
+) -> None:
+    from pipeline.config.mixture import part_augment
+    from pipeline.sources.mix import MixSource
+
+    assert isinstance(source, MixSource)
+    for name, part in mix.parts.items():
+        try:
+            own = part_augment(augment, mix, part)
+            augment_first(part.source, own, output, source.sources[name])
+        except PipelineError as exc:
+            raise PipelineError(f"source.parts.{name}: {exc}") from None
 
 
 def first_sample(source: Source, cfg: SourceConfig) -> Sample | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 from pipeline.config.schema import Config
 from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
@@ -56,6 +57,20 @@ def publish(
         raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
 
 
+def mixture_lines(source: dict[str, Any]) -> str:
+    """The card's table of a mixture's plan (``source=mix``), else nothing."""
+    plan = source.get("plan") if source.get("kind") == "mix" else None
+    if not plan:
+        return ""
+    rows = "".join(
+        f"| {name} | {p['inputs']} | {p['count']} | {p['repeats']} |\n" for name, p in plan.items()
+    )
+    return (
+        "\nA mixture: each sample's `dataset` is its part, `data_type` its kind of depth.\n\n"
+        f"| part | inputs | samples | repeats |\n|---|---|---|---|\n{rows}"
+    )
+
+
 def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bool:
     """A ``README.md`` dataset card whose YAML header lets ``datasets.load_dataset(dir)``
     read the shards. A ``README.md`` this tool did not write is left alone (False)."""
@@ -82,7 +97,7 @@ ds = datasets.load_dataset("{where}", split="{split}")
 # RGB-D dataset {CARD_MARK}
 
 {layout.describe(info)}
-
+{mixture_lines(info.source)}
 - samples: {info.counts.written} written, {info.counts.skipped} skipped
 - image size (HxW): {info.image_size}
 - depth: {from_info(info.encodings["depth"]).summary()}

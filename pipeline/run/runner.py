@@ -71,6 +71,8 @@ def prepare(cfg: Config) -> tuple[Source, int]:
         urls.check_apart(cfg.output.dir, where)
     step(f"opening the source ({cfg.source.kind}{f' at {where}' if where else ''})")
     source = open_source(cfg.source)
+    for line in source.describe():
+        print(line, flush=True)
     root = store.local_root(cfg.output)
     layout_for(cfg.output.format, root, cfg.output.prefix).check(cfg.output)
     if not store.is_url(cfg.output.dir):
@@ -83,7 +85,8 @@ def prepare(cfg: Config) -> tuple[Source, int]:
             raise PipelineError("source.limit=0 selects no samples; raise or drop source.limit")
         path = source.identity().get("path")
         where = f" at source.path={path}" if path else ""
-        keys = "source.num_samples" if cfg.source.kind == "synthetic" else "source.path"
+        named = {"synthetic": "source.num_samples", "mix": "source.num_samples and the parts"}
+        keys = named.get(cfg.source.kind, "source.path")
         raise PipelineError(
             f"source ({cfg.source.kind}){where} has no samples; check {keys} and source.split"
         )

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 
-from pipeline.augment.augmenter import Augmenter
+from pipeline.augment.parts import augmenter_for
 from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
@@ -62,7 +62,7 @@ class ShardProcessor:
         self.config_hash = job.config_hash
         self.source_cfg = job.source_cfg
         self.source = job.source if job.source is not None else open_source(job.source_cfg)
-        self.augment = Augmenter(job.augment)
+        self.augment = augmenter_for(job.augment, job.source_cfg)
         self.output = job.output
         self.depth_scale = codecs.depth_encoding(job.output).scale
         self.root = store.local_root(job.output)  # a URL's staging directory
@@ -158,6 +158,7 @@ class ShardProcessor:
         task, manifest = shard.task, shard.manifest
         mark("commit", task.name)
         t0 = time.perf_counter()
+        manifest.seal()
         try:
             with self._writing(f"shard {task.name}"):
                 manifest.files = shard.writer.commit()
@@ -253,7 +254,7 @@ class ShardProcessor:
         t4 = time.perf_counter()
         manifest.invalid_pixels.png16_too_far += encoded.too_far
         manifest.invalid_pixels.png16_too_near += encoded.too_near
-        frac = manifest.stats.add_output(out.image, encoded.depth)
+        frac = manifest.stats_for(out.origin.dataset).add_output(out.image, encoded.depth)
         timings.augment += t2 - t1
         timings.encode += t3 - t2
         timings.write += t4 - t3

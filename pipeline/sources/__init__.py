@@ -65,6 +65,10 @@ class Source:
             self._identity_digest = cached
         return cached
 
+    def describe(self) -> list[str]:
+        """Lines printed before the run (a mixture's plan); none by default."""
+        return []
+
     @property
     def size(self) -> tuple[int, int] | None:
         """(H, W) of the images when known without decoding samples, else None."""
@@ -100,6 +104,7 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
 
 
 def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
+    cfg = cfg.part(sample.origin.dataset)  # a mixture's sample: its part's scale and range
     image, depth, key = sample.image, sample.depth, sample.key
     problem = key_problem(key)
     if problem:

@@ -8,7 +8,8 @@ publish time, the lists depth trainers read.
   pixels of the written image;
 - ``{prefix}.jsonl`` (one record per line) and ``{prefix}.json`` (``{"files": [...]}``,
   Metric3D's annotation file): ``{rgb, depth, cam_in: [fx, fy, cx, cy], depth_scale}``
-  with paths relative to output.dir and depth = PNG value / depth_scale metres.
+  with paths relative to output.dir and depth = PNG value / depth_scale metres (and, in
+  a mixture, the sample's part ``dataset`` and its ``data_type``).
 
 The focal length is the written sample's (``meta/{key}.json`` camera); a sample without
 one cannot be listed (a run is refused up front when the first sample has none).
@@ -65,14 +66,15 @@ class FilelistLayout(FolderLayout):
             cx = camera.cx if camera.cx is not None else (shape[1] - 1) / 2
             cy = camera.cy if camera.cy is not None else (shape[0] - 1) / 2
             fy = camera.fy if camera.fy is not None else fx
-            records.append(
-                {
-                    "rgb": image_rel,
-                    "depth": depth_rel,
-                    "cam_in": [fx, fy, cx, cy],
-                    "depth_scale": record.depth_scale,
-                }
-            )
+            entry = {
+                "rgb": image_rel,
+                "depth": depth_rel,
+                "cam_in": [fx, fy, cx, cy],
+                "depth_scale": record.depth_scale,
+            }
+            if record.dataset:  # a mixture's part, as Metric3D's annotations name it
+                entry |= {"dataset": record.dataset, "data_type": record.data_type}
+            records.append(entry)
         atomic_write(self.root / names["txt"], "".join(lines).encode())
         jsonl = b"".join(codecs.encode_json(r) + b"\n" for r in records)
         atomic_write(self.root / names["jsonl"], jsonl)
