@@ -314,6 +314,39 @@ def _traceback_in_log(w: World, err: str) -> None:
     assert "Traceback (most recent call last)" in Path(log).read_text()
 
 
+def _inputs_in_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    """The folder source's files, copied into the finished dataset ``done`` (``d/``)."""
+    (w.root / "done" / "d").mkdir()
+    for f in sorted((w.root / "src" / "depth").iterdir()):
+        shutil.copy(f, w.root / "done" / "d" / f.name)
+    for f in sorted((w.root / "src" / "image").iterdir()):
+        shutil.copy(f, w.root / "done" / "d" / f.name)
+
+
+def _list_into_done(absolute: bool) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A BTS list in ``src`` naming files inside ``done`` (absolute, or through ``..``)."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        _inputs_in_done(w, mp)
+        d = w.root / "done" / "d" if absolute else Path("../done/d")
+        lines = [f"{d}/f{i}.png {d}/f{i}.tiff 500" for i in range(4)]
+        (w.root / "src" / "list.txt").write_text("\n".join(lines) + "\n")
+
+    return setup
+
+
+def _image_link_into_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    _inputs_in_done(w, mp)
+    (w.root / "src" / "image" / "f9.png").symlink_to(w.root / "done" / "d" / "f0.png")
+    shutil.copy(w.root / "src" / "depth" / "f0.tiff", w.root / "src" / "depth" / "f9.tiff")
+
+
+def _depth_dir_link_into_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    _inputs_in_done(w, mp)
+    shutil.rmtree(w.root / "src" / "depth")
+    (w.root / "src" / "depth").symlink_to(w.root / "done" / "d", target_is_directory=True)
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -351,6 +384,29 @@ ROWS = [
         "is being replaced by another depth-pipeline run", _holder(True), False, _names_holder),
     Row("shared holder: overwrite must wait", [*SYN, "output.dir={done}", "output.overwrite=true"],
         "is in use by another depth-pipeline run", _holder(False), False, _names_holder),
+    # every file any source reads is input (resolved), checked before anything is deleted
+    Row("depth template into a finished dataset, overwrite", [*FOLDER,
+        "source.depth_path='../done/d/{{stem}}.tiff'", "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _inputs_in_done),
+    Row("depth template by absolute path into output.dir", [*FOLDER,
+        "source.depth_path='{done}/d/{{stem}}.tiff'", "output.dir={done}"],
+        "contains the source", _inputs_in_done),
+    Row("mask template into output.dir, overwrite", [*FOLDER,
+        "source.mask_path='../done/d/{{stem}}.png'", "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _inputs_in_done),
+    Row("image symlinked into output.dir, overwrite", [*FOLDER, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _image_link_into_done),
+    Row("depth folder symlinked into output.dir, overwrite", [*FOLDER, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _depth_dir_link_into_done),
+    Row("BTS list with absolute paths into output.dir, overwrite", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _list_into_done(True)),
+    Row("BTS list with ../ paths into output.dir, overwrite", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _list_into_done(False)),
+    Row("BTS list into output.dir, new output", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}/d"],
+        "contains the source", _list_into_done(True)),
     # every path built from config or data stays inside output.dir
     Row("split escapes", [*SYN, OUT, "source.split=../user"], "source.split='../user'"),
     Row("split absolute", [*SYN, OUT, "source.split=/tmp/abs"], "source.split='/tmp/abs'"),

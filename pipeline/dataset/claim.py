@@ -6,7 +6,8 @@ A directory is a dataset only if its config record (``manifests/config.json``) i
 and was written by this tool; a non-empty directory without one is refused, and nothing
 in a directory with a foreign or damaged record is ever deleted. Only files this tool
 writes are deleted: temporaries named ``*.tmp-HOST-PID`` in the places it writes, the
-shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` lists.
+shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` deletes
+(only what the records list, as it was written).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def claimed(
             chash = config_hash(cfg)
             names = {s.name for s in shards}
             if cfg.output.overwrite:
-                remove_dataset(root, old, chash, names)
+                _, kept = remove_dataset(root, old, chash, names)
+                if kept:
+                    _name_kept(root, kept)
             else:
                 check_record(root, cfg, old)
             clean_temporaries(root, layout, names)
@@ -122,6 +125,20 @@ def _resumable(
             f"the dataset from the current source, or a new output.dir"
         )
     return done
+
+
+def _name_kept(root: Path, kept: list[Path]) -> None:
+    """One line naming the files an overwrite left because no record vouches for them."""
+    import sys
+
+    names = [p.relative_to(root).as_posix() for p in kept]
+    shown_names = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    print(
+        f"depth-pipeline: output.overwrite kept {len(names)} file(s) in {root} that the old "
+        f"dataset's records do not list as written (changed or added since): {shown_names}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def check_writable(root: Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset.claim import REPORT_DIR
+from pipeline.dataset.owned import record_published
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.stats import Stats
 from pipeline.dataset.writers import atomic_write
@@ -223,4 +224,6 @@ def rebuild(root: Path, overrides: list[str] | None = None) -> list[Path]:
     with holding(root):  # shared: an overwrite cannot replace the dataset meanwhile
         info = DatasetInfo.read(root)
         manifests = info.manifests(root)
-        return build_report(root, cfg, manifests, info, rebuilt_with=list(overrides or []))
+        files = build_report(root, cfg, manifests, info, rebuilt_with=list(overrides or []))
+        record_published(root, files, replace_under=REPORT_DIR)
+        return files

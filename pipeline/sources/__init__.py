@@ -41,9 +41,10 @@ class Source:
         raise NotImplementedError
 
     def paths(self) -> list[Path]:
-        """Local files and directories the source reads, so that ``output.dir`` is kept
-        apart from them: by default the ``path``, ``tars`` and ``data_files`` of
-        ``identity()`` that exist on this machine."""
+        """Every local file and directory the source reads, so that ``output.dir`` is
+        kept apart from them (``config.paths.check_apart`` resolves each): by default the
+        ``path``, ``tars`` and ``data_files`` of ``identity()`` that exist on this machine;
+        a source reading files named by templates or lists adds each of them."""
         ident = self.identity()
         found = []
         for name in ("path", "tars", "data_files"):

@@ -127,6 +127,15 @@ class FilelistSource(Source):
             "list_bytes": st.st_size,
         }
 
+    def paths(self) -> list[Path]:
+        """The list and every image and depth file it names."""
+        files = [
+            p
+            for e in self.entries
+            for p in (_resolve(self.image_root, e.image), _resolve(self.depth_root, e.depth))
+        ]
+        return [self.path, *files]
+
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         return read_each(self.entries[start:stop], self._read)
 

@@ -168,6 +168,12 @@ class FolderSource(Source):
         except (OSError, Image.DecompressionBombError):
             return None  # reported as a sample error when the run reaches it
 
+    def paths(self) -> list[Path]:
+        """``source.path`` and every file a sample reads (a depth template may point
+        anywhere, an image may be a symlink)."""
+        files = {f for item in self.items for f in item[1:5] if f is not None}
+        return [self.root, *(self.root / f for f in sorted(files))]
+
     def identity(self) -> dict[str, object]:
         listing = hashlib.sha256()
         for key, image, depth, mask, cam, entry in self.items:
