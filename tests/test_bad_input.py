@@ -76,6 +76,8 @@ def snapshot(root: Path) -> dict[str, str]:
             found[rel] = f"link -> {os.readlink(path)}"
         elif path.is_dir():
             found[rel] = "dir"
+        elif not path.is_file():  # a FIFO, a socket: never opened
+            found[rel] = f"special {path.stat().st_mode:o}"
         else:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
@@ -347,6 +349,67 @@ def _depth_dir_link_into_done(w: World, mp: pytest.MonkeyPatch) -> None:
     (w.root / "src" / "depth").symlink_to(w.root / "done" / "d", target_is_directory=True)
 
 
+def _first_sample(name: str, make: Callable[[Path], None], which: str = "image"):
+    """Sample ``a_x`` (sorted first) whose image or depth file is made by ``make(path)``;
+    the other file of the pair is a good one."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        src = w.root / "src"
+        good = {"image": src / "image" / "f0.png", "depth": src / "depth" / "f0.tiff"}
+        for kind, ext in (("image", "png"), ("depth", "tiff")):
+            target = src / kind / f"a_x.{name if kind == which else ext}"
+            if kind == which:
+                make(target)
+            else:
+                shutil.copy(good[kind], target)
+
+    return setup
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _link_to(target: str) -> Callable[[Path], None]:
+    return lambda path: path.symlink_to(target)
+
+
+def _socket(path: Path) -> None:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+
+
+def _tiff_bomb(path: Path) -> None:
+    """A tiny TIFF whose header declares 30000 x 30000 float32 pixels (3.6 GB)."""
+    import struct
+
+    entries = [(256, 4, 1, 30000), (257, 4, 1, 30000), (258, 3, 1, 32), (259, 3, 1, 1),
+               (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, 30000),
+               (279, 4, 1, 30000 * 30000 * 4), (339, 3, 1, 3)]  # fmt: skip
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        ifd += struct.pack("<HHII", tag, typ, count, value)
+    data = b"II*\x00" + struct.pack("<I", 16) + bytes(8) + ifd + struct.pack("<I", 0)
+    path.write_bytes(data)
+
+
+def _npy_bomb(path: Path) -> None:
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (30000, 30000), }"
+    header += " " * (118 - len(header)) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+
+
+def _jpeg_bomb(path: Path) -> None:
+    """A JPEG whose frame header declares 60000 x 60000 pixels."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2
+    path.write_bytes(bytes(data))
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -486,6 +549,26 @@ ROWS = [
         _not_a_file_kind("x.tar", b"hello")),
     Row("nyu_mat file that is no HDF5", ["source=nyu_mat", "source.path={src}/x.mat",
         "augment=none", *COMMON, OUT], "is not an HDF5", _not_a_file_kind("x.mat", b"hello")),
+    # a file that is not a regular file, or declares too many pixels: refused per sample
+    Row("image is a FIFO", [*FOLDER, OUT], "sample a_x", _first_sample("png", _fifo), early=False),
+    Row("depth is a FIFO", [*FOLDER, OUT], "a FIFO", _first_sample("tiff", _fifo, "depth"),
+        early=False),
+    Row("depth links to /dev/zero", [*FOLDER, OUT], "a character device",
+        _first_sample("tiff", _link_to("/dev/zero"), "depth"), early=False),
+    Row("image links to /dev/urandom", [*FOLDER, OUT], "a character device",
+        _first_sample("png", _link_to("/dev/urandom")), early=False),
+    Row("image is a socket", [*FOLDER, OUT], "a socket", _first_sample("png", _socket),
+        early=False),
+    Row("image is a broken link", [*FOLDER, OUT], "sample a_x",
+        _first_sample("png", _link_to("/nonexistent/x.png")), early=False),
+    Row("image links to a directory", [*FOLDER, OUT], "sample a_x",
+        _first_sample("png", _link_to("../depth")), early=False),
+    Row("TIFF depth declaring 30000x30000", [*FOLDER, OUT], "the TIFF is 30000x30000 pixels",
+        _first_sample("tiff", _tiff_bomb, "depth"), early=False),
+    Row("NPY depth declaring 30000x30000", [*FOLDER, OUT, "source.depth_path='depth/{{stem}}.npy'"],
+        "a decompression bomb", _first_sample("npy", _npy_bomb, "depth"), early=False),
+    Row("JPEG image declaring 60000x60000", [*FOLDER, OUT, "source.image_glob='image/*.*'"],
+        "a decompression bomb", _first_sample("jpg", _jpeg_bomb), early=False),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
