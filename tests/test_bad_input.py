@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ SYN = [*SMALL, "source.num_samples=4", "output.shard_size=2", *COMMON]
 CROP = ["augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
 FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *COMMON]
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
+TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
+LIST = ["source=filelist", "source.path={src}/list.txt", *CROP, "output.shard_size=2", *COMMON]
 
 
 @dataclass
@@ -410,6 +413,66 @@ def _jpeg_bomb(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _tar_source(extra: Callable[[tarfile.TarFile, bytes, bytes], None]):
+    """``src/x.tar``: samples f0, f1 (image + float TIFF depth), then ``extra(tar, png,
+    tiff)`` adds the odd members, then f2."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        src = w.root / "src"
+        png = (src / "image" / "f0.png").read_bytes()
+        tiff = (src / "depth" / "f0.tiff").read_bytes()
+
+        def add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        with tarfile.open(src / "x.tar", "w") as tf:
+            for key in ("f0", "f1"):
+                add(tf, f"{key}.png", png)
+                add(tf, f"{key}.depth.tiff", tiff)
+            extra(tf, png, tiff)
+            add(tf, "f2.png", png)
+            add(tf, "f2.depth.tiff", tiff)
+
+    return setup
+
+
+def _member(name: str, what: str = "png") -> Callable[[tarfile.TarFile, bytes, bytes], None]:
+    def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+        data = png if what == "png" else tiff
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+
+    return extra
+
+
+def _pair(key: str) -> Callable[[tarfile.TarFile, bytes, bytes], None]:
+    def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+        _member(f"{key}.png")(tf, png, tiff)
+        _member(f"{key}.depth.tiff", "tiff")(tf, png, tiff)
+
+    return extra
+
+
+def _link_member(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+    info = tarfile.TarInfo("g.png")
+    info.type, info.linkname = tarfile.SYMTYPE, "f0.png"
+    tf.addfile(info)
+    _member("g.depth.tiff", "tiff")(tf, png, tiff)
+
+
+def _bts_list(focal: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/list.txt``: the four folder samples with focal ``focal`` on the third."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        lines = [f"image/f{i}.png depth/f{i}.tiff {focal if i == 2 else 500}" for i in range(4)]
+        (w.root / "src" / "list.txt").write_text("\n".join(lines) + "\n")
+
+    return setup
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -569,6 +632,24 @@ ROWS = [
         "a decompression bomb", _first_sample("npy", _npy_bomb, "depth"), early=False),
     Row("JPEG image declaring 60000x60000", [*FOLDER, OUT, "source.image_glob='image/*.*'"],
         "a decompression bomb", _first_sample("jpg", _jpeg_bomb), early=False),
+    # whatever a source sees is a sample: written, or failing by name (counted when skipped)
+    Row("tar sample whose key starts with __", [*TAR, OUT], "'__b'", _tar_source(_pair("__b")),
+        early=False),
+    Row("tar sample in a __ folder", [*TAR, OUT], "'__d/b'", _tar_source(_pair("__d/b")),
+        early=False),
+    Row("tar member without an extension", [*TAR, OUT], "no image member",
+        _tar_source(_member("README")), early=False),
+    Row("tar image member that is a link", [*TAR, OUT], "a link or special member",
+        _tar_source(_link_member), early=False),
+    Row("tar sample with only a depth", [*TAR, OUT], "no image member",
+        _tar_source(_member("h.depth.tiff", "tiff")), early=False),
+    # a bad value in one sample is that sample's error, never the run's
+    Row("NaN focal in a BTS list", [*LIST, OUT], "camera fx=nan", _bts_list("nan"), early=False),
+    Row("inf focal in a BTS list", [*LIST, OUT], "camera fx=inf", _bts_list("inf"), early=False),
+    Row("zero focal in a BTS list", [*LIST, OUT], "focal lengths must be finite and > 0",
+        _bts_list("0"), early=False),
+    Row("negative focal in a BTS list", [*LIST, OUT], "camera fx=-5.0", _bts_list("-5"),
+        early=False),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
@@ -599,3 +680,45 @@ def test_bad_input(row: Row, world: World, monkeypatch, capfd):
     assert not (ROOT / "~").exists()
     if row.check is not None:
         row.check(world, err)
+
+
+SKIPPED = [
+    ("tar key __b", TAR, _tar_source(_pair("__b")), "__b", 4),
+    ("tar member README", TAR, _tar_source(_member("README")), "README", 4),
+    ("tar link member", TAR, _tar_source(_link_member), "g", 4),
+    ("NaN focal", LIST, _bts_list("nan"), "image/f2", 4),
+    ("broken image link", FOLDER, _first_sample("png", _link_to("/nonexistent/x.png")), "a_x", 5),
+    ("FIFO depth", FOLDER, _first_sample("tiff", _fifo, "depth"), "a_x", 5),
+]
+
+
+@pytest.mark.parametrize("args, setup, key, seen", [s[1:] for s in SKIPPED],
+                         ids=[s[0] for s in SKIPPED])  # fmt: skip
+def test_every_input_is_written_or_counted(args, setup, key, seen, world, monkeypatch, capfd):
+    """With ``runtime.on_error=skip`` the bad sample is counted, with its reason, in the
+    summary and ``dataset_info.json``; the run finishes, and so does its re-run."""
+    setup(world, monkeypatch)
+    p = {k: str(v) for k, v in world.paths.items()}
+    argv = [a.format(**p) for a in [*args, OUT, "runtime.on_error=skip"]]
+    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 3, (out, err)
+    assert out.splitlines()[0].startswith(f"wrote {seen - 1} samples (1 skipped)"), out
+    info = json.loads((world.root / "out" / "dataset_info.json").read_text())
+    counts = info["counts"]
+    assert counts["written"] + counts["skipped"] == seen
+    assert [s["key"] for s in counts["skipped_samples"]] == [key]
+    again = cli(world, monkeypatch, capfd, argv)
+    assert again[0] == 3 and "kept" in again[1], again
+
+
+def test_far_depth_values_are_written(world, monkeypatch, capfd):
+    """A depth of 1e17 m (or float32's largest) is a value, not a crash: it is written."""
+    depth = np.full((H, W), 1e17, np.float32)
+    depth[0, :4] = np.finfo(np.float32).max
+    tifffile.imwrite(world.root / "src" / "depth" / "f1.tiff", depth)
+    p = {k: str(v) for k, v in world.paths.items()}
+    argv = [a.format(**p) for a in [*FOLDER, OUT]]
+    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 0, (out, err)
+    info = json.loads((world.root / "out" / "dataset_info.json").read_text())
+    assert info["counts"]["written"] == 4 and info["stats"]["depth_max"] >= 9e16

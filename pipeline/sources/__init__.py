@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from pipeline.config.paths import key_problem
 from pipeline.config.sources import SourceConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import InvalidPixels, Sample
+from pipeline.sample import Camera, InvalidPixels, Sample
 
 
 class Source:
@@ -142,5 +143,20 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
     camera = sample.camera or cfg.fixed_camera(*depth.shape)
+    if camera is not None and not _camera_ok(camera):
+        raise SampleError(
+            key,
+            f"camera fx={camera.fx}, fy={camera.fy}, cx={camera.cx}, cy={camera.cy} is not "
+            f"usable (focal lengths must be finite and > 0, the principal point finite); "
+            f"fix this sample's camera in the source",
+        )
     out = Sample(key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.meta, camera)
     return out, counts
+
+
+def _camera_ok(camera: Camera) -> bool:
+    values = (camera.fx, camera.fy, camera.cx, camera.cy)
+    try:
+        return all(math.isfinite(float(v)) for v in values) and camera.fx > 0 and camera.fy > 0
+    except (TypeError, ValueError):
+        return False
