@@ -51,7 +51,18 @@ def main() -> None:
 
 
 def cli() -> None:
-    """Console entry point: config mistakes become one line and exit code 2."""
+    """Console entry point: config mistakes become one line and exit code 2; Ctrl-C or
+    SIGTERM at any moment the usual line and exit code 130 / 143."""
+    from pipeline.run import interrupts
+
+    interrupts.install()
+    try:
+        _cli()
+    except KeyboardInterrupt as exc:
+        interrupts.exit_interrupted(exc)
+
+
+def _cli() -> None:
     from pipeline.run import forkserver
     from pipeline.run.trace import mark
 
@@ -87,10 +98,13 @@ def _guarded(what: str, action: Any) -> Any:
     """``action()``; a ``PipelineError`` or an unforeseen exception becomes one line on
     stderr and exit 2 (the traceback of the latter saved, see ``run.crash``)."""
     from pipeline.errors import PipelineError
-    from pipeline.run import crash
+    from pipeline.run import crash, interrupts
 
+    interrupts.install()
     try:
         return action()
+    except KeyboardInterrupt as exc:
+        interrupts.exit_interrupted(exc)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # the last resort: one line, the traceback saved
