@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def _listed_file_is_ours(rel: str, shard: str, layout: Layout | None) -> bool:
 
 
 def remove_dataset(
-    root: Path, record: dict[str, Any] | None, chash: str, own_shards: set[str]
+    root: Path, record: dict[str, Any] | None, chash: str, own_shards: Container[str]
 ) -> tuple[list[Path], list[Path]]:
     """``output.overwrite=true``: delete the old dataset's files (see the module
     docstring) and this job's own shards; return (deleted, kept because a user's).
