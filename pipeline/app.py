@@ -1,5 +1,6 @@
 """The console commands: ``depth-pipeline`` (a Hydra app that hands the config to
-``runner.run``), ``depth-pipeline-report`` and ``depth-pipeline-merge``.
+``runner.run``), ``depth-pipeline-report``, ``depth-pipeline-merge`` and
+``depth-pipeline-verify``.
 
 Start-up is on the user's clock: ``cli`` starts the workers' forkserver before anything
 else (its imports run on another core meanwhile), and Hydra, the config schemas and the
@@ -154,6 +155,24 @@ def merge_cli(argv: list[str] | None = None) -> None:
         f"merged {info.timings.slices} slices: {counts.written} samples "
         f"({counts.skipped} skipped) in {counts.shards} shard(s) -> {args[0]}"
     )
+
+
+def verify_cli(argv: list[str] | None = None) -> None:
+    """``depth-pipeline-verify DIR``: every shard file against its manifest's sha256; one
+    line per damaged file on stderr and exit 2, else one line and exit 0."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: depth-pipeline-verify DIR  (checks every shard file against its manifest)")
+        sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
+    from pipeline.dataset.verify import REPAIR, verify_dataset
+
+    root = Path(args[0])
+    checked, problems = _guarded(f"verifying {root}", lambda: verify_dataset(root))
+    for line in problems:
+        print(f"error: damaged: {line}; {REPAIR}", file=sys.stderr)
+    if problems:
+        sys.exit(2)
+    print(f"verified {checked} files in {root}: every one matches its manifest")
 
 
 if __name__ == "__main__":

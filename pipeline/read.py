@@ -24,18 +24,21 @@ import numpy as np
 
 from pipeline.dataset.layouts import decode_depth, layout_for
 from pipeline.dataset.records import DatasetInfo
+from pipeline.dataset.verify import check_shard
 from pipeline.encode import record as metadata
 
 DEPTH_MEMBERS = ("depth.tiff", "depth.tif", "depth.png")
 
 
 def load(root: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-    """Every sample of the finished dataset in ``root``, in order, decoded."""
+    """Every sample of the finished dataset in ``root``, in order, decoded; each shard's
+    files are checked against its manifest's sha256 first (``PipelineError`` if damaged)."""
     root = Path(root)
     info = DatasetInfo.read(root)
     output = info.config["output"]
     layout = layout_for(output["format"], root, output["prefix"])
     for manifest in info.manifests(root):
+        check_shard(root, manifest)  # a flipped byte is refused, not decoded
         for _, image, depth, record in layout.samples(manifest):
             yield image, depth, metadata.parse(record)
 

@@ -65,6 +65,7 @@ class Row:
     setup: Callable[[World, pytest.MonkeyPatch], None] | None = None
     early: bool = True  # refused before output.dir is created
     check: Callable[[World, str], None] | None = None
+    entry: str = "cli"  # the console entry in pipeline.app (verify_cli, merge_cli ...)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -129,18 +130,20 @@ def world(templates, tmp_path) -> World:
         proc.wait()
 
 
-def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str]):
-    """``depth-pipeline ARGS`` in this process: (exit code, stdout, stderr)."""
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str], entry: str = "cli"):
+    """``depth-pipeline ARGS`` (or another console entry) in this process: (exit code,
+    stdout, stderr)."""
     from pipeline import app
 
     run_dir = world.root / "run"
-    monkeypatch.setattr(sys, "argv", ["depth-pipeline", *args, f"hydra.run.dir={run_dir}"])
+    argv = [*args, f"hydra.run.dir={run_dir}"] if entry == "cli" else args
+    monkeypatch.setattr(sys, "argv", [entry, *argv])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # cli() sets it; restored after the test
     capfd.readouterr()
     root_logger = logging.getLogger()
     handlers, level = root_logger.handlers[:], root_logger.level
     try:
-        app.cli()
+        getattr(app, entry)()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -473,6 +476,37 @@ def _bts_list(focal: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     return setup
 
 
+def _flip_in_done(member: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """One byte flipped in the data of the first member of ``done``'s first tar whose name
+    ends with ``member``."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        tar = sorted((w.root / "done").glob("*.tar"))[0]
+        with tarfile.open(tar) as tf:
+            info = next(m for m in tf.getmembers() if m.name.endswith(member))
+        data = bytearray(tar.read_bytes())
+        data[info.offset_data + info.size // 2] ^= 0x01
+        tar.write_bytes(bytes(data))
+
+    return setup
+
+
+def _damage_done(how: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        done = w.root / "done"
+        if how == "tar gone":
+            sorted(done.glob("*.tar"))[-1].unlink()
+        elif how == "tar truncated":
+            tar = sorted(done.glob("*.tar"))[0]
+            tar.write_bytes(tar.read_bytes()[:1000])
+        elif how == "manifest gone":
+            sorted((done / "manifests").glob("train-*.json"))[0].unlink()
+        elif how == "info gone":
+            (done / "dataset_info.json").unlink()
+
+    return setup
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -650,6 +684,27 @@ ROWS = [
         _bts_list("0"), early=False),
     Row("negative focal in a BTS list", [*LIST, OUT], "camera fx=-5.0", _bts_list("-5"),
         early=False),
+    # shards are checked against their manifests' sha256: one line per damaged file
+    Row("verify: a byte flipped in a depth member", ["{done}"], "its bytes changed",
+        _flip_in_done("depth.tiff"), entry="verify_cli"),
+    Row("verify: a byte flipped in an image member", ["{done}"], "sha256 differs",
+        _flip_in_done(".png"), entry="verify_cli"),
+    Row("verify: a byte flipped in a record member", ["{done}"], "train-000000.tar",
+        _flip_in_done(".json"), entry="verify_cli"),
+    Row("verify: a shard file gone", ["{done}"], "train-000001.tar: missing",
+        _damage_done("tar gone"), entry="verify_cli"),
+    Row("verify: a shard file truncated", ["{done}"], "its bytes changed",
+        _damage_done("tar truncated"), entry="verify_cli"),
+    Row("verify: a manifest gone", ["{done}"], "missing or unreadable",
+        _damage_done("manifest gone"), entry="verify_cli"),
+    Row("verify: not a finished dataset", ["{done}"], "holds no finished depth-pipeline",
+        _damage_done("info gone"), entry="verify_cli"),
+    Row("verify: a user's folder", ["{user}"], "holds no finished depth-pipeline",
+        entry="verify_cli"),
+    Row("verify: no such directory", ["{root}/nope"], "holds no finished depth-pipeline",
+        entry="verify_cli"),
+    Row("merge: not a sliced run", ["{done}"], "it was not written by sliced runs",
+        entry="merge_cli"),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
@@ -668,7 +723,7 @@ def test_bad_input(row: Row, world: World, monkeypatch, capfd):
         row.setup(world, monkeypatch)
     before = snapshot(world.root)
     args = [a.format(**{k: str(v) for k, v in world.paths.items()}) for a in row.args]
-    code, out, err = cli(world, monkeypatch, capfd, args)
+    code, out, err = cli(world, monkeypatch, capfd, args, row.entry)
     lines = err.strip().splitlines()
     assert code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -233,15 +233,24 @@ def test_interrupt_stops_promptly_and_cleanly(tmp_path, reference, sig, code, wo
     assert_complete(out, written=40)
 
 
-@pytest.mark.parametrize("moment", ["start", "composed", "run", "prepared", "writing"])
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "start",
+        "run",
+        "writing",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("composed", "prepared")),
+    ],
+)
 def test_ctrl_c_at_every_moment_is_the_usual_line_and_130(tmp_path, moment):
     """SIGINT to the process group when the run reaches ``moment`` (its trace says so):
     during the imports, the composing, the checks and the first sample, the writing. Exit
-    130 and one line, whatever the moment; no worker left; nothing looks finished."""
+    130 and one line, whatever the moment; no worker left; nothing looks finished. A
+    billion samples: the plan is lazy, the run starts at once."""
     out, trace = tmp_path / "ds", tmp_path / "trace.txt"
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", DEPTH_PIPELINE_TRACE=str(trace))
     run_dir = f"hydra.run.dir={tmp_path / 'run'}"
-    argv = [sys.executable, "-m", "pipeline", *SMALL, "source.num_samples=30000000",
+    argv = [sys.executable, "-m", "pipeline", *SMALL, "source.num_samples=1000000000",
             "runtime.workers=2", f"output.dir={out}", run_dir]  # fmt: skip
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
