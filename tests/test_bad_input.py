@@ -41,6 +41,7 @@ CROP = ["augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
 FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *COMMON]
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
 TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
+HUB = ["source=hub", *CROP, *COMMON, "output.dir={out}", "source.cache_dir={root}/run/cache"]
 LIST = ["source=filelist", "source.path={src}/list.txt", *CROP, "output.shard_size=2", *COMMON]
 
 
@@ -507,6 +508,14 @@ def _damage_done(how: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     return setup
 
 
+def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        for name, value in values.items():
+            mp.setenv(name, value)
+
+    return setup
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -705,6 +714,13 @@ ROWS = [
         entry="verify_cli"),
     Row("merge: not a sliced run", ["{done}"], "it was not written by sliced runs",
         entry="merge_cli"),
+    # no network: one line at once (no retries), whatever says so
+    Row("hub repo, the hub's port closed", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="http://127.0.0.1:9")),
+    Row("hub repo, HF_HUB_OFFLINE=1", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_HUB_OFFLINE="1")),
+    Row("hub repo, an endpoint that is no URL", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="not-a-url")),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
@@ -777,3 +793,19 @@ def test_far_depth_values_are_written(world, monkeypatch, capfd):
     assert code == 0, (out, err)
     info = json.loads((world.root / "out" / "dataset_info.json").read_text())
     assert info["counts"]["written"] == 4 and info["stats"]["depth_max"] >= 9e16
+
+
+def test_no_network_is_one_line_through_a_real_process(tmp_path):
+    """Item 12 with the network really absent for huggingface_hub (its endpoint a closed
+    port, read at its import): no retry warnings, one line, exit 2."""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_ENDPOINT="http://127.0.0.1:9",
+               HF_HOME=str(tmp_path / "hf"))  # fmt: skip
+    env.pop("HF_HUB_OFFLINE", None)
+    out, run_dir = f"output.dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"
+    argv = [sys.executable, "-m", "pipeline", "source=hub", "source.path=nobody/no_such_dataset",
+            *COMMON, out, run_dir]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Hugging Face Hub" in lines[0], lines
+    assert not (tmp_path / "out").exists()
