@@ -22,7 +22,9 @@ _SWEEP_CODES: list[int] = []
 
 def job(cfg: Any) -> dict[str, object] | None:
     """One run. In a multirun (-m) a job's failure does not stop the other jobs: the exit
-    code is returned (the sweep callback records it) and ``cli`` exits with the worst."""
+    code is returned (the sweep callback records it) and ``cli`` exits with the worst.
+    With ``hydra.job.chdir=true`` the run still reads and writes relative paths from the
+    directory the command was started in (Hydra's job dir keeps only its logs)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -30,6 +32,10 @@ def job(cfg: Any) -> dict[str, object] | None:
     from pipeline.run.trace import mark
 
     mark("composed")
+    if HydraConfig.get().job.chdir:  # relative paths mean where the command was started
+        from hydra.utils import get_original_cwd
+
+        os.chdir(get_original_cwd())
     code, error = console.run_and_report(cfg)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         _SWEEP_CODES.append(code)

@@ -809,3 +809,22 @@ def test_no_network_is_one_line_through_a_real_process(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Hugging Face Hub" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_hydra_job_chdir_reads_and_writes_where_the_command_started(world):
+    """Item 10: with ``hydra.job.chdir=true``, relative ``source.path`` and ``output.dir``
+    mean the directory the command was started in; the summary shows the real path; the
+    same command again resumes."""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    argv = [sys.executable, "-m", "pipeline", "source=folder", "source.path=src", *CROP,
+            "output.shard_size=2", *COMMON, "output.dir=rel/out", "hydra.job.chdir=true",
+            "hydra.run.dir=run/job"]  # fmt: skip
+    first = subprocess.run(argv, cwd=world.root, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    out = world.root / "rel" / "out"
+    assert first.stdout.splitlines()[0].endswith(f"-> {out}"), first.stdout
+    assert (out / "dataset_info.json").is_file()
+    assert not (world.root / "run" / "job" / "rel").exists()
+    again = subprocess.run(argv, cwd=world.root, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert f"kept 4 from an earlier run in 2 shards -> {out}" in again.stdout
