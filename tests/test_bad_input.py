@@ -516,6 +516,18 @@ def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     return setup
 
 
+def _list_text(name: str, text: str | bytes) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        (w.root / "src" / name).write_bytes(data)
+
+    return setup
+
+
+def _turned_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    tifffile.imwrite(w.root / "src" / "depth" / "f0.tiff", np.ones((W, H), np.float32))
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -572,7 +584,7 @@ ROWS = [
         "output.overwrite=true"], "contains the source", _list_into_done(True)),
     Row("BTS list with ../ paths into output.dir, overwrite", ["source=filelist",
         "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}",
-        "output.overwrite=true"], "contains the source", _list_into_done(False)),
+        "output.overwrite=true"], "climbs out of source.image_root", _list_into_done(False)),
     Row("BTS list into output.dir, new output", ["source=filelist",
         "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}/d"],
         "contains the source", _list_into_done(True)),
@@ -721,6 +733,27 @@ ROWS = [
         "cannot reach the Hugging Face Hub", _env(HF_HUB_OFFLINE="1")),
     Row("hub repo, an endpoint that is no URL", [*HUB, "source.path=nobody/no_such_dataset"],
         "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="not-a-url")),
+    # one clear line for each way a list, a tar or an override is not what it seems
+    Row("../ path in a BTS list", [*LIST, OUT], "climbs out of source.image_root with '..'",
+        _list_text("list.txt", "image/f0.png depth/f0.tiff 500\n../o/o.png depth/f1.tiff 5\n")),
+    Row("../ depth path in a BTS list", [*LIST, OUT], "line 1: 'depth/../../d.tiff' climbs out",
+        _list_text("list.txt", "image/f0.png depth/../../d.tiff 500\n")),
+    Row("bad .jsonl line names its number", [*LIST[:1], "source.path={src}/l.jsonl", *LIST[2:],
+        OUT], "line 3: not a Metric3D record", _list_text("l.jsonl",
+        '{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n\n{"rgb": "image/f1.png"\n')),
+    Row("jsonl line that is no object", [*LIST[:1], "source.path={src}/l.jsonl", *LIST[2:],
+        OUT], "line 2: not a Metric3D record", _list_text("l.jsonl",
+        '{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n[1, 2]\n')),
+    Row("shard.num_shards=0", [*SYN, OUT, "shard.num_shards=0"], "shard.num_shards must be >= 1"),
+    Row("shard.num_shards<0", [*SYN, OUT, "shard.num_shards=-2"], "shard.num_shards must be >= 1"),
+    Row("a nested compose (OneOf)", [*SYN, OUT,
+        "+augment.transforms.x._target_=albumentations.OneOf"], "OneOf is a compose of transforms"),
+    Row("a nested compose (Sequential)", [*SYN, OUT,
+        "+augment.transforms.x._target_=albumentations.Sequential"], "does not support"),
+    Row("non-ASCII path unquoted", [*SYN, "output.dir={root}/d\u00e9j\u00e0"], "quote it"),
+    Row("a path with a bracket unquoted", [*SYN, "output.dir={root}/a[b"], "quote it"),
+    Row("depth turned by 90 degrees (EXIF)", [*FOLDER, OUT], "an EXIF orientation tag",
+        _turned_depth, early=False),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
@@ -828,3 +861,21 @@ def test_hydra_job_chdir_reads_and_writes_where_the_command_started(world):
     again = subprocess.run(argv, cwd=world.root, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert f"kept 4 from an earlier run in 2 shards -> {out}" in again.stdout
+
+
+def test_a_bom_list_and_a_gzip_tar_named_tar_are_read(world, monkeypatch, capfd):
+    """Item 11: a UTF-8 BOM at the start of a list is accepted; a gzip-compressed tar named
+    ``.tar`` is read as what it is."""
+    import gzip
+
+    src, p = world.root / "src", {k: str(v) for k, v in world.paths.items()}
+    lines = "".join(f"image/f{i}.png depth/f{i}.tiff 500\n" for i in range(4))
+    (src / "list.txt").write_bytes(b"\xef\xbb\xbf" + lines.encode())
+    code, out, err = cli(world, monkeypatch, capfd, [a.format(**p) for a in [*LIST, OUT]])
+    assert code == 0 and out.startswith("wrote 4 samples (0 skipped)"), (out, err)
+    tar = sorted((world.root / "done").glob("*.tar"))[0]
+    (src / "z.tar").write_bytes(gzip.compress(tar.read_bytes()))
+    args = ["source=webdataset", "source.path={src}/z.tar", "augment=none", *COMMON,
+            "output.dir={root}/out2"]  # fmt: skip
+    code, out, err = cli(world, monkeypatch, capfd, [a.format(**p) for a in args])
+    assert code == 0 and out.startswith("wrote 2 samples (0 skipped)"), (out, err)

@@ -111,6 +111,16 @@ def config_error_line(exc: BaseException) -> str:
     if key:
         return f"{key}: {_value_message(first)}"
     text = " ".join(str(exc).split("Config search path")[0].split())
+    parse_errors = ("LexerNoViableAltException", "token recognition error", "mismatched input")
+    if any(e in text for e in parse_errors):
+        override = getattr(cause, "override", None) or getattr(exc, "override", None)
+        if not isinstance(override, str):
+            override = text.partition(": ")[2].split(" ^")[0].strip() or text
+        key, _, value = override.partition("=")
+        return (
+            f"{override!r}: Hydra cannot read this value unquoted (spaces, non-ASCII or "
+            f"special characters); quote it, e.g. {key}='\"{value}\"' in the shell"
+        )
     if missing := re.search(
         r"In 'hydra/launcher/(\w+)': Could not load 'hydra/launcher/(\w+)'", text
     ):

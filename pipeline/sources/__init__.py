@@ -115,10 +115,17 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
     if depth.ndim != 2:
         raise SampleError(key, f"depth shape is {depth.shape}, expected HxW")
     if depth.shape != image.shape[:2]:
+        turned = depth.shape == image.shape[1::-1]
         raise SampleError(
             key,
             f"image is {image.shape[1]}x{image.shape[0]} but depth is "
-            f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match",
+            f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match"
+            + (
+                " (turned by 90 degrees: images are read as stored, an EXIF orientation tag "
+                "is not applied; store the image upright)"
+                if turned
+                else ""
+            ),
         )
     if not (np.issubdtype(depth.dtype, np.floating) or np.issubdtype(depth.dtype, np.integer)):
         raise SampleError(key, f"depth dtype is {depth.dtype}, expected float or integer")

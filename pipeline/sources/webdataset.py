@@ -157,8 +157,11 @@ class WebdatasetSource(Source):
 
 
 def _open(tar: Path) -> BinaryIO:
-    """The tar as a seekable byte stream (gzip-compressed tars are decompressed on the fly)."""
-    return gzip.open(tar, "rb") if tar.name.endswith((".gz", ".tgz")) else open(tar, "rb")
+    """The tar as a seekable byte stream; gzip-compressed tars (by their magic number, so
+    also one named ``.tar``) are decompressed on the fly."""
+    with open(tar, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(tar, "rb") if gzipped else open(tar, "rb")
 
 
 def _list_tars(spec: str) -> list[Path]:
