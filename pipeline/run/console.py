@@ -74,8 +74,8 @@ def summary(result: RunResult, report: bool) -> list[str]:
         when += f", report {timings.report_s:.1f} s"
     when += f", total {result.seconds:.1f} s"
     if report and timings.report_s is not None:
-        when += f"; report: {result.out_dir.absolute() / 'report' / 'index.html'}"
-    return [f"{what} -> {result.out_dir.absolute()}", when]
+        when += f"; report: {result.out_dir / 'report' / 'index.html'}"
+    return [f"{what} -> {result.out_dir}", when]
 
 
 def config_error_line(exc: BaseException) -> str:
