@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import warnings
 
 import numpy as np
@@ -69,12 +70,8 @@ def declared(ext: str, data: bytes) -> tuple[int, str] | None:
             w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
             return w * h, f"{w}x{h}"
         if last in ("tif", "tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                shape = tuple(tif.pages[0].shape)
-            h, w = (shape + (1, 1))[:2]
-            return int(np.prod(shape, dtype=np.int64)), f"{w}x{h}"
+            size = _tiff_size(data)
+            return None if size is None else (size[0] * size[1], f"{size[0]}x{size[1]}")
         if last == "npy":
             buf = io.BytesIO(data)
             version = np.lib.format.read_magic(buf)
@@ -93,3 +90,34 @@ def declared(ext: str, data: bytes) -> tuple[int, str] | None:
         return MAX_PIXELS + 1, str(exc).split(" pixels")[0].split()[-1]
     except Exception:  # not parseable here: the decoder says what is wrong
         return None
+
+
+_TIFF_INT = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(ImageWidth, ImageLength) of the first IFD of a classic or Big TIFF, read from the
+    header in microseconds (opening it with tifffile costs ~1.5 ms a file)."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None:
+        return None
+    magic = struct.unpack_from(order + "H", data, 2)[0]
+    if magic == 42:
+        (offset,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, offset)
+        first, entry, value_at = offset + 2, 12, 8
+    elif magic == 43:
+        (offset,) = struct.unpack_from(order + "Q", data, 8)
+        (count,) = struct.unpack_from(order + "Q", data, offset)
+        first, entry, value_at = offset + 8, 20, 12
+    else:
+        return None
+    found: dict[int, int] = {}
+    for i in range(min(count, 4096)):
+        at = first + i * entry
+        tag, kind = struct.unpack_from(order + "HH", data, at)
+        if tag in (256, 257) and kind in _TIFF_INT:
+            found[tag] = struct.unpack_from(order + _TIFF_INT[kind], data, at + value_at)[0]
+    if 256 not in found or 257 not in found:
+        return None
+    return found[256], found[257]
