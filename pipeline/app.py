@@ -1,5 +1,6 @@
 """The console commands: ``depth-pipeline`` (a Hydra app that hands the config to
-``runner.run``), ``depth-pipeline-report`` and ``depth-pipeline-merge``.
+``runner.run``), ``depth-pipeline-report``, ``depth-pipeline-merge`` and
+``depth-pipeline-verify``.
 
 Start-up is on the user's clock: ``cli`` starts the workers' forkserver before anything
 else (its imports run on another core meanwhile), and Hydra, the config schemas and the
@@ -21,7 +22,9 @@ _SWEEP_CODES: list[int] = []
 
 def job(cfg: Any) -> dict[str, object] | None:
     """One run. In a multirun (-m) a job's failure does not stop the other jobs: the exit
-    code is returned (the sweep callback records it) and ``cli`` exits with the worst."""
+    code is returned (the sweep callback records it) and ``cli`` exits with the worst.
+    With ``hydra.job.chdir=true`` the run still reads and writes relative paths from the
+    directory the command was started in (Hydra's job dir keeps only its logs)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -29,6 +32,10 @@ def job(cfg: Any) -> dict[str, object] | None:
     from pipeline.run.trace import mark
 
     mark("composed")
+    if HydraConfig.get().job.chdir:  # relative paths mean where the command was started
+        from hydra.utils import get_original_cwd
+
+        os.chdir(get_original_cwd())
     code, error = console.run_and_report(cfg)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         _SWEEP_CODES.append(code)
@@ -51,7 +58,18 @@ def main() -> None:
 
 
 def cli() -> None:
-    """Console entry point: config mistakes become one line and exit code 2."""
+    """Console entry point: config mistakes become one line and exit code 2; Ctrl-C or
+    SIGTERM at any moment the usual line and exit code 130 / 143."""
+    from pipeline.run import interrupts
+
+    interrupts.install()
+    try:
+        _cli()
+    except KeyboardInterrupt as exc:
+        interrupts.exit_interrupted(exc)
+
+
+def _cli() -> None:
     from pipeline.run import forkserver
     from pipeline.run.trace import mark
 
@@ -87,10 +105,13 @@ def _guarded(what: str, action: Any) -> Any:
     """``action()``; a ``PipelineError`` or an unforeseen exception becomes one line on
     stderr and exit 2 (the traceback of the latter saved, see ``run.crash``)."""
     from pipeline.errors import PipelineError
-    from pipeline.run import crash
+    from pipeline.run import crash, interrupts
 
+    interrupts.install()
     try:
         return action()
+    except KeyboardInterrupt as exc:
+        interrupts.exit_interrupted(exc)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # the last resort: one line, the traceback saved
@@ -156,6 +177,24 @@ def merge_cli(argv: list[str] | None = None) -> None:
         f"merged {info.timings.slices} slices: {counts.written} samples "
         f"({counts.skipped} skipped) in {counts.shards} shard(s) -> {args[0]}"
     )
+
+
+def verify_cli(argv: list[str] | None = None) -> None:
+    """``depth-pipeline-verify DIR``: every shard file against its manifest's sha256; one
+    line per damaged file on stderr and exit 2, else one line and exit 0."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: depth-pipeline-verify DIR  (checks every shard file against its manifest)")
+        sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
+    from pipeline.dataset.verify import REPAIR, verify_dataset
+
+    root = Path(args[0])
+    checked, problems = _guarded(f"verifying {root}", lambda: verify_dataset(root))
+    for line in problems:
+        print(f"error: damaged: {line}; {REPAIR}", file=sys.stderr)
+    if problems:
+        sys.exit(2)
+    print(f"verified {checked} files in {root}: every one matches its manifest")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np
 from pipeline.dataset import store
 from pipeline.dataset.layouts import decode_depth, layout_for
 from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
+from pipeline.dataset.verify import check_shard
 from pipeline.encode import record as metadata
 from pipeline.encode.depth import from_info, member_exts
 from pipeline.errors import PipelineError
@@ -47,7 +48,8 @@ def load(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
     """Every sample of the finished dataset in ``root`` (a directory or a URL), in order,
     decoded; with ``parts``, only the samples of those parts of a mixture (their
-    ``dataset``)."""
+    ``dataset``). Each shard's files are checked against its manifest's sha256 first
+    (``PipelineError`` if damaged)."""
     wanted = None if parts is None else set(parts)
     if store.is_url(root):
         for image, depth, record in _load_url(str(root), storage_options or {}):
@@ -61,6 +63,7 @@ def load(
     for manifest in info.manifests(root):
         if wanted is not None and not any(s.dataset in wanted for s in manifest.samples):
             continue
+        check_shard(root, manifest)  # a flipped byte is refused, not decoded
         for _, image, depth, record in layout.samples(manifest):
             if wanted is None or record.get("dataset", "") in wanted:
                 yield image, depth, metadata.parse(record)
@@ -88,6 +91,7 @@ def _load_url(
         for manifest in info.manifests(local):
             for rel in manifest.files:
                 remote.download(rel, local / rel)
+            check_shard(local, manifest)
             for _, image, depth, record in layout.samples(manifest):
                 yield image, depth, metadata.parse(record)
             for rel in manifest.files:

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ SYN = [*SMALL, "source.num_samples=4", "output.shard_size=2", *COMMON]
 CROP = ["augment.transforms.crop.height=64", "augment.transforms.crop.width=96"]
 FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *COMMON]
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
+TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
+HUB = ["source=hub", *CROP, *COMMON, "output.dir={out}", "source.cache_dir={root}/run/cache"]
+LIST = ["source=filelist", "source.path={src}/list.txt", *CROP, "output.shard_size=2", *COMMON]
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Row:
     setup: Callable[[World, pytest.MonkeyPatch], None] | None = None
     early: bool = True  # refused before output.dir is created
     check: Callable[[World, str], None] | None = None
+    entry: str = "cli"  # the console entry in pipeline.app (verify_cli, merge_cli ...)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -76,6 +81,8 @@ def snapshot(root: Path) -> dict[str, str]:
             found[rel] = f"link -> {os.readlink(path)}"
         elif path.is_dir():
             found[rel] = "dir"
+        elif not path.is_file():  # a FIFO, a socket: never opened
+            found[rel] = f"special {path.stat().st_mode:o}"
         else:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
@@ -124,18 +131,20 @@ def world(templates, tmp_path) -> World:
         proc.wait()
 
 
-def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str]):
-    """``depth-pipeline ARGS`` in this process: (exit code, stdout, stderr)."""
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, capfd, args: list[str], entry: str = "cli"):
+    """``depth-pipeline ARGS`` (or another console entry) in this process: (exit code,
+    stdout, stderr)."""
     from pipeline import app
 
     run_dir = world.root / "run"
-    monkeypatch.setattr(sys, "argv", ["depth-pipeline", *args, f"hydra.run.dir={run_dir}"])
+    argv = [*args, f"hydra.run.dir={run_dir}"] if entry == "cli" else args
+    monkeypatch.setattr(sys, "argv", [entry, *argv])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # cli() sets it; restored after the test
     capfd.readouterr()
     root_logger = logging.getLogger()
     handlers, level = root_logger.handlers[:], root_logger.level
     try:
-        app.cli()
+        getattr(app, entry)()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -314,6 +323,211 @@ def _traceback_in_log(w: World, err: str) -> None:
     assert "Traceback (most recent call last)" in Path(log).read_text()
 
 
+def _inputs_in_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    """The folder source's files, copied into the finished dataset ``done`` (``d/``)."""
+    (w.root / "done" / "d").mkdir()
+    for f in sorted((w.root / "src" / "depth").iterdir()):
+        shutil.copy(f, w.root / "done" / "d" / f.name)
+    for f in sorted((w.root / "src" / "image").iterdir()):
+        shutil.copy(f, w.root / "done" / "d" / f.name)
+
+
+def _list_into_done(absolute: bool) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A BTS list in ``src`` naming files inside ``done`` (absolute, or through ``..``)."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        _inputs_in_done(w, mp)
+        d = w.root / "done" / "d" if absolute else Path("../done/d")
+        lines = [f"{d}/f{i}.png {d}/f{i}.tiff 500" for i in range(4)]
+        (w.root / "src" / "list.txt").write_text("\n".join(lines) + "\n")
+
+    return setup
+
+
+def _image_link_into_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    _inputs_in_done(w, mp)
+    (w.root / "src" / "image" / "f9.png").symlink_to(w.root / "done" / "d" / "f0.png")
+    shutil.copy(w.root / "src" / "depth" / "f0.tiff", w.root / "src" / "depth" / "f9.tiff")
+
+
+def _depth_dir_link_into_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    _inputs_in_done(w, mp)
+    shutil.rmtree(w.root / "src" / "depth")
+    (w.root / "src" / "depth").symlink_to(w.root / "done" / "d", target_is_directory=True)
+
+
+def _first_sample(name: str, make: Callable[[Path], None], which: str = "image"):
+    """Sample ``a_x`` (sorted first) whose image or depth file is made by ``make(path)``;
+    the other file of the pair is a good one."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        src = w.root / "src"
+        good = {"image": src / "image" / "f0.png", "depth": src / "depth" / "f0.tiff"}
+        for kind, ext in (("image", "png"), ("depth", "tiff")):
+            target = src / kind / f"a_x.{name if kind == which else ext}"
+            if kind == which:
+                make(target)
+            else:
+                shutil.copy(good[kind], target)
+
+    return setup
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _link_to(target: str) -> Callable[[Path], None]:
+    return lambda path: path.symlink_to(target)
+
+
+def _socket(path: Path) -> None:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+
+
+def _tiff_bomb(path: Path) -> None:
+    """A tiny TIFF whose header declares 30000 x 30000 float32 pixels (3.6 GB)."""
+    import struct
+
+    entries = [(256, 4, 1, 30000), (257, 4, 1, 30000), (258, 3, 1, 32), (259, 3, 1, 1),
+               (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, 30000),
+               (279, 4, 1, 30000 * 30000 * 4), (339, 3, 1, 3)]  # fmt: skip
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        ifd += struct.pack("<HHII", tag, typ, count, value)
+    data = b"II*\x00" + struct.pack("<I", 16) + bytes(8) + ifd + struct.pack("<I", 0)
+    path.write_bytes(data)
+
+
+def _npy_bomb(path: Path) -> None:
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (30000, 30000), }"
+    header += " " * (118 - len(header)) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+
+
+def _jpeg_bomb(path: Path) -> None:
+    """A JPEG whose frame header declares 60000 x 60000 pixels."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2
+    path.write_bytes(bytes(data))
+
+
+def _tar_source(extra: Callable[[tarfile.TarFile, bytes, bytes], None]):
+    """``src/x.tar``: samples f0, f1 (image + float TIFF depth), then ``extra(tar, png,
+    tiff)`` adds the odd members, then f2."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        src = w.root / "src"
+        png = (src / "image" / "f0.png").read_bytes()
+        tiff = (src / "depth" / "f0.tiff").read_bytes()
+
+        def add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        with tarfile.open(src / "x.tar", "w") as tf:
+            for key in ("f0", "f1"):
+                add(tf, f"{key}.png", png)
+                add(tf, f"{key}.depth.tiff", tiff)
+            extra(tf, png, tiff)
+            add(tf, "f2.png", png)
+            add(tf, "f2.depth.tiff", tiff)
+
+    return setup
+
+
+def _member(name: str, what: str = "png") -> Callable[[tarfile.TarFile, bytes, bytes], None]:
+    def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+        data = png if what == "png" else tiff
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+
+    return extra
+
+
+def _pair(key: str) -> Callable[[tarfile.TarFile, bytes, bytes], None]:
+    def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+        _member(f"{key}.png")(tf, png, tiff)
+        _member(f"{key}.depth.tiff", "tiff")(tf, png, tiff)
+
+    return extra
+
+
+def _link_member(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
+    info = tarfile.TarInfo("g.png")
+    info.type, info.linkname = tarfile.SYMTYPE, "f0.png"
+    tf.addfile(info)
+    _member("g.depth.tiff", "tiff")(tf, png, tiff)
+
+
+def _bts_list(focal: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/list.txt``: the four folder samples with focal ``focal`` on the third."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        lines = [f"image/f{i}.png depth/f{i}.tiff {focal if i == 2 else 500}" for i in range(4)]
+        (w.root / "src" / "list.txt").write_text("\n".join(lines) + "\n")
+
+    return setup
+
+
+def _flip_in_done(member: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """One byte flipped in the data of the first member of ``done``'s first tar whose name
+    ends with ``member``."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        tar = sorted((w.root / "done").glob("*.tar"))[0]
+        with tarfile.open(tar) as tf:
+            info = next(m for m in tf.getmembers() if m.name.endswith(member))
+        data = bytearray(tar.read_bytes())
+        data[info.offset_data + info.size // 2] ^= 0x01
+        tar.write_bytes(bytes(data))
+
+    return setup
+
+
+def _damage_done(how: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        done = w.root / "done"
+        if how == "tar gone":
+            sorted(done.glob("*.tar"))[-1].unlink()
+        elif how == "tar truncated":
+            tar = sorted(done.glob("*.tar"))[0]
+            tar.write_bytes(tar.read_bytes()[:1000])
+        elif how == "manifest gone":
+            sorted((done / "manifests").glob("train-*.json"))[0].unlink()
+        elif how == "info gone":
+            (done / "dataset_info.json").unlink()
+
+    return setup
+
+
+def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        for name, value in values.items():
+            mp.setenv(name, value)
+
+    return setup
+
+
+def _list_text(name: str, text: str | bytes) -> Callable[[World, pytest.MonkeyPatch], None]:
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        (w.root / "src" / name).write_bytes(data)
+
+    return setup
+
+
+def _turned_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    tifffile.imwrite(w.root / "src" / "depth" / "f0.tiff", np.ones((W, H), np.float32))
+
+
 # ---- the table -------------------------------------------------------------------------
 
 OUT = "output.dir={out}"
@@ -351,6 +565,29 @@ ROWS = [
         "is being replaced by another depth-pipeline run", _holder(True), False, _names_holder),
     Row("shared holder: overwrite must wait", [*SYN, "output.dir={done}", "output.overwrite=true"],
         "is in use by another depth-pipeline run", _holder(False), False, _names_holder),
+    # every file any source reads is input (resolved), checked before anything is deleted
+    Row("depth template into a finished dataset, overwrite", [*FOLDER,
+        "source.depth_path='../done/d/{{stem}}.tiff'", "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _inputs_in_done),
+    Row("depth template by absolute path into output.dir", [*FOLDER,
+        "source.depth_path='{done}/d/{{stem}}.tiff'", "output.dir={done}"],
+        "contains the source", _inputs_in_done),
+    Row("mask template into output.dir, overwrite", [*FOLDER,
+        "source.mask_path='../done/d/{{stem}}.png'", "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _inputs_in_done),
+    Row("image symlinked into output.dir, overwrite", [*FOLDER, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _image_link_into_done),
+    Row("depth folder symlinked into output.dir, overwrite", [*FOLDER, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _depth_dir_link_into_done),
+    Row("BTS list with absolute paths into output.dir, overwrite", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}",
+        "output.overwrite=true"], "contains the source", _list_into_done(True)),
+    Row("BTS list with ../ paths into output.dir, overwrite", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}",
+        "output.overwrite=true"], "climbs out of source.image_root", _list_into_done(False)),
+    Row("BTS list into output.dir, new output", ["source=filelist",
+        "source.path={src}/list.txt", *CROP, *COMMON, "output.dir={done}/d"],
+        "contains the source", _list_into_done(True)),
     # every path built from config or data stays inside output.dir
     Row("split escapes", [*SYN, OUT, "source.split=../user"], "source.split='../user'"),
     Row("split absolute", [*SYN, OUT, "source.split=/tmp/abs"], "source.split='/tmp/abs'"),
@@ -430,6 +667,93 @@ ROWS = [
         _not_a_file_kind("x.tar", b"hello")),
     Row("nyu_mat file that is no HDF5", ["source=nyu_mat", "source.path={src}/x.mat",
         "augment=none", *COMMON, OUT], "is not an HDF5", _not_a_file_kind("x.mat", b"hello")),
+    # a file that is not a regular file, or declares too many pixels: refused per sample
+    Row("image is a FIFO", [*FOLDER, OUT], "sample a_x", _first_sample("png", _fifo), early=False),
+    Row("depth is a FIFO", [*FOLDER, OUT], "a FIFO", _first_sample("tiff", _fifo, "depth"),
+        early=False),
+    Row("depth links to /dev/zero", [*FOLDER, OUT], "a character device",
+        _first_sample("tiff", _link_to("/dev/zero"), "depth"), early=False),
+    Row("image links to /dev/urandom", [*FOLDER, OUT], "a character device",
+        _first_sample("png", _link_to("/dev/urandom")), early=False),
+    Row("image is a socket", [*FOLDER, OUT], "a socket", _first_sample("png", _socket),
+        early=False),
+    Row("image is a broken link", [*FOLDER, OUT], "sample a_x",
+        _first_sample("png", _link_to("/nonexistent/x.png")), early=False),
+    Row("image links to a directory", [*FOLDER, OUT], "sample a_x",
+        _first_sample("png", _link_to("../depth")), early=False),
+    Row("TIFF depth declaring 30000x30000", [*FOLDER, OUT], "the TIFF is 30000x30000 pixels",
+        _first_sample("tiff", _tiff_bomb, "depth"), early=False),
+    Row("NPY depth declaring 30000x30000", [*FOLDER, OUT, "source.depth_path='depth/{{stem}}.npy'"],
+        "a decompression bomb", _first_sample("npy", _npy_bomb, "depth"), early=False),
+    Row("JPEG image declaring 60000x60000", [*FOLDER, OUT, "source.image_glob='image/*.*'"],
+        "a decompression bomb", _first_sample("jpg", _jpeg_bomb), early=False),
+    # whatever a source sees is a sample: written, or failing by name (counted when skipped)
+    Row("tar sample whose key starts with __", [*TAR, OUT], "'__b'", _tar_source(_pair("__b")),
+        early=False),
+    Row("tar sample in a __ folder", [*TAR, OUT], "'__d/b'", _tar_source(_pair("__d/b")),
+        early=False),
+    Row("tar member without an extension", [*TAR, OUT], "no image member",
+        _tar_source(_member("README")), early=False),
+    Row("tar image member that is a link", [*TAR, OUT], "a link or special member",
+        _tar_source(_link_member), early=False),
+    Row("tar sample with only a depth", [*TAR, OUT], "no image member",
+        _tar_source(_member("h.depth.tiff", "tiff")), early=False),
+    # a bad value in one sample is that sample's error, never the run's
+    Row("NaN focal in a BTS list", [*LIST, OUT], "camera fx=nan", _bts_list("nan"), early=False),
+    Row("inf focal in a BTS list", [*LIST, OUT], "camera fx=inf", _bts_list("inf"), early=False),
+    Row("zero focal in a BTS list", [*LIST, OUT], "focal lengths must be finite and > 0",
+        _bts_list("0"), early=False),
+    Row("negative focal in a BTS list", [*LIST, OUT], "camera fx=-5.0", _bts_list("-5"),
+        early=False),
+    # shards are checked against their manifests' sha256: one line per damaged file
+    Row("verify: a byte flipped in a depth member", ["{done}"], "its bytes changed",
+        _flip_in_done("depth.tiff"), entry="verify_cli"),
+    Row("verify: a byte flipped in an image member", ["{done}"], "sha256 differs",
+        _flip_in_done(".png"), entry="verify_cli"),
+    Row("verify: a byte flipped in a record member", ["{done}"], "train-000000.tar",
+        _flip_in_done(".json"), entry="verify_cli"),
+    Row("verify: a shard file gone", ["{done}"], "train-000001.tar: missing",
+        _damage_done("tar gone"), entry="verify_cli"),
+    Row("verify: a shard file truncated", ["{done}"], "its bytes changed",
+        _damage_done("tar truncated"), entry="verify_cli"),
+    Row("verify: a manifest gone", ["{done}"], "missing or unreadable",
+        _damage_done("manifest gone"), entry="verify_cli"),
+    Row("verify: not a finished dataset", ["{done}"], "holds no finished depth-pipeline",
+        _damage_done("info gone"), entry="verify_cli"),
+    Row("verify: a user's folder", ["{user}"], "holds no finished depth-pipeline",
+        entry="verify_cli"),
+    Row("verify: no such directory", ["{root}/nope"], "holds no finished depth-pipeline",
+        entry="verify_cli"),
+    Row("merge: not a sliced run", ["{done}"], "it was not written by sliced runs",
+        entry="merge_cli"),
+    # no network: one line at once (no retries), whatever says so
+    Row("hub repo, the hub's port closed", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="http://127.0.0.1:9")),
+    Row("hub repo, HF_HUB_OFFLINE=1", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_HUB_OFFLINE="1")),
+    Row("hub repo, an endpoint that is no URL", [*HUB, "source.path=nobody/no_such_dataset"],
+        "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="not-a-url")),
+    # one clear line for each way a list, a tar or an override is not what it seems
+    Row("../ path in a BTS list", [*LIST, OUT], "climbs out of source.image_root with '..'",
+        _list_text("list.txt", "image/f0.png depth/f0.tiff 500\n../o/o.png depth/f1.tiff 5\n")),
+    Row("../ depth path in a BTS list", [*LIST, OUT], "line 1: 'depth/../../d.tiff' climbs out",
+        _list_text("list.txt", "image/f0.png depth/../../d.tiff 500\n")),
+    Row("bad .jsonl line names its number", [*LIST[:1], "source.path={src}/l.jsonl", *LIST[2:],
+        OUT], "line 3: not a Metric3D record", _list_text("l.jsonl",
+        '{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n\n{"rgb": "image/f1.png"\n')),
+    Row("jsonl line that is no object", [*LIST[:1], "source.path={src}/l.jsonl", *LIST[2:],
+        OUT], "line 2: not a Metric3D record", _list_text("l.jsonl",
+        '{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n[1, 2]\n')),
+    Row("shard.num_shards=0", [*SYN, OUT, "shard.num_shards=0"], "shard.num_shards must be >= 1"),
+    Row("shard.num_shards<0", [*SYN, OUT, "shard.num_shards=-2"], "shard.num_shards must be >= 1"),
+    Row("a nested compose (OneOf)", [*SYN, OUT,
+        "+augment.transforms.x._target_=albumentations.OneOf"], "OneOf is a compose of transforms"),
+    Row("a nested compose (Sequential)", [*SYN, OUT,
+        "+augment.transforms.x._target_=albumentations.Sequential"], "does not support"),
+    Row("non-ASCII path unquoted", [*SYN, "output.dir={root}/d\u00e9j\u00e0"], "quote it"),
+    Row("a path with a bracket unquoted", [*SYN, "output.dir={root}/a[b"], "quote it"),
+    Row("depth turned by 90 degrees (EXIF)", [*FOLDER, OUT], "an EXIF orientation tag",
+        _turned_depth, early=False),
     # the last resort: one line naming the step and where the traceback went
     Row("unexpected error while writing", [*SYN, OUT],
         "unexpected ZeroDivisionError while writing the shards",
@@ -448,7 +772,7 @@ def test_bad_input(row: Row, world: World, monkeypatch, capfd):
         row.setup(world, monkeypatch)
     before = snapshot(world.root)
     args = [a.format(**{k: str(v) for k, v in world.paths.items()}) for a in row.args]
-    code, out, err = cli(world, monkeypatch, capfd, args)
+    code, out, err = cli(world, monkeypatch, capfd, args, row.entry)
     lines = err.strip().splitlines()
     assert code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -460,3 +784,98 @@ def test_bad_input(row: Row, world: World, monkeypatch, capfd):
     assert not (ROOT / "~").exists()
     if row.check is not None:
         row.check(world, err)
+
+
+SKIPPED = [
+    ("tar key __b", TAR, _tar_source(_pair("__b")), "__b", 4),
+    ("tar member README", TAR, _tar_source(_member("README")), "README", 4),
+    ("tar link member", TAR, _tar_source(_link_member), "g", 4),
+    ("NaN focal", LIST, _bts_list("nan"), "image/f2", 4),
+    ("broken image link", FOLDER, _first_sample("png", _link_to("/nonexistent/x.png")), "a_x", 5),
+    ("FIFO depth", FOLDER, _first_sample("tiff", _fifo, "depth"), "a_x", 5),
+]
+
+
+@pytest.mark.parametrize("args, setup, key, seen", [s[1:] for s in SKIPPED],
+                         ids=[s[0] for s in SKIPPED])  # fmt: skip
+def test_every_input_is_written_or_counted(args, setup, key, seen, world, monkeypatch, capfd):
+    """With ``runtime.on_error=skip`` the bad sample is counted, with its reason, in the
+    summary and ``dataset_info.json``; the run finishes, and so does its re-run."""
+    setup(world, monkeypatch)
+    p = {k: str(v) for k, v in world.paths.items()}
+    argv = [a.format(**p) for a in [*args, OUT, "runtime.on_error=skip"]]
+    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 3, (out, err)
+    assert out.splitlines()[0].startswith(f"wrote {seen - 1} samples (1 skipped)"), out
+    info = json.loads((world.root / "out" / "dataset_info.json").read_text())
+    counts = info["counts"]
+    assert counts["written"] + counts["skipped"] == seen
+    assert [s["key"] for s in counts["skipped_samples"]] == [key]
+    again = cli(world, monkeypatch, capfd, argv)
+    assert again[0] == 3 and "kept" in again[1], again
+
+
+def test_far_depth_values_are_written(world, monkeypatch, capfd):
+    """A depth of 1e17 m (or float32's largest) is a value, not a crash: it is written."""
+    depth = np.full((H, W), 1e17, np.float32)
+    depth[0, :4] = np.finfo(np.float32).max
+    tifffile.imwrite(world.root / "src" / "depth" / "f1.tiff", depth)
+    p = {k: str(v) for k, v in world.paths.items()}
+    argv = [a.format(**p) for a in [*FOLDER, OUT]]
+    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 0, (out, err)
+    info = json.loads((world.root / "out" / "dataset_info.json").read_text())
+    assert info["counts"]["written"] == 4 and info["stats"]["depth_max"] >= 9e16
+
+
+def test_no_network_is_one_line_through_a_real_process(tmp_path):
+    """Item 12 with the network really absent for huggingface_hub (its endpoint a closed
+    port, read at its import): no retry warnings, one line, exit 2."""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_ENDPOINT="http://127.0.0.1:9",
+               HF_HOME=str(tmp_path / "hf"))  # fmt: skip
+    env.pop("HF_HUB_OFFLINE", None)
+    out, run_dir = f"output.dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"
+    argv = [sys.executable, "-m", "pipeline", "source=hub", "source.path=nobody/no_such_dataset",
+            *COMMON, out, run_dir]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Hugging Face Hub" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_hydra_job_chdir_reads_and_writes_where_the_command_started(world):
+    """Item 10: with ``hydra.job.chdir=true``, relative ``source.path`` and ``output.dir``
+    mean the directory the command was started in (so the summary's path is the real one);
+    the same command again resumes."""
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    argv = [sys.executable, "-m", "pipeline", "source=folder", "source.path=src", *CROP,
+            "output.shard_size=2", *COMMON, "output.dir=rel/out", "hydra.job.chdir=true",
+            "hydra.run.dir=run/job"]  # fmt: skip
+    first = subprocess.run(argv, cwd=world.root, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    out = world.root / "rel" / "out"
+    assert first.stdout.splitlines()[0].endswith("-> rel/out"), first.stdout  # as given
+    assert (out / "dataset_info.json").is_file()
+    assert not (world.root / "run" / "job" / "rel").exists()
+    again = subprocess.run(argv, cwd=world.root, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "kept 4 from an earlier run in 2 shards -> rel/out" in again.stdout
+
+
+def test_a_bom_list_and_a_gzip_tar_named_tar_are_read(world, monkeypatch, capfd):
+    """Item 11: a UTF-8 BOM at the start of a list is accepted; a gzip-compressed tar named
+    ``.tar`` is read as what it is."""
+    import gzip
+
+    src, p = world.root / "src", {k: str(v) for k, v in world.paths.items()}
+    lines = "".join(f"image/f{i}.png depth/f{i}.tiff 500\n" for i in range(4))
+    (src / "list.txt").write_bytes(b"\xef\xbb\xbf" + lines.encode())
+    code, out, err = cli(world, monkeypatch, capfd, [a.format(**p) for a in [*LIST, OUT]])
+    assert code == 0 and out.startswith("wrote 4 samples (0 skipped)"), (out, err)
+    tar = sorted((world.root / "done").glob("*.tar"))[0]
+    (src / "z.tar").write_bytes(gzip.compress(tar.read_bytes()))
+    args = ["source=webdataset", "source.path={src}/z.tar", "augment=none", *COMMON,
+            "output.dir={root}/out2"]  # fmt: skip
+    code, out, err = cli(world, monkeypatch, capfd, [a.format(**p) for a in args])
+    assert code == 0 and out.startswith("wrote 2 samples (0 skipped)"), (out, err)

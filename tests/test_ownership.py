@@ -189,6 +189,60 @@ def test_the_card_never_replaces_a_users_readme(tmp_path):
     assert (out / "README.md").read_text() == "# my own notes about this dataset\n"
 
 
+def test_overwrite_deletes_only_files_as_written_and_names_what_it_kept(tmp_path, capfd):
+    """A user's picture in report/, an edited card and a changed list file survive an
+    overwrite, named in one line; the run's files go."""
+    out = tmp_path / "ds"
+    args = [*LONG, "source.num_samples=4", "report.enabled=true", "report.plots=[collage]"]
+    run(make_cfg(out, *args, "output=filelist"))
+    (out / "report" / "extra.png").write_bytes(b"my picture")
+    card = (out / "README.md").read_text()
+    (out / "README.md").write_text(card.replace("# RGB-D", "# My RGB-D"))
+    lists = sorted(p.name for p in out.glob("*.txt"))
+    assert lists, "the filelist layout publishes list files"
+    (out / lists[0]).write_text("edited by hand\n")
+    mine = {rel: h for rel, h in files(out).items()
+            if rel in ("report/extra.png", "README.md", lists[0])}  # fmt: skip
+    capfd.readouterr()
+    run(make_cfg(out, *LONG, "source.num_samples=2", "output.overwrite=true"))
+    err = capfd.readouterr().err
+    after = files(out)
+    assert {rel: after.get(rel) for rel in mine} == mine
+    line = [x for x in err.splitlines() if "output.overwrite kept" in x]
+    assert len(line) == 1 and "report/extra.png" in line[0] and "README.md" in line[0]
+    assert lists[0] in line[0]
+    assert sorted(p.name for p in (out / "report").glob("*.html")) == []  # the old page went
+    assert not (out / "image").exists()  # the old format's folders went (all files as written)
+
+
+def test_an_interrupted_overwrite_leaves_no_finished_marker(tmp_path, monkeypatch):
+    """The finished marker goes first: killed while deleting, the directory does not look
+    like a finished dataset, and the next overwrite finishes the job."""
+    from pipeline import read
+    from pipeline.dataset import owned
+
+    out = tmp_path / "ds"
+    run(make_cfg(out, *LONG, "source.num_samples=6"))
+    real = owned.ShardManifest.read
+    calls = []
+
+    def killed(root, shard):
+        calls.append(shard)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if killed while deleting the third shard
+        return real(root, shard)
+
+    monkeypatch.setattr(owned.ShardManifest, "read", staticmethod(killed))
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg(out, *LONG, "source.num_samples=6", "augment.seed=3", "output.overwrite=true"))
+    monkeypatch.setattr(owned.ShardManifest, "read", staticmethod(real))
+    assert not (out / "dataset_info.json").exists()
+    with pytest.raises(PipelineError):
+        list(read.load(out))
+    run(make_cfg(out, *LONG, "source.num_samples=6", "augment.seed=3", "output.overwrite=true"))
+    assert_complete(out, written=6)
+
+
 # ---- the source check on resume --------------------------------------------------------
 
 

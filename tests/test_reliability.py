@@ -233,6 +233,45 @@ def test_interrupt_stops_promptly_and_cleanly(tmp_path, reference, sig, code, wo
     assert_complete(out, written=40)
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "start",
+        "run",
+        "writing",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("composed", "prepared")),
+    ],
+)
+def test_ctrl_c_at_every_moment_is_the_usual_line_and_130(tmp_path, moment):
+    """SIGINT to the process group when the run reaches ``moment`` (its trace says so):
+    during the imports, the composing, the checks and the first sample, the writing. Exit
+    130 and one line, whatever the moment; no worker left; nothing looks finished. A
+    billion samples: the plan is lazy, the run starts at once."""
+    out, trace = tmp_path / "ds", tmp_path / "trace.txt"
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", DEPTH_PIPELINE_TRACE=str(trace))
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    argv = [sys.executable, "-m", "pipeline", *SMALL, "source.num_samples=1000000000",
+            "runtime.workers=2", f"output.dir={out}", run_dir]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120  # a safety net against a hang, not a speed test
+    while proc.poll() is None and time.monotonic() < deadline:
+        if trace.exists() and f" {moment} " in trace.read_text():
+            break
+        time.sleep(0.005)
+    pids = children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT"), err
+    assert wait_gone(pids) == []
+    assert not (out / "dataset_info.json").exists()
+    if out.exists():
+        assert temporaries(out) == []
+
+
 def test_folder_output_interrupted_mid_shard_resumes_identically(tmp_path, monkeypatch):
     """Folder shards commit file by file: an aborted shard takes its files back."""
     ref, out = tmp_path / "ref", tmp_path / "ds"

@@ -82,6 +82,12 @@ def _instantiate(name: str, spec: TransformSpec) -> BasicTransform:
             f"(e.g. _target_: albumentations.HorizontalFlip), got {spec!r}"
         )
     cls = _resolve(name, str(spec["_target_"]))
+    if issubclass(cls, BaseCompose):
+        raise PipelineError(
+            f"augment.transforms.{name}: {cls.__name__} is a compose of transforms (OneOf, "
+            f"SomeOf, Sequential ...), which augment.transforms does not support; list the "
+            f"transforms themselves, each with its own p"
+        )
     if (unknown := transform_args.check_spec(name, cls, spec)) is not None:
         raise PipelineError(unknown)
     kwargs = {k: v for k, v in spec.items() if k != "_target_"}

@@ -59,15 +59,17 @@ def output_dir(value: str) -> Path:
 
 
 def check_apart(out: Path, inputs: Iterable[Path]) -> None:
-    """Refuse an ``output.dir`` equal to, inside or containing a path the source reads."""
+    """Refuse an ``output.dir`` equal to, inside or containing a path the source reads
+    (each resolved, symlinks followed: a link into ``output.dir`` is inside it)."""
     target = out.resolve()
+    prefix = f"{target.as_posix().rstrip('/')}/"
     for given in inputs:
         src = given.resolve()
         if target == src:
             how = "is"
         elif src in target.parents:
             how = "is inside"
-        elif target in src.parents:
+        elif src.as_posix().startswith(prefix):
             how = "contains"
         else:
             continue

@@ -6,7 +6,8 @@ A directory is a dataset only if its config record (``manifests/config.json``) i
 and was written by this tool; a non-empty directory without one is refused, and nothing
 in a directory with a foreign or damaged record is ever deleted. Only files this tool
 writes are deleted: temporaries named ``*.tmp-HOST-PID`` in the places it writes, the
-shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` lists.
+shard files of its own plan that no manifest lists, and what ``owned.remove_dataset`` deletes
+(only what the records list, as it was written).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from pipeline.dataset.owned import CARD_MARK as CARD_MARK
 from pipeline.dataset.owned import CONFIG_RECORD, REPORT_DIR, SLICE_DIR, inside, remove_dataset
 from pipeline.dataset.owned import card_is_ours as card_is_ours
 from pipeline.dataset.records import MANIFEST_DIR, ShardManifest
-from pipeline.dataset.shards import Placement, ShardTask
+from pipeline.dataset.shards import Placement, Plan, ShardTask
 from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
 from pipeline.errors import PipelineError
 from pipeline.sources import Source
@@ -56,7 +57,7 @@ def claimed(
     root: Path,
     cfg: Config,
     layout: Layout,
-    shards: list[ShardTask],
+    shards: Plan,
     source: Source,
     present: Present | None = None,
 ) -> Iterator[Claim]:
@@ -76,12 +77,13 @@ def claimed(
         with setting_up(root):
             old = read_record(root)
             chash = config_hash(cfg)
-            names = {s.name for s in shards}
             if cfg.output.overwrite:
-                remove_dataset(root, old, chash, names)
+                _, kept = remove_dataset(root, old, chash, shards)
+                if kept:
+                    _name_kept(root, kept)
             else:
                 check_record(root, cfg, old)
-            clean_temporaries(root, layout, names)
+            clean_temporaries(root, layout, shards)
             if old is None or cfg.output.overwrite:
                 write_record(root, cfg, identity)
         old_record = None if cfg.output.overwrite else old
@@ -101,16 +103,20 @@ def _resumable(
     root: Path,
     cfg: Config,
     chash: str,
-    shards: list[ShardTask],
+    shards: Plan,
     source: Source,
     old: dict[str, Any] | None,
     present: Present | None = None,
 ) -> dict[str, ShardManifest]:
-    """The finished shards to keep; refuse if the source they were read from changed."""
+    """The finished shards to keep; refuse if the source they were read from changed.
+
+    Found from the manifests on disk (a fresh directory costs nothing, whatever the plan)."""
     done: dict[str, ShardManifest] = {}
     changed: list[ShardTask] = []
     placement = Placement.of(cfg)
-    for s in shards:
+    folder = root / MANIFEST_DIR
+    found = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    for s in (t for t in map(shards.named, found) if t is not None):
         m = finished(root, s.name, s.start, s.stop, chash, present)
         if m is None:
             continue
@@ -134,6 +140,20 @@ def _resumable(
             f"the dataset from the current source, or a new output.dir"
         )
     return done
+
+
+def _name_kept(root: Path, kept: list[Path]) -> None:
+    """One line naming the files an overwrite left because no record vouches for them."""
+    import sys
+
+    names = [p.relative_to(root).as_posix() for p in kept]
+    shown_names = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    print(
+        f"depth-pipeline: output.overwrite kept {len(names)} file(s) in {root} that the old "
+        f"dataset's records do not list as written (changed or added since): {shown_names}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def check_writable(root: Path) -> None:
@@ -200,13 +220,22 @@ def _present(path: Path, digest: str) -> bool:
     return path.is_file() and sha256_file(path) == digest
 
 
-def drop_unrecorded(root: Path, layout: Layout, shards: Iterable[str]) -> None:
-    """Remove shard files that a killed worker renamed but never recorded in a manifest, so
-    nothing is left looking finished; a re-run writes them again, byte for byte."""
-    for name in shards:
-        if ShardManifest.read(root, name) is None:
-            for rel in layout.shard_files(name):
-                (root / rel).unlink(missing_ok=True)
+def drop_unrecorded(root: Path, layout: Layout, own: Container[str]) -> None:
+    """Remove shard files of ``own`` shards that a killed worker renamed but never recorded
+    in a manifest, so nothing is left looking finished; a re-run writes them again, byte
+    for byte. Looks at the files there are, not at every planned name."""
+    pattern = layout.shard_pattern()
+    if pattern is None or not root.is_dir():
+        return
+    for path in sorted(root.iterdir()):
+        shard = path.name.partition(".")[0]
+        if (
+            pattern.fullmatch(path.name)
+            and shard in own
+            and path.name in layout.shard_files(shard)
+            and ShardManifest.read(root, shard) is None
+        ):
+            path.unlink(missing_ok=True)
 
 
 def _tool_files(root: Path, layout: Layout) -> Iterator[Path]:
@@ -219,20 +248,24 @@ def _tool_files(root: Path, layout: Layout) -> Iterator[Path]:
             yield from (p for p in (root / name).rglob("*") if p.is_file())
 
 
-def clean_temporaries(root: Path, layout: Layout, own_shards: Iterable[str] = ()) -> list[Path]:
+def clean_temporaries(root: Path, layout: Layout, own_shards: Container[str] = ()) -> list[Path]:
     """Delete temporaries a dead run left behind; return them.
 
     A temporary from this host is stale when its process is gone. One from another host
     (a preempted job restarted elsewhere) is only removed if it belongs to one of
     ``own_shards``: other slice jobs may be writing theirs right now.
     """
-    own = {f for s in own_shards for f in layout.shard_files(s)} | {f"{s}.json" for s in own_shards}
+
+    def own(final: str) -> bool:
+        shard = final.partition(".")[0]
+        return shard in own_shards and final in (*layout.shard_files(shard), f"{shard}.json")
+
     host, removed = socket.gethostname(), []
     for path in _tool_files(root, layout):
         m = TMP_NAME.match(path.name)
         if m is None:
             continue
-        if _stale(m["host"] == host, int(m["pid"]), m["final"] in own, path):
+        if _stale(m["host"] == host, int(m["pid"]), own(m["final"]), path):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from pipeline.config.schema import Config
 from pipeline.sources import Source
@@ -69,17 +71,13 @@ class Placement:
             for c in range(task.start // n, -(-task.stop // n))
         ]
 
-    def plan(self, n_inputs: int) -> list[ShardTask]:
+    def plan(self, n_inputs: int) -> Plan:
         """Shards of ``shard_size`` output samples (``copies`` per input, placed by
-        ``position_of``); this job's contiguous slice of them."""
+        ``position_of``); this job's contiguous slice of them, made on demand."""
         size, total = self.shard_size, n_inputs * self.copies
         count = math.ceil(total / size)
         k, m = self.index, self.num_shards
-        lo, hi = k * count // m, (k + 1) * count // m
-        return [
-            ShardTask(i, f"{self.prefix}-{i:06d}", i * size, min((i + 1) * size, total), n_inputs)
-            for i in range(lo, hi)
-        ]
+        return Plan(self.prefix, size, total, n_inputs, k * count // m, (k + 1) * count // m)
 
     def fingerprint(self, source: Source, task: ShardTask) -> str:
         """A digest of the inputs shard ``task`` reads (``Source.inputs_fingerprint`` of
@@ -94,7 +92,7 @@ class Placement:
         runs = self.input_runs(task)
         return "input samples " + ", ".join(f"{a}..{b - 1}" for a, b, _ in runs)
 
-    def units(self, tasks: list[ShardTask], workers: int) -> list[tuple[ShardTask, ...]]:
+    def units(self, tasks: Sequence[ShardTask], workers: int) -> Sequence[tuple[ShardTask, ...]]:
         """The units of work handed to workers, largest first: single shards, except under
         ``order=spread`` with ``copies > 1``, where the shards of the different copies
         that read the same inputs go together (``ShardProcessor.fill_group`` reads each
@@ -107,7 +105,7 @@ class Placement:
         groups per worker, so that workers finish together. A shard that spans two copies
         (at most ``copies - 1`` of them) goes alone."""
         if self.order != "spread" or self.copies == 1 or not tasks:
-            return [(t,) for t in tasks]
+            return Singles(tasks)
         size = self.shard_size
         window = size * max(1, min(4, tasks[0].inputs // (3 * max(workers, 1) * size)))
         groups: dict[int, list[ShardTask]] = {}
@@ -136,3 +134,101 @@ class Placement:
 
         (lo, hi), (olo, ohi) = span(group), span(other)
         return olo <= lo and hi <= ohi
+
+
+class Plan(Sequence[ShardTask]):
+    """This job's shards, made on demand: a billion samples plan in no time and no memory.
+
+    ``name in plan`` asks whether a shard of that name is one of this job's (the claim
+    and the clean-up ask it about the files they find, instead of listing every name)."""
+
+    def __init__(self, prefix: str, size: int, total: int, inputs: int, lo: int, hi: int):
+        self.prefix, self.size, self.total, self.inputs = prefix, size, total, inputs
+        self.lo, self.hi = lo, hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @overload
+    def __getitem__(self, i: int) -> ShardTask: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ShardTask]: ...
+    def __getitem__(self, i: int | slice) -> ShardTask | list[ShardTask]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.task(self.lo + i)
+
+    def __iter__(self) -> Iterator[ShardTask]:
+        return (self.task(i) for i in range(self.lo, self.hi))
+
+    def __contains__(self, item: object) -> bool:
+        name = item.name if isinstance(item, ShardTask) else item
+        return isinstance(name, str) and self.named(name) is not None
+
+    def task(self, i: int) -> ShardTask:
+        """Shard number ``i`` of the whole plan."""
+        start = i * self.size
+        return ShardTask(
+            i, f"{self.prefix}-{i:06d}", start, min(start + self.size, self.total), self.inputs
+        )
+
+    def named(self, name: str) -> ShardTask | None:
+        """This job's shard called ``name``, if there is one."""
+        head, sep, number = name.rpartition("-")
+        if head != self.prefix or not sep or not number.isdigit():
+            return None
+        i = int(number)
+        if not self.lo <= i < self.hi or name != f"{self.prefix}-{i:06d}":
+            return None
+        return self.task(i)
+
+    @property
+    def samples(self) -> int:
+        """Output samples of this job's shards."""
+        return max(0, min(self.hi * self.size, self.total) - self.lo * self.size)
+
+
+class Remaining(Sequence[ShardTask]):
+    """The shards of ``plan`` not in ``done`` (by name), in plan order, made on demand."""
+
+    def __init__(self, plan: Sequence[ShardTask], done: Container[str]) -> None:
+        self.plan, self.done = plan, done
+        self.count = len(plan) - sum(1 for name in done if name in plan)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[ShardTask]:
+        return (t for t in self.plan if t.name not in self.done)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if i == 0 or i == -len(self) or isinstance(i, slice):
+            return list(self)[i] if isinstance(i, slice) else next(iter(self))
+        raise IndexError("Remaining gives its first shard only; iterate it")
+
+    def __contains__(self, item: object) -> bool:
+        name = item.name if isinstance(item, ShardTask) else item
+        return name in self.plan and name not in self.done
+
+
+class Singles(Sequence[tuple[ShardTask, ...]]):
+    """Units of one shard each, in plan order, made on demand (the shards are of equal
+    size but the last: plan order is largest first)."""
+
+    def __init__(self, tasks: Sequence[ShardTask]) -> None:
+        self.tasks = tasks
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self) -> Iterator[tuple[ShardTask, ...]]:
+        return ((t,) for t in self.tasks)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return [(t,) for t in self.tasks[i]]
+        return (self.tasks[i],)

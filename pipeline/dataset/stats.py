@@ -49,8 +49,9 @@ class Stats:
         if valid.size:
             self.depth_min = min(self.depth_min, float(valid.min()))
             self.depth_max = max(self.depth_max, float(valid.max()))
-            bins = (valid * np.float32(1.0 / DEPTH_BIN)).astype(np.intp)
-            np.minimum(bins, DEPTH_BINS - 1, out=bins)
+            # clipped before the cast: a far value (1e17 m) would overflow to a negative bin
+            scaled = np.minimum(valid * np.float32(1.0 / DEPTH_BIN), np.float32(DEPTH_BINS - 1))
+            bins = scaled.astype(np.intp)
             self.depth_hist += np.bincount(bins, minlength=DEPTH_BINS)
         return 1.0 - valid.size / depth.size if depth.size else 0.0
 

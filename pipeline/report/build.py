@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config.schema import Config, to_config
-from pipeline.dataset.owned import REPORT_DIR
+from pipeline.dataset.owned import REPORT_DIR, record_published
 from pipeline.dataset.records import DatasetInfo, ShardManifest, part_summaries
 from pipeline.dataset.stats import Stats
 from pipeline.dataset.writers import atomic_write
@@ -226,4 +226,6 @@ def rebuild(root: Path, overrides: list[str] | None = None) -> list[Path]:
     with holding(root):  # shared: an overwrite cannot replace the dataset meanwhile
         info = DatasetInfo.read(root)
         manifests = info.manifests(root)
-        return build_report(root, cfg, manifests, info, rebuilt_with=list(overrides or []))
+        files = build_report(root, cfg, manifests, info, rebuilt_with=list(overrides or []))
+        record_published(root, files, replace_under=REPORT_DIR)
+        return files

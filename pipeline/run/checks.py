@@ -46,7 +46,12 @@ def validate(cfg: Config) -> None:
         (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
         (cfg.runtime.max_in_flight >= 0, "runtime.max_in_flight must be >= 0"),
         (
-            cfg.shard.num_shards >= 1 and 0 <= cfg.shard.index < cfg.shard.num_shards,
+            cfg.shard.num_shards >= 1,
+            f"shard.num_shards must be >= 1 (the number of slice jobs; 1 = no slicing), "
+            f"not {cfg.shard.num_shards}",
+        ),
+        (
+            cfg.shard.num_shards < 1 or 0 <= cfg.shard.index < cfg.shard.num_shards,
             "shard.index must be in [0, shard.num_shards)",
         ),
         (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from pipeline.errors import Interrupted, PipelineError
-from pipeline.run import crash
+from pipeline.errors import PipelineError
+from pipeline.run import crash, interrupts
 
 if TYPE_CHECKING:
     from pipeline.run.runner import RunResult
@@ -31,12 +31,8 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, str(exc)
-    except Interrupted as exc:  # Ctrl-C (130) or SIGTERM (143) during the run
-        print(str(exc), file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print(Interrupted(), file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143) during the run
+        interrupts.exit_interrupted(exc)
     except Exception as exc:  # the last resort: one line, the traceback in the run's log
         if crash.debugging():
             raise
@@ -115,6 +111,16 @@ def config_error_line(exc: BaseException) -> str:
     if key:
         return f"{key}: {_value_message(first)}"
     text = " ".join(str(exc).split("Config search path")[0].split())
+    parse_errors = ("LexerNoViableAltException", "token recognition error", "mismatched input")
+    if any(e in text for e in parse_errors):
+        override = getattr(cause, "override", None) or getattr(exc, "override", None)
+        if not isinstance(override, str):
+            override = text.partition(": ")[2].split(" ^")[0].strip() or text
+        key, _, value = override.partition("=")
+        return (
+            f"{override!r}: Hydra cannot read this value unquoted (spaces, non-ASCII or "
+            f"special characters); quote it, e.g. {key}='\"{value}\"' in the shell"
+        )
     if missing := re.search(
         r"In 'hydra/launcher/(\w+)': Could not load 'hydra/launcher/(\w+)'", text
     ):

@@ -28,7 +28,10 @@ def context() -> Any:
     ctx.set_forkserver_preload(PRELOAD)
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    from pipeline.run.interrupts import ignored
+
+    with ignored():  # the server and its forks never print a KeyboardInterrupt of their own
+        forkserver.ensure_running()
     return ctx
 
 

@@ -24,6 +24,7 @@ from pipeline.dataset.config_record import config_diff, data_config
 from pipeline.dataset.lock import holding
 from pipeline.dataset.owned import SLICE_DIR
 from pipeline.dataset.records import DatasetInfo, ShardManifest, StageTimes
+from pipeline.dataset.verify import damaged
 from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
 
@@ -102,7 +103,7 @@ def _check(slices: list[dict[str, Any]]) -> int:
 
 
 def _manifests(root: Path, s: dict[str, Any]) -> list[ShardManifest]:
-    """The manifests of one slice's shards, each with its files present."""
+    """The manifests of one slice's shards, each with its files as written (sha256)."""
     out = []
     for name in s["shards"]:
         manifest = ShardManifest.read(root, name)
@@ -111,12 +112,12 @@ def _manifests(root: Path, s: dict[str, Any]) -> list[ShardManifest]:
                 f"{slice_name(s['slice'], s['num_shards'])}: shard manifest "
                 f"{ShardManifest.path(root, name)} is missing or unreadable; re-run that slice"
             )
-        for rel in manifest.files:
-            if not (root / rel).is_file():
-                raise PipelineError(
-                    f"{slice_name(s['slice'], s['num_shards'])}: {root / rel} is missing; "
-                    f"re-run that slice (finished shards are kept)"
-                )
+        problems = damaged(root, manifest)
+        if problems:
+            raise PipelineError(
+                f"{slice_name(s['slice'], s['num_shards'])}: {problems[0]}; re-run that slice "
+                f"(its intact shards are kept, the damaged one is written again)"
+            )
         out.append(manifest)
     return out
 

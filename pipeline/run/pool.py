@@ -13,7 +13,7 @@ import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours)
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from pipeline.config.schema import Config
@@ -29,7 +29,7 @@ from pipeline.sources import Source
 def execute(
     cfg: Config,
     chash: str,
-    tasks: list[ShardTask],
+    tasks: Sequence[ShardTask],
     workers: int,
     bar: Any,
     on_result: Callable[[ShardResult], None],
@@ -52,7 +52,7 @@ def execute(
 
 
 def check_first(
-    cfg: Config, chash: str, tasks: list[ShardTask], workers: int, source: Source
+    cfg: Config, chash: str, tasks: Sequence[ShardTask], workers: int, source: Source
 ) -> None:
     """``checks.augment_first`` before output.dir is touched: in a worker when the run will
     use the pool (which then keeps the worker's processor for the run, and this process
@@ -70,7 +70,10 @@ def check_first(
 
 
 def _run_inline(
-    job: Job, work: list[tuple[ShardTask, ...]], bar: Any, on_result: Callable[[ShardResult], None]
+    job: Job,
+    work: Iterable[tuple[ShardTask, ...]],
+    bar: Any,
+    on_result: Callable[[ShardResult], None],
 ) -> None:
     from pipeline.run.worker import ShardProcessor
 

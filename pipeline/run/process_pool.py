@@ -18,8 +18,7 @@ import pickle
 import queue
 import signal
 import threading
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -127,7 +126,7 @@ class WorkerPool:
     def run(
         self,
         job: Job,
-        work: list[tuple[ShardTask, ...]],
+        work: Iterable[tuple[ShardTask, ...]],
         bar: Any,
         on_result: Callable[[ShardResult], None],
         received: list[int],
@@ -137,16 +136,19 @@ class WorkerPool:
         shard is committed. ``then``: what comes next, prepared by whoever is idle once
         the last unit is handed out. Any failure kills the workers (this pool is then
         unusable)."""
-        todo = deque(work)
-        left = sum(len(u) for u in work)
+        todo = iter(work)  # a lazy plan: units are made as they are handed out
+        unit = next(todo, None)
+        left = 0  # shards handed out and not yet committed
         base, start = self.progress.value, bar.n
         try:
             job_id = self._open(job)
             idle = list(range(self.size))
-            while left:
-                while idle and todo:
-                    self.conns[idle.pop()].send(("work", job_id, todo.popleft()))
-                if idle and not todo and then is not None:
+            while left or unit is not None:
+                while idle and unit is not None:
+                    self.conns[idle.pop()].send(("work", job_id, unit))
+                    left += len(unit)
+                    unit = next(todo, None)
+                if idle and unit is None and then is not None:
                     then.start(self.conns, idle)
                     then = None  # once
                 worker, msg = self._event(job_id, received)

@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.config.schema import Config
 from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
 from pipeline.dataset.layouts import Layout, layout_for
+from pipeline.dataset.owned import record_published, signed_card
 from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write, write_error
 from pipeline.encode.depth import from_info
@@ -36,6 +37,7 @@ def publish(
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     try:
         layout.write_extra(manifests, info)
+        written = [root / rel for rel in layout.extra_files()]
         write_card(root, cfg, layout, info)
         fault_point("report")
         if cfg.report.enabled:
@@ -43,13 +45,14 @@ def publish(
 
             report_started = time.perf_counter()
             mark("report")
-            build_report(
+            written += build_report(
                 root, cfg, manifests, info, source=source, run_started=started, executor=executor
             )
             info.timings.report_s = round(time.perf_counter() - report_started, 3)
             mark("reported")
         if started is not None:
             info.timings.total_s = round(time.perf_counter() - started, 3)
+        record_published(root, written)  # what an overwrite may delete (as written)
         atomic_write(root / INFO_FILE, info.encode())
     except OSError as exc:
         if exc.filename and not str(exc.filename).startswith(str(root)):
@@ -107,5 +110,5 @@ ds = datasets.load_dataset("{where}", split="{split}")
   provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
   `manifests/`, report in `report/index.html`.
 {loading}"""
-    atomic_write(root / CARD, text.encode())
+    atomic_write(root / CARD, signed_card(text))
     return True

@@ -22,7 +22,7 @@ from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
-from pipeline.dataset.shards import Placement, ShardTask
+from pipeline.dataset.shards import Placement, Plan, Remaining
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.run import checks, pool
@@ -140,7 +140,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
             ):
                 mirror.claimed()
                 done = held.done
-                todo = [t for t in tasks if t.name not in done]
+                todo = Remaining(tasks, done)
                 step("writing the shards")
                 mark("writing")
                 data_s = _execute(
@@ -200,18 +200,18 @@ def _execute(
     cfg: Config,
     chash: str,
     layout: Layout,
-    todo: list[ShardTask],
+    todo: Remaining,
     workers: int,
     source: Source,
-    tasks: list[ShardTask],
+    tasks: Plan,
     done: dict[str, ShardManifest],
     fresh: list[ShardResult],
 ) -> float:
     """Run the shards still to do with one progress bar; return the seconds it ran (the
     display's own time). On any failure, no worker outlives the call, no temporary is
     left and the error is one line."""
-    total = sum(t.stop - t.start for t in tasks)
-    kept = sum(t.stop - t.start for t in tasks if t.name in done)
+    total = tasks.samples
+    kept = sum(m.stop - m.start for m in done.values())
     bar = progress_bar(total, cfg.runtime.progress, initial=kept)
     try:
         then = None
@@ -222,9 +222,8 @@ def _execute(
         return bar.seconds()
     except BaseException as exc:
         root = store.local_root(cfg.output)
-        claim.clean_temporaries(root, layout, [t.name for t in todo])
-        recorded = {r.manifest.shard for r in fresh}
-        claim.drop_unrecorded(root, layout, [t.name for t in todo if t.name not in recorded])
+        claim.clean_temporaries(root, layout, todo)
+        claim.drop_unrecorded(root, layout, todo)
         if isinstance(exc, SampleError):
             raise SampleError(
                 exc.key,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from pipeline.config.paths import key_problem
 from pipeline.config.sources import SourceConfig
 from pipeline.errors import PipelineError, SampleError
-from pipeline.sample import InvalidPixels, Sample
+from pipeline.sample import Camera, InvalidPixels, Sample
 
 
 class Source:
@@ -41,9 +42,10 @@ class Source:
         raise NotImplementedError
 
     def paths(self) -> list[Path]:
-        """Local files and directories the source reads, so that ``output.dir`` is kept
-        apart from them: by default the ``path``, ``tars`` and ``data_files`` of
-        ``identity()`` that exist on this machine."""
+        """Every local file and directory the source reads, so that ``output.dir`` is
+        kept apart from them (``config.paths.check_apart`` resolves each): by default the
+        ``path``, ``tars`` and ``data_files`` of ``identity()`` that exist on this machine;
+        a source reading files named by templates or lists adds each of them."""
         ident = self.identity()
         found = []
         for name in ("path", "tars", "data_files"):
@@ -118,10 +120,17 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
     if depth.ndim != 2:
         raise SampleError(key, f"depth shape is {depth.shape}, expected HxW")
     if depth.shape != image.shape[:2]:
+        turned = depth.shape == image.shape[1::-1]
         raise SampleError(
             key,
             f"image is {image.shape[1]}x{image.shape[0]} but depth is "
-            f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match",
+            f"{depth.shape[1]}x{depth.shape[0]} (WxH); they must match"
+            + (
+                " (turned by 90 degrees: images are read as stored, an EXIF orientation tag "
+                "is not applied; store the image upright)"
+                if turned
+                else ""
+            ),
         )
     if not (np.issubdtype(depth.dtype, np.floating) or np.issubdtype(depth.dtype, np.integer)):
         raise SampleError(key, f"depth dtype is {depth.dtype}, expected float or integer")
@@ -145,8 +154,28 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         negative=int(np.count_nonzero(negative)),
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
-    camera = sample.camera or cfg.fixed_camera(*depth.shape)
+    camera = _usable_camera(key, sample.camera or cfg.fixed_camera(*depth.shape))
     out = Sample(
         key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.origin, camera
     )
     return out, counts
+
+
+def _usable_camera(key: str, camera: Camera | None) -> Camera | None:
+    """``camera``, or a ``SampleError`` naming ``key`` when its values are not usable."""
+    if camera is not None and not _camera_ok(camera):
+        raise SampleError(
+            key,
+            f"camera fx={camera.fx}, fy={camera.fy}, cx={camera.cx}, cy={camera.cy} is not "
+            f"usable (focal lengths must be finite and > 0, the principal point finite); "
+            f"fix this sample's camera in the source",
+        )
+    return camera
+
+
+def _camera_ok(camera: Camera) -> bool:
+    values = (camera.fx, camera.fy, camera.cx, camera.cy)
+    try:
+        return all(math.isfinite(float(v)) for v in values) and camera.fx > 0 and camera.fy > 0
+    except (TypeError, ValueError):
+        return False

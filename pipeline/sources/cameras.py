@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.sample import Camera
+from pipeline.sources.headers import read_regular
 
 NESTED_KEYS = ("camera", "cam_in", "K", "intrinsics", "intrinsic", "focal")
 
@@ -91,7 +92,7 @@ def read_calibration(path: Path) -> dict[str, np.ndarray]:
     """``NAME: n1 n2 ...`` lines of a text calibration file; lines that are not all
     numbers (``calib_time: 09-Jan-2012 13:57:47``) are skipped."""
     entries: dict[str, np.ndarray] = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in read_regular(path).decode(errors="replace").splitlines():
         name, sep, rest = line.partition(":")
         if not sep:
             continue
@@ -105,7 +106,7 @@ def read_calibration(path: Path) -> dict[str, np.ndarray]:
 def camera_file(path: Path, entry: str | None, height: int, width: int) -> Camera | None:
     """The camera in a ``.json`` file, or in line ``entry`` of a text calibration."""
     if path.suffix.lower() == ".json":
-        return camera_from(json.loads(path.read_bytes()), height, width)
+        return camera_from(json.loads(read_regular(path)), height, width)
     entries = read_calibration(path)
     if entry is None:
         raise ValueError(f"{path} is a text calibration: set source.camera_entry (e.g. P_rect_02)")

@@ -56,7 +56,7 @@ class FilelistSource(Source):
             if not root.is_dir():
                 raise FileNotFoundError(f"source.{name}={root} is not a directory")
         self.dropped = 0
-        text = self.path.read_text(errors="replace")
+        text = self.path.read_bytes().decode("utf-8-sig", errors="replace")  # BOM: accepted
         if self.path.suffix in (".json", ".jsonl"):
             self.entries = self._metric3d(text)
         else:
@@ -86,28 +86,46 @@ class FilelistSource(Source):
                         f"source.path={self.cfg.path} line {number}: focal {cols[2]!r} is not "
                         f"a number"
                     ) from None
+            self._inside_roots(cols[0], cols[1], f"line {number}")
             entries.append(Entry(_key(cols[0]), cols[0], cols[1], focal))
         return entries
 
+    def _inside_roots(self, image: str, depth: str, where: str) -> None:
+        """A listed path climbing out of its root with '..' cannot become a safe key."""
+        for listed, root in ((image, "source.image_root"), (depth, "source.depth_root")):
+            if ".." in listed.replace("\\", "/").split("/"):
+                raise PipelineError(
+                    f"source.path={self.cfg.path} {where}: {listed!r} climbs out of "
+                    f"{root} with '..'; list paths under the roots (or set {root} to a "
+                    f"folder above them)"
+                )
+
     def _metric3d(self, text: str) -> list[Entry]:
+        where = "record"
         try:
             if self.path.suffix == ".json":
-                records = json.loads(text)["files"]
+                numbered = list(enumerate(json.loads(text)["files"], 1))
             else:
-                records = [json.loads(line) for line in text.splitlines() if line.strip()]
+                numbered = []
+                for number, line in enumerate(text.splitlines(), 1):
+                    where = f"line {number}"
+                    if line.strip():
+                        numbered.append((number, json.loads(line)))
             entries = []
-            for r in records:
+            for number, r in numbered:
+                where = f"{'record' if self.path.suffix == '.json' else 'line'} {number}"
                 if r.get("depth") in (None, "None"):
                     self.dropped += 1
                     continue
                 cam = r.get("cam_in")
                 cam_in = tuple(float(v) for v in cam) if cam else None
                 scale = float(r.get("depth_scale", 1.0 / self.cfg.depth_scale))
+                self._inside_roots(r["rgb"], r["depth"], where)
                 entries.append(Entry(_key(r["rgb"]), r["rgb"], r["depth"], None, cam_in, scale))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PipelineError(
-                f"source.path={self.cfg.path}: not a Metric3D list of {{rgb, depth, cam_in, "
-                f"depth_scale}} records ({type(exc).__name__}: {exc})"
+                f"source.path={self.cfg.path} {where}: not a Metric3D record of {{rgb, depth, "
+                f"cam_in, depth_scale}} ({type(exc).__name__}: {exc})"
             ) from None
         return entries
 
@@ -126,6 +144,15 @@ class FilelistSource(Source):
             "list_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
             "list_bytes": st.st_size,
         }
+
+    def paths(self) -> list[Path]:
+        """The list and every image and depth file it names."""
+        files = [
+            p
+            for e in self.entries
+            for p in (_resolve(self.image_root, e.image), _resolve(self.depth_root, e.depth))
+        ]
+        return [self.path, *files]
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         return read_each(self.entries[start:stop], self._read)

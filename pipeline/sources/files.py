@@ -18,6 +18,8 @@ import numpy as np
 from pipeline.encode import codecs
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
+from pipeline.sources import headers
+from pipeline.sources.headers import MAX_PIXELS as MAX_PIXELS
 
 MAGIC = (
     (b"\x89PNG", "png"),
@@ -32,9 +34,6 @@ MAGIC = (
 )
 # image files sources read: the extensions ``codecs.decode`` knows
 IMAGE_EXTS = {"png", "jpg", "jpeg", "tif", "tiff", *codecs.OTHER_IMAGE_EXTS}
-# Pillow's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS): no RGB-D frame
-# comes near it; a small file declaring more pixels would exhaust memory when decoded
-MAX_PIXELS = 178_956_970
 _UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 # A corrupt file is reported once, as a SampleError; not also as tifffile log lines.
 logging.getLogger("tifffile").setLevel(logging.ERROR)
@@ -57,14 +56,13 @@ def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> n
         raise SampleError(
             key, f"{where}: not an image (PNG, JPEG, TIFF, WebP, BMP ...) or NPY file"
         )
-    if ext == "png" and data[12:16] == b"IHDR":  # a decompression bomb is refused unread
-        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        if width * height > MAX_PIXELS:
-            raise SampleError(
-                key,
-                f"{where}: the PNG is {width}x{height} pixels, more than {MAX_PIXELS} "
-                f"(a decompression bomb?); not decoded",
-            )
+    size = headers.declared(ext, data)  # a decompression bomb is refused undecoded
+    if size is not None and size[0] > MAX_PIXELS:
+        raise SampleError(
+            key,
+            f"{where}: the {ext.rpartition('.')[2].upper()} is {size[1]} pixels, more than "
+            f"{MAX_PIXELS} (a decompression bomb?); not decoded",
+        )
     try:
         arr = codecs.decode(ext, data)
     except Exception as exc:  # every codec has its own error types
@@ -78,9 +76,11 @@ def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> n
 def read_file(path: Path, key: str) -> np.ndarray:
     """Read an image or depth file; missing and unreadable files are sample errors."""
     try:
-        data = path.read_bytes()
+        data = headers.read_regular(path)  # a FIFO, a device, a socket: refused unopened
     except OSError as exc:
         raise SampleError(key, f"cannot read {path} ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SampleError(key, f"{path} {exc}") from None
     return decode_bytes(data, key, str(path), _ext(path.name))
 
 

@@ -31,6 +31,7 @@ from pipeline.sources.files import (
     read_file,
     unique_keys,
 )
+from pipeline.sources.headers import MAX_FILE_BYTES
 
 # key, image, depth, mask, camera file, camera entry (paths relative to source.path)
 Item = tuple[str, str, str, str | None, str | None, str | None]
@@ -53,7 +54,9 @@ class FolderSource(Source):
             self.regex = re.compile(cfg.image_regex) if cfg.image_regex else None
         except re.error as exc:
             raise PipelineError(f"source.image_regex: {exc}") from None
-        matched = [p for p in self.root.glob(cfg.image_glob) if p.is_file()]
+        # not only regular files: a broken link or a FIFO named like an image is a sample
+        # whose read fails (counted, or the run's one line), never silently left out
+        matched = [p for p in self.root.glob(cfg.image_glob) if p.is_symlink() or not p.is_dir()]
         images = sorted(
             p.relative_to(self.root).as_posix()
             for p in matched
@@ -160,13 +163,22 @@ class FolderSource(Source):
         """(H, W) of the first image, from its header only."""
         if not self.items:
             return None
+        first = self.root / self.items[0][1]
         try:
+            if not first.is_file() or first.stat().st_size > MAX_FILE_BYTES:
+                return None  # a FIFO would block here: its sample says what is wrong
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(self.root / self.items[0][1]) as im:
+                with Image.open(first) as im:
                     return im.size[1], im.size[0]
         except (OSError, Image.DecompressionBombError):
             return None  # reported as a sample error when the run reaches it
+
+    def paths(self) -> list[Path]:
+        """``source.path`` and every file a sample reads (a depth template may point
+        anywhere, an image may be a symlink)."""
+        files = {f for item in self.items for f in item[1:5] if f is not None}
+        return [self.root, *(self.root / f for f in sorted(files))]
 
     def identity(self) -> dict[str, object]:
         listing = hashlib.sha256()

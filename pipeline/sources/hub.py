@@ -26,6 +26,7 @@ from pipeline.sources.cameras import camera_from
 from pipeline.sources.files import apply_mask, to_array
 from pipeline.sources.hub_errors import explain as _explain
 from pipeline.sources.hub_errors import refuse_partial as _refuse_partial
+from pipeline.sources.hub_reach import offline_unless_reachable
 from pipeline.sources.parquet import ParquetRows, plain_split_files, plain_split_files_at
 
 ROWS_PER_READ = 16  # rows fetched from the memory-mapped table at a time
@@ -34,10 +35,10 @@ _COMMIT = re.compile(r"@([0-9a-f]{40})/")
 
 def _quiet() -> None:
     """Keep hub retry warnings and datasets chatter off stderr (errors are ours to word)."""
-    for name in ("huggingface_hub", "datasets", "fsspec"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import datasets
+    import datasets  # first: importing huggingface_hub sets its logger's level
 
+    for name in ("huggingface_hub", "datasets", "fsspec", "httpx", "httpx2", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     datasets.disable_progress_bars()  # one progress bar per run: ours
 
 
@@ -60,8 +61,11 @@ class HubSource(Source):
                 self.ds = None
             elif _is_saved(Path(cfg.path)):
                 self.ds = self._from_disk()
-            else:
+            elif self.local:
                 self.ds = self._from_builder()
+            else:  # a hub repo: asked in offline mode when the hub cannot be reached
+                with offline_unless_reachable():
+                    self.ds = self._from_builder()
         except PipelineError:
             raise
         except Exception as exc:  # datasets and huggingface_hub raise many types

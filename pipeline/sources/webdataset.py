@@ -113,13 +113,15 @@ class WebdatasetSource(Source):
         def field(exts: list[str], what: str) -> tuple[str, bytes]:
             for ext in exts:
                 span = entry.members.get(ext)
+                if span is not None and span[0] < 0:
+                    raise SampleError(key, f"{where}.{ext}: a link or special member, not a file")
                 if span is not None:
                     fh.seek(span[0])
                     data = fh.read(span[1])
                     if len(data) != span[1]:
                         raise SampleError(key, f"{where}.{ext}: truncated tar member")
                     return ext, data
-            have = ", ".join(sorted(entry.members)) or "nothing"
+            have = ", ".join(e or "(no extension)" for e in sorted(entry.members))
             raise SampleError(key, f"{where}: no {what} member ({'|'.join(exts)}); has {have}")
 
         image_ext, image_data = field(self.image_exts, "image")
@@ -174,9 +176,12 @@ def _where(tar: Tar) -> str:
 
 
 def _open(tar: Tar, block_size: int = 4 << 20) -> BinaryIO:
-    """The tar as a seekable byte stream (gzip-compressed tars are decompressed on the fly)."""
+    """The tar as a seekable byte stream; gzip-compressed tars (by their magic number, so
+    also one named ``.tar``) are decompressed on the fly."""
     raw = urls.open_url(tar, block_size) if isinstance(tar, str) else open(tar, "rb")
-    return gzip.open(raw, "rb") if _name(tar).endswith((".gz", ".tgz")) else raw
+    gzipped = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    return gzip.open(raw, "rb") if gzipped else raw
 
 
 def _list_tars(spec: str) -> list[Tar]:
@@ -198,15 +203,17 @@ def _index(tar: Tar, number: int) -> list[_Entry]:
     try:
         with _open(tar, HEADER_RANGE) as fh, tarfile.open(fileobj=fh) as tf:
             for info in tf:
-                if not info.isfile():
+                if info.isdir():
                     continue
+                # every other member is part of a sample, so nothing vanishes unseen: a key
+                # the sample contract refuses ('__x'), a name without an extension or a
+                # link member makes its sample fail, named (or counted as skipped)
                 match = _MEMBER.match(info.name)
-                if match is None or match.group(1).rpartition("/")[2].startswith("__"):
-                    continue
-                key, ext = match.group(1), match.group(2).lower()
+                key, ext = (match.group(1), match.group(2).lower()) if match else (info.name, "")
                 if not entries or entries[-1].key != key:
                     entries.append(_Entry(number, key, {}))
-                entries[-1].members[ext] = (info.offset_data, info.size)
+                span = (info.offset_data, info.size) if info.isfile() else (-1, 0)
+                entries[-1].members[ext] = span
     except (tarfile.TarError, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"source.path: {tar} is not a readable tar file ({detail})") from None

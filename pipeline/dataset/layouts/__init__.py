@@ -55,8 +55,8 @@ class Layout:
         return []
 
     def shard_pattern(self) -> re.Pattern[str] | None:
-        """Names of the shard files (top level of ``root``) this format writes: removed on
-        overwrite even when no manifest lists them."""
+        """Names of the shard files (top level of ``root``) this format writes: named on
+        overwrite when no manifest lists them (kept: the records do not vouch for them)."""
         return None
 
     def extra_files(self) -> list[str]:
