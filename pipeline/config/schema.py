@@ -82,6 +82,21 @@ class OutputConfig:
 
 
 @dataclass
+class ChecksConfig:
+    """Data checks before and after writing (``pipeline.run.units``, ``pipeline.run.drops``).
+
+    ``units``: stop when the first samples' depth looks like the wrong unit (false
+    accepts it). ``warn_dropped``: the summary names every rule (a depth range, the png16
+    scale) that zeroed more than this share of the run's valid depth pixels;
+    ``max_dropped``: above this share on one of the first samples the run stops before
+    writing (1 = never)."""
+
+    units: bool = True
+    warn_dropped: float = 0.01
+    max_dropped: float = 0.5
+
+
+@dataclass
 class RuntimeConfig:
     """How the run executes; none of these keys change the output bytes."""
 
@@ -89,6 +104,7 @@ class RuntimeConfig:
     on_error: OnError = OnError["raise"]
     progress: bool = True
     max_in_flight: int = 0
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
 
 
 @dataclass

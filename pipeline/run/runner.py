@@ -26,7 +26,7 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, St
 from pipeline.dataset.shards import Placement, ShardTask
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.run import checks, pool
+from pipeline.run import checks, pool, units
 from pipeline.run.crash import step
 from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
@@ -103,6 +103,8 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
+    step("checking the depth of the first samples")
+    units.check_first(config, source, n_inputs)
     tasks = Placement.of(config).plan(n_inputs)
     workers = config.runtime.workers or available_cpus()
     step("augmenting the first sample")

@@ -4,7 +4,8 @@ config schema (``pipeline.config.schema``: the schema's ``impl`` names the class
 A source is built from its plain config in the parent and, unless ``for_workers`` hands
 over the opened one, again in every worker: opening must be cheap and must not load the
 data. ``finalize`` applies the shared sample contract to whatever a source read: uint8
-RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted).
+RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted),
+and a physical camera (finite positive focal lengths, a finite principal point).
 
 A new source = one module here + a schema in ``pipeline/config/sources.py`` (with
 ``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
@@ -24,6 +25,7 @@ from pipeline.config.paths import key_problem
 from pipeline.config.sources import SourceConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import InvalidPixels, Sample
+from pipeline.sources.cameras import camera_problem
 
 
 class Source:
@@ -141,6 +143,9 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
     camera = sample.camera or cfg.fixed_camera(*depth.shape)
+    problem = camera_problem(camera) if camera is not None else None
+    if problem:
+        raise SampleError(key, f"{problem}; fix the source's camera for this sample")
     out = Sample(
         key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.origin, camera
     )

@@ -1,0 +1,178 @@
+"""Nothing silently wrong: a wrong depth unit stops the run with the fix, a rule that zeroes
+most of the depth stops it before writing (and a smaller share is said in the summary),
+percentiles hold far beyond 80 m, and a non-physical camera or depth scale is refused
+per sample naming its key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import make_cfg, run_cli
+from fixtures import bts_list, folder_mm
+from PIL import Image
+
+from pipeline.run.runner import run
+
+PLAIN = ["augment=none", "runtime.progress=false", "report.enabled=false", "runtime.workers=1"]
+H, W = 48, 64
+
+
+def float_folder(root: Path, depths: list[np.ndarray]) -> None:
+    """``image/s{i}.png`` + ``depth/s{i}.tiff`` (float32 metres) for each depth map."""
+    (root / "image").mkdir(parents=True)
+    (root / "depth").mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i, depth in enumerate(depths):
+        image = rng.integers(0, 256, (*depth.shape, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "image" / f"s{i}.png")
+        tifffile.imwrite(root / "depth" / f"s{i}.tiff", depth.astype(np.float32))
+
+
+def folder_args(src: Path, out: Path, *more: str) -> list[str]:
+    return ["source=folder", f"source.path={src}", f"output.dir={out}", *PLAIN, *more]
+
+
+# ---- 1. units ----------------------------------------------------------------------------
+
+
+def test_millimetre_folder_read_as_metres_stops_with_the_fix(tmp_path):
+    folder_mm(tmp_path / "mine", n=3)
+    args = folder_args(tmp_path / "mine", tmp_path / "out", 'source.depth_path="depth/{key}.png"')
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "source (folder) sample room_000" in lines[0]
+    assert "looks like millimetres: set source.depth_scale=0.001" in lines[0]
+    assert "runtime.checks.units=false" in lines[0]
+    assert not (tmp_path / "out").exists()
+    # the fix passes, and the documented key accepts the values as they are
+    assert run_cli(*args, "source.depth_scale=0.001").returncode == 0
+    accepted = run_cli(*args[:2], f"output.dir={tmp_path / 'out2'}", *args[3:],
+                       "runtime.checks.units=false")  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_indoor_range_with_millimetre_values_names_the_unit(tmp_path):
+    depth = np.full((H, W), 2500.0, np.float32)  # 2.5 m written as millimetres in a TIFF
+    float_folder(tmp_path / "src", [depth])
+    cfg = make_cfg(tmp_path / "out", *folder_args(tmp_path / "src", tmp_path / "out")[:2],
+                   *PLAIN, "source.depth.max=10", small=False)  # fmt: skip
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="looks like millimetres"):
+        run(cfg)
+
+
+# ---- 2. no silent drops ------------------------------------------------------------------
+
+
+def test_png16_overflow_stops_before_writing_with_the_share_and_the_key(tmp_path):
+    depth = np.random.default_rng(0).uniform(1.0, 9.0, (100, 100)).astype(np.float32)
+    depth.ravel()[:700] = 0.0  # 7% without a measurement: 93% of the pixels are measured
+    float_folder(tmp_path / "src", [depth, depth])
+    args = folder_args(
+        tmp_path / "src", tmp_path / "out", "output.depth.format=png16", "output.depth.scale=1e9"
+    )
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "93%" in proc.stderr and "output.depth.scale" in proc.stderr, proc.stderr
+    assert "sample s0" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_small_drop_is_said_in_the_summary_with_the_key(tmp_path):
+    depth = np.random.default_rng(1).uniform(1.0, 9.0, (H, W)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth, depth])
+    far = (depth > 8.0).mean()  # 12.5% beyond the range
+    proc = run_cli(*folder_args(tmp_path / "src", tmp_path / "out", "source.depth.max=8"))
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [s for s in proc.stdout.splitlines() if s.startswith("note:")]
+    assert "source.depth.min/max" in line and f"{far:.1%}" in line, (line, far)
+    quiet = run_cli(*folder_args(tmp_path / "src", tmp_path / "out2"))
+    assert "note:" not in quiet.stdout
+
+
+# ---- 3. stats over the real range --------------------------------------------------------
+
+
+def test_percentiles_of_far_depth_match_numpy(tmp_path):
+    rng = np.random.default_rng(2)
+    depths = [rng.uniform(15.0, 145.0, (H, W)).astype(np.float32) for _ in range(4)]
+    float_folder(tmp_path / "src", depths)
+    run(make_cfg(tmp_path / "out", *folder_args(tmp_path / "src", tmp_path / "out"), small=False))
+    stats = json.loads((tmp_path / "out" / "dataset_info.json").read_text())["stats"]
+    valid = np.concatenate([d.ravel() for d in depths])
+    for name in ("p1", "p50", "p99"):
+        expected = np.percentile(valid, float(name[1:]))
+        got = stats["depth_percentiles"][name]
+        assert abs(got - expected) <= 0.005 * expected, (name, got, expected)
+    assert stats["depth_max"] == float(valid.max())
+
+
+def test_depth_stats_merge_exactly_across_shards():
+    from pipeline.dataset.stats import Stats
+
+    rng = np.random.default_rng(3)
+    image = np.zeros((100, 100, 3), np.uint8)
+    parts = [np.exp(rng.uniform(-6.0, 9.0, (100, 100))).astype(np.float32) for _ in range(3)]
+    whole, merged = Stats(), Stats()
+    for depth in parts:
+        whole.add_output(image, depth)
+        one = Stats()
+        one.add_output(image, depth)
+        merged.merge(Stats.from_json(json.loads(json.dumps(one.to_json()))))
+    assert whole.summary() == merged.summary()
+    valid = np.concatenate([p.ravel() for p in parts])
+    for name, got in whole.summary()["depth_percentiles"].items():
+        expected = np.percentile(valid, float(name[1:]))
+        assert abs(got - expected) <= 0.005 * expected, (name, got, expected)
+
+
+# ---- 4. cameras and scales per sample ----------------------------------------------------
+
+
+def test_zero_focal_is_refused_naming_the_sample_and_skipped_with_a_reason(tmp_path):
+    bts_list(tmp_path / "nyu", n=3, focal=0.0)
+    args = [
+        "source=filelist",
+        f"source.path={tmp_path / 'nyu' / 'train_files_with_gt.txt'}",
+        f"output.dir={tmp_path / 'out'}",
+        *PLAIN,
+    ]
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "scene_0000/rgb_00000" in proc.stderr and "fx=0" in proc.stderr, proc.stderr
+    skipped = run_cli(*args, "runtime.on_error=skip")
+    assert skipped.returncode == 3, skipped.stderr
+    info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
+    assert info["counts"]["written"] == 0 and info["counts"]["skipped"] == 3
+    assert all("focal lengths must be" in r for r in info["counts"]["skipped_reasons"])
+
+
+@pytest.mark.parametrize(
+    ("cam_in", "scale", "says"),
+    [
+        ([500.0, 500.0, 31.5, 23.5], 0.0, "depth_scale 0"),
+        ([500.0, float("nan"), 31.5, 23.5], 1000.0, "fy=nan"),
+        ([500.0, 500.0, float("inf"), 23.5], 1000.0, "cx=inf"),
+    ],
+)
+def test_metric3d_record_with_non_physical_values_is_refused(tmp_path, cam_in, scale, says):
+    root = tmp_path / "m3d"
+    root.mkdir()
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(root / "a.png")
+    Image.fromarray(np.full((H, W), 2000, np.uint16)).save(root / "a_d.png")
+    record = {"rgb": "a.png", "depth": "a_d.png", "cam_in": cam_in, "depth_scale": scale}
+    (root / "list.jsonl").write_text(json.dumps(record) + "\n")
+    args = ["source=filelist", f"source.path={root / 'list.jsonl'}"]
+    from pipeline.errors import SampleError
+
+    with pytest.raises(SampleError, match=says) as err:
+        run(make_cfg(tmp_path / "out", *args, *PLAIN, small=False))
+    assert err.value.key == "a"
