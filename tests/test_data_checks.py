@@ -176,3 +176,37 @@ def test_metric3d_record_with_non_physical_values_is_refused(tmp_path, cam_in, s
     with pytest.raises(SampleError, match=says) as err:
         run(make_cfg(tmp_path / "out", *args, *PLAIN, small=False))
     assert err.value.key == "a"
+
+
+# ---- 7. TIFF compressions every reader reads ---------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["none", "zlib", "deflate", "lzw"])
+def test_every_offered_tiff_compression_reads_back_in_opencv_pillow_and_tifffile(
+    tmp_path, compression
+):
+    import io
+
+    import cv2
+    from conftest import read_tar
+
+    out = tmp_path / "out"
+    run(make_cfg(out, f"output.depth.compression={compression}", "output.depth.predictor=3"
+                 if compression != "none" else "output.depth.predictor=1", "source.num_samples=2",
+                 "report.enabled=false", "runtime.workers=1"))  # fmt: skip
+    (tar,) = out.glob("*.tar")
+    members = read_tar(tar)
+    assert members
+    for fields in members.values():
+        data = fields["depth.tiff"]
+        want = tifffile.imread(io.BytesIO(data))
+        assert want.dtype == np.float32 and (want > 0).any()
+        pil = np.asarray(Image.open(io.BytesIO(data)))
+        ocv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert pil.tobytes() == want.tobytes() and ocv.tobytes() == want.tobytes()
+
+
+def test_zstd_is_refused_naming_the_reader_that_cannot_read_it(tmp_path):
+    proc = run_cli(f"output.dir={tmp_path / 'out'}", "output.depth.compression=zstd", *PLAIN)
+    assert proc.returncode == 2
+    assert "OpenCV cannot read" in proc.stderr and "zlib" in proc.stderr, proc.stderr

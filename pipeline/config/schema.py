@@ -54,7 +54,7 @@ class ImageCodec:
 
 @dataclass
 class DepthCodec:
-    """The depth map: ``tiff`` = float32 metres (compression none|zlib|zstd|lzw, predictor
+    """The depth map: ``tiff`` = float32 metres (compression none|zlib|lzw, predictor
     1 none / 3 float), or ``png16`` = uint16 round(metres x ``scale``), 0 = invalid, the
     trainers' format (null scale = the source's own integer scale, e.g. 256 for KITTI,
     else 1000 = millimetres; resolved by ``to_config``)."""

@@ -29,6 +29,8 @@ OTHER_IMAGE_EXTS = frozenset(
     {"bmp", "dib", "webp", "gif", "ppm", "pgm", "pbm", "pnm", "jp2", "tga", "avif", "jpe"}
 )
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
+# What tifffile, Pillow and OpenCV all decode (OpenCV's libtiff has no ZSTD).
+READABLE_TIFF_COMPRESSIONS = ("none", "zlib", "deflate", "lzw")
 
 
 def encode_png(image: np.ndarray, codec: ImageCodec) -> bytes:
