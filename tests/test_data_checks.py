@@ -210,3 +210,45 @@ def test_zstd_is_refused_naming_the_reader_that_cannot_read_it(tmp_path):
     proc = run_cli(f"output.dir={tmp_path / 'out'}", "output.depth.compression=zstd", *PLAIN)
     assert proc.returncode == 2
     assert "OpenCV cannot read" in proc.stderr and "zlib" in proc.stderr, proc.stderr
+
+
+# ---- 6. rotation readable ----------------------------------------------------------------
+
+
+def test_rotate_angle_is_recorded_as_a_number_and_drawn_in_params_png(tmp_path):
+    from conftest import read_tar
+
+    out = tmp_path / "out"
+    rot = ["+augment.transforms.rot._target_=albumentations.Rotate",
+           "+augment.transforms.rot.limit=30", "+augment.transforms.rot.p=1"]  # fmt: skip
+    run(make_cfg(out, *rot, "source.num_samples=6", "runtime.workers=1", "report.plots=[params]"))
+    angles = []
+    for tar in sorted(out.glob("*.tar")):
+        for fields in read_tar(tar).values():
+            params = json.loads(json.loads(fields["json"])["augment"]["params"])
+            readout = params["rot"]["affine"]
+            assert abs(readout["scale_x"] - 1) < 1e-6 and abs(readout["shear"]) < 1e-6
+            assert abs(readout["tx"]) < 1 and abs(readout["ty"]) < 1
+            angles.append(readout["angle"])
+    assert len(angles) == 6 and all(-30 <= a <= 30 for a in angles) and np.ptp(angles) > 1
+    columns = json.loads((out / "report" / "params.json").read_text())["columns"]
+    assert "rot.affine.angle" in columns, columns
+    assert (out / "report" / "params.png").stat().st_size > 0
+
+
+def test_affine_readout_of_albumentations_affine_matches_its_arguments():
+    import albumentations as A
+
+    from pipeline.augment.readout import affine_readout
+
+    def readout(**kwargs):
+        t = A.Affine(p=1, **kwargs)
+        A.Compose([t])(image=np.zeros((48, 64, 3), np.uint8))
+        return affine_readout(t.params["matrix"], t.params["shape"])
+
+    got = readout(rotate=(20, 20), scale=(1.5, 1.5), translate_px={"x": (7, 7), "y": (-3, -3)})
+    assert abs(abs(got["angle"]) - 20) < 0.01 and abs(got["scale_x"] - 1.5) < 1e-3
+    assert abs(got["shear"]) < 1e-3
+    assert abs(got["tx"] - 7) < 0.6 and abs(got["ty"] + 3) < 0.6
+    sheared = readout(shear={"x": (10, 10), "y": (0, 0)})
+    assert abs(abs(sheared["shear"]) - 10) < 0.01 and abs(sheared["angle"]) < 1e-6

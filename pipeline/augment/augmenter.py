@@ -32,6 +32,7 @@ from albumentations.core.transforms_interface import BasicTransform, DualTransfo
 from pipeline.augment.geometry import RESIZING, Track, strict_refusal  # noqa: E402
 from pipeline.augment.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
+from pipeline.augment.readout import with_readout  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
@@ -161,7 +162,7 @@ class Augmenter:
             data["valid"] = np.full((height, width), 255, dtype=np.uint8)
         out = self.compose(**data)
         params = {
-            name: _jsonable(t.params) if t.params else None
+            name: _jsonable(with_readout(t.params)) if t.params else None
             for name, t in zip(self.names, self.transforms)
         }
         image, depth = out["image"], out["mask"]
