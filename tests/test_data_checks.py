@@ -252,3 +252,58 @@ def test_affine_readout_of_albumentations_affine_matches_its_arguments():
     assert abs(got["tx"] - 7) < 0.6 and abs(got["ty"] + 3) < 0.6
     sheared = readout(shear={"x": (10, 10), "y": (0, 0)})
     assert abs(abs(sheared["shear"]) - 10) < 0.01 and abs(sheared["angle"]) < 1e-6
+
+
+# ---- 8. sparse-safe resampling -----------------------------------------------------------
+
+
+def _scaled_run(tmp_path: Path, depth: np.ndarray, scale: float) -> np.ndarray:
+    """``depth`` through RandomScale(scale) in a run; the written depth."""
+    from conftest import read_tar
+
+    float_folder(tmp_path / "src", [depth])
+    out = tmp_path / "out"
+    zoom = ["+augment.transforms.zoom._target_=pipeline.transforms.RandomScale",
+            "+augment.transforms.zoom.mode=scale_camera",
+            f"+augment.transforms.zoom.scale_limit=[{scale},{scale}]"]  # fmt: skip
+    run(make_cfg(out, *folder_args(tmp_path / "src", out), *zoom, small=False))
+    (tar,) = out.glob("*.tar")
+    (fields,) = read_tar(tar).values()
+    return tifffile.imread(__import__("io").BytesIO(fields["depth.tiff"]))
+
+
+def _kitti_like(shape=(352, 1216), share=0.06, seed=7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    depth = np.zeros(shape, np.float32)
+    hit = rng.random(shape) < share
+    depth[hit] = rng.uniform(2.0, 80.0, int(hit.sum()))
+    return depth
+
+
+def test_half_size_lidar_keeps_a_point_in_every_occupied_target_pixel(tmp_path):
+    depth = _kitti_like()
+    got = _scaled_run(tmp_path, depth, 0.5)
+    assert got.shape == (176, 608)
+    ys, xs = np.nonzero(depth)
+    occupied = {
+        (int(y), int(x)) for y, x in zip(np.floor((ys + 0.5) * 0.5), np.floor((xs + 0.5) * 0.5))
+    }
+    assert abs(np.count_nonzero(got) - len(occupied)) <= 0.01 * len(occupied)
+    assert set(np.unique(got[got > 0])) <= set(np.unique(depth[depth > 0]))  # no blending
+
+
+def test_upscaled_lidar_invents_no_points(tmp_path):
+    depth = _kitti_like((60, 200), share=0.1)
+    got = _scaled_run(tmp_path, depth, 2.0)
+    assert got.shape == (120, 400)
+    assert np.count_nonzero(got) == np.count_nonzero(depth)
+    assert sorted(got[got > 0]) == sorted(depth[depth > 0])
+
+
+def test_dense_depth_keeps_the_nearest_resize_bytes(tmp_path):
+    import cv2
+
+    depth = np.random.default_rng(8).uniform(1.0, 9.0, (60, 80)).astype(np.float32)
+    got = _scaled_run(tmp_path, depth, 0.5)
+    want = cv2.resize(depth, (40, 30), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert got.tobytes() == want.tobytes()
