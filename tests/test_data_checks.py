@@ -307,3 +307,53 @@ def test_dense_depth_keeps_the_nearest_resize_bytes(tmp_path):
     got = _scaled_run(tmp_path, depth, 0.5)
     want = cv2.resize(depth, (40, 30), interpolation=cv2.INTER_NEAREST_EXACT)
     assert got.tobytes() == want.tobytes()
+
+
+# ---- 5. several evaluation regions stay several ------------------------------------------
+
+
+def test_eigen_and_garg_give_two_named_masks_recorded_in_json_and_card(tmp_path):
+    import io
+
+    from conftest import read_tar
+
+    from pipeline.transforms.base import REGIONS
+
+    depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth])
+    out = tmp_path / "out"
+    regions = ["+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+               "+augment.transforms.eigen.dataset=kitti",
+               "+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]  # fmt: skip
+    run(make_cfg(out, *folder_args(tmp_path / "src", out), *regions, small=False))
+    (tar,) = out.glob("*.tar")
+    (fields,) = read_tar(tar).values()
+    mask = np.asarray(Image.open(io.BytesIO(fields["mask.png"])))
+    params = json.loads(json.loads(fields["json"])["augment"]["params"])
+    bits = {name: params[name]["mask_bit"] for name in ("eigen", "garg")}
+    assert bits == {"eigen": 1, "garg": 2}
+    for name, region in (("eigen", "eigen_kitti"), ("garg", "garg")):
+        top, bottom, left, right = REGIONS[region]
+        want = np.zeros(depth.shape, bool)
+        want[int(top * 75) : int(bottom * 75), int(left * 250) : int(right * 250)] = True
+        assert np.array_equal((mask & bits[name]) != 0, want), name
+    assert not mask[0].any()  # above both regions: 0
+    card = (out / "README.md").read_text()
+    assert "eigen = bit 1" in card and "garg = bit 2" in card
+
+
+def test_one_region_keeps_its_255_mask(tmp_path):
+    import io
+
+    from conftest import read_tar
+
+    depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth])
+    out = tmp_path / "out"
+    region = ["+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]
+    run(make_cfg(out, *folder_args(tmp_path / "src", out), *region, small=False))
+    (tar,) = out.glob("*.tar")
+    (fields,) = read_tar(tar).values()
+    mask = np.asarray(Image.open(io.BytesIO(fields["mask.png"])))
+    assert set(np.unique(mask)) == {0, 255}
+    assert "mask_bit" not in json.loads(json.loads(fields["json"])["augment"]["params"])["garg"]

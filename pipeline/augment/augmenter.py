@@ -33,6 +33,7 @@ from pipeline.augment.geometry import RESIZING, Track, strict_refusal  # noqa: E
 from pipeline.augment.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
 from pipeline.augment.readout import with_readout  # noqa: E402
+from pipeline.augment.regions import assign_mask_bits  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
@@ -135,6 +136,7 @@ class Augmenter:
         leaves = [(name, leaf) for name, t in zip(self.names, transforms) for leaf in _leaves(t)]
         self.wants_camera = any("camera" in leaf.targets_as_params for _, leaf in leaves)
         self.writes_mask = any(getattr(leaf, "writes_mask", False) for _, leaf in leaves)
+        self.mask_full = assign_mask_bits([leaf for _, leaf in leaves])
         self.compose = A.Compose(
             transforms,
             p=1.0,
@@ -159,7 +161,7 @@ class Augmenter:
         if self.wants_camera:
             data["camera"] = self.track
         if self.writes_mask:
-            data["valid"] = np.full((height, width), 255, dtype=np.uint8)
+            data["valid"] = np.full((height, width), self.mask_full, dtype=np.uint8)
         out = self.compose(**data)
         params = {
             name: _jsonable(with_readout(t.params)) if t.params else None
