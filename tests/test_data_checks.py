@@ -357,3 +357,16 @@ def test_one_region_keeps_its_255_mask(tmp_path):
     mask = np.asarray(Image.open(io.BytesIO(fields["mask.png"])))
     assert set(np.unique(mask)) == {0, 255}
     assert "mask_bit" not in json.loads(json.loads(fields["json"])["augment"]["params"])["garg"]
+
+
+# ---- 9. the report -----------------------------------------------------------------------
+
+
+def test_report_says_sparse_points_are_enlarged(tmp_path):
+    float_folder(tmp_path / "src", [_kitti_like((60, 200), share=0.1)])
+    out = tmp_path / "out"
+    args = folder_args(tmp_path / "src", out)
+    args = [a for a in args if a != "report.enabled=false"]
+    run(make_cfg(out, *args, "report.plots=[collage]", small=False))
+    page = (out / "report" / "index.html").read_text()
+    assert "enlarged" in page and "its own depth range" in page

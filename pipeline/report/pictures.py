@@ -159,9 +159,15 @@ def _param_corr(ctx: Context) -> Task:
 
 
 def _colors(c: Context) -> str:
-    return (
-        f"{c.cfg.report.colormap}, one range {c.range.span}, invalid = {c.cfg.report.invalid_color}"
-    )
+    rcfg = c.cfg.report
+    text = f"{rcfg.colormap}, one range {c.range.span}, invalid = {rcfg.invalid_color}"
+    below = rcfg.sparse_below
+    if any(1.0 - s.invalid_fraction < below for s in c.samples):
+        text += (
+            f"; sparse depth (under {below:.0%} of pixels valid) is drawn with each point "
+            f"enlarged to a few pixels, nearest wins"
+        )
+    return text
 
 
 def _camera(ctx: Context) -> Task:
@@ -184,7 +190,8 @@ PICTURES: dict[str, Picture] = {
             "collage",
             "Samples",
             lambda c: (
-                f"{len(c.chosen)} samples spread over the dataset: image | depth ({_colors(c)})"
+                f"{len(c.chosen)} samples spread over the dataset: image | depth, each labelled "
+                f"with its own depth range ({_colors(c)})"
             ),
             _collage,
             lambda c: bool(c.chosen),
