@@ -139,8 +139,11 @@ class Stats:
 
 def depth_bins(depth: np.ndarray) -> np.ndarray:
     """The histogram bin of each positive float32 depth (clamped into the covered span)."""
-    bits = np.ascontiguousarray(depth, dtype=np.float32).view(np.int32) >> _SHIFT
-    return np.clip(bits - _BASE, 0, DEPTH_BINS - 1).astype(np.intp, copy=False)
+    bins = (np.ascontiguousarray(depth, dtype=np.float32).view(np.int32) >> _SHIFT).astype(np.intp)
+    bins -= _BASE
+    np.maximum(bins, 0, out=bins)  # in place: np.clip is ~6x slower here
+    np.minimum(bins, DEPTH_BINS - 1, out=bins)
+    return bins
 
 
 def depth_edges(start: int = 0, stop: int = DEPTH_BINS + 1) -> np.ndarray:
