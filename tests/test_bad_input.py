@@ -42,7 +42,9 @@ FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *C
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
 TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
 HUB = ["source=hub", *CROP, *COMMON, "output.dir={out}", "source.cache_dir={root}/run/cache"]
-LIST = ["source=filelist", "source.path={src}/list.txt", *CROP, "output.shard_size=2", *COMMON]
+# the lists name the folder's float TIFF depth, already in metres
+LIST = ["source=filelist", "source.path={src}/list.txt", "source.depth_scale=1", *CROP,
+        "output.shard_size=2", *COMMON]  # fmt: skip
 
 
 @dataclass
@@ -822,6 +824,9 @@ def test_far_depth_values_are_written(world, monkeypatch, capfd):
     tifffile.imwrite(world.root / "src" / "depth" / "f1.tiff", depth)
     p = {k: str(v) for k, v in world.paths.items()}
     argv = [a.format(**p) for a in [*FOLDER, OUT]]
+    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 2 and "looks like millimetres" in err, (out, err)  # the units check
+    argv.append("runtime.checks.units=false")  # ... and the documented key to accept it
     code, out, err = cli(world, monkeypatch, capfd, argv)
     assert code == 0, (out, err)
     info = json.loads((world.root / "out" / "dataset_info.json").read_text())

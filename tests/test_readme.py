@@ -569,7 +569,9 @@ COMMANDS: dict[str, Spec] = {
     "depth-pipeline +augment.transforms.rot._target_=albumentations.Rotate "
     "+augment.transforms.rot.limit=10": Spec(check_rotate_last),
     "depth-pipeline +augment.transforms.rot._target_=albumentations.Rotate "
-    "+augment.transforms.rot.before=crop": Spec(check_rotate_before_crop),
+    "+augment.transforms.rot.limit=10 +augment.transforms.rot.before=crop": Spec(
+        check_rotate_before_crop
+    ),
     "depth-pipeline augment=none": Spec(check_no_augment),
     "depth-pipeline augment.copies=4": Spec(copies_order(grouped=False)),
     "depth-pipeline augment.copies=4 output.order=grouped": Spec(copies_order(grouped=True)),

@@ -21,7 +21,7 @@ from PIL import Image
 
 from pipeline.dataset.owned import PUBLISHED
 from pipeline.dataset.records import SampleRecord
-from pipeline.dataset.stats import DEPTH_BIN
+from pipeline.dataset.stats import DEPTH_RELATIVE_BIN
 from pipeline.dataset.writers import sha256_file
 from pipeline.report.independence import independence
 from pipeline.report.params import param_table
@@ -125,7 +125,7 @@ def test_stats_json_matches_numpy_on_the_written_shards(dataset):
     assert stats["depth_max"] == float(valid.max())
     for name, value in stats["depth_percentiles"].items():
         expected = np.percentile(valid, float(name[1:]))
-        assert abs(value - expected) <= DEPTH_BIN, (name, value, expected)
+        assert abs(value - expected) <= DEPTH_RELATIVE_BIN * expected, (name, value, expected)
     assert math.isclose(stats["invalid_fraction"], 1 - valid.size / depth.size, abs_tol=1e-12)
     worst = max(samples, key=lambda k: (samples[k][1] == 0).mean())
     assert stats["worst_samples"][0]["key"] == worst

@@ -33,6 +33,8 @@ from albumentations.core.transforms_interface import BasicTransform, DualTransfo
 from pipeline.augment.geometry import RESIZING, Track, strict_refusal  # noqa: E402
 from pipeline.augment.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
+from pipeline.augment.readout import with_readout  # noqa: E402
+from pipeline.augment.regions import assign_mask_bits  # noqa: E402
 from pipeline.augment.traits import traits_of  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
@@ -144,6 +146,7 @@ class Augmenter:
         self.writes_mask = any(
             traits_of(leaf).writes_region and leaf.writes_mask for _, leaf in leaves
         )
+        self.mask_full = assign_mask_bits([leaf for _, leaf in leaves])
         self.compose = A.Compose(
             transforms,
             p=1.0,
@@ -171,10 +174,10 @@ class Augmenter:
         if self.wants_camera:
             data["camera"] = self.track
         if self.writes_mask:
-            data["valid"] = np.full((height, width), 255, dtype=np.uint8)
+            data["valid"] = np.full((height, width), self.mask_full, dtype=np.uint8)
         out = self.compose(**data)
         params = {
-            name: _jsonable(t.params) if t.params else None
+            name: _jsonable(with_readout(t.params)) if t.params else None
             for name, t in zip(self.names, self.transforms)
         }
         image, depth = out["image"], out["mask"]

@@ -7,7 +7,8 @@ in a fresh process on the same samples (``pipeline.bench.methods``): the recipe 
 workers' own code, one thread, times the workers). Times are wall times of the whole
 command, launch to exit. depth-pipeline's own timeline says where its time went: start-up
 to the first sample, the data phase (its rate is what the progress display shows), the
-tail after the first worker ran out of work, the report.
+tail after the first worker ran out of work, the report. Then the TIFF depth compressions
+(``pipeline.bench.tiff``: size, encode and decode times in each reader).
 
 The table goes to stdout, everything to ``outputs/bench/latest.json``. Absolute numbers
 depend on the machine and its load (recorded with them); compare ratios within one run.
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.bench import inputs, runs
+from pipeline.bench import inputs, runs, tiff
 from pipeline.bench.methods import ROOT, child_main
 from pipeline.bench.table import print_report
 
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
 
         print("output to a loopback S3 server ...", flush=True)
         report["store"] = store.bench(root, args.store_samples, workers)
+    print("tiff depth codecs ...", flush=True)
+    report["tiff"] = tiff.measure()
     report["machine"]["loadavg_before"] = load_before
     report["machine"]["loadavg_after"] = os.getloadavg()
     print()
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         from pipeline.bench import store
 
         print(store.line(report["store"]))
+    tiff.print_table(report["tiff"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in (f"bench-{stamp}.json", "latest.json"):
         (root / name).write_text(json.dumps(report, indent=2, default=str))

@@ -53,7 +53,7 @@ class ImageCodec:
 
 @dataclass
 class DepthCodec:
-    """The depth map: ``tiff`` = float32 metres (compression none|zlib|zstd|lzw, predictor
+    """The depth map: ``tiff`` = float32 metres (compression none|zlib|lzw, predictor
     1 none / 3 float), or ``png16`` = uint16 round(metres x ``scale``), 0 = invalid, the
     trainers' format (null scale = the source's own integer scale, e.g. 256 for KITTI,
     else 1000 = millimetres; resolved by ``to_config``), or ``npy`` = float32 metres
@@ -88,6 +88,21 @@ class OutputConfig:
 
 
 @dataclass
+class ChecksConfig:
+    """Data checks before and after writing (``pipeline.run.units``, ``pipeline.run.drops``).
+
+    ``units``: stop when the first samples' depth looks like the wrong unit (false
+    accepts it). ``warn_dropped``: the summary names every rule (a depth range, the png16
+    scale) that zeroed more than this share of the run's valid depth pixels;
+    ``max_dropped``: above this share on one of the first samples the run stops before
+    writing (1 = never)."""
+
+    units: bool = True
+    warn_dropped: float = 0.01
+    max_dropped: float = 0.5
+
+
+@dataclass
 class RuntimeConfig:
     """How the run executes; none of these keys change the output bytes."""
 
@@ -95,6 +110,7 @@ class RuntimeConfig:
     on_error: OnError = OnError["raise"]
     progress: bool = True
     max_in_flight: int = 0
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
 
 
 @dataclass

@@ -19,6 +19,8 @@ from pipeline.config.schema import DepthCodec, ImageCodec, OutputConfig
 from pipeline.encode.png import decode_png, encode_png
 
 TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
+# What tifffile, Pillow and OpenCV all decode (OpenCV's libtiff has no ZSTD).
+READABLE_TIFF_COMPRESSIONS = ("none", "zlib", "deflate", "lzw")
 
 
 @dataclass

@@ -130,8 +130,15 @@ def _title(canvas: Canvas, text: str, width: int, size: int) -> None:
     canvas.text(MARGIN, MARGIN, ellipsize(text, f, width), f)
 
 
+def depth_span(depth: np.ndarray) -> str:
+    """This sample's own valid depth range, e.g. ``0.71-9.8 m`` (``no depth`` if none)."""
+    valid = depth[depth > 0]
+    return f"{valid.min():.3g}-{valid.max():.3g} m" if valid.size else "no depth"
+
+
 def collage(cells: list[Cell], keys: list[str], cols: int, style: Style, title: str) -> bytes:
-    """A grid of ``cols`` columns; each cell is image | depth under its key."""
+    """A grid of ``cols`` columns; each cell is image | depth under its key and its own
+    depth range (the colours use the picture's one range)."""
     cols = max(min(cols, len(cells)), 1)
     nrows = math.ceil(len(cells) / cols)
     geo = Geometry.of(list(cells), style.cell_width)
@@ -150,7 +157,7 @@ def collage(cells: list[Cell], keys: list[str], cols: int, style: Style, title: 
         r, c = divmod(i, cols)
         x = MARGIN + c * (cell_w + CELL_GAP)
         y = top + r * (label_h + cell_h + CELL_GAP)
-        canvas.text(y, x, ellipsize(key, label_f, cell_w), label_f)
+        canvas.text(y, x, ellipsize(f"{key}  {depth_span(cell.depth)}", label_f, cell_w), label_f)
         _draw_cell(canvas, y + label_h, x, cell, geo, style)
     bar_top = top + label_h
     draw_colorbar(

@@ -215,8 +215,9 @@ def render(data: PageData) -> str:
         + escape(_fmt(stats.get("rgb_mean")))
         + ", std="
         + escape(_fmt(stats.get("rgb_std")))
-        + "</code> (images scaled to 0-1). Percentiles are read from a "
-        f"{stats.get('depth_histogram_bin_m')} m histogram.</p>"
+        + "</code> (images scaled to 0-1). Percentiles are read from a log-spaced "
+        f"histogram whose bins are {stats.get('depth_histogram_relative_bin', 0):.2%} of "
+        "their depth wide.</p>"
     )
     parts += _part_table(stats.get("parts") or {})
     for section, items in figures.items():

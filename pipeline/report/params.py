@@ -123,7 +123,8 @@ def correlation_matrix(table: ParamTable) -> np.ndarray:
 
 # ---- the applied parameters of one sample, for the before/after picture -----------------
 
-HIDDEN = {"shape", "fill", "fill_mask", "pad_params", "crop_coords"}
+UNSET_WHEN_NEGATIVE = {"x_min", "x_max", "y_min", "y_max"}  # Rotate's -1: no crop
+HIDDEN = {"shape", "fill", "fill_mask", "pad_params", "crop_coords", "matrix", "bbox_matrix"}
 
 
 def crop_window(
@@ -167,6 +168,8 @@ def _short(value: Any) -> str:
         return f"{value:.3g}"
     if isinstance(value, list) and len(value) <= 4:
         return "(" + ", ".join(_short(v) for v in value) + ")"
+    if isinstance(value, dict):  # e.g. the affine readout: angle 12.3 scale_x 1 ...
+        return " ".join(f"{k} {_short(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -189,7 +192,7 @@ def describe(params: dict[str, Any], order: list[str]) -> str:
         bits += [
             _short(v) if k == name else f"{k} {_short(v)}"
             for k, v in sorted(p.items())
-            if k not in HIDDEN
+            if k not in HIDDEN and not (k in UNSET_WHEN_NEGATIVE and v == -1)
         ]
         parts.append(f"{name} " + " ".join(bits) if bits else f"{name}: applied")
     return " · ".join(parts)

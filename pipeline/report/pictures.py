@@ -8,6 +8,7 @@ so it can run in this process or another one (``offload=True`` for the matplotli
 
 A new picture = one ``Picture`` entry here with its task function. This module stays
 light (no matplotlib at import): drawing modules are imported when a picture is drawn.
+Longer than 320 lines on purpose: the one registry, each entry beside its task.
 """
 
 from __future__ import annotations
@@ -174,8 +175,16 @@ def _param_corr(ctx: Context) -> Task:
 
 
 def _colors(c: Context, scope: str = "") -> str:
+    rcfg = c.cfg.report
     span = "the part's 1st-99th percentile" if scope == "part" else f"one range {c.range.span}"
-    return f"{c.cfg.report.colormap}, {span}, invalid = {c.cfg.report.invalid_color}"
+    text = f"{rcfg.colormap}, {span}, invalid = {rcfg.invalid_color}"
+    below = rcfg.sparse_below
+    if any(1.0 - s.invalid_fraction < below for s in c.samples):
+        text += (
+            f"; sparse depth (under {below:.0%} of pixels valid) is drawn with each point "
+            f"enlarged to a few pixels, nearest wins"
+        )
+    return text
 
 
 def _camera(ctx: Context) -> Task:
@@ -198,7 +207,8 @@ PICTURES: dict[str, Picture] = {
             "collage",
             "Samples",
             lambda c: (
-                f"{len(c.chosen)} samples spread over the dataset: image | depth ({_colors(c)})"
+                f"{len(c.chosen)} samples spread over the dataset: image | depth, each labelled "
+                f"with its own depth range ({_colors(c)})"
             ),
             _collage,
             lambda c: bool(c.chosen),

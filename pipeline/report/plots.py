@@ -21,7 +21,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.config.schema import ImageCodec  # noqa: E402
-from pipeline.dataset.stats import DEPTH_BIN  # noqa: E402
+from pipeline.dataset.stats import depth_edges  # noqa: E402
 from pipeline.encode.codecs import encode_png  # noqa: E402
 from pipeline.report.params import ParamTable  # noqa: E402
 
@@ -59,11 +59,12 @@ def depth_histogram(
     hist = np.asarray(depth_hist, dtype=np.float64)
     total = hist.sum()
     if total:
-        last = int(np.nonzero(hist)[0].max()) + 1
-        group = max(1, math.ceil(last / 120))  # at most ~120 bars
-        n = math.ceil(last / group) * group
-        coarse = np.pad(hist[:last], (0, n - last)).reshape(-1, group).sum(1) / total
-        edges = np.arange(coarse.size + 1) * group * DEPTH_BIN
+        nonzero = np.flatnonzero(hist)
+        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+        fine = depth_edges(lo, hi + 1)  # log-spaced bins, redrawn as <= 120 linear bars
+        centres = (fine[:-1] + fine[1:]) / 2
+        edges = np.linspace(0.0, fine[-1], 121)
+        coarse = np.histogram(centres, bins=edges, weights=hist[lo:hi])[0] / total
         ax.stairs(coarse, edges, fill=True, color="tab:blue", alpha=0.8)
         for name, style in (("p1", ":"), ("p50", "--"), ("p99", ":")):
             value = percentiles.get(name)

@@ -21,7 +21,7 @@ from pipeline.config.choices import DataType, TiffCompression
 from pipeline.config.schema import AugmentConfig, Config, OutputConfig, ReportConfig
 from pipeline.config.sources import FileSourceConfig, MixConfig, SourceConfig, SyntheticConfig
 from pipeline.dataset.layouts import LAYOUTS, layout_for
-from pipeline.encode.depth import depth_encoding
+from pipeline.encode.depth import READABLE_TIFF_COMPRESSIONS, depth_encoding
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize
@@ -57,7 +57,13 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.output.image.level <= 9, "output.image.level must be 0..9"),
         (
             cfg.output.depth.compression in [c.value for c in TiffCompression],
-            "output.depth.compression must be none, zlib, zstd or lzw",
+            "output.depth.compression must be none, zlib (= deflate) or lzw",
+        ),
+        (
+            cfg.output.depth.compression in READABLE_TIFF_COMPRESSIONS,
+            f"output.depth.compression={cfg.output.depth.compression}: OpenCV cannot read "
+            f"such TIFFs (its libtiff has no {cfg.output.depth.compression}); use zlib with "
+            f"output.depth.predictor=3, which tifffile, Pillow and OpenCV all read",
         ),
         (cfg.output.depth.predictor in (1, 2, 3), "output.depth.predictor must be 1, 2 or 3"),
         (

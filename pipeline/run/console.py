@@ -39,7 +39,10 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         line = crash.one_line(exc)
         print(f"error: {line}", file=sys.stderr)
         return 2, line
-    for line in summary(result, cfg.report.enabled):
+    from pipeline.config.schema import to_config
+    from pipeline.run.drops import lines
+
+    for line in [*summary(result, cfg.report.enabled), *lines(result.info, to_config(cfg))]:
         print(line)
     dropped = result.info.source.get("dropped_without_depth")
     if dropped:

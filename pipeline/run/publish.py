@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+from pipeline.augment.regions import region_bits
 from pipeline.config.schema import Config
 from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
 from pipeline.dataset.layouts import Layout, layout_for
@@ -38,7 +39,7 @@ def publish(
     try:
         layout.write_extra(manifests, info)
         written = [root / rel for rel in layout.extra_files()]
-        write_card(root, cfg, layout, info)
+        write_card(root, cfg, layout, info, _regions(manifests))
         fault_point("report")
         if cfg.report.enabled:
             from pipeline.report.build import build_report
@@ -74,9 +75,34 @@ def mixture_lines(source: dict[str, Any]) -> str:
     )
 
 
-def write_card(root: Path, cfg: Config, layout: Layout, info: DatasetInfo) -> bool:
+def _regions(manifests: list[ShardManifest]) -> dict[str, int]:
+    """{region transform: its bit in mask.png} when a run writes several regions."""
+    for m in manifests:
+        for s in m.samples:
+            return region_bits(s.params or {})
+    return {}
+
+
+def _regions_line(regions: dict[str, int]) -> str:
+    if not regions:
+        return ""
+    bits = ", ".join(f"{name} = bit {bit}" for name, bit in regions.items())
+    return (
+        f"- evaluation regions in mask.png, one bit each: {bits} (inside a region: "
+        f"mask & bit != 0; 0 = outside every region)\n"
+    )
+
+
+def write_card(
+    root: Path,
+    cfg: Config,
+    layout: Layout,
+    info: DatasetInfo,
+    regions: dict[str, int] | None = None,
+) -> bool:
     """A ``README.md`` dataset card whose YAML header lets ``datasets.load_dataset(dir)``
-    read the shards. A ``README.md`` this tool did not write is left alone (False)."""
+    read the shards. A ``README.md`` this tool did not write is left alone (False).
+    ``regions``: the bit of each evaluation region in ``mask.png`` (several regions)."""
     if (root / CARD).exists() and not card_is_ours(root):
         return False
     stats, split = info.stats, cfg.source.split
@@ -96,6 +122,7 @@ import datasets
 ds = datasets.load_dataset("{where}", split="{split}")
 ```
 """
+    regions_line = _regions_line(regions or {})
     text = f"""{header}
 # RGB-D dataset {CARD_MARK}
 
@@ -106,7 +133,7 @@ ds = datasets.load_dataset("{where}", split="{split}")
 - depth: {from_info(info.encodings["depth"]).summary()}
 - RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
 - depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
-- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
+{regions_line}- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
   provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
   `manifests/`, report in `report/index.html`.
 {loading}"""

@@ -25,7 +25,7 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, St
 from pipeline.dataset.shards import Placement, Plan, Remaining
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.run import checks, pool
+from pipeline.run import checks, pool, units
 from pipeline.run.cpus import available_cpus
 from pipeline.run.crash import step
 from pipeline.run.merge import check_slice_options, write_slice
@@ -122,6 +122,8 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
     source, n_inputs = prepare(config)
+    step("checking the depth of the first samples")
+    units.check_first(config, source, n_inputs)
     tasks = Placement.of(config).plan(n_inputs)
     workers = config.runtime.workers or available_cpus()
     step("augmenting the first sample")

@@ -4,7 +4,8 @@ config schema (``pipeline.config.schema``: the schema's ``impl`` names the class
 A source is built from its plain config in the parent and, unless ``for_workers`` hands
 over the opened one, again in every worker: opening must be cheap and must not load the
 data. ``finalize`` applies the shared sample contract to whatever a source read: uint8
-RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted).
+RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, counted),
+and a physical camera (finite positive focal lengths, a finite principal point).
 
 A new source = one module here + a schema in ``pipeline/config/sources.py`` (with
 ``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,12 @@ class FilelistSource(Source):
         depth = read_file(depth_file, e.key)
         if depth.ndim == 3 and depth.shape[2] > 1:
             raise SampleError(e.key, f"{depth_file}: depth has {depth.shape[2]} channels")
+        if e.depth_scale is not None and not (math.isfinite(e.depth_scale) and e.depth_scale > 0):
+            raise SampleError(
+                e.key,
+                f"depth_scale {e.depth_scale:g} in source.path={self.cfg.path} must be finite "
+                f"and > 0 (stored value / depth_scale = metres)",
+            )
         if e.depth_scale is not None and depth.dtype != np.float32:
             depth = depth.astype(np.float32) / np.float32(e.depth_scale)
         origin = Origin("filelist", str(image_file))

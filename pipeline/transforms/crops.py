@@ -92,7 +92,8 @@ class _EvalRegion(_DepthTransform):
         box = (int(left * width), int(top * height), int(right * width), int(bottom * height))
         # kept off the recorded params (an image-sized array)
         self._inside = region_mask(box, track.matrix, params["shape"][:2])
-        return {"region": box}
+        bit = getattr(self, "mask_bit", None)
+        return {"region": box} if bit in (None, 255) else {"region": box, "mask_bit": bit}
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         return img
@@ -103,7 +104,11 @@ class _EvalRegion(_DepthTransform):
         return mask
 
     def apply_to_valid(self, valid: np.ndarray, **params: Any) -> np.ndarray:
-        return np.where(self._inside, valid, np.zeros((), dtype=valid.dtype))
+        """Clear this region's bit outside it (``pipeline.augment.regions``: all bits when
+        it is the only region, so outside = 0)."""
+        bit = getattr(self, "mask_bit", 255)
+        cleared = valid & np.asarray(~bit & 0xFF, dtype=valid.dtype)
+        return np.where(self._inside, valid, cleared)
 
     def apply_to_keypoints(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
         return keypoints

@@ -1,4 +1,6 @@
-"""Rescaling transforms: FastDepth / DORN ``RandomScale`` and Metric3D ``CanonicalCamera``."""
+"""Rescaling transforms: FastDepth / DORN ``RandomScale`` and Metric3D ``CanonicalCamera``.
+Their depth is resampled by ``sparse.resize_depth``: nearest for dense maps, every valid
+point kept for sparse ones."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema  # 
 from pydantic import Field, model_validator  # noqa: E402
 
 from pipeline.augment.traits import Traits  # noqa: E402
-from pipeline.transforms.base import NEAREST, _resized, _Resizing  # noqa: E402
+from pipeline.transforms.base import _resized, _Resizing  # noqa: E402
+from pipeline.transforms.sparse import resize_depth  # noqa: E402
 
 
 class RandomScale(_Resizing):
@@ -72,7 +75,7 @@ class RandomScale(_Resizing):
     def apply_to_mask(
         self, mask: np.ndarray, size: tuple[int, int], scale: float, **params: Any
     ) -> np.ndarray:
-        depth = cv2.resize(mask, (size[1], size[0]), interpolation=NEAREST)
+        depth = resize_depth(mask, size)
         if self.mode == "divide_depth":
             depth = depth / np.asarray(scale, dtype=depth.dtype)
         return depth
@@ -132,7 +135,7 @@ class CanonicalCamera(_Resizing):
     ) -> np.ndarray:
         if self.mode == "depth":
             return mask * np.asarray(ratio, dtype=mask.dtype)
-        return cv2.resize(mask, (size[1], size[0]), interpolation=NEAREST)
+        return resize_depth(mask, size)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("mode", "focal", "interpolation")
