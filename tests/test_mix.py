@@ -209,6 +209,9 @@ def test_formats_load_with_the_tag(parts, tmp_path, fmt):
         decoder = read.depth_decoder(read.depth_scale(out))
         loaded = list(wds.WebDataset(read.shards(out), shardshuffle=False).decode(decoder))
         assert Counter(s["json"]["dataset"] for s in loaded) == {"nyu": 7, "kitti": 3}
+        from pipeline.torch import DepthShards  # the part tag reaches a training batch too
+
+        assert Counter(s["dataset"] for s in DepthShards(out)) == {"nyu": 7, "kitti": 3}
     if fmt == "filelist":
         lines = (out / "train.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]

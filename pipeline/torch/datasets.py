@@ -57,7 +57,7 @@ def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str
         "K": k,
         "has_camera": torch.tensor(cam is not None),
         "key": item.stored.key,
-        "dataset": dataset,
+        "dataset": item.stored.record.get("dataset") or dataset,  # a mixture's part
         "index": item.stored.index,
         "epoch": epoch,
     }
