@@ -400,3 +400,15 @@ def test_no_regions_picture_without_a_mask(tmp_path):
     assert (out / "report" / "collage.png").exists()
     assert not (out / "report" / "regions.png").exists()
     assert "regions.png" not in (out / "report" / "index.html").read_text()
+
+
+def test_regions_picture_reads_the_folder_layout_mask_too(tmp_path):
+    depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth])
+    out = tmp_path / "out"
+    args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
+    region = ["+augment.transforms.garg._target_=pipeline.transforms.GargCrop", "output=folder"]
+    run(make_cfg(out, *args, *region, "report.plots=[regions]", small=False))
+    assert (out / "mask" / "s0.png").exists()
+    assert (out / "report" / "regions.png").exists()
+    assert "garg (red, bit 255)" in (out / "report" / "index.html").read_text()
