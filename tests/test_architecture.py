@@ -248,7 +248,9 @@ def test_transform_traits_live_on_the_classes_not_in_tables_of_names():
             for node in ast.walk(ast.parse(path.read_text()))
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
         }
-        assert not names & set(LIBRARY), f"{path}: {sorted(names & set(LIBRARY))}"
+        # albumentations' names, less those our own transforms share (RandomScale)
+        theirs = set(LIBRARY) - set(transforms.__all__)
+        assert not names & theirs, f"{path}: {sorted(names & theirs)}"
 
 
 MAX_FUNCTION_LINES = 60

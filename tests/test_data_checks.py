@@ -370,3 +370,45 @@ def test_report_says_sparse_points_are_enlarged(tmp_path):
     run(make_cfg(out, *args, "report.plots=[collage]", small=False))
     page = (out / "report" / "index.html").read_text()
     assert "enlarged" in page and "its own depth range" in page
+
+
+def test_report_draws_each_evaluation_region_in_its_own_colour(tmp_path):
+    depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth, depth[::-1].copy()])
+    out = tmp_path / "out"
+    args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
+    regions = ["+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+               "+augment.transforms.eigen.dataset=kitti",
+               "+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]  # fmt: skip
+    run(make_cfg(out, *args, *regions, "report.plots=[regions]", small=False))
+    picture = out / "report" / "regions.png"
+    pixels = np.asarray(Image.open(picture).convert("RGB")).reshape(-1, 3)
+    from pipeline.report.collages import REGION_COLORS
+
+    colours = {tuple(int(v) for v in c) for c in np.unique(pixels, axis=0)}
+    assert REGION_COLORS["red"] in colours and REGION_COLORS["blue"] in colours  # outlines
+    page = (out / "report" / "index.html").read_text()
+    assert "regions.png" in page
+    assert "eigen (red, bit 1)" in page and "garg (blue, bit 2)" in page
+
+
+def test_no_regions_picture_without_a_mask(tmp_path):
+    float_folder(tmp_path / "src", [np.full((40, 60), 3.0, np.float32)])
+    out = tmp_path / "out"
+    args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
+    run(make_cfg(out, *args, "report.plots=[regions,collage]", small=False))
+    assert (out / "report" / "collage.png").exists()
+    assert not (out / "report" / "regions.png").exists()
+    assert "regions.png" not in (out / "report" / "index.html").read_text()
+
+
+def test_regions_picture_reads_the_folder_layout_mask_too(tmp_path):
+    depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
+    float_folder(tmp_path / "src", [depth])
+    out = tmp_path / "out"
+    args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
+    region = ["+augment.transforms.garg._target_=pipeline.transforms.GargCrop", "output=folder"]
+    run(make_cfg(out, *args, *region, "report.plots=[regions]", small=False))
+    assert (out / "mask" / "s0.png").exists()
+    assert (out / "report" / "regions.png").exists()
+    assert "garg (red, bit 255)" in (out / "report" / "index.html").read_text()

@@ -35,6 +35,7 @@ from pipeline.augment.homography import axis_scales, non_uniform  # noqa: E402
 from pipeline.augment.plan import known_output_size, ordered  # noqa: E402
 from pipeline.augment.readout import with_readout  # noqa: E402
 from pipeline.augment.regions import assign_mask_bits  # noqa: E402
+from pipeline.augment.resample import scatter_sparse_depth  # noqa: E402
 from pipeline.augment.traits import traits_of  # noqa: E402
 from pipeline.config import transform_args  # noqa: E402
 from pipeline.config.schema import AugmentConfig  # noqa: E402
@@ -159,6 +160,8 @@ class Augmenter:
                 _record_steps(leaf, name, self.track)
             if isinstance(leaf, RESIZING):  # cv2.resize: centre-aligned nearest for depth
                 leaf.mask_interpolation = cv2.INTER_NEAREST_EXACT
+                if traits_of(leaf).resamples:  # sparse depth: every point kept
+                    scatter_sparse_depth(leaf)
 
     def __call__(self, sample: Sample, index: int, copy: int, epoch: int = 0) -> Augmented:
         """Return the augmented copy ``copy`` of input sample number ``index``. ``epoch``

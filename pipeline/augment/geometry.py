@@ -14,7 +14,8 @@ the image is warped with), while resizes scale corner coordinates (``x' = s*x``)
 exact scale from the output size (albumentations scales their keypoints by the nominal
 factor, not by the rounded size). Their depth is resampled with ``INTER_NEAREST_EXACT``:
 OpenCV's INTER_NEAREST resize picks ``floor(x*scale)``, which shifts depth against the
-image by up to (scale-1)/2 source pixels.
+image by up to (scale-1)/2 source pixels; sparse depth is scattered instead
+(``augment.resample``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ class Traits:
     ``planned_size(spec, h, w)``) or ``unknown`` before the run. ``angle_args``: arguments
     (with their default) that rotate or shear the image when non-zero. ``aspect_arg``:
     the argument (with its default) giving the aspect(s) of crops resized to a fixed size
-    (a non-uniform rescale unless every one equals the output's)."""
+    (a non-uniform rescale unless every one equals the output's). ``resamples``: resizes
+    its depth (all of it, or a crop of it); sparse depth is then scattered point by point
+    (``transforms.sparse``), by our classes themselves, for albumentations' by the
+    augmenter (``augment.resample``)."""
 
     geometric: bool = False
     flip_axis: int | None = None
@@ -39,6 +42,7 @@ class Traits:
     aspect_arg: tuple[str, Any] | None = None
     scales_depth: bool = False
     writes_region: bool = False
+    resamples: bool = False
 
     @property
     def moves_pixels_unboxed(self) -> bool:
@@ -49,7 +53,7 @@ class Traits:
 _MOVE = Traits(geometric=True, output_size="unknown")
 _WARP = Traits(geometric=True, warps=True)
 _CROP = Traits(geometric=True, crops=True, output_size="crop")
-_SIZED_CROP = Traits(geometric=True, crops=True, output_size="resize")
+_SIZED_CROP = Traits(geometric=True, crops=True, output_size="resize", resamples=True)
 
 LIBRARY: dict[str, Traits] = {
     "HorizontalFlip": Traits(geometric=True, flip_axis=0),
@@ -59,10 +63,11 @@ LIBRARY: dict[str, Traits] = {
     "Crop": replace(_CROP, output_size="window"),
     "RandomResizedCrop": replace(_SIZED_CROP, aspect_arg=("ratio", (0.75, 4 / 3))),
     "RandomSizedCrop": replace(_SIZED_CROP, aspect_arg=("w2h_ratio", 1.0)),
-    "Resize": Traits(geometric=True, output_size="resize"),
+    "Resize": Traits(geometric=True, output_size="resize", resamples=True),
     **dict.fromkeys(
-        ("LongestMaxSize", "SmallestMaxSize", "PadIfNeeded", "Pad", "CropAndPad"), _MOVE
+        ("RandomScale", "LongestMaxSize", "SmallestMaxSize"), replace(_MOVE, resamples=True)
     ),
+    **dict.fromkeys(("PadIfNeeded", "Pad", "CropAndPad"), _MOVE),
     **dict.fromkeys(("RandomRotate90", "Transpose", "D4", "SquareSymmetry"), _MOVE),
     **dict.fromkeys(
         (

@@ -238,3 +238,41 @@ def stacked(grids: list[tuple[list[Cell], list[str], int, Style, str]]) -> bytes
     ok, png = cv2.imencode(".png", np.vstack(padded))
     assert ok
     return png.tobytes()
+
+
+# one colour per evaluation region (RGB), in bit order
+REGION_COLORS = {"red": (230, 60, 50), "blue": (40, 120, 230), "yellow": (250, 190, 20),
+                 "green": (40, 180, 90), "magenta": (200, 70, 200), "cyan": (20, 200, 210),
+                 "orange": (250, 130, 30), "grey": (150, 150, 150)}  # fmt: skip
+
+
+def tint_regions(image: np.ndarray, mask: np.ndarray, bits: list[int]) -> np.ndarray:
+    """``image`` with each region (``mask & bit``) tinted and outlined in its colour."""
+    out = image.astype(np.float32)
+    width = max(2, round(max(image.shape[:2]) / 160))
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    for bit, color in zip(bits, REGION_COLORS.values()):
+        inside = ((mask & bit) != 0).astype(np.uint8)
+        rgb = np.asarray(color, np.float32)
+        out[inside > 0] = 0.75 * out[inside > 0] + 0.25 * rgb
+        edge = (inside > 0) & (cv2.erode(inside, kernel, borderValue=0) == 0)
+        out[edge] = rgb
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def regions(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    names: dict[str, int],
+    style: Style,
+    title: str,
+) -> bytes:
+    """Each sample (key, image, depth, mask) with every evaluation region of ``names``
+    ({name: bit}) tinted and outlined in its colour; the colours are named in the title."""
+    bits = list(names.values())
+    legend = ", ".join(f"{name} {color}" for name, color in zip(names, REGION_COLORS))
+    labelled = [
+        (key, [Cell(tint_regions(image, mask, bits), depth)]) for key, image, depth, mask in rows
+    ]
+    return labelled_rows(
+        labelled, ["image (regions outlined) | depth"], style, f"{title}: {legend}"
+    )

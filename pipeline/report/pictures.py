@@ -150,6 +150,43 @@ def _most_invalid(ctx: Context) -> Task | None:
     )
 
 
+def _region_names(ctx: Context) -> dict[str, int]:
+    """{region transform: its bit of mask.png} (one region: 255, named by its transform)."""
+    from pipeline.augment.regions import region_bits
+    from pipeline.augment.traits import spec_traits
+
+    params = ctx.samples[0].params or {} if ctx.samples else {}
+    if bits := region_bits(params):
+        return bits
+    specs = ctx.cfg.augment.transforms
+    writers = [name for name in specs if spec_traits(specs[name]).writes_region]
+    return {writers[0] if len(writers) == 1 else "evaluation region": 255}
+
+
+def _regions(ctx: Context) -> Task | None:
+    from pipeline.report.samples import read_masks
+
+    keys = [s.key for s in ctx.chosen if s.key in ctx.shown][: ctx.cfg.report.before_after_rows]
+    masks = read_masks(ctx.root, ctx.cfg, ctx.manifests, keys)
+    rows = [(k, ctx.shown[k].image, ctx.shown[k].depth, masks[k]) for k in keys if k in masks]
+    if not rows:
+        return None
+    args = (rows, _region_names(ctx), _style(ctx), "evaluation regions (mask.png)")
+    return Task(f"{COLLAGES}:regions", args)
+
+
+def _regions_caption(ctx: Context) -> str:
+    from pipeline.report.collages import REGION_COLORS
+
+    names = _region_names(ctx)
+    each = ", ".join(f"{n} ({c}, bit {b})" for (n, b), c in zip(names.items(), REGION_COLORS))
+    return f"the evaluation regions of mask.png on written samples, tinted and outlined: {each}"
+
+
+def _has_regions(ctx: Context) -> bool:
+    return "mask.png" in ctx.info.encodings.get("members", [])
+
+
 def _depth_hist(ctx: Context) -> Task:
     args = (ctx.stats.depth_hist, ctx.summary["depth_percentiles"], ctx.summary["invalid_fraction"])
     return Task(f"{PLOTS}:depth_histogram", (*args, ctx.dpi))
@@ -249,6 +286,7 @@ PICTURES: dict[str, Picture] = {
             _most_invalid,
             lambda c: bool(c.worst),
         ),
+        Picture("regions", "Samples", _regions_caption, _regions, _has_regions),
         Picture(
             "depth_hist",
             "Distributions",

@@ -61,3 +61,37 @@ def read_source(cfg: Config, indices: list[int], source: Source | None = None) -
             if isinstance(item, Sample):
                 out[index] = finalize(item, cfg.source)[0]
     return out
+
+
+def read_masks(
+    root: Path, cfg: Config, manifests: list[ShardManifest], keys: list[str]
+) -> dict[str, np.ndarray]:
+    """The evaluation-region masks (``mask.png``, uint8) of these keys, where written."""
+    import tarfile
+
+    import cv2
+
+    from pipeline.dataset.layouts.folder import member_path
+
+    wanted, out = set(keys), {}
+    for m in manifests:
+        mine = wanted & {s.key for s in m.samples}
+        if not mine or "mask.png" not in m.members:
+            continue
+        found: dict[str, bytes] = {}
+        with store.fetched(cfg.output, root, m.files):
+            if cfg.output.format == "webdataset":
+                with tarfile.open(root / f"{m.shard}.tar") as tar:
+                    for member in tar:
+                        key, _, ext = member.name.partition(".")
+                        if key in mine and ext == "mask.png":
+                            found[key] = tar.extractfile(member).read()  # type: ignore[union-attr]
+            else:
+                for key in mine:
+                    if (path := root / member_path(key, "mask.png")).is_file():
+                        found[key] = path.read_bytes()
+        for key, data in found.items():
+            mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if mask is not None:
+                out[key] = mask
+    return out

@@ -15,7 +15,8 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema  # 
 from pydantic import Field  # noqa: E402
 
 from pipeline.augment.traits import Traits  # noqa: E402
-from pipeline.transforms.base import NEAREST, _Resizing  # noqa: E402
+from pipeline.transforms.base import _Resizing  # noqa: E402
+from pipeline.transforms.sparse import resize_depth  # noqa: E402
 
 
 class ResizeToMultiple(_Resizing):
@@ -24,9 +25,10 @@ class ResizeToMultiple(_Resizing):
     ``height`` x ``width`` (``method=lower_bound``) or fits inside it (``upper_bound``),
     then each side rounded to a multiple of ``multiple`` (without going below / above the
     bound). Image ``interpolation`` (Depth Anything: cubic), depth nearest (its values
-    kept, the scene unchanged: the focal scales with the image)."""
+    kept, the scene unchanged: the focal scales with the image; sparse depth scattered,
+    ``sparse.resize_depth``)."""
 
-    traits = Traits(geometric=True, output_size="unknown")
+    traits = Traits(geometric=True, output_size="unknown", resamples=True)
 
     class InitSchema(BaseTransformInitSchema):
         height: int = Field(default=518, ge=1)
@@ -73,7 +75,7 @@ class ResizeToMultiple(_Resizing):
         return {"size": self.output_size(*params["shape"][:2])}
 
     def apply_to_mask(self, mask: np.ndarray, size: tuple[int, int], **params: Any) -> np.ndarray:
-        return cv2.resize(mask, (size[1], size[0]), interpolation=NEAREST)
+        return resize_depth(mask, size)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("height", "width", "multiple", "method", "interpolation")

@@ -28,7 +28,7 @@ class RandomScale(_Resizing):
     FastDepth's scipy imresize) or int(n * s + 0.5) (``nearest``, Metric3D's
     RandomResize)."""
 
-    traits = Traits(geometric=True, output_size="unknown", scales_depth=True)
+    traits = Traits(geometric=True, output_size="unknown", scales_depth=True, resamples=True)
 
     class InitSchema(BaseTransformInitSchema):
         mode: Literal["divide_depth", "scale_camera"]
@@ -91,7 +91,7 @@ class CanonicalCamera(_Resizing):
     the sample's parameters: divide predictions by it (depth mode) to get metres back."""
 
     targets_as_params = ("camera",)
-    traits = Traits(geometric=True, output_size="unknown", scales_depth=True)
+    traits = Traits(geometric=True, output_size="unknown", scales_depth=True, resamples=True)
 
     class InitSchema(BaseTransformInitSchema):
         mode: Literal["depth", "resize"]
