@@ -88,18 +88,6 @@ def _checked(fx: Any, fy: Any, cx: Any, cy: Any) -> Camera:
     return Camera(*values)
 
 
-def camera_problem(camera: Camera) -> str | None:
-    """What is not physical about ``camera``: a focal length not finite or not positive, a
-    principal point not finite. None when it is plausible. (A principal point far outside
-    the image is not refused yet: test fixtures pair full-size cameras with tiny images.)"""
-    fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
-    if not all(math.isfinite(v) and v > 0 for v in (fx, fy)):
-        return f"camera fx={fx:g}, fy={fy:g}: focal lengths must be finite and > 0 pixels"
-    if not (math.isfinite(cx) and math.isfinite(cy)):
-        return f"camera principal point cx={cx:g}, cy={cy:g} must be finite"
-    return None
-
-
 def read_calibration(path: Path) -> dict[str, np.ndarray]:
     """``NAME: n1 n2 ...`` lines of a text calibration file; lines that are not all
     numbers (``calib_time: 09-Jan-2012 13:57:47``) are skipped."""
