@@ -9,6 +9,7 @@ nobody here can serve is one line (never a local directory named ``s3:``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -78,6 +79,14 @@ def test_s3_run_equals_local_run_and_reads_back(s3, local_reference, tmp_path):
         for rel, sha in m["files"].items()
     }
     assert all(hashlib.sha256(got[rel]).hexdigest() == sha for rel, sha in digests.items())
+    # each shard went up with its sha256 as the checksum the store verifies and keeps
+    remote = Remote(url, {"skip_instance_cache": True})
+    for rel, sha in digests.items():
+        head = remote.fs.call_s3(
+            "head_object", Bucket=url[5:].split("/")[0], Key=remote.path(rel).split("/", 3)[3],
+            ChecksumMode="ENABLED",
+        )  # fmt: skip
+        assert base64.b64decode(head["ChecksumSHA256"]).hex() == sha, rel
     info = json.loads(got["dataset_info.json"])
     assert info["config"]["output"]["dir"] == url
     assert "README.md" in got and "report/index.html" in got

@@ -18,6 +18,7 @@ filesystem as given.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -34,6 +35,7 @@ from pipeline.errors import PipelineError
 
 LOCK_FILE = ".depth-pipeline/lock.json"
 SHA_META = "sha256"  # S3 user metadata: the object's sha256, checked on resume
+SINGLE_PUT = 5 << 30  # S3's largest single PutObject; larger files go up in parts
 
 
 @dataclass
@@ -79,9 +81,29 @@ class Remote:
         return out
 
     def upload(self, local: Path, rel: str, sha256: str | None = None) -> None:
-        """``local`` as the whole object ``rel`` (its sha256 kept as S3 metadata)."""
-        extra = {"Metadata": {SHA_META: sha256}} if sha256 and self.protocol in S3_PROTOCOLS else {}
-        self.fs.put_file(str(local), self.path(rel), **extra)
+        """``local`` as the whole object ``rel``. On S3 a shard's sha256 (known from its
+        manifest) goes with it twice: as ``x-amz-checksum-sha256``, which the store checks
+        the received bytes against before the object exists, and as metadata for resume."""
+        if sha256 and self.protocol in S3_PROTOCOLS and local.stat().st_size < SINGLE_PUT:
+            self._put_checked(local, rel, sha256)
+        else:
+            extra = (
+                {"Metadata": {SHA_META: sha256}} if sha256 and self.protocol in S3_PROTOCOLS else {}
+            )
+            self.fs.put_file(str(local), self.path(rel), **extra)
+
+    def _put_checked(self, local: Path, rel: str, sha256: str) -> None:
+        """One ``PutObject`` whose body streams from the file (s3fs's ``put_file`` reads
+        it into memory and the HTTP layer copies it again, and botocore adds a CRC32 and,
+        over http, a sha256 pass: ~0.15 CPU-s per 43 MB shard, measured, against ~0.02)."""
+        bucket, key, _ = self.fs.split_path(self.path(rel))
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        with open(local, "rb") as body:
+            self.fs.call_s3(
+                "put_object", Bucket=bucket, Key=key, Body=body,
+                Metadata={SHA_META: sha256}, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+            )  # fmt: skip
+        self.fs.invalidate_cache(self.path(rel))
 
     def download(self, rel: str, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
