@@ -1,7 +1,7 @@
 """``make bench``: throughput of ``output.dir=s3://...`` to an S3-protocol server on the
 loopback (moto, the server the tests use; s3fs talks to it over HTTP as to AWS) next to
-the same run to local disk. Same command, same samples; each measured twice, alternating,
-the better of the two kept (the machine is shared). The rate is the run's data phase
+the same run to local disk. Same command, same samples; each measured three times,
+alternating, the best kept (the machine is shared). The rate is the run's data phase
 (``dataset_info.json`` ``timings.data_s``: shards filled, uploaded and recorded).
 
 The server runs on the same two cores as the run, in Python: it receives, copies and
@@ -51,7 +51,7 @@ def bench(root: Path, samples: int, workers: int) -> dict[str, Any]:
     ]
     best: dict[str, dict[str, Any]] = {}
     try:
-        for attempt in range(2):
+        for attempt in range(3):
             for where in ("local", "s3"):
                 if where == "local":
                     out = root / "work" / f"store-local-{attempt}"
