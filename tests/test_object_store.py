@@ -16,13 +16,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from conftest import ROOT, SMALL, make_cfg
 
 from pipeline import read
-from pipeline.dataset.store import LOCK_FILE, Remote, RemoteLock
+from pipeline.dataset.remote_lock import RemoteLock
+from pipeline.dataset.store import LOCK_FILE, Remote
 from pipeline.errors import PipelineError
 from pipeline.run.runner import run
 
@@ -136,6 +138,45 @@ def test_a_second_writer_is_refused_by_the_conditional_create(s3):
     finally:
         holder.release()
     assert cli(url).returncode == 0
+
+
+def test_a_lock_silent_for_lock_stale_s_is_taken_over(s3):
+    """A run killed on another node (a preempted job) leaves its lock; once the lock has
+    not been rewritten for output.lock_stale_s, the same command takes it over."""
+    url = f"{s3}/ds"
+    dead = {"host": "node-17", "pid": 4242, "since": "2026-12-01 03:00:00", "token": "x"}
+    Remote(url).fs.pipe_file(f"{url}/{LOCK_FILE}", json.dumps(dead).encode())
+    time.sleep(2.5)  # S3 keeps LastModified in whole seconds
+    refused = cli(url)  # the default (600 s): still the other run's
+    assert refused.returncode == 2
+    assert "in use by another depth-pipeline run (pid 4242 on host node-17" in refused.stderr
+    assert "last rewritten" in refused.stderr and "output.lock_stale_s=600" in refused.stderr
+    took = cli(url, "output.lock_stale_s=2")
+    assert took.returncode == 0, took.stderr
+    assert "took over the lock of" in took.stderr and "pid 4242 on host node-17" in took.stderr
+    assert not Remote(url).fs.exists(f"{url}/{LOCK_FILE}")
+    assert json.loads(objects(url)["dataset_info.json"])["counts"]["written"] == 10
+
+
+def test_the_holder_keeps_its_lock_alive_and_notices_a_takeover(s3):
+    url = f"{s3}/ds"
+    holder = RemoteLock.acquire(Remote(url, lock_stale_s=2))  # rewritten every 0.25 s
+    try:
+        time.sleep(3)  # longer than lock_stale_s: only the rewrites keep it fresh
+        with pytest.raises(PipelineError, match="in use by another depth-pipeline run"):
+            RemoteLock.acquire(Remote(url, lock_stale_s=2))
+        other = {"host": "node-3", "pid": 7, "token": "theirs"}
+        Remote(url).fs.pipe_file(f"{url}/{LOCK_FILE}", json.dumps(other).encode())
+        for _ in range(100):  # its next rewrite is refused: If-Match on its own ETag
+            if holder.lost:
+                break
+            time.sleep(0.1)
+        assert holder.lost
+        with pytest.raises(PipelineError, match="another run took the lock over"):
+            holder.check()
+    finally:
+        holder.release()
+    assert json.loads(Remote(url).read_bytes(LOCK_FILE))["token"] == "theirs"  # left alone
 
 
 @pytest.mark.slow

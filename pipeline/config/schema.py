@@ -81,10 +81,12 @@ class OutputConfig:
     depth: DepthCodec = field(default_factory=DepthCodec)
     # a URL output.dir (s3://bucket/prefix, any fsspec URL): passed to the filesystem as
     # given, the endpoint of an S3-compatible store (else AWS_ENDPOINT_URL), and where
-    # shards wait for their upload (default: the system's temporary directory)
+    # shards wait for their upload (default: the system's temporary directory), and after
+    # how many seconds without a rewrite a run's lock there is taken over
     storage_options: dict[str, Any] = field(default_factory=dict)
     endpoint_url: str | None = None
     staging_dir: str | None = None
+    lock_stale_s: float = 600.0
 
 
 @dataclass

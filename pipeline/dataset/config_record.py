@@ -18,7 +18,7 @@ from pipeline.errors import PipelineError
 
 TOOL = "depth-pipeline"
 # output.* keys that do not shape the data
-COSMETIC = ("dir", "overwrite", "storage_options", "endpoint_url", "staging_dir")
+COSMETIC = ("dir", "overwrite", "storage_options", "endpoint_url", "staging_dir", "lock_stale_s")
 
 
 def data_config(cfg: Config) -> dict[str, Any]:

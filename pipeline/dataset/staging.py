@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,8 @@ from pathlib import Path
 from pipeline.dataset.lock import LOCK_DIR
 from pipeline.dataset.owned import CARD, CONFIG_RECORD, SLICE_DIR
 from pipeline.dataset.records import INFO_FILE, MANIFEST_DIR
-from pipeline.dataset.store import Remote, RemoteLock
+from pipeline.dataset.remote_lock import RemoteLock
+from pipeline.dataset.store import Remote
 from pipeline.dataset.writers import TMP_NAME
 from pipeline.errors import PipelineError
 
@@ -57,6 +59,7 @@ class Staging:
         self.listing: dict[str, int] = {}
         self.placeholders: dict[str, int] = {}  # rel -> inode of the empty file
         self.synced: dict[str, bytes] = {}  # records as they are in the store
+        self.lock: RemoteLock | None = None  # held for the run (``staged``)
 
     def mirror(self) -> None:
         """Download the records, placeholders for the other objects."""
@@ -124,7 +127,10 @@ class Staging:
             if rel.startswith(f"{MANIFEST_DIR}/") and rel != CONFIG_RECORD:
                 continue  # shard manifests went up with their shards
             rels.append(rel)
-        self._upload_changed([*rels, INFO_FILE])
+        self._upload_changed(rels)
+        if self.lock is not None:
+            self.lock.check()  # never mark a dataset finished under another run's lock
+        self._upload_changed([INFO_FILE])
 
     def sync_record(self) -> None:
         self._upload_changed([CONFIG_RECORD])
@@ -150,6 +156,10 @@ def staged(remote: Remote | None, root: Path) -> Iterator[Staging]:
         yield stage
         return
     lock = RemoteLock.acquire(remote)
+    stage.lock = lock
+    if lock.took_over:
+        note = f"took over the lock of {remote.url} from a dead run ({lock.took_over})"
+        print(f"depth-pipeline: {note}", file=sys.stderr, flush=True)
     try:
         _reset(root)
         stage.mirror()

@@ -7,10 +7,9 @@ partial object never appears), each shard before its manifest, ``dataset_info.js
 last; a shard's files leave the staging directory once uploaded, so it holds a few
 shards at most (``staging.py`` mirrors the dataset's records there for the claim).
 
-Only one writer at a time: ``RemoteLock`` creates ``.depth-pipeline/lock.json`` with a
-conditional create (S3 ``PutObject`` with ``If-None-Match: *`` through s3fs's
-``mode="create"``), which the store itself arbitrates; a second writer gets HTTP 412 and
-is refused naming the holder. A URL nobody can serve is one line naming what to install.
+Only one writer at a time: ``remote_lock.RemoteLock`` holds ``.depth-pipeline/lock.json``
+(a conditional create, kept alive as a lease). A URL nobody can serve is one line naming
+what to install.
 Credentials come from the standard places (``AWS_*`` variables, profiles); the endpoint
 from ``output.endpoint_url`` or ``AWS_ENDPOINT_URL``; ``output.storage_options`` go to the
 filesystem as given.
@@ -20,11 +19,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import os
-import socket
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +39,14 @@ class Remote:
     url: str
     options: dict[str, Any] = field(default_factory=dict)
     endpoint: str | None = None
+    lock_stale_s: float = 600.0  # a lock not rewritten for this long is a dead run's
     _fs: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "options": self.options, "endpoint": self.endpoint, "_fs": None}
+        return {**self.__dict__, "_fs": None}
 
     @property
     def fs(self) -> Any:
@@ -146,7 +141,8 @@ def remote_of(output: Any) -> Remote | None:
     """The ``Remote`` of an output config whose ``dir`` is a URL, else None."""
     if not is_url(output.dir):
         return None
-    return Remote(str(output.dir), dict(output.storage_options or {}), output.endpoint_url)
+    options = dict(output.storage_options or {})
+    return Remote(str(output.dir), options, output.endpoint_url, float(output.lock_stale_s))
 
 
 def local_root(output: Any) -> Path:
@@ -175,90 +171,3 @@ def fetched(output: Any, root: Path, rels: Iterable[str]) -> Iterator[None]:
     finally:
         for path in got:
             path.unlink(missing_ok=True)
-
-
-class RemoteLock:
-    """``.depth-pipeline/lock.json`` of a URL output, created only if absent."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-        self.held = False
-
-    @classmethod
-    def acquire(cls, remote: Remote) -> RemoteLock:
-        """Create the lock object or raise one line naming its holder. A lock left by a
-        dead process of this host (``kill -9``) is taken over."""
-        lock = cls(remote)
-        body = json.dumps(
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(sys.argv)[:300],
-            }
-        ).encode()
-        for attempt in range(2):
-            try:
-                lock._create(body)
-                lock.held = True
-                return lock
-            except FileExistsError:
-                holder = lock._holder()
-                if attempt == 0 and _dead_here(holder):
-                    with contextlib.suppress(FileNotFoundError):
-                        remote.fs.rm(remote.path(LOCK_FILE))
-                    continue
-                raise lock._refusal(holder) from None
-        raise AssertionError("unreachable")
-
-    def _create(self, body: bytes) -> None:
-        try:
-            self.remote.fs.pipe_file(self.remote.path(LOCK_FILE), body, mode="create")
-        except FileExistsError:
-            raise
-        except TypeError:  # an fsspec implementation without conditional create
-            raise PipelineError(
-                f"output.dir={self.remote.url}: {self.remote.protocol}:// offers no "
-                f"conditional create here, so two writers could not be kept apart; write to "
-                f"s3:// or a local directory"
-            ) from None
-        except Exception as exc:  # the first write: no bucket, no credentials, no network
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise PipelineError(
-                f"output.dir={self.remote.url}: cannot write there ({detail}); check the "
-                f"bucket, the credentials (AWS_* variables, AWS_PROFILE) and the endpoint "
-                f"(AWS_ENDPOINT_URL or output.endpoint_url)"
-            ) from None
-
-    def _holder(self) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.remote.read_bytes(LOCK_FILE)))
-        except (OSError, ValueError, TypeError):
-            return {}
-
-    def _refusal(self, holder: dict[str, Any]) -> PipelineError:
-        who = (
-            f"pid {holder.get('pid')} on host {holder.get('host')} since {holder.get('since')}"
-            if holder
-            else "holder unknown"
-        )
-        return PipelineError(
-            f"output.dir={self.remote.url} is in use by another depth-pipeline run ({who}); "
-            f"wait for it to end, or if it is dead remove {self.remote.path(LOCK_FILE)}"
-        )
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            with contextlib.suppress(FileNotFoundError):
-                self.remote.fs.rm(self.remote.path(LOCK_FILE))
-
-
-def _dead_here(holder: dict[str, Any]) -> bool:
-    from pipeline.dataset.lock import alive
-
-    try:
-        pid = int(holder["pid"])
-    except (KeyError, TypeError, ValueError):
-        return False
-    return holder.get("host") == socket.gethostname() and pid != os.getpid() and not alive(pid)
