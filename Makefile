@@ -35,8 +35,8 @@ test-all: $(VENV)/.torch-installed ## run every test, slow ones included
 	$(BIN)/pytest -n 2 -q -m ''
 
 lint: $(STAMP) ## ruff check + format check
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline tests hydra_plugins
+	$(BIN)/ruff format --check pipeline tests hydra_plugins
 
 format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff check --fix pipeline tests

@@ -7,7 +7,10 @@ that all were made with the same config, then writes the ``dataset_info.json`` a
 card an unsliced run would have written. It runs:
 
 - automatically at the end of each sliced job, when that job finds all slices present;
-- at the end of a multirun (``MergeCallback``, a Hydra callback);
+- at the end of a multirun (``MergeCallback``, a Hydra callback), unless the dataset is
+  already merged from the slices as they are now (the last slice job did it);
+- as a job of its own, after the array of slice jobs (``hydra/launcher=slurm``,
+  ``run/slurm_launcher.py``): then it is the only merge (slice jobs and callback leave it);
 - by hand: ``depth-pipeline-merge OUTPUT_DIR``.
 """
 
@@ -27,6 +30,14 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest, StageTimes
 from pipeline.dataset.verify import damaged
 from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
+
+_DEFERRED: list[bool] = []  # set in a slice job whose merge is a job of its own
+
+
+def defer_to_merge_job() -> None:
+    """This process is a slice job of a sweep whose merge is submitted as its own job:
+    ``write_slice`` only records the slice."""
+    _DEFERRED.append(True)
 
 
 def slice_name(index: int, num_shards: int) -> str:
@@ -55,6 +66,8 @@ def write_slice(root: Path, cfg: Config, info: DatasetInfo, shard_names: list[st
     }
     path = root / SLICE_DIR / f"{slice_name(k, n)}.json"
     atomic_write(path, json.dumps(body, indent=2, default=str).encode())
+    if _DEFERRED:
+        return False
     try:
         merge(root)
     except PipelineError:
@@ -174,8 +187,10 @@ class MergeCallback(Callback):  # type: ignore[misc]
     """At the end of a multirun, merge every sliced ``output.dir`` its jobs wrote.
 
     Jobs run in this process (basic launcher) are recorded in ``on_job_end``; an explicit
-    ``output.dir`` in the sweep config is merged too (jobs on other machines). A sliced job
-    also merges by itself when it finds all slices present, so this mostly reports.
+    ``output.dir`` in the sweep config is merged too (jobs on other machines). A dataset
+    already merged from its slices as they are (``merged_already``: the last slice job
+    did it) is not merged again; a launcher that submits the merge as a job of its own
+    (``MERGES_SLICES``, ``hydra/launcher=slurm``) is left to do it.
     """
 
     def __init__(self) -> None:
@@ -192,12 +207,41 @@ class MergeCallback(Callback):  # type: ignore[misc]
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
+        if _launcher_merges(config):
+            return
         explicit = OmegaConf.to_container(config.output, resolve=False).get("dir")
         if explicit and "${" not in str(explicit) and (Path(str(explicit)) / SLICE_DIR).is_dir():
             self.dirs.add(str(explicit))
         for d in sorted(self.dirs):
             try:
+                if merged_already(Path(d)):
+                    n = len(list((Path(d) / SLICE_DIR).glob("slice-*.json")))
+                    print(f"merged {n} slices into {d}/dataset_info.json (by the last slice job)")
+                    continue
                 info = merge(d)
                 print(f"merged {info.timings.slices} slices into {d}/dataset_info.json")
             except PipelineError as exc:
                 print(f"merge: {exc}", file=sys.stderr)
+
+
+def merged_already(root: Path) -> bool:
+    """``dataset_info.json`` was written after every slice record now there."""
+    from pipeline.dataset.records import INFO_FILE
+
+    info = root / INFO_FILE
+    records = list((root / SLICE_DIR).glob("slice-*.json"))
+    if not info.is_file() or not records:
+        return False
+    return info.stat().st_mtime_ns >= max(r.stat().st_mtime_ns for r in records)
+
+
+def _launcher_merges(config: Any) -> bool:
+    """The sweep's launcher submits the merge as a job of its own."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.select(config, "hydra.launcher._target_", default=None)
+    try:
+        return bool(target) and bool(getattr(get_class(str(target)), "MERGES_SLICES", False))
+    except Exception:  # a launcher that cannot be imported here merges nothing
+        return False
