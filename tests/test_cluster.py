@@ -62,7 +62,7 @@ def test_slurm_launcher_without_slurm_is_one_line(tmp_path):
     assert proc.stderr.strip() == (
         "error: hydra/launcher=slurm: SLURM is not available on this machine (sbatch and "
         "srun not found on PATH); submit from a login node of the cluster, or run the same "
-        "slices here with hydra/launcher=submitit_local (or hydra/launcher=local)"
+        "slices here with hydra/launcher=slurm_local (or hydra/launcher=local)"
     )
     assert not (tmp_path / "ds").exists()
 
