@@ -163,14 +163,14 @@ def report_cli(argv: list[str] | None = None) -> None:
 
 
 def merge_cli(argv: list[str] | None = None) -> None:
-    """``depth-pipeline-merge OUTPUT_DIR``: exit 0 merged, 2 refused (one line why)."""
+    """``depth-pipeline-merge OUTPUT_DIR`` (a directory or a URL): exit 0 merged, 2
+    refused (one line why)."""
     from pipeline.run.merge import merge
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
         print("usage: depth-pipeline-merge OUTPUT_DIR  (joins the slices of a sharded run)")
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
-    _local_dir(args[0], "depth-pipeline-merge")
     info = _guarded(f"merging the slices in {args[0]}", lambda: merge(args[0]))
     counts = info.counts
     print(

@@ -6,14 +6,20 @@ merge job included) gives the tars of one unsliced run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
+import subprocess
+import sys
 
 import pytest
 from conftest import SMALL, make_cfg, run_cli, shard_bytes
 
+from pipeline import read
 from pipeline.dataset.records import INFO_FILE
+from pipeline.dataset.store import Remote, RemoteLock, slice_lock
+from pipeline.errors import PipelineError
 from pipeline.run import merge
 from pipeline.run.cpus import available_cpus, cgroup_quota
 from pipeline.run.runner import run
@@ -187,3 +193,74 @@ def test_slice_jobs_of_a_merge_job_only_record_their_slice(tmp_path, monkeypatch
     assert not (out / INFO_FILE).exists()  # left to the merge job
     assert merge.merge(out).timings.slices == 2
     assert (out / INFO_FILE).is_file()
+
+
+# ---- sliced runs to a URL: one lock object per slice, merged from the bucket -----------
+
+
+def merge_cli(*args: str) -> subprocess.CompletedProcess:
+    exe = os.path.join(os.path.dirname(sys.executable), "depth-pipeline-merge")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+def s3_slice(url: str, k: int):
+    return run(make_cfg(url, *DATA, "runtime.workers=1", "shard.num_shards=2", f"shard.index={k}"))
+
+
+def test_slices_to_s3_then_merge_equal_one_local_run(s3, tmp_path):
+    """Two slices write side by side into one bucket prefix; ``depth-pipeline-merge
+    s3://...`` reads their records from the bucket and writes dataset_info.json."""
+    pytest.importorskip("s3fs")
+    whole = tmp_path / "whole"
+    run(make_cfg(whole, *DATA, "runtime.workers=1"))
+    url = f"{s3}/sliced"
+    for k in range(2):
+        assert s3_slice(url, k).out_dir == url
+    remote = Remote(url, {"skip_instance_cache": True})
+    listed = remote.listing()
+    assert INFO_FILE not in listed  # a slice never merges
+    assert {"slices/slice-00000-of-00002.json", "slices/slice-00001-of-00002.json"} <= set(listed)
+    assert not any(rel.startswith(".depth-pipeline/") for rel in listed)  # locks released
+    done = merge_cli(url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"merged 2 slices: 8 samples (0 skipped) in 4 shard(s) -> {url}\n"
+    objects = remote.listing()
+    tars = {rel: remote.read_bytes(rel) for rel in objects if rel.endswith(".tar")}
+    assert tars == shard_bytes(whole) and len(tars) == 4
+    info = json.loads(remote.read_bytes(INFO_FILE))
+    assert info["counts"]["written"] == 8 and info["timings"]["slices"] == 2
+    keys = [meta["key"] for _, _, meta in read.load(url)]
+    assert keys == [meta["key"] for _, _, meta in read.load(whole)] and len(keys) == 8
+
+
+def test_one_slice_to_s3_is_one_writer_and_a_missing_slice_stops_the_merge(s3):
+    pytest.importorskip("s3fs")
+    url = f"{s3}/sliced"
+    remote = Remote(url)
+    held = RemoteLock.acquire(remote, slice_lock(0, 2))  # another job of slice 0
+    try:
+        with pytest.raises(PipelineError, match="is in use by another depth-pipeline run"):
+            s3_slice(url, 0)
+        s3_slice(url, 1)  # the other slice writes beside it
+    finally:
+        held.release()
+    done = merge_cli(url)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: 1 of 2 slices missing: slice-00000-of-00002; run those jobs (shard.index=0 "
+        "shard.num_shards=2) and merge again\n"
+    )
+    assert INFO_FILE not in Remote(url, {"skip_instance_cache": True}).listing()
+
+
+def test_slurm_local_to_s3_merges_in_the_merge_job(s3, tmp_path):
+    pytest.importorskip("s3fs")
+    whole = tmp_path / "whole"
+    run(make_cfg(whole, *DATA, "runtime.workers=1"))
+    url = f"{s3}/sliced"
+    proc = sliced("slurm_local", url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"merged 2 slices into {url}/dataset_info.json" in proc.stdout.splitlines()
+    remote = Remote(url, {"skip_instance_cache": True})
+    tars = {rel: remote.read_bytes(rel) for rel in remote.listing() if rel.endswith(".tar")}
+    assert tars == shard_bytes(whole)

@@ -216,6 +216,13 @@ def check_slices(s: Session, outs: list[Outcome]) -> None:
     assert not (root / "dataset_info.json").exists()  # not merged: 62 slices to go
 
 
+def check_slices_in_the_bucket(s: Session, outs: list[Outcome]) -> None:
+    """Two slices and the merge job's dataset_info.json, read back from the bucket."""
+    url = "s3://my-bucket/nyu_sliced"
+    assert f"merged 2 slices into {url}/dataset_info.json" in outs[0].out.splitlines()
+    assert len(list(read.load(url))) == 4
+
+
 def expected_output(command: str) -> list[str]:
     """The output a README block shows in comments after ``command`` (``#   `` lines
     continue the one before)."""
@@ -670,6 +677,10 @@ COMMANDS: dict[str, Spec] = {
         envs=({}, {"SLURM_ARRAY_TASK_ID": "17"}),
     ),
     MERGE: Spec(check_merge_refused, code=2),
+    "depth-pipeline -m hydra/launcher=slurm_local output.dir=s3://my-bucket/nyu_sliced "
+    "shard.num_shards=2 'shard.index=range(0,2)'": Spec(
+        check_slices_in_the_bucket, extra=("output.shard_size=1", "runtime.workers=1")
+    ),
 }
 
 

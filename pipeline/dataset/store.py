@@ -158,15 +158,17 @@ def fetched(output: Any, root: Path, rels: Iterable[str]) -> Iterator[None]:
 class RemoteLock:
     """``.depth-pipeline/lock.json`` of a URL output, created only if absent."""
 
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: Remote, name: str = LOCK_FILE) -> None:
         self.remote = remote
+        self.name = name
         self.held = False
 
     @classmethod
-    def acquire(cls, remote: Remote) -> RemoteLock:
-        """Create the lock object or raise one line naming its holder. A lock left by a
-        dead process of this host (``kill -9``) is taken over."""
-        lock = cls(remote)
+    def acquire(cls, remote: Remote, name: str = LOCK_FILE) -> RemoteLock:
+        """Create the lock object ``name`` or raise one line naming its holder. A lock left
+        by a dead process of this host (``kill -9``) is taken over. One slice of a sliced
+        run locks only its slice (``slice_lock``): the slices write side by side."""
+        lock = cls(remote, name)
         body = json.dumps(
             {
                 "host": socket.gethostname(),
@@ -184,14 +186,14 @@ class RemoteLock:
                 holder = lock._holder()
                 if attempt == 0 and _dead_here(holder):
                     with contextlib.suppress(FileNotFoundError):
-                        remote.fs.rm(remote.path(LOCK_FILE))
+                        remote.fs.rm(remote.path(name))
                     continue
                 raise lock._refusal(holder) from None
         raise AssertionError("unreachable")
 
     def _create(self, body: bytes) -> None:
         try:
-            self.remote.fs.pipe_file(self.remote.path(LOCK_FILE), body, mode="create")
+            self.remote.fs.pipe_file(self.remote.path(self.name), body, mode="create")
         except FileExistsError:
             raise
         except TypeError:  # an fsspec implementation without conditional create
@@ -210,7 +212,7 @@ class RemoteLock:
 
     def _holder(self) -> dict[str, Any]:
         try:
-            return dict(json.loads(self.remote.read_bytes(LOCK_FILE)))
+            return dict(json.loads(self.remote.read_bytes(self.name)))
         except (OSError, ValueError, TypeError):
             return {}
 
@@ -222,14 +224,19 @@ class RemoteLock:
         )
         return PipelineError(
             f"output.dir={self.remote.url} is in use by another depth-pipeline run ({who}); "
-            f"wait for it to end, or if it is dead remove {self.remote.path(LOCK_FILE)}"
+            f"wait for it to end, or if it is dead remove {self.remote.path(self.name)}"
         )
 
     def release(self) -> None:
         if self.held:
             self.held = False
             with contextlib.suppress(FileNotFoundError):
-                self.remote.fs.rm(self.remote.path(LOCK_FILE))
+                self.remote.fs.rm(self.remote.path(self.name))
+
+
+def slice_lock(index: int, num_shards: int) -> str:
+    """The lock object of slice ``index`` of ``num_shards`` (one per slice)."""
+    return f".depth-pipeline/lock-slice-{index:05d}-of-{num_shards:05d}.json"
 
 
 def _dead_here(holder: dict[str, Any]) -> bool:
