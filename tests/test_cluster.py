@@ -264,3 +264,16 @@ def test_slurm_local_to_s3_merges_in_the_merge_job(s3, tmp_path):
     remote = Remote(url, {"skip_instance_cache": True})
     tars = {rel: remote.read_bytes(rel) for rel in remote.listing() if rel.endswith(".tar")}
     assert tars == shard_bytes(whole)
+
+
+def test_a_multirun_of_slices_to_s3_is_merged_at_its_end(s3, tmp_path):
+    """Hydra's basic launcher (jobs one after the other here): the slices never merge,
+    the multirun's MergeCallback merges from the bucket, once."""
+    pytest.importorskip("s3fs")
+    url = f"{s3}/sliced"
+    proc = sliced("basic", url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [x for x in proc.stdout.splitlines() if "merged" in x] == [
+        f"merged 2 slices into {url}/dataset_info.json"
+    ]
+    assert INFO_FILE in Remote(url, {"skip_instance_cache": True}).listing()

@@ -16,7 +16,12 @@ the merge job is submitted once the array has finished, and it always waits.
 The merge has one owner: the merge job. Slice jobs started by these launchers do not merge
 when they find all slices present (``merge.defer_to_merge_job``), and ``MergeCallback``
 leaves a sweep to the merge job (``MERGES_SLICES``). A sweep that is not sliced runs as
-with hydra-submitit-launcher.
+with hydra-submitit-launcher. ``output.dir`` may be a URL (``merge_remote.py``).
+
+``SlicedSweep`` is what both launchers add to hydra-submitit-launcher's; the launcher
+classes themselves are in ``hydra_plugins/depth_pipeline_launcher`` (Hydra instantiates
+launchers only from that package), with the schemas ``register`` stores for
+``conf/hydra/launcher/slurm.yaml`` and ``slurm_local.yaml``.
 """
 
 from __future__ import annotations
@@ -214,7 +219,7 @@ class SlicedSweep:
         failed = False
         for out, job in merges:
             job.wait()
-            if job.state in ("FINISHED", "COMPLETED") and not job.exception():
+            if _succeeded(job):
                 print(job.result(), flush=True)
                 continue
             failed = True
@@ -223,3 +228,11 @@ class SlicedSweep:
             print(f"{line} (merge of {out}; log: {job.paths.stderr})", file=sys.stderr)
         if failed:
             sys.exit(2)
+
+
+def _succeeded(job: Any) -> bool:
+    """The merge job returned (SLURM: COMPLETED; the local executor: its process ended
+    having written its result). Not ``job.exception()``: it waits 15 s for a result file
+    that a job ended by ``sys.exit(2)`` never writes."""
+    state = job.state
+    return state == "COMPLETED" or (state == "FINISHED" and job.paths.result_pickle.exists())
