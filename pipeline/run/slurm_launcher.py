@@ -116,12 +116,19 @@ class SlicedSweep:
             self.in_sliced_sweep = False
 
     def _sliced_dirs(self, job_overrides: Sequence[Sequence[str]]) -> list[str]:
-        """The ``output.dir`` of every sliced job (``shard.num_shards > 1``), absolute."""
+        """The ``output.dir`` of every sliced job (``shard.num_shards > 1``), absolute.
+        Jobs that differ only in ``shard.index`` are composed once (the index is not part
+        of the default ``output.dir``; an ``output.dir`` made from it is composed per job)."""
         hydra = HydraConfig.instance()
         saved = hydra.cfg
         dirs: set[str] = set()
+        seen: set[tuple[str, ...]] = set()
         try:
             for overrides in job_overrides:
+                same = tuple(o for o in overrides if not o.startswith("shard.index="))
+                if same in seen and "shard.index" not in " ".join(same):
+                    continue
+                seen.add(same)
                 cfg = self.hydra_context.config_loader.load_sweep_config(
                     self.config, list(overrides)
                 )
