@@ -53,6 +53,10 @@ def main() -> None:
     from pipeline.config.schema import register
 
     register()
+    if any(arg.startswith(("hydra/launcher=", "-m", "--multirun")) for arg in sys.argv[1:]):
+        from pipeline.run.hydra_launchers import install
+
+        install()  # hydra/launcher=slurm and slurm_local
     compose_once()
     hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")(job)()
 
@@ -163,14 +167,14 @@ def report_cli(argv: list[str] | None = None) -> None:
 
 
 def merge_cli(argv: list[str] | None = None) -> None:
-    """``depth-pipeline-merge OUTPUT_DIR``: exit 0 merged, 2 refused (one line why)."""
+    """``depth-pipeline-merge OUTPUT_DIR`` (a directory or a URL): exit 0 merged, 2
+    refused (one line why)."""
     from pipeline.run.merge import merge
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
         print("usage: depth-pipeline-merge OUTPUT_DIR  (joins the slices of a sharded run)")
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
-    _local_dir(args[0], "depth-pipeline-merge")
     info = _guarded(f"merging the slices in {args[0]}", lambda: merge(args[0]))
     counts = info.counts
     print(

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +214,13 @@ def check_slices(s: Session, outs: list[Outcome]) -> None:
         "slice-00017-of-00064.json",
     ]
     assert not (root / "dataset_info.json").exists()  # not merged: 62 slices to go
+
+
+def check_slices_in_the_bucket(s: Session, outs: list[Outcome]) -> None:
+    """Two slices and the merge job's dataset_info.json, read back from the bucket."""
+    url = "s3://my-bucket/nyu_sliced"
+    assert f"merged 2 slices into {url}/dataset_info.json" in outs[0].out.splitlines()
+    assert len(list(read.load(url))) == 4
 
 
 def expected_output(command: str) -> list[str]:
@@ -513,6 +521,44 @@ def extra_of(extra: str, package: str):
     return how
 
 
+def slurm_recipe(s: Session, item: Item, argv: list[str]) -> None:
+    """The SLURM recipe: here (no SLURM) as written, the one line; then on the local twin
+    (``hydra/launcher=slurm_local``, jobs as local processes, the merge job included) with
+    4 slices instead of 64: the tars of one unsliced run, byte for byte."""
+    launcher("slurm", "hydra_plugins.hydra_submitit_launcher", SLURM_KEYS)(s, item, argv)
+    if shutil.which("sbatch") is None:
+        o = s.call(argv)
+        assert o.code == 2 and o.error_line().startswith(
+            "error: hydra/launcher=slurm: SLURM is not available on this machine"
+        )
+    out = s.home / "shared/datasets/nyu_aug_slurm_local"
+    local = [
+        {
+            "hydra/launcher=slurm": "hydra/launcher=slurm_local",
+            "shard.num_shards=64": "shard.num_shards=4",
+            "shard.index=range(0,64)": "shard.index=range(0,4)",
+        }.get(a, a)
+        for a in argv
+    ]
+    local = [a if not a.startswith("output.dir=") else f"output.dir={out}" for a in local]
+    local += ["source.num_samples=8", "output.shard_size=2", "runtime.workers=1"]
+    local += small(local, Spec())
+    o = s.call(local)
+    assert o.code == 0, o.err
+    assert f"merged 4 slices into {out}/dataset_info.json" in o.out.splitlines()
+    assert re.search(r"^submitted 4 slice job\(s\): local job array \d+$", o.out, re.M)
+    whole = s.home / "shared/datasets/nyu_aug_unsliced"
+    one = [a for a in local[2:] if not a.startswith(("output.dir=", "shard.", "hydra/"))]
+    assert s.call(["depth-pipeline", f"output.dir={whole}", *one]).code == 0
+    tars = sorted(whole.glob("*.tar"))
+    assert len(tars) == 4
+    assert [t.read_bytes() for t in tars] == [(out / t.name).read_bytes() for t in tars]
+    assert sorted(out.glob("*.tar")) == [out / t.name for t in tars]
+
+
+SLURM_KEYS = ("cpus_per_task", "mem_gb", "timeout_min", "partition", "array_parallelism", "wait")
+
+
 def launcher(extra: str, plugin: str, keys: tuple[str, ...] = ()):
     """A Hydra launcher from an extra: without the extra, one line saying how to install
     it; with it, the launcher's config composes (``--cfg hydra``). ``keys``: the settings
@@ -631,6 +677,10 @@ COMMANDS: dict[str, Spec] = {
         envs=({}, {"SLURM_ARRAY_TASK_ID": "17"}),
     ),
     MERGE: Spec(check_merge_refused, code=2),
+    "depth-pipeline -m hydra/launcher=slurm_local output.dir=s3://my-bucket/nyu_sliced "
+    "shard.num_shards=2 'shard.index=range(0,2)'": Spec(
+        check_slices_in_the_bucket, extra=("output.shard_size=1", "runtime.workers=1")
+    ),
 }
 
 
@@ -684,12 +734,8 @@ NOT_RUN: dict[str, Spec] = {
     ),
     "depth-pipeline -m hydra/launcher=slurm output.dir=/shared/datasets/nyu_aug "
     "shard.num_shards=64 'shard.index=range(0,64)'": Spec(
-        not_run="submits a SLURM job array (SLURM and the slurm extra)",
-        how=launcher(
-            "slurm",
-            "hydra_plugins.hydra_submitit_launcher",
-            ("cpus_per_task", "mem_gb", "timeout_min", "partition", "array_parallelism"),
-        ),
+        not_run="submits a SLURM job array and a merge job (SLURM): run on the local twin",
+        how=slurm_recipe,
     ),
     "depth-pipeline -m hydra/launcher=local shard.num_shards=4 'shard.index=range(0,4)'": Spec(
         not_run="needs the joblib extra, not installed by `make install`",

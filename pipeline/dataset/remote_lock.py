@@ -37,8 +37,9 @@ from pipeline.errors import PipelineError
 class RemoteLock:
     """The lock object of a URL output while this run holds it."""
 
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: Remote, name: str = LOCK_FILE) -> None:
         self.remote = remote
+        self.name = name  # LOCK_FILE, or one slice's (``store.slice_lock``)
         self.held = False
         self.lost = False
         self.took_over = ""  # who held the lock this run took over, for the log
@@ -52,9 +53,11 @@ class RemoteLock:
         return self.remote.protocol in S3_PROTOCOLS
 
     @classmethod
-    def acquire(cls, remote: Remote) -> RemoteLock:
-        """Take the lock, or raise one line naming its holder (see the module docstring)."""
-        lock = cls(remote)
+    def acquire(cls, remote: Remote, name: str = LOCK_FILE) -> RemoteLock:
+        """Take the lock object ``name``, or raise one line naming its holder (see the
+        module docstring). A slice of a sliced run locks only its slice: the slices write
+        side by side."""
+        lock = cls(remote, name)
         try:
             lock._write(if_none_match=True)
         except FileExistsError:
@@ -85,7 +88,7 @@ class RemoteLock:
 
     def _write(self, if_none_match: bool = False, if_match: str | None = None) -> None:
         """Put the lock object conditionally; FileExistsError when the condition fails."""
-        fs, path = self.remote.fs, self.remote.path(LOCK_FILE)
+        fs, path = self.remote.fs, self.remote.path(self.name)
         try:
             if not self.s3:
                 fs.pipe_file(path, self._body(), mode="create")
@@ -123,7 +126,7 @@ class RemoteLock:
 
     def _holder(self) -> tuple[dict[str, Any], float, str | None]:
         """The holder's record, seconds since the lock was last written, and its ETag."""
-        fs, path = self.remote.fs, self.remote.path(LOCK_FILE)
+        fs, path = self.remote.fs, self.remote.path(self.name)
         try:
             info = fs.info(path)
             holder = dict(json.loads(fs.cat_file(path)))
@@ -143,7 +146,7 @@ class RemoteLock:
         return PipelineError(
             f"output.dir={self.remote.url} is in use by another depth-pipeline run "
             f"({_who(holder)}{stale}); wait for it to end, or if it is dead remove "
-            f"{self.remote.path(LOCK_FILE)}"
+            f"{self.remote.path(self.name)}"
         )
 
     def _keep_alive(self) -> None:
@@ -177,7 +180,7 @@ class RemoteLock:
             self._beat.join()
         if self.lost:
             return
-        fs, path = self.remote.fs, self.remote.path(LOCK_FILE)
+        fs, path = self.remote.fs, self.remote.path(self.name)
         with contextlib.suppress(OSError, ValueError):
             if not self.s3 or json.loads(fs.cat_file(path)).get("token") == self.token:
                 fs.rm(path)

@@ -28,18 +28,18 @@ from pipeline.dataset.lock import LOCK_DIR
 from pipeline.dataset.owned import CARD, CONFIG_RECORD, SLICE_DIR
 from pipeline.dataset.records import INFO_FILE, MANIFEST_DIR
 from pipeline.dataset.remote_lock import RemoteLock
-from pipeline.dataset.store import Remote
+from pipeline.dataset.store import LOCK_FILE, Remote
 from pipeline.dataset.writers import TMP_NAME
 from pipeline.errors import PipelineError
 
 MARK = ".depth-pipeline-staging"
 
 
-def directory(remote: Remote, base: str | None) -> Path:
-    """The staging directory of ``remote``: one per URL under ``base`` (default: the
-    system's temporary directory)."""
+def directory(remote: Remote, base: str | None, part: str = "") -> Path:
+    """The staging directory of ``remote``: one per URL (and ``part``: a slice, a merge)
+    under ``base`` (default: the system's temporary directory)."""
     top = Path(os.path.expanduser(base)) if base else Path(tempfile.gettempdir())
-    name = hashlib.sha256(remote.url.encode()).hexdigest()[:16]
+    name = hashlib.sha256(f"{remote.url} {part}".strip().encode()).hexdigest()[:16]
     return top / "depth-pipeline-staging" / name
 
 
@@ -148,14 +148,15 @@ class Staging:
 
 
 @contextlib.contextmanager
-def staged(remote: Remote | None, root: Path) -> Iterator[Staging]:
-    """Hold ``remote`` for the block with ``root`` as its fresh staging mirror (see the
-    module docstring); errors name the URL, not the staging directory."""
+def staged(remote: Remote | None, root: Path, lock_name: str = LOCK_FILE) -> Iterator[Staging]:
+    """Hold ``remote`` (its lock object ``lock_name``) for the block with ``root`` as its
+    fresh staging mirror (see the module docstring); errors name the URL, not the staging
+    directory."""
     stage = Staging(remote, root)
     if remote is None:
         yield stage
         return
-    lock = RemoteLock.acquire(remote)
+    lock = RemoteLock.acquire(remote, lock_name)
     stage.lock = lock
     if lock.took_over:
         note = f"took over the lock of {remote.url} from a dead run ({lock.took_over})"

@@ -171,3 +171,8 @@ def fetched(output: Any, root: Path, rels: Iterable[str]) -> Iterator[None]:
     finally:
         for path in got:
             path.unlink(missing_ok=True)
+
+
+def slice_lock(index: int, num_shards: int) -> str:
+    """The lock object of slice ``index`` of ``num_shards`` (one per slice)."""
+    return f".depth-pipeline/lock-slice-{index:05d}-of-{num_shards:05d}.json"

@@ -135,6 +135,8 @@ def config_error_line(exc: BaseException) -> str:
 LAUNCHER_EXTRAS = {
     "submitit_slurm": ("slurm", "hydra-submitit-launcher"),
     "submitit_local": ("slurm", "hydra-submitit-launcher"),
+    "depth_slurm": ("slurm", "hydra-submitit-launcher"),  # pipeline/run/slurm_launcher.py
+    "depth_slurm_local": ("slurm", "hydra-submitit-launcher"),
     "joblib": ("joblib", "hydra-joblib-launcher"),
 }
 

@@ -27,7 +27,7 @@ def slurm_problem(target: str) -> str | None:
     return (
         f"hydra/launcher=slurm: SLURM is not available on this machine ({' and '.join(missing)} "
         f"not found on PATH); submit from a login node of the cluster, or run the same slices "
-        f"here with hydra/launcher=submitit_local (or hydra/launcher=local)"
+        f"here with hydra/launcher=slurm_local (or hydra/launcher=local)"
     )
 
 

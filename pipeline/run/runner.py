@@ -30,6 +30,7 @@ from pipeline.run.cpus import available_cpus
 from pipeline.run.crash import step
 from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
+from pipeline.run.slices import slice_name
 from pipeline.run.trace import mark
 from pipeline.sources import Source, open_source
 
@@ -101,13 +102,21 @@ def _target(config: Config) -> store.Remote | None:
         config.output.dir = str(paths.output_dir(store.local_path(config.output.dir)))
         return None
     remote.fs  # noqa: B018  (one line now if nothing here serves the URL)
-    if config.shard.num_shards > 1:
-        raise PipelineError(
-            f"output.dir={remote.url}: sliced runs (shard.num_shards > 1) write to a shared "
-            f"local or network directory; a URL output.dir takes one run of all the shards"
-        )
-    config.output.staging_dir = str(staging.directory(remote, config.output.staging_dir))
+    part = slice_name(config.shard.index, config.shard.num_shards) if _sliced(config) else ""
+    config.output.staging_dir = str(staging.directory(remote, config.output.staging_dir, part))
     return remote
+
+
+def _sliced(config: Config) -> bool:
+    return config.shard.num_shards > 1
+
+
+def _lock_name(config: Config) -> str:
+    """The lock object of a URL output: the dataset's, or one slice's (slices write side
+    by side; ``depth-pipeline-merge`` takes the dataset's)."""
+    if _sliced(config):
+        return store.slice_lock(config.shard.index, config.shard.num_shards)
+    return store.LOCK_FILE
 
 
 def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResult:
@@ -137,7 +146,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
         try:
             step(f"claiming output.dir={config.output.dir}")
             with (
-                staging.staged(remote, root) as mirror,
+                staging.staged(remote, root, _lock_name(config)) as mirror,
                 claim.claimed(root, config, layout, tasks, source, mirror.has) as held,
             ):
                 mirror.claimed()
@@ -165,8 +174,9 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     resumed_shards=len(done),
                 )
                 step("writing the card, the report and dataset_info.json")
-                if config.shard.num_shards > 1:  # dataset_info.json comes from merging slices
+                if _sliced(config):  # dataset_info.json comes from merging slices
                     write_slice(root, config, info, [t.name for t in tasks])
+                    mirror.published()  # a URL's slice record
                 else:
                     from pipeline.run.publish import publish
 
