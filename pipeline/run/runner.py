@@ -77,6 +77,9 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     layout_for(cfg.output.format, root, cfg.output.prefix).check(cfg.output)
     if not store.is_url(cfg.output.dir):
         paths.check_apart(root, source.paths())
+    else:
+        for url in source.urls():
+            urls.check_apart(cfg.output.dir, url)
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)
