@@ -13,6 +13,7 @@ from omegaconf import MISSING
 
 from pipeline.config import urls
 from pipeline.config.choices import CanonicalMode, DataType
+from pipeline.errors import PipelineError
 from pipeline.sample import Camera
 
 
@@ -118,13 +119,20 @@ class UrlSourceConfig(FileSourceConfig):
     S3-compatible store (default: ``AWS_ENDPOINT_URL``); credentials come from the
     standard places (``AWS_*`` variables, profiles). Neither shapes the data."""
 
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    # a mapping (typed Any: Hydra's struct mode would refuse new keys in a dict field, so
+    # `source.storage_options='{profile: lab}'` works as written); checked when used
+    storage_options: Any = None
     endpoint_url: str | None = None
 
     def filesystem(self, url: str) -> Any:
         """The fsspec filesystem serving ``url`` with this source's options."""
-        options = dict(self.storage_options or {})
-        return urls.filesystem(url, options, self.endpoint_url, key="source.path")
+        options = self.storage_options or {}
+        if not isinstance(options, dict):
+            raise PipelineError(
+                f"source.storage_options={options!r} must be a mapping of filesystem "
+                f"options, e.g. source.storage_options='{{profile: lab}}'"
+            )
+        return urls.filesystem(url, dict(options), self.endpoint_url, key="source.path")
 
 
 @dataclass
