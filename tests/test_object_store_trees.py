@@ -194,3 +194,56 @@ def test_output_storage_options_given_on_the_command_line_reach_the_store(s3, tm
     r = _run_without_endpoint("source.num_samples=2", f"output.dir={s3}/made", options, *CLI)
     assert r.returncode == 0, r.stderr
     assert Remote(f"{s3}/made").fs.exists(f"{s3}/made/dataset_info.json")
+
+
+def test_objects_are_fetched_when_their_sample_is_read(s3, tmp_path, monkeypatch):
+    """Opening lists the bucket; reading sample 1 fetches its two objects and no other."""
+    from pipeline.config.schema import to_config
+    from pipeline.sources import open_source
+
+    folder_mm(tmp_path / "mine", n=4)
+    url = f"{s3}/mine"
+    upload_tree(tmp_path / "mine", url)
+    cfg = to_config(make_cfg(tmp_path / "out", *FOLDER, f"source.path={url}")).source
+    source = open_source(cfg)
+    fs = source.tree.fs
+    fetched: list[str] = []
+    cat_file = fs.cat_file
+
+    def counted(path: str, *args, **kwargs) -> bytes:
+        fetched.append(path)
+        return cat_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "cat_file", counted)
+    assert len(source) == 4 and fetched == []
+    (sample,) = source.iter(1, 2)
+    assert sample.key == "room_001"
+    assert fetched == [f"{url}/image/room_001.png", f"{url}/depth/room_001.png"]
+
+
+@pytest.mark.parametrize("kind", ["webdataset", "hub"])
+def test_webdataset_and_parquet_sources_take_their_own_endpoint(kind, s3, tmp_path):
+    from fixtures import hub_parquet
+
+    data = tmp_path / "data"
+    if kind == "hub":
+        hub_parquet(data, n=3)
+    else:
+        run(make_cfg(tmp_path / "made", "source.num_samples=3", *SMALL_RUN))
+        data.mkdir()
+        for tar in (tmp_path / "made").glob("*.tar"):
+            (data / tar.name).write_bytes(tar.read_bytes())
+    url = f"{s3}/data"  # the same directory name: the hub source's locations name it
+    upload_tree(data, url)
+    extra = [f"source.cache_dir={tmp_path}/cache"] if kind == "hub" else []
+    base = [f"source={kind}", *extra, *CLI]
+    r = run_cli(*base, f"source.path={data}", f"output.dir={tmp_path}/local")
+    assert r.returncode == 0, r.stderr
+    r = _run_without_endpoint(*base, f"source.path={url}", f"source.endpoint_url={S3_ENDPOINT}",
+                              f"output.dir={tmp_path}/remote")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    local, remote = (
+        sorted((tmp_path / "local").glob("*.tar")),
+        sorted((tmp_path / "remote").glob("*.tar")),
+    )
+    assert local and [p.read_bytes() for p in remote] == [p.read_bytes() for p in local]
