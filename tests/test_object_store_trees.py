@@ -52,7 +52,9 @@ def test_a_folder_in_s3_gives_the_bytes_of_the_local_folder_and_resumes(s3, tmp_
     url = f"{s3}/nyu/mine"
     upload_tree(tmp_path / "mine", url)
     local = run(make_cfg(tmp_path / "local", *FOLDER, *SMALL_RUN, f"source.path={tmp_path}/mine"))
-    remote = run(make_cfg(tmp_path / "remote", *FOLDER, *SMALL_RUN, f"source.path={url}/"))
+    # two workers: the opened source (its listing) goes to them, no second listing
+    pool = [o for o in SMALL_RUN if not o.startswith("runtime.workers=")] + ["runtime.workers=2"]
+    remote = run(make_cfg(tmp_path / "remote", *FOLDER, *pool, f"source.path={url}/"))
     assert remote.written == local.written == 7
     same_samples(tmp_path / "remote", tmp_path / "local", (f"{tmp_path}/mine", url))
     assert remote.info.source["path"] == f"{url}/"

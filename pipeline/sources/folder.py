@@ -181,6 +181,11 @@ class FolderSource(Source):
         except (OSError, Image.DecompressionBombError):
             return None  # reported as a sample error when the run reaches it
 
+    def for_workers(self) -> FolderSource | None:
+        """A folder at a URL: this opened source with its listing, so that workers do
+        not list the bucket again; a local one is globbed again by each worker."""
+        return None if isinstance(self.tree, LocalTree) else self
+
     def paths(self) -> list[Path]:
         """``source.path`` and every file a sample reads (a depth template may point
         anywhere, an image may be a symlink)."""

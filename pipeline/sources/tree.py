@@ -126,7 +126,7 @@ class UrlTree(Tree):
         """Every object below the root, listed once: name -> info (size, ETag)."""
         if self._listing is None:
             found = self.fs.find(self.url, detail=True) if self.is_dir() else {}
-            self._listing = {self._name(p): info for p, info in found.items()}
+            self._listing = {self._name(p): _kept(info) for p, info in found.items()}
         return self._listing
 
     def _name(self, stripped: str) -> str:
@@ -186,10 +186,13 @@ class UrlTree(Tree):
 
     def stamp(self, name: str) -> str:
         info = self._info(posixpath.normpath(name))
-        if info is None:
-            return "-"
-        version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
-        return f"{info.get('size')}|{version}"
+        return "-" if info is None else f"{info['size']}|{_kept(info)['ETag']}"
+
+
+def _kept(info: dict[str, Any]) -> dict[str, Any]:
+    """What a stamp needs of an object's listing entry (small to pickle to workers)."""
+    version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
+    return {"size": info.get("size"), "ETag": str(version), "type": info.get("type")}
 
 
 def tree_at(root: str, fs_of: Any) -> Tree:
