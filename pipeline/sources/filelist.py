@@ -55,12 +55,19 @@ class FilelistSource(Source):
         else:
             self.path = Path(urls.local_path(cfg.path))
             base, name = str(self.path.parent), self.path.name
-        self.list = tree_at(base, cfg.filesystem)
+        trees: dict[str, Tree] = {}  # one tree (one listing of a bucket prefix) per root
+
+        def at(root: str) -> Tree:
+            if root.rstrip("/") not in trees:
+                trees[root.rstrip("/")] = tree_at(root, cfg.filesystem)
+            return trees[root.rstrip("/")]
+
+        self.list = at(base)
         self.suffix = "." + name.rpartition(".")[2] if "." in name else ""
         if not self.list.is_file(name):
             raise FileNotFoundError(f"source.path={cfg.path} is not a file")
-        self.images = tree_at(cfg.image_root or base, cfg.filesystem)
-        self.depths = tree_at(cfg.depth_root or base, cfg.filesystem)
+        self.images = at(cfg.image_root or base)
+        self.depths = at(cfg.depth_root or base)
         for key, tree in (("image_root", self.images), ("depth_root", self.depths)):
             if not tree.is_dir():
                 raise FileNotFoundError(f"source.{key}={tree.where('')} is not a directory")
