@@ -249,3 +249,19 @@ def test_webdataset_and_parquet_sources_take_their_own_endpoint(kind, s3, tmp_pa
         sorted((tmp_path / "remote").glob("*.tar")),
     )
     assert local and [p.read_bytes() for p in remote] == [p.read_bytes() for p in local]
+
+
+def test_kitti_in_s3_takes_each_frames_camera_from_the_calibration_in_the_bucket(s3, tmp_path):
+    """The KITTI preset (a folder with a regex, unpaired frames dropped, a text calibration
+    per date) reads the same samples and cameras from the bucket as from disk."""
+    from fixtures import kitti_tree
+
+    kitti_tree(tmp_path / "kitti")
+    url = f"{s3}/kitti"
+    upload_tree(tmp_path / "kitti", url)
+    local = run(make_cfg(tmp_path / "local", "source=kitti", f"source.path={tmp_path}/kitti",
+                         *SMALL_RUN))  # fmt: skip
+    remote = run(make_cfg(tmp_path / "remote", "source=kitti", f"source.path={url}", *SMALL_RUN))
+    assert remote.written == local.written == 4
+    assert remote.info.source["dropped_without_depth"] == 2
+    same_samples(tmp_path / "remote", tmp_path / "local", (f"{tmp_path}/kitti", url))
