@@ -61,6 +61,10 @@ def test_a_folder_in_s3_gives_the_bytes_of_the_local_folder_and_resumes(s3, tmp_
 
     again = run(make_cfg(tmp_path / "remote", *FOLDER, *SMALL_RUN, f"source.path={url}/"))
     assert again.new_shards == 0 and again.kept_shards == 3  # resumed: every object unchanged
+    # how the store is reached is no part of the data: the same dataset, resumed
+    reach = [f"source.endpoint_url={S3_ENDPOINT}", "source.storage_options={use_ssl: false}"]
+    again = run(make_cfg(tmp_path / "remote", *FOLDER, *SMALL_RUN, f"source.path={url}/", *reach))
+    assert again.new_shards == 0 and again.kept_shards == 3
 
     # same size, other bytes: only the ETag tells (an S3 object has no mtime to go by)
     depth = tmp_path / "mine" / "depth" / "room_004.png"
