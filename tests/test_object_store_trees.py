@@ -269,3 +269,15 @@ def test_kitti_in_s3_takes_each_frames_camera_from_the_calibration_in_the_bucket
     assert remote.written == local.written == 4
     assert remote.info.source["dropped_without_depth"] == 2
     same_samples(tmp_path / "remote", tmp_path / "local", (f"{tmp_path}/kitti", url))
+
+
+@pytest.mark.parametrize("key", ["output", "source"])
+def test_storage_options_that_are_not_a_mapping_are_one_line(key, s3, tmp_path):
+    folder_mm(tmp_path / "mine", n=1)
+    upload_tree(tmp_path / "mine", f"{s3}/mine")
+    r = run_cli(*FOLDER, f"source.path={s3}/mine", f"output.dir={s3}/out",
+                f"{key}.storage_options=[1]", *CLI)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: {key}.storage_options=[1] must be a mapping of filesystem options, e.g. "
+        f"{key}.storage_options='{{profile: lab}}'"
+    ]
