@@ -16,13 +16,15 @@ it as float32 metres)::
 ``load`` also takes a URL (``s3://bucket/prefix``, any fsspec URL): the records are
 fetched first, then one shard at a time into a temporary directory (never the whole
 dataset on disk), with ``storage_options`` for the filesystem (the endpoint of an
-S3-compatible store from ``AWS_ENDPOINT_URL``, as for writing).
+S3-compatible store from ``AWS_ENDPOINT_URL``, as for writing). ``shards`` and
+``depth_scale`` take a URL too (the shards' URLs, for webdataset over fsspec).
 
 This module needs neither webdataset nor ``datasets``.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -98,18 +100,37 @@ def _load_url(
                 (local / rel).unlink(missing_ok=True)
 
 
-def shards(root: str | Path) -> list[str]:
-    """The tar shards of a webdataset-format dataset, in order (for ``wds.WebDataset``)."""
-    root = Path(root)
-    info = DatasetInfo.read(root)
+def shards(root: str | Path, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The tar shards of a webdataset-format dataset, in order (for ``wds.WebDataset``):
+    paths, or URLs for a dataset at a URL."""
+    info = _info(root, storage_options)
     names = [rel for s in info.shards for rel in s["files"] if rel.endswith(".tar")]
-    return [str(root / name) for name in names]
+    if store.is_url(root):
+        return [f"{str(root).rstrip('/')}/{name}" for name in names]
+    return [str(Path(store.local_path(str(root))) / name) for name in names]
 
 
-def depth_scale(root: str | Path) -> float:
+def depth_scale(root: str | Path, storage_options: dict[str, Any] | None = None) -> float:
     """Stored depth value / depth_scale = metres: 1.0 for float depth, e.g. 1000 for png16."""
-    info = DatasetInfo.read(Path(root))
+    info = _info(root, storage_options)
     return from_info(info.encodings["depth"]).scale
+
+
+def _info(root: str | Path, options: dict[str, Any] | None) -> DatasetInfo:
+    """The dataset's ``dataset_info.json``, in a directory or at a URL."""
+    if not store.is_url(root):
+        return DatasetInfo.read(Path(store.local_path(str(root))))
+    try:
+        data = store.Remote(str(root), options or {}).read_bytes(INFO_FILE)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"{root} has no {INFO_FILE}: not a finished depth-pipeline dataset (a run "
+            f"writes it last; re-run the pipeline to finish it)"
+        ) from None
+    try:
+        return DatasetInfo.from_json(json.loads(data))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{root}/{INFO_FILE}: not a valid {INFO_FILE} ({exc})") from None
 
 
 def depth_decoder(scale: float | None = None) -> Callable[[str, bytes], Any]:

@@ -295,6 +295,9 @@ def check_python(s: Session, item: Item, namespace: dict, printed: str) -> None:
     """``image`` and ``depth``, where a block sets them, are a sample of the dataset it
     names: the same pixels, depth in float32 metres (16-bit PNG within half a step)."""
     named = re.findall(r"outputs/datasets/\w+", item.text)
+    if S3_DATASET in item.text:  # read from the bucket: the same run on local disk
+        named = [TWIN]
+        local_twin(s)
     if "image" in namespace and "depth" in namespace:
         image, depth = namespace["image"], namespace["depth"]
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
@@ -444,6 +447,26 @@ def check_kitti(s: Session, outs: list[Outcome]) -> None:
     assert {x.meta["camera"]["fx"] for x in samples(outs[0])} == {f}
 
 
+def check_folder_in_s3(s: Session, outs: list[Outcome]) -> None:
+    """The reader's folder, uploaded to the bucket (``upload_mine``), read as from disk:
+    every key of the fixture, metres, each sample's location the object's URL."""
+    got = list(read.load("s3://my-bucket/mine_aug"))
+    assert sorted(m["key"] for _, _, m in got) == s.data()["folder"]
+    assert all(0.3 < float(depth.max()) < 10 for _, depth, _ in got)
+    assert all(m["source"]["location"].startswith("s3://lab-data/mine/image/") for *_, m in got)
+
+
+def upload_mine(s: Session) -> None:
+    """``/data/mine`` (the Sources section's folder) copied to ``s3://lab-data/mine``."""
+    import s3fs
+
+    s.data()
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)  # the loopback server (conftest)
+    for path in sorted(p for p in (s.home / "data" / "mine").rglob("*") if p.is_file()):
+        rel = path.relative_to(s.home / "data" / "mine").as_posix()
+        fs.put_file(str(path), f"lab-data/mine/{rel}")
+
+
 def check_webdataset_fed_back(s: Session, outs: list[Outcome]) -> None:
     made = [x.key for x in written(s.home / DEFAULT_DIR)]
     assert [x.key for x in samples(outs[0])] == made[:4]  # keys kept
@@ -483,6 +506,30 @@ def hub_offline(s: Session, item: Item, argv: list[str]) -> None:
         o = s.call(argv)
     line = o.error_line()
     assert o.code == 2 and "source.path=user/repo" in line and "local copy" in line
+
+
+@contextlib.contextmanager
+def aws_profile(home: Path):
+    """The reader's AWS profile ``lab`` (README blocks pass ``{"profile": "lab"}``): its
+    config and credentials files, as ``aws configure --profile lab`` writes them; the
+    endpoint stays the loopback server's ``AWS_ENDPOINT_URL`` (conftest)."""
+    aws = home / "aws"
+    aws.mkdir(exist_ok=True)
+    (aws / "config").write_text("[profile lab]\nregion = us-east-1\n")
+    (aws / "credentials").write_text(
+        "[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    names = {"AWS_CONFIG_FILE": "config", "AWS_SHARED_CREDENTIALS_FILE": "credentials"}
+    old = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: str(aws / v) for k, v in names.items()})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -596,6 +643,7 @@ class Spec:
     extra: tuple[str, ...] = ()  # overrides for a small run
     envs: tuple[dict[str, str], ...] = ({},)  # one run per environment
     code: int = 0
+    before: Callable | None = None  # (session): what the reader has done before (data)
     not_run: str = ""  # why it cannot run here as written ...
     how: Callable | None = None  # ... and (session, item, argv): what is checked instead
 
@@ -607,6 +655,10 @@ SLICED = (
 MERGE = "depth-pipeline-merge /shared/datasets/nyu_aug"
 COMMANDS: dict[str, Spec] = {
     "make run": Spec(check_make_run),
+    "depth-pipeline source=folder source.path=s3://lab-data/mine 'source.depth_path=\"depth/"
+    "{key}.png\"' source.depth_scale=0.001 output.dir=s3://my-bucket/mine_aug": Spec(
+        check_folder_in_s3, before=upload_mine
+    ),
     "make help": Spec(check_make_help),
     "depth-pipeline --help": Spec(check_help),
     "depth-pipeline --cfg job": Spec(check_cfg_job),
@@ -761,10 +813,59 @@ def check_read_s3(s: Session, namespace: dict, printed: str) -> None:
     assert all(x.endswith("(448, 576, 3) float32") for x in lines)  # the recipe's crop
 
 
+S3_DATASET = "s3://my-bucket/nyu_aug"  # the README's run to the bucket ...
+TWIN = "outputs/datasets/s3_twin"  # ... and the same run on local disk
+
+
+def local_twin(s: Session) -> Path:
+    """The README's ``output.dir=s3://my-bucket/nyu_aug`` run written to local disk (the
+    same appended overrides): what reading the bucket back must give, value for value."""
+    root = s.home / TWIN
+    with locked(s.home / ".runs" / "s3_twin"):
+        if not (root / "dataset_info.json").exists():
+            argv = ["depth-pipeline", f"output.dir={TWIN}"]
+            o = s.call(argv + small(argv, Spec()))
+            assert o.code == 0, o.err
+    return root
+
+
+def same_as_twin(s: Session, got: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """``(key, image, depth)`` read from the bucket equal the local run's, every sample."""
+    want = written(local_twin(s))
+    assert [k for k, _, _ in got] == [x.key for x in want]
+    for (_, image, depth), x in zip(got, want):
+        assert np.array_equal(image, x.image) and image.dtype == np.uint8
+        assert depth.dtype == np.float32 and np.array_equal(depth, x.depth)
+
+
+def check_wds_s3(s: Session, namespace: dict, printed: str) -> None:
+    """webdataset over the tars' URLs (the block's own handler, decoder and URLs): every
+    sample equals the local run's."""
+    wds, urls = namespace["wds"], namespace["urls"]
+    assert urls and all(u.startswith(f"{S3_DATASET}/") and u.endswith(".tar") for u in urls)
+    pipeline = wds.WebDataset(urls, shardshuffle=False).decode(namespace["decoder"], "rgb8")
+    same_as_twin(s, [(x["__key__"], x["png"], x["depth.tiff"]) for x in pipeline])
+
+
+def check_hf_s3(s: Session, namespace: dict, printed: str) -> None:
+    """``datasets`` over the tars in the bucket, with the block's storage_options (a profile
+    the test's AWS config defines): every row equals the local run's."""
+    ds = namespace["ds"]
+    rows = [(r["__key__"], np.array(r["png"]), np.array(r["depth.tiff"])) for r in ds]
+    same_as_twin(s, rows)
+    assert all(r["json"]["key"] == r["__key__"] for r in ds)
+
+
 # Extra checks of Python blocks, by first line; every Python block runs (check_python).
 PYTHON: dict[str, Callable] = {
     "from pipeline import read                  # the dataset in the bucket, shard by shard": (
         check_read_s3
+    ),
+    "import fsspec, webdataset as wds           # the tars in the bucket, streamed through s3fs": (
+        check_wds_s3
+    ),
+    "import datasets, numpy as np               # the tars in the bucket, with a profile": (
+        check_hf_s3
     ),
     "from pipeline import read                  # image uint8 HxWx3, depth float32 metres "
     "(0 = invalid)": check_read_load,
@@ -844,6 +945,8 @@ class Session:
             the.how(self, item, argv)
             return []
         assert argv[0] != "pip", f"line {item.line}: a pip command must be in NOT_RUN"
+        if the.before:
+            the.before(self)
         if argv[0] == "make":
             outs = [make(argv[1:], self.home)]
         else:
@@ -871,6 +974,7 @@ class Session:
             with (
                 contextlib.redirect_stdout(out),
                 _patched(datasets.config, HF_DATASETS_CACHE=str(self.home / "hf-datasets")),
+                aws_profile(self.home) if S3_URL.search(item.text) else contextlib.nullcontext(),
             ):
                 exec(compile(item.text, f"README.md:{item.line}", "exec"), namespace)
             check_python(self, item, namespace, out.getvalue())

@@ -82,8 +82,10 @@ class OutputConfig:
     # a URL output.dir (s3://bucket/prefix, any fsspec URL): passed to the filesystem as
     # given, the endpoint of an S3-compatible store (else AWS_ENDPOINT_URL), and where
     # shards wait for their upload (default: the system's temporary directory), and after
-    # how many seconds without a rewrite a run's lock there is taken over
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    # how many seconds without a rewrite a run's lock there is taken over.
+    # storage_options: a mapping, typed Any so that Hydra's struct mode takes new keys
+    # (`output.storage_options='{profile: lab}'`)
+    storage_options: Any = None
     endpoint_url: str | None = None
     staging_dir: str | None = None
     lock_stale_s: float = 600.0

@@ -11,7 +11,9 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
+from pipeline.config import urls
 from pipeline.config.choices import CanonicalMode, DataType
+from pipeline.errors import PipelineError
 from pipeline.sample import Camera
 
 
@@ -111,7 +113,30 @@ class FileSourceConfig(SourceConfig):
 
 
 @dataclass
-class HubConfig(FileSourceConfig):
+class UrlSourceConfig(FileSourceConfig):
+    """Sources whose ``path`` may be a URL (``s3://bucket/prefix``, any fsspec URL):
+    ``storage_options`` go to the filesystem as given, ``endpoint_url`` names an
+    S3-compatible store (default: ``AWS_ENDPOINT_URL``); credentials come from the
+    standard places (``AWS_*`` variables, profiles). Neither shapes the data."""
+
+    # a mapping (typed Any: Hydra's struct mode would refuse new keys in a dict field, so
+    # `source.storage_options='{profile: lab}'` works as written); checked when used
+    storage_options: Any = None
+    endpoint_url: str | None = None
+
+    def filesystem(self, url: str) -> Any:
+        """The fsspec filesystem serving ``url`` with this source's options."""
+        options = self.storage_options or {}
+        if not isinstance(options, dict):
+            raise PipelineError(
+                f"source.storage_options={options!r} must be a mapping of filesystem "
+                f"options, e.g. source.storage_options='{{profile: lab}}'"
+            )
+        return urls.filesystem(url, dict(options), self.endpoint_url, key="source.path")
+
+
+@dataclass
+class HubConfig(UrlSourceConfig):
     """Hugging Face ``datasets``: a repo id, local parquet, ``data_files`` or save_to_disk."""
 
     impl: ClassVar[str] = "pipeline.sources.hub:HubSource"
@@ -125,7 +150,7 @@ class HubConfig(FileSourceConfig):
 
 
 @dataclass
-class WebdatasetConfig(FileSourceConfig):
+class WebdatasetConfig(UrlSourceConfig):
     """Webdataset tars: ``columns`` are member extensions, alternatives split by ``|``."""
 
     impl: ClassVar[str] = "pipeline.sources.webdataset:WebdatasetSource"
@@ -138,7 +163,7 @@ class WebdatasetConfig(FileSourceConfig):
 
 
 @dataclass
-class FolderConfig(FileSourceConfig):
+class FolderConfig(UrlSourceConfig):
     """Image / depth file pairs. ``image_glob`` under ``path``; ``depth_path`` and
     ``mask_path`` are templates with {rel} (path without extension), {dir}, {stem},
     {name}, {ext} of the image relative to ``path`` and the named groups of
@@ -171,7 +196,7 @@ class NyuMatConfig(FileSourceConfig):
 
 
 @dataclass
-class FilelistConfig(FileSourceConfig):
+class FilelistConfig(UrlSourceConfig):
     """A trainer's file list: ``path`` is a ``.txt`` with ``rgb depth [focal]`` per line
     (BTS / AdaBins / ZoeDepth; ``None`` as depth = no ground truth: dropped and counted),
     or a Metric3D ``.json`` / ``.jsonl`` of ``{rgb, depth, cam_in, depth_scale}``. Paths

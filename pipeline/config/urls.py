@@ -80,24 +80,28 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     return cls(**opts)
 
 
-def open_url(url: str, block_size: int = 4 << 20, key: str = "source.path") -> BinaryIO:
+def open_url(
+    url: str, block_size: int = 4 << 20, key: str = "source.path", fs: Any = None
+) -> BinaryIO:
     """A seekable byte stream over ``url`` read in ``block_size`` ranges as it is read
-    (no download of the whole object first)."""
-    fs = filesystem(url, key=key)
+    (no download of the whole object first); ``fs`` (default: ``filesystem(url)``) serves it."""
+    fs = fs or filesystem(url, key=key)
     return fs.open(url, "rb", block_size=block_size, cache_type="readahead")
 
 
-def stamp(url: str, key: str = "source.path") -> str:
+def stamp(url: str, key: str = "source.path", fs: Any = None) -> str:
     """Size and version (ETag, else modification time) of an object: changes when it does."""
-    info = filesystem(url, key=key).info(url)
+    info = (fs or filesystem(url, key=key)).info(url)
     version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
     return f"{info.get('size')}|{version}"
 
 
-def find(spec: str, suffixes: tuple[str, ...], key: str = "source.path") -> list[str]:
+def find(
+    spec: str, suffixes: tuple[str, ...], key: str = "source.path", fs: Any = None
+) -> list[str]:
     """The objects ``spec`` names: itself, the top of a "directory", or a glob's matches
     ending in ``suffixes``, as full URLs in name order."""
-    fs = filesystem(spec, key=key)
+    fs = fs or filesystem(spec, key=key)
     if fs.isfile(spec):
         names = [spec]
     elif fs.isdir(spec):

@@ -19,13 +19,15 @@ from pipeline.errors import PipelineError
 TOOL = "depth-pipeline"
 # output.* keys that do not shape the data
 COSMETIC = ("dir", "overwrite", "storage_options", "endpoint_url", "staging_dir", "lock_stale_s")
+# source.* keys (of a mixture's parts too) that say how the data is reached, not what it is
+ACCESS = ("storage_options", "endpoint_url")
 
 
 def data_config(cfg: Config) -> dict[str, Any]:
     """The part of the config that shapes output bytes.
 
     Left out: ``runtime.*``, ``report.*``, ``output.dir``/``overwrite`` (and where a URL
-    is staged and reached), ``shard.*``
+    is staged and reached; how a source's URL is reached), ``shard.*``
     (the slices of one dataset share its directory). Transforms keep their order
     (``augment.order``); a transform disabled with ``null`` counts as absent.
     """
@@ -35,7 +37,20 @@ def data_config(cfg: Config) -> dict[str, Any]:
     augment = asdict(cfg.augment)
     augment["transforms"] = {k: v for k, v in augment["transforms"].items() if v is not None}
     augment["order"] = list(augment["transforms"])
-    return {"source": asdict(cfg.source), "augment": augment, "output": out}
+    return {"source": _without_access(asdict(cfg.source)), "augment": augment, "output": out}
+
+
+def _without_access(source: dict[str, Any]) -> dict[str, Any]:
+    """A source's data config without ``ACCESS`` keys, in a mixture's parts too."""
+    out = {k: v for k, v in source.items() if k not in ACCESS}
+    if isinstance(out.get("parts"), dict):
+        out["parts"] = {
+            name: {**part, "source": _without_access(part["source"])}
+            if isinstance(part, dict) and isinstance(part.get("source"), dict)
+            else part
+            for name, part in out["parts"].items()
+        }
+    return out
 
 
 def _hash(data: dict[str, Any]) -> str:

@@ -78,6 +78,9 @@ def prepare(cfg: Config) -> tuple[Source, int]:
     layout_for(cfg.output.format, root, cfg.output.prefix).check(cfg.output)
     if not store.is_url(cfg.output.dir):
         paths.check_apart(root, source.paths())
+    else:
+        for url in source.urls():
+            urls.check_apart(cfg.output.dir, url)
     n_inputs = len(source)
     if cfg.source.limit is not None:
         n_inputs = min(n_inputs, cfg.source.limit)
@@ -97,6 +100,11 @@ def prepare(cfg: Config) -> tuple[Source, int]:
 def _target(config: Config) -> store.Remote | None:
     """Resolve ``output.dir``: a local path (``~`` expanded), or a URL whose filesystem
     must be installed, with its staging directory set for the workers."""
+    if not isinstance(config.output.storage_options or {}, dict):
+        raise PipelineError(
+            f"output.storage_options={config.output.storage_options!r} must be a mapping of "
+            f"filesystem options, e.g. output.storage_options='{{profile: lab}}'"
+        )
     remote = store.remote_of(config.output)
     if remote is None:
         config.output.dir = str(paths.output_dir(store.local_path(config.output.dir)))

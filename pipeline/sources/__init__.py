@@ -24,6 +24,7 @@ import numpy as np
 
 from pipeline.config.paths import key_problem
 from pipeline.config.sources import SourceConfig
+from pipeline.config.urls import is_url
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, InvalidPixels, Sample
 
@@ -54,6 +55,19 @@ class Source:
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str) and item and Path(item).exists():
                     found.append(Path(item))
+        return found
+
+    def urls(self) -> list[str]:
+        """Every URL the source reads (``s3://...``), kept apart from a URL ``output.dir``
+        (``config.urls.check_apart``): by default the ``path``, ``tars`` and
+        ``data_files`` of ``identity()`` that are URLs."""
+        ident = self.identity()
+        found = []
+        for name in ("path", "tars", "data_files"):
+            value = ident.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and is_url(item):
+                    found.append(item)
         return found
 
     def inputs_fingerprint(self, start: int, stop: int) -> str:

@@ -88,11 +88,12 @@ def _checked(fx: Any, fy: Any, cx: Any, cy: Any) -> Camera:
     return Camera(*values)
 
 
-def read_calibration(path: Path) -> dict[str, np.ndarray]:
-    """``NAME: n1 n2 ...`` lines of a text calibration file; lines that are not all
-    numbers (``calib_time: 09-Jan-2012 13:57:47``) are skipped."""
+def read_calibration(path: Path | str, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """``NAME: n1 n2 ...`` lines of a text calibration file (or its ``data``); lines that
+    are not all numbers (``calib_time: 09-Jan-2012 13:57:47``) are skipped."""
     entries: dict[str, np.ndarray] = {}
-    for line in read_regular(path).decode(errors="replace").splitlines():
+    raw = read_regular(path) if data is None else data
+    for line in raw.decode(errors="replace").splitlines():
         name, sep, rest = line.partition(":")
         if not sep:
             continue
@@ -103,11 +104,14 @@ def read_calibration(path: Path) -> dict[str, np.ndarray]:
     return entries
 
 
-def camera_file(path: Path, entry: str | None, height: int, width: int) -> Camera | None:
-    """The camera in a ``.json`` file, or in line ``entry`` of a text calibration."""
-    if path.suffix.lower() == ".json":
-        return camera_from(json.loads(read_regular(path)), height, width)
-    entries = read_calibration(path)
+def camera_file(
+    path: Path | str, entry: str | None, height: int, width: int, data: bytes | None = None
+) -> Camera | None:
+    """The camera in a ``.json`` file, or in line ``entry`` of a text calibration;
+    ``data``: its bytes when already fetched (an object at a URL)."""
+    if str(path).lower().endswith(".json"):
+        return camera_from(json.loads(read_regular(path) if data is None else data), height, width)
+    entries = read_calibration(path, data)
     if entry is None:
         raise ValueError(f"{path} is a text calibration: set source.camera_entry (e.g. P_rect_02)")
     if entry not in entries:

@@ -2,7 +2,8 @@
 Depth-Anything's metric fine-tuning (``rgb depth focal`` per line, paths relative to a
 data root and a ground-truth root; ``None`` as depth for frames without ground truth), or
 Metric3D's annotation files (``{"files": [...]}`` JSON or JSON lines of ``{rgb, depth,
-cam_in, depth_scale}``).
+cam_in, depth_scale}``). The list and the roots may be URLs (``s3://bucket/nyu/list.txt``):
+each listed object is fetched when its sample is read and stamped by size and ETag.
 
 Keys are the image paths without extension, sanitized (``/kitchen_0028b/rgb_00045.jpg``
 -> ``kitchen_0028b/rgb_00045``). A leading ``/`` is relative to the root, as in BTS's own
@@ -21,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import urls
 from pipeline.config.sources import FilelistConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
-from pipeline.sources.files import make_key, read_each, read_file, unique_keys
+from pipeline.sources.files import make_key, read_each, unique_keys
+from pipeline.sources.tree import LocalTree, Tree, tree_at
 
 
 @dataclass(frozen=True)
@@ -47,18 +50,31 @@ class FilelistSource(Source):
         if not cfg.path:
             raise ValueError("set source.path to the file list (.txt, .json or .jsonl)")
         self.cfg = cfg
-        self.path = Path(cfg.path)
-        if not self.path.is_file():
+        if urls.is_url(cfg.path):
+            base, _, name = cfg.path.rpartition("/")
+        else:
+            self.path = Path(urls.local_path(cfg.path))
+            base, name = str(self.path.parent), self.path.name
+        trees: dict[str, Tree] = {}  # one tree (one listing of a bucket prefix) per root
+
+        def at(root: str) -> Tree:
+            if root.rstrip("/") not in trees:
+                trees[root.rstrip("/")] = tree_at(root, cfg.filesystem)
+            return trees[root.rstrip("/")]
+
+        self.list = at(base)
+        self.suffix = "." + name.rpartition(".")[2] if "." in name else ""
+        if not self.list.is_file(name):
             raise FileNotFoundError(f"source.path={cfg.path} is not a file")
-        base = self.path.parent
-        self.image_root = Path(cfg.image_root) if cfg.image_root else base
-        self.depth_root = Path(cfg.depth_root) if cfg.depth_root else base
-        for name, root in (("image_root", self.image_root), ("depth_root", self.depth_root)):
-            if not root.is_dir():
-                raise FileNotFoundError(f"source.{name}={root} is not a directory")
+        self.images = at(cfg.image_root or base)
+        self.depths = at(cfg.depth_root or base)
+        for key, tree in (("image_root", self.images), ("depth_root", self.depths)):
+            if not tree.is_dir():
+                raise FileNotFoundError(f"source.{key}={tree.where('')} is not a directory")
         self.dropped = 0
-        text = self.path.read_bytes().decode("utf-8-sig", errors="replace")  # BOM: accepted
-        if self.path.suffix in (".json", ".jsonl"):
+        self.list_bytes = self.list.read_bytes(name)
+        text = self.list_bytes.decode("utf-8-sig", errors="replace")  # BOM: accepted
+        if self.suffix in (".json", ".jsonl"):
             self.entries = self._metric3d(text)
         else:
             self.entries = self._lines(text)
@@ -104,7 +120,7 @@ class FilelistSource(Source):
     def _metric3d(self, text: str) -> list[Entry]:
         where = "record"
         try:
-            if self.path.suffix == ".json":
+            if self.suffix == ".json":
                 numbered = list(enumerate(json.loads(text)["files"], 1))
             else:
                 numbered = []
@@ -134,37 +150,60 @@ class FilelistSource(Source):
         return len(self.entries)
 
     def identity(self) -> dict[str, object]:
-        st = self.path.stat()
         return {
             "kind": "filelist",
-            "path": str(self.path.resolve()),
-            "image_root": str(self.image_root.resolve()),
-            "depth_root": str(self.depth_root.resolve()),
+            "path": str(self.path.resolve()) if self._local_list else self.cfg.path,
+            "image_root": _where(self.images),
+            "depth_root": _where(self.depths),
             "num_samples": len(self.entries),
             "dropped_without_depth": self.dropped,
-            "list_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
-            "list_bytes": st.st_size,
+            "list_sha256": hashlib.sha256(self.list_bytes).hexdigest(),
+            "list_bytes": len(self.list_bytes),
         }
 
+    @property
+    def _local_list(self) -> bool:
+        return isinstance(self.list, LocalTree)
+
+    def _files(self) -> Iterator[tuple[Tree, str]]:
+        for e in self.entries:
+            yield self.images, self.images.listed(e.image)
+            yield self.depths, self.depths.listed(e.depth)
+
     def paths(self) -> list[Path]:
-        """The list and every image and depth file it names."""
-        files = [
-            p
-            for e in self.entries
-            for p in (_resolve(self.image_root, e.image), _resolve(self.depth_root, e.depth))
-        ]
-        return [self.path, *files]
+        """The list and every image and depth file it names, on local disk."""
+        listed = [t.root / n for t, n in self._files() if isinstance(t, LocalTree)]
+        return [self.path, *listed] if self._local_list else listed
+
+    def urls(self) -> list[str]:
+        """The list and every image and depth file it names, at a URL."""
+        listed = [t.where(n) for t, n in self._files() if not isinstance(t, LocalTree)]
+        return listed if self._local_list else [self.cfg.path, *listed]
+
+    def inputs_fingerprint(self, start: int, stop: int) -> str:
+        """Local files: the list's identity, as ever. With files at a URL, also each
+        object's size and ETag for samples ``start`` .. ``stop``: a resumed run keeps
+        nothing made from an object that changed."""
+        whole = super().inputs_fingerprint(start, stop)
+        if all(isinstance(t, LocalTree) for t in (self.list, self.images, self.depths)):
+            return whole
+        digest = hashlib.sha256(whole.encode())
+        for e in self.entries[start:stop]:
+            for tree, listed in ((self.images, e.image), (self.depths, e.depth)):
+                name = tree.listed(listed)
+                digest.update(f"{e.key}|{name}|{tree.stamp(name)}\n".encode())
+        return digest.hexdigest()[:16]
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         return read_each(self.entries[start:stop], self._read)
 
     def _read(self, e: Entry) -> Sample:
-        image_file = _resolve(self.image_root, e.image)
-        depth_file = _resolve(self.depth_root, e.depth)
-        image = read_file(image_file, e.key)
-        depth = read_file(depth_file, e.key)
+        image_name, depth_name = self.images.listed(e.image), self.depths.listed(e.depth)
+        image = self.images.read(image_name, e.key)
+        depth = self.depths.read(depth_name, e.key)
         if depth.ndim == 3 and depth.shape[2] > 1:
-            raise SampleError(e.key, f"{depth_file}: depth has {depth.shape[2]} channels")
+            where = self.depths.where(depth_name)
+            raise SampleError(e.key, f"{where}: depth has {depth.shape[2]} channels")
         if e.depth_scale is not None and not (math.isfinite(e.depth_scale) and e.depth_scale > 0):
             raise SampleError(
                 e.key,
@@ -173,7 +212,7 @@ class FilelistSource(Source):
             )
         if e.depth_scale is not None and depth.dtype != np.float32:
             depth = depth.astype(np.float32) / np.float32(e.depth_scale)
-        origin = Origin("filelist", str(image_file))
+        origin = Origin("filelist", self.images.where(image_name))
         return Sample(e.key, image, depth, origin, self._camera(e, image.shape))
 
     def _camera(self, e: Entry, shape: tuple[int, ...]) -> Camera | None:
@@ -193,9 +232,6 @@ def _key(listed: str) -> str:
     return make_key(listed.lstrip("/").rpartition(".")[0] or listed)
 
 
-def _resolve(root: Path, listed: str) -> Path:
-    """A listed path under its root; an absolute path that exists only as such is kept."""
-    under = root / listed.lstrip("/")
-    if not under.exists() and Path(listed).is_absolute() and Path(listed).exists():
-        return Path(listed)
-    return under
+def _where(tree: Tree) -> str:
+    """A local root resolved (as recorded ever since); a URL as given."""
+    return str(tree.root.resolve()) if isinstance(tree, LocalTree) else tree.where("")

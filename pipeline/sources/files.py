@@ -81,7 +81,7 @@ def read_file(path: Path, key: str) -> np.ndarray:
         raise SampleError(key, f"cannot read {path} ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise SampleError(key, f"{path} {exc}") from None
-    return decode_bytes(data, key, str(path), _ext(path.name))
+    return decode_bytes(data, key, str(path), ext_of(path.name))
 
 
 def to_array(value: Any, key: str, where: str) -> np.ndarray:
@@ -150,7 +150,8 @@ def unique_keys(keys: list[str], what: str) -> None:
         seen[key] = i
 
 
-def _ext(name: str) -> str | None:
+def ext_of(name: str) -> str | None:
+    """The extension of ``name`` if a codec reads it, else None (sniffed from the bytes)."""
     suffix = name.rpartition(".")[2].lower()
     return suffix if suffix in IMAGE_EXTS or suffix == "npy" else None
 

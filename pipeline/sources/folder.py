@@ -6,6 +6,8 @@ Images are ``source.image_glob`` under ``source.path`` in sorted (deterministic)
 groups of ``source.image_regex``. Depth files: float TIFF, 16-bit PNG (x ``depth_scale``)
 or .npy. Camera files: ``.json`` or a text calibration (KITTI's per-date
 ``calib_cam_to_cam.txt``, line ``source.camera_entry``), read once per file.
+``source.path`` may be a URL (``s3://bucket/nyu/``): the objects are listed once (fsspec
+glob) and each is fetched when its sample is read (``tree.UrlTree``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from pipeline.config import urls
 from pipeline.config.sources import FolderConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Origin, Sample
@@ -28,10 +31,10 @@ from pipeline.sources.files import (
     apply_mask,
     make_key,
     read_each,
-    read_file,
     unique_keys,
 )
 from pipeline.sources.headers import MAX_FILE_BYTES
+from pipeline.sources.tree import LocalTree, tree_at
 
 # key, image, depth, mask, camera file, camera entry (paths relative to source.path)
 Item = tuple[str, str, str, str | None, str | None, str | None]
@@ -47,20 +50,16 @@ class FolderSource(Source):
         if cfg.unpaired not in ("error", "drop"):
             raise PipelineError("source.unpaired must be error or drop")
         self.cfg = cfg
-        self.root = Path(cfg.path)
-        if not self.root.is_dir():
+        self.tree = tree_at(cfg.path, cfg.filesystem)
+        if not self.tree.is_dir():
             raise FileNotFoundError(f"source.path={cfg.path} is not a directory")
         try:
             self.regex = re.compile(cfg.image_regex) if cfg.image_regex else None
         except re.error as exc:
             raise PipelineError(f"source.image_regex: {exc}") from None
-        # not only regular files: a broken link or a FIFO named like an image is a sample
-        # whose read fails (counted, or the run's one line), never silently left out
-        matched = [p for p in self.root.glob(cfg.image_glob) if p.is_symlink() or not p.is_dir()]
+        matched = self.tree.glob(cfg.image_glob)
         images = sorted(
-            p.relative_to(self.root).as_posix()
-            for p in matched
-            if p.suffix.lower().lstrip(".") in IMAGE_EXTS
+            rel for rel in matched if PurePosixPath(rel).suffix.lower().lstrip(".") in IMAGE_EXTS
         )
         if not images:
             raise PipelineError(self._no_images(len(matched)))
@@ -73,7 +72,7 @@ class FolderSource(Source):
                 continue
             depth = self._fill(cfg.depth_path, fields, "source.depth_path")
             mask = self._fill(cfg.mask_path, fields, "source.mask_path") if cfg.mask_path else None
-            if cfg.unpaired == "drop" and not (self.root / depth).is_file():
+            if cfg.unpaired == "drop" and not self.tree.is_file(depth):
                 self.dropped += 1
                 continue
             cam = (
@@ -98,18 +97,25 @@ class FolderSource(Source):
                 f"image ({', '.join(sorted(IMAGE_EXTS))}); point it at the images"
             )
         found: dict[str, list[str]] = {}  # extension -> files
-        for i, p in enumerate(self.root.rglob("*")):
+        for i, rel in enumerate(self._all_files()):
             if i >= 5000:  # enough for a hint; a KITTI tree holds ~10^5 files
                 break
-            ext = p.suffix.lower().lstrip(".")
-            if ext in IMAGE_EXTS and p.is_file():
-                found.setdefault(ext, []).append(p.relative_to(self.root).as_posix())
+            ext = PurePosixPath(rel).suffix.lower().lstrip(".")
+            if ext in IMAGE_EXTS:
+                found.setdefault(ext, []).append(rel)
         seen = ", ".join(
             f"{len(files)} .{ext} (e.g. {min(files)})"
             for ext, files in sorted(found.items(), key=lambda kv: -len(kv[1]))
         )
         held = f"; it holds {seen}" if seen else "; it holds no image files"
         return f"source.image_glob={glob!r} matches no file under {where}{held}"
+
+    def _all_files(self) -> Iterator[str]:
+        """Files below the root (for a hint only)."""
+        if isinstance(self.tree, LocalTree):
+            root = self.tree.root
+            return (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return iter(self.tree.glob("**"))
 
     def _no_pairs(self, images: list[str]) -> str:
         """Why none of the images became a sample: regex or depth files."""
@@ -163,22 +169,39 @@ class FolderSource(Source):
         """(H, W) of the first image, from its header only."""
         if not self.items:
             return None
-        first = self.root / self.items[0][1]
+        first = self.items[0][1]
         try:
-            if not first.is_file() or first.stat().st_size > MAX_FILE_BYTES:
+            size = self.tree.file_size(first)
+            if size is None or size > MAX_FILE_BYTES:
                 return None  # a FIFO would block here: its sample says what is wrong
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(first) as im:
+                with self.tree.open(first) as fh, Image.open(fh) as im:
                     return im.size[1], im.size[0]
         except (OSError, Image.DecompressionBombError):
             return None  # reported as a sample error when the run reaches it
 
+    def for_workers(self) -> FolderSource | None:
+        """A folder at a URL: this opened source with its listing, so that workers do
+        not list the bucket again; a local one is globbed again by each worker."""
+        return None if isinstance(self.tree, LocalTree) else self
+
     def paths(self) -> list[Path]:
         """``source.path`` and every file a sample reads (a depth template may point
         anywhere, an image may be a symlink)."""
-        files = {f for item in self.items for f in item[1:5] if f is not None}
-        return [self.root, *(self.root / f for f in sorted(files))]
+        if not isinstance(self.tree, LocalTree):
+            return []
+        root = self.tree.root
+        return [root, *(root / f for f in self._files())]
+
+    def urls(self) -> list[str]:
+        """``source.path`` and every object a sample reads, at a URL."""
+        if isinstance(self.tree, LocalTree):
+            return []
+        return [self.cfg.path, *(self.tree.where(f) for f in self._files())]
+
+    def _files(self) -> list[str]:
+        return sorted({f for item in self.items for f in item[1:5] if f is not None})
 
     def identity(self) -> dict[str, object]:
         listing = hashlib.sha256()
@@ -188,7 +211,9 @@ class FolderSource(Source):
         c = self.cfg
         return {
             "kind": "folder",
-            "path": str(self.root.resolve()),
+            "path": str(self.tree.root.resolve())
+            if isinstance(self.tree, LocalTree)
+            else self.cfg.path,
             "image_glob": c.image_glob,
             "image_regex": c.image_regex,
             "depth_path": c.depth_path,
@@ -201,17 +226,14 @@ class FolderSource(Source):
         }
 
     def inputs_fingerprint(self, start: int, stop: int) -> str:
-        """Names, sizes and modification times of the files samples ``start`` .. ``stop``
-        read: a resumed run redoes nothing made from files that changed since."""
+        """Names, sizes and modification times (objects: size and ETag) of the files
+        samples ``start`` .. ``stop`` read: a resumed run keeps nothing made from files
+        that changed since."""
         digest = hashlib.sha256()
         for key, *files in self.items[start:stop]:
             digest.update(f"{key}\n".encode())
             for rel in files:
-                try:
-                    st = (self.root / rel).stat() if rel is not None else None
-                except OSError:
-                    st = None
-                stamp = f"{st.st_size}|{st.st_mtime_ns}" if st is not None else "-"
+                stamp = self.tree.stamp(rel) if rel is not None else "-"
                 digest.update(f"{rel}|{stamp}\n".encode())
         return digest.hexdigest()[:16]
 
@@ -220,19 +242,19 @@ class FolderSource(Source):
 
     def _read(self, item: Item) -> Sample:
         key, rel, depth_rel, mask_rel, camera_rel, entry = item
-        image_file, depth_file = self.root / rel, self.root / depth_rel
-        image = read_file(image_file, key)
-        depth = read_file(depth_file, key)
+        image = self.tree.read(rel, key)
+        depth = self.tree.read(depth_rel, key)
         if depth.ndim == 3 and depth.shape[2] > 1:
             raise SampleError(
-                key, f"{depth_file}: depth has {depth.shape[2]} channels, expected one"
+                key,
+                f"{self.tree.where(depth_rel)}: depth has {depth.shape[2]} channels, expected one",
             )
         if mask_rel is not None:
-            depth = apply_mask(depth, read_file(self.root / mask_rel, key), key, mask_rel)
+            depth = apply_mask(depth, self.tree.read(mask_rel, key), key, mask_rel)
         camera = None
         if camera_rel is not None:
             camera = self._camera(key, camera_rel, entry, image.shape[0], image.shape[1])
-        return Sample(key, image, depth, Origin("folder", str(image_file)), camera)
+        return Sample(key, image, depth, Origin("folder", self.tree.where(rel)), camera)
 
     def _camera(
         self, key: str, rel: str, entry: str | None, height: int, width: int
@@ -240,9 +262,10 @@ class FolderSource(Source):
         """The camera in file ``rel`` (cached: KITTI has one calibration per date)."""
         cache_key = (rel, entry, height, width)
         if cache_key not in self.cameras:
-            path = self.root / rel
+            path = self.tree.where(rel)
             try:
-                self.cameras[cache_key] = camera_file(path, entry, height, width)
+                data = self.tree.read_bytes(rel) if urls.is_url(path) else None
+                self.cameras[cache_key] = camera_file(path, entry, height, width, data)
             except OSError as exc:
                 raise SampleError(
                     key, f"cannot read camera file {path} ({exc.strerror or exc})"

@@ -53,6 +53,7 @@ class HubSource(Source):
         self.cfg = cfg
         self.local = Path(cfg.path).exists()
         self.at_url = urls.is_url(cfg.path)  # a directory of parquet in an object store
+        self.fs = cfg.filesystem(cfg.path) if self.at_url else None
         self.data_files: list[str] = []
         self.fingerprint: str | None = None
         self.parquet: ParquetRows | None = None
@@ -102,7 +103,7 @@ class HubSource(Source):
         if c.streaming or c.name or c.data_files or not (self.local or self.at_url):
             return False
         if self.at_url:
-            files = plain_split_files_at(c.path, c.split)
+            files = plain_split_files_at(c.path, c.split, self.fs)
             if files is None:
                 raise PipelineError(
                     f"source.path={c.path}: no {c.split}.parquet or "
@@ -120,7 +121,7 @@ class HubSource(Source):
     def _read_in_place(self) -> None:
         """Local parquet is read in place, row group by row group: no Arrow cache copy of
         the whole split (time and disk), bounded memory, random access by row."""
-        self.parquet = ParquetRows(self.data_files)
+        self.parquet = ParquetRows(self.data_files, self.fs)
         self.n = self.parquet.n
         self.fingerprint = self.parquet.fingerprint
 
@@ -211,7 +212,7 @@ class HubSource(Source):
         for f in self.data_files:
             p = Path(f)
             if urls.is_url(f):
-                stamp = urls.stamp(f)
+                stamp = urls.stamp(f, fs=self.fs)
             else:
                 stamp = f"{p.stat().st_size}|{p.stat().st_mtime_ns}" if p.is_file() else ""
             listing.update(f"{f}\0{stamp}\n".encode())

@@ -112,6 +112,9 @@ class MixSource(Source):
     def paths(self) -> list[Path]:
         return [p for src in self.sources.values() for p in src.paths()]
 
+    def urls(self) -> list[str]:
+        return [u for src in self.sources.values() for u in src.urls()]
+
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         step = max(self.schedule.block, 1)
         for a in range(start, stop, step):

@@ -48,9 +48,8 @@ def plain_split_files(directory: Path, split: str) -> list[str] | None:
     return [str(directory.resolve() / n) for n in mine] or None
 
 
-def plain_split_files_at(url: str, split: str) -> list[str] | None:
-    """``plain_split_files`` for a "directory" URL in an object store."""
-    fs = urls.filesystem(url, key="source.path")
+def plain_split_files_at(url: str, split: str, fs: Any) -> list[str] | None:
+    """``plain_split_files`` for a "directory" URL in an object store (served by ``fs``)."""
 
     def visible(at: str) -> dict[str, str]:
         if not fs.isdir(at):
@@ -78,21 +77,23 @@ def _visible(directory: Path) -> list[str]:
 
 
 class ParquetRows:
-    """Rows of local parquet files (never a whole file or row group in memory)."""
+    """Rows of parquet files, local or at URLs served by ``fs`` (never a whole file or row
+    group in memory)."""
 
-    def __init__(self, files: list[str]) -> None:
+    def __init__(self, files: list[str], fs: Any = None) -> None:
         import pyarrow.parquet as pq
 
         self.files = files
+        self.fs = fs
         self.groups: list[tuple[int, int, int, int]] = []  # first row, file, group, rows
         digest = hashlib.sha256()
         row = 0
         names = []
         for fi, f in enumerate(files):
-            handle = pq.ParquetFile(_source(f))
+            handle = pq.ParquetFile(_source(f, fs))
             meta = handle.metadata
             # name, size and footer identify the content without reading the row data
-            name, size = (f.rsplit("/", 1)[-1], urls.stamp(f)) if urls.is_url(f) else (
+            name, size = (f.rsplit("/", 1)[-1], urls.stamp(f, fs=fs)) if urls.is_url(f) else (
                 Path(f).name, Path(f).stat().st_size)  # fmt: skip
             digest.update(f"{name}|{size}|{meta.num_rows}|".encode())
             # the schema's text without its first line (which holds the object's address)
@@ -118,7 +119,8 @@ class ParquetRows:
 
         if index not in open_files:
             f = self.files[index]
-            open_files[index] = pq.ParquetFile(_source(f), memory_map=True, pre_buffer=False)
+            source = _source(f, self.fs)
+            open_files[index] = pq.ParquetFile(source, memory_map=True, pre_buffer=False)
         return open_files[index]
 
     def rows(self, start: int, stop: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
@@ -146,6 +148,6 @@ class ParquetRows:
                     break
 
 
-def _source(f: str) -> Any:
+def _source(f: str, fs: Any) -> Any:
     """A local path as is (pyarrow maps it), a URL as a ranged-read stream."""
-    return urls.open_url(f, 1 << 20) if urls.is_url(f) else f
+    return urls.open_url(f, 1 << 20, fs=fs) if urls.is_url(f) else f

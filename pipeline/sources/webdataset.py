@@ -24,7 +24,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -55,12 +55,13 @@ class WebdatasetSource(Source):
         if not cfg.path:
             raise ValueError("set source.path to a .tar, a directory of tars or a glob")
         self.cfg = cfg
-        self.tars = _list_tars(cfg.path)
+        self.fs = cfg.filesystem(cfg.path) if urls.is_url(cfg.path) else None
+        self.tars = _list_tars(cfg.path, self.fs)
         if not self.tars:
             raise FileNotFoundError(f"source.path={cfg.path}: no .tar files found")
         self.entries: list[_Entry] = []
         for i, tar in enumerate(self.tars):
-            self.entries += _index(tar, i)
+            self.entries += _index(tar, i, self.fs)
         self.keys = [make_key(e.key) for e in self.entries]
         unique_keys(self.keys, f"source.path={cfg.path}")
         self.image_exts = _choices(cfg.columns.image, "source.columns.image")
@@ -77,7 +78,7 @@ class WebdatasetSource(Source):
         listing = hashlib.sha256()
         for tar in self.tars:
             if isinstance(tar, str):
-                listing.update(f"{tar}\0{urls.stamp(tar)}\n".encode())
+                listing.update(f"{tar}\0{urls.stamp(tar, fs=self.fs)}\n".encode())
             else:
                 st = tar.stat()
                 listing.update(f"{tar.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -98,7 +99,7 @@ class WebdatasetSource(Source):
                 if handle is None or handle[0] != entry.tar:
                     if handle is not None:
                         handle[1].close()
-                    handle = (entry.tar, _open(self.tars[entry.tar]))
+                    handle = (entry.tar, _open(self.tars[entry.tar], self.fs))
                 try:
                     yield self._read(handle[1], entry, self.keys[index])
                 except SampleError as err:
@@ -175,18 +176,18 @@ def _where(tar: Tar) -> str:
     return tar if isinstance(tar, str) else str(tar.resolve())
 
 
-def _open(tar: Tar, block_size: int = 4 << 20) -> BinaryIO:
-    """The tar as a seekable byte stream; gzip-compressed tars (by their magic number, so
-    also one named ``.tar``) are decompressed on the fly."""
-    raw = urls.open_url(tar, block_size) if isinstance(tar, str) else open(tar, "rb")
+def _open(tar: Tar, fs: Any, block_size: int = 4 << 20) -> BinaryIO:
+    """The tar as a seekable byte stream (a URL through ``fs``); gzip-compressed tars (by
+    their magic number, so also one named ``.tar``) are decompressed on the fly."""
+    raw = urls.open_url(tar, block_size, fs=fs) if isinstance(tar, str) else open(tar, "rb")
     gzipped = raw.read(2) == b"\x1f\x8b"
     raw.seek(0)
     return gzip.open(raw, "rb") if gzipped else raw
 
 
-def _list_tars(spec: str) -> list[Tar]:
+def _list_tars(spec: str, fs: Any) -> list[Tar]:
     if urls.is_url(spec):
-        return list(urls.find(spec, TAR_SUFFIXES))
+        return list(urls.find(spec, TAR_SUFFIXES, fs=fs))
     path = Path(spec)
     if path.is_dir():
         found = [p for p in path.iterdir() if p.name.endswith(TAR_SUFFIXES)]
@@ -197,11 +198,11 @@ def _list_tars(spec: str) -> list[Tar]:
     return sorted(found, key=lambda p: str(p))
 
 
-def _index(tar: Tar, number: int) -> list[_Entry]:
+def _index(tar: Tar, number: int, fs: Any) -> list[_Entry]:
     """Group member headers into samples (consecutive members with the same key)."""
     entries: list[_Entry] = []
     try:
-        with _open(tar, HEADER_RANGE) as fh, tarfile.open(fileobj=fh) as tf:
+        with _open(tar, fs, HEADER_RANGE) as fh, tarfile.open(fileobj=fh) as tf:
             for info in tf:
                 if info.isdir():
                     continue
