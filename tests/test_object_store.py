@@ -258,3 +258,20 @@ def test_the_local_only_commands_refuse_a_url_in_one_line(tmp_path, command):
         f"in an object store is read with pipeline.read.load(url)"
     )
     assert list(tmp_path.iterdir()) == []  # no local directory named s3:
+
+
+@pytest.mark.parametrize("fmt", ["folder", "filelist"])
+def test_folder_and_filelist_outputs_in_a_bucket_equal_the_local_ones(s3, tmp_path, fmt):
+    """Their publish step reads every sample's meta JSON back (metadata.jsonl, the trainer
+    lists), after the shard files left the staging directory."""
+    args = [*DATA, f"output={fmt}", "runtime.workers=1"]
+    local = tmp_path / "local"
+    run(make_cfg(local, *args))
+    url = f"{s3}/{fmt}"
+    run(make_cfg(url, *args))
+    got, want = objects(url), local_files(local)
+    for rel in ("metadata.jsonl", *(r for r in want if r.endswith(".txt"))):
+        assert got[rel] == want[rel], rel
+    same = [rel for rel in want if rel.startswith(("image/", "depth/", "meta/", "manifests/"))]
+    assert same and all(got[rel] == want[rel] for rel in same)
+    assert "dataset_info.json" in got

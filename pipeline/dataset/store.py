@@ -163,10 +163,12 @@ def fetched(output: Any, root: Path, rels: Iterable[str]) -> Iterator[None]:
     got: list[Path] = []
     try:
         if remote is not None:
-            for rel in rels:
-                if not (root / rel).exists():
-                    remote.download(rel, root / rel)
-                    got.append(root / rel)
+            missing = [rel for rel in rels if not (root / rel).exists()]
+            for rel in missing:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            got = [root / rel for rel in missing]
+            if missing:  # one call: fsspec fetches them concurrently
+                remote.fs.get([remote.path(rel) for rel in missing], [str(p) for p in got])
         yield
     finally:
         for path in got:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.augment.regions import region_bits
 from pipeline.config.schema import Config
+from pipeline.dataset import store
 from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.owned import record_published, signed_card
@@ -37,7 +38,8 @@ def publish(
     ``executor``: where the report's plots are drawn (the run's worker pool)."""
     layout = layout_for(cfg.output.format, root, cfg.output.prefix)
     try:
-        layout.write_extra(manifests, info)
+        with store.fetched(cfg.output, root, layout.publish_reads(manifests)):
+            layout.write_extra(manifests, info)
         written = [root / rel for rel in layout.extra_files()]
         write_card(root, cfg, layout, info, _regions(manifests))
         fault_point("report")

@@ -67,6 +67,10 @@ class Layout:
     def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
         """Write ``extra_files`` (each atomically) at publish time, before the card."""
 
+    def publish_reads(self, manifests: list[ShardManifest]) -> list[str]:
+        """Written files ``write_extra`` reads back (a URL output's are fetched for it)."""
+        return []
+
     def check(self, output: OutputConfig) -> None:
         """Refuse, before the run, a config this format cannot write (one line)."""
 

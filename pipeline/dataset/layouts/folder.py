@@ -76,6 +76,9 @@ class FolderLayout(Layout):
     def extra_files(self) -> list[str]:
         return [METADATA]
 
+    def publish_reads(self, manifests: list[ShardManifest]) -> list[str]:
+        return [rel for m in manifests for rel in m.files if rel.startswith("meta/")]
+
     def write_extra(self, manifests: list[ShardManifest], info: DatasetInfo) -> None:
         rows = list(self.rows(manifests))
         # datasets reads a `*_file_name` column as an image; other depth files (.npy) are
