@@ -211,3 +211,7 @@ def test_the_core_never_imports_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    # what the workers' forkserver preloads, first thing: every worker is a fork of it
+    code = "import sys, pipeline.run.serve; assert 'torch' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
