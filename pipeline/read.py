@@ -75,16 +75,9 @@ def _load_url(
     url: str, options: dict[str, Any]
 ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
     remote = store.Remote(url, options)
+    info = _remote_info(remote)
     with tempfile.TemporaryDirectory(prefix="depth-pipeline-read-") as tmp:
         local = Path(tmp)
-        try:
-            remote.download(INFO_FILE, local / INFO_FILE)
-        except FileNotFoundError:
-            raise PipelineError(
-                f"{url} has no {INFO_FILE}: not a finished depth-pipeline dataset (a run "
-                f"writes it last; re-run the pipeline to finish it)"
-            ) from None
-        info = DatasetInfo.read(local)
         for shard in info.shards:
             rel = ShardManifest.path(local, shard["name"]).relative_to(local).as_posix()
             remote.download(rel, local / rel)
@@ -120,17 +113,22 @@ def _info(root: str | Path, options: dict[str, Any] | None) -> DatasetInfo:
     """The dataset's ``dataset_info.json``, in a directory or at a URL."""
     if not store.is_url(root):
         return DatasetInfo.read(Path(store.local_path(str(root))))
+    return _remote_info(store.Remote(str(root), options or {}))
+
+
+def _remote_info(remote: store.Remote) -> DatasetInfo:
+    """``dataset_info.json`` at a URL; one line if absent or invalid."""
     try:
-        data = store.Remote(str(root), options or {}).read_bytes(INFO_FILE)
+        data = remote.read_bytes(INFO_FILE)
     except FileNotFoundError:
         raise PipelineError(
-            f"{root} has no {INFO_FILE}: not a finished depth-pipeline dataset (a run "
+            f"{remote.url} has no {INFO_FILE}: not a finished depth-pipeline dataset (a run "
             f"writes it last; re-run the pipeline to finish it)"
         ) from None
     try:
         return DatasetInfo.from_json(json.loads(data))
     except (ValueError, KeyError, TypeError) as exc:
-        raise PipelineError(f"{root}/{INFO_FILE}: not a valid {INFO_FILE} ({exc})") from None
+        raise PipelineError(f"{remote.path(INFO_FILE)}: not a valid {INFO_FILE} ({exc})") from None
 
 
 def depth_decoder(scale: float | None = None) -> Callable[[str, bytes], Any]:

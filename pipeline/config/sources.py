@@ -13,7 +13,6 @@ from omegaconf import MISSING
 
 from pipeline.config import urls
 from pipeline.config.choices import CanonicalMode, DataType
-from pipeline.errors import PipelineError
 from pipeline.sample import Camera
 
 
@@ -126,13 +125,8 @@ class UrlSourceConfig(FileSourceConfig):
 
     def filesystem(self, url: str) -> Any:
         """The fsspec filesystem serving ``url`` with this source's options."""
-        options = self.storage_options or {}
-        if not isinstance(options, dict):
-            raise PipelineError(
-                f"source.storage_options={options!r} must be a mapping of filesystem "
-                f"options, e.g. source.storage_options='{{profile: lab}}'"
-            )
-        return urls.filesystem(url, dict(options), self.endpoint_url, key="source.path")
+        options = urls.storage_options(self.storage_options, "source.storage_options")
+        return urls.filesystem(url, options, self.endpoint_url, key="source.path")
 
 
 @dataclass

@@ -80,6 +80,19 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     return cls(**opts)
 
 
+def storage_options(value: Any, key: str) -> dict[str, Any]:
+    """A ``storage_options`` setting as a dict (None: none), or one line naming ``key``
+    (typed Any in the schemas so that Hydra's struct mode takes ``'{profile: lab}'``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PipelineError(
+            f"{key}={value!r} must be a mapping of filesystem options, e.g. "
+            f"{key}='{{profile: lab}}'"
+        )
+    return dict(value)
+
+
 def open_url(
     url: str, block_size: int = 4 << 20, key: str = "source.path", fs: Any = None
 ) -> BinaryIO:

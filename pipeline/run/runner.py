@@ -100,11 +100,7 @@ def prepare(cfg: Config) -> tuple[Source, int]:
 def _target(config: Config) -> store.Remote | None:
     """Resolve ``output.dir``: a local path (``~`` expanded), or a URL whose filesystem
     must be installed, with its staging directory set for the workers."""
-    if not isinstance(config.output.storage_options or {}, dict):
-        raise PipelineError(
-            f"output.storage_options={config.output.storage_options!r} must be a mapping of "
-            f"filesystem options, e.g. output.storage_options='{{profile: lab}}'"
-        )
+    urls.storage_options(config.output.storage_options, "output.storage_options")
     remote = store.remote_of(config.output)
     if remote is None:
         config.output.dir = str(paths.output_dir(store.local_path(config.output.dir)))
