@@ -105,8 +105,13 @@ def open_url(
 def stamp(url: str, key: str = "source.path", fs: Any = None) -> str:
     """Size and version (ETag, else modification time) of an object: changes when it does."""
     info = (fs or filesystem(url, key=key)).info(url)
-    version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
-    return f"{info.get('size')}|{version}"
+    return f"{info.get('size')}|{version(info)}"
+
+
+def version(info: dict[str, Any]) -> str:
+    """What changes with an object's content in its fsspec info: the ETag, else the time
+    it was last written."""
+    return str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
 
 
 def find(

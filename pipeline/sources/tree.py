@@ -186,13 +186,12 @@ class UrlTree(Tree):
 
     def stamp(self, name: str) -> str:
         info = self._info(posixpath.normpath(name))
-        return "-" if info is None else f"{info['size']}|{_kept(info)['ETag']}"
+        return "-" if info is None else f"{info['size']}|{urls.version(info)}"
 
 
 def _kept(info: dict[str, Any]) -> dict[str, Any]:
     """What a stamp needs of an object's listing entry (small to pickle to workers)."""
-    version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
-    return {"size": info.get("size"), "ETag": str(version), "type": info.get("type")}
+    return {"size": info.get("size"), "ETag": urls.version(info), "type": info.get("type")}
 
 
 def tree_at(root: str, fs_of: Any) -> Tree:
