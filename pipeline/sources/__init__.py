@@ -48,27 +48,22 @@ class Source:
         kept apart from them (``config.paths.check_apart`` resolves each): by default the
         ``path``, ``tars`` and ``data_files`` of ``identity()`` that exist on this machine;
         a source reading files named by templates or lists adds each of them."""
-        ident = self.identity()
-        found = []
-        for name in ("path", "tars", "data_files"):
-            value = ident.get(name)
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and item and Path(item).exists():
-                    found.append(Path(item))
-        return found
+        return [Path(item) for item in self._named() if Path(item).exists()]
 
     def urls(self) -> list[str]:
         """Every URL the source reads (``s3://...``), kept apart from a URL ``output.dir``
         (``config.urls.check_apart``): by default the ``path``, ``tars`` and
         ``data_files`` of ``identity()`` that are URLs."""
+        return [item for item in self._named() if is_url(item)]
+
+    def _named(self) -> Iterator[str]:
+        """The ``path``, ``tars`` and ``data_files`` of ``identity()``, each item."""
         ident = self.identity()
-        found = []
         for name in ("path", "tars", "data_files"):
             value = ident.get(name)
             for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and is_url(item):
-                    found.append(item)
-        return found
+                if isinstance(item, str) and item:
+                    yield item
 
     def inputs_fingerprint(self, start: int, stop: int) -> str:
         """A digest of the data samples ``start`` .. ``stop`` are read from, recorded in
