@@ -210,12 +210,20 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         if isinstance(obj.source, MixConfig):
             _type_parts(obj.source, obj.output.shard_size)
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", "") or "config"
-        msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
-        raise PipelineError(f"{key}: {msg}") from None
+        raise config_error(exc) from None
     assert isinstance(obj, Config)
     _derive_defaults(obj)
     return obj
+
+
+def config_error(exc: Exception, where: str = "") -> Exception:
+    """An OmegaConf error as a one-line ``PipelineError``: its key (under ``where``; else
+    ``where``, else "config") and the first line of its message."""
+    from pipeline.errors import PipelineError
+
+    key = getattr(exc, "full_key", "") or ""
+    msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
+    return PipelineError(f"{'.'.join(p for p in (where, key) if p) or 'config'}: {msg}")
 
 
 def _type_parts(mix: MixConfig, shard_size: int) -> None:
@@ -243,9 +251,7 @@ def _type_parts(mix: MixConfig, shard_size: int) -> None:
         try:
             typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), src))
         except OmegaConfBaseException as exc:
-            key = getattr(exc, "full_key", "") or ""
-            msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
-            raise PipelineError(f"{where}{'.' + key if key else ''}: {msg}") from None
+            raise config_error(exc, where) from None
         assert isinstance(typed, SourceConfig)
         if part.depth.min is not None:
             typed.depth.min = part.depth.min

@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.augment.augmenter import Augmenter
 from pipeline.augment.plan import known_output_size
-from pipeline.config.schema import AugmentConfig
+from pipeline.config.schema import AugmentConfig, config_error
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Augmented, Origin, Sample
 from pipeline.torch.reader import Stored
@@ -51,9 +51,7 @@ def augment_config(spec: AugmentSpec, seed: int | None = None) -> AugmentConfig 
             merged = OmegaConf.merge(OmegaConf.structured(AugmentConfig), data)
             obj = OmegaConf.to_object(merged)
         except OmegaConfBaseException as exc:
-            key = getattr(exc, "full_key", "") or "augment"
-            msg = " ".join(str(getattr(exc, "msg", exc)).splitlines()[0].split())
-            raise PipelineError(f"augment.{key}: {msg}") from None
+            raise config_error(exc, "augment") from None
         assert isinstance(obj, AugmentConfig)
         cfg = obj
     if seed is not None:
