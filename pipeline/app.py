@@ -184,15 +184,19 @@ def merge_cli(argv: list[str] | None = None) -> None:
 
 
 def verify_cli(argv: list[str] | None = None) -> None:
-    """``depth-pipeline-verify DIR``: every shard file against its manifest's sha256; one
-    line per damaged file on stderr and exit 2, else one line and exit 0."""
+    """``depth-pipeline-verify DIR|URL``: every shard file against its manifest's sha256,
+    the manifests and lists against ``dataset_info.json``; one line per damaged file on
+    stderr and exit 2, else one line and exit 0."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: depth-pipeline-verify DIR  (checks every shard file against its manifest)")
+        print(
+            "usage: depth-pipeline-verify DIR|URL  (checks every shard file against its "
+            "manifest, and the records against dataset_info.json)"
+        )
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
     from pipeline.dataset.verify import REPAIR, verify_dataset
 
-    root = Path(args[0])
+    root = args[0]
     checked, problems = _guarded(f"verifying {root}", lambda: verify_dataset(root))
     for line in problems:
         print(f"error: damaged: {line}; {REPAIR}", file=sys.stderr)

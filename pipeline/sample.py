@@ -50,7 +50,9 @@ class Sample:
 
     ``image`` is uint8 HxWx3 RGB, ``depth`` float32 HxW in metres with 0 = invalid,
     ``key`` is stable and unique (derived from the source), ``origin`` says where it was
-    read, ``camera`` the intrinsics of ``image`` (None when unknown).
+    read, ``camera`` the intrinsics of ``image`` (None when unknown), ``params`` the
+    parameters an earlier run of this tool applied (a sample read from its output; they
+    are carried into the new record, this run's transforms added by name).
     """
 
     key: str
@@ -58,6 +60,7 @@ class Sample:
     depth: np.ndarray
     origin: Origin = Origin("")
     camera: Camera | None = None
+    params: dict[str, Any] | None = None
 
 
 @dataclass

@@ -297,7 +297,7 @@ def test_webdataset_feeds_this_tools_output_back_in(tmp_path):
     assert list(b) == list(a) == [f"train/{i:06d}" for i in range(5)]
     for key in a:
         assert b[key]["png"] == a[key]["png"] and b[key]["depth.tiff"] == a[key]["depth.tiff"]
-    assert result.info.to_json()["source"]["num_tars"] == 3
+    assert result.info.to_json()["source"]["num_shards"] == 3
     assert result.info.to_json()["source"]["num_samples"] == 5
 
 
@@ -624,7 +624,8 @@ def test_cli_missing_path_is_one_line(tmp_path):
 
 def test_png16_output_fed_back_reads_as_metres(tmp_path):
     """Our png16 tars carry depth_scale in each .json: fed back in as a webdataset
-    source they give metres without source.depth_scale (an explicit setting wins)."""
+    source they give metres without source.depth_scale (an explicit setting is refused:
+    the records say each file's scale)."""
     plain = ["augment=none", "runtime.progress=false", "report.enabled=false"]
     first = tmp_path / "png16"
     size = ["source.height=96", "source.width=128", "source.num_samples=3"]
@@ -641,8 +642,6 @@ def test_png16_output_fed_back_reads_as_metres(tmp_path):
         assert tiff(rewritten[key]["depth.tiff"]).tobytes() == want.tobytes()
     explicit = tmp_path / "explicit"
     overrides = ["source=webdataset", f"source.path={first}", *plain]
-    run(make_cfg(explicit, *overrides, "source.depth_scale=0.002", small=False))
-    key = sorted(stored)[0]
-    mm = np.asarray(Image.open(io.BytesIO(stored[key]["depth.png"])))
-    got = tiff(read_tar(explicit / "train-000000.tar")[key]["depth.tiff"])
-    assert np.allclose(got, mm.astype(np.float32) * np.float32(0.002))
+    with pytest.raises(PipelineError, match="drop source.depth_scale"):
+        run(make_cfg(explicit, *overrides, "source.depth_scale=500", small=False))
+    assert not explicit.exists()

@@ -179,7 +179,8 @@ class Augmenter:
         if self.writes_mask:
             data["valid"] = np.full((height, width), self.mask_full, dtype=np.uint8)
         out = self.compose(**data)
-        params = {
+        params = dict(sample.params or {})  # an earlier run's, for its own output re-read
+        params |= {
             name: _jsonable(with_readout(t.params)) if t.params else None
             for name, t in zip(self.names, self.transforms)
         }

@@ -147,7 +147,8 @@ class HubConfig(UrlSourceConfig):
 class WebdatasetConfig(UrlSourceConfig):
     """Webdataset tars: ``columns`` are member extensions, alternatives split by ``|``."""
 
-    impl: ClassVar[str] = "pipeline.sources.webdataset:WebdatasetSource"
+    # an earlier output of this tool is read through the one reader (sources.written)
+    impl: ClassVar[str] = "pipeline.sources.written:open_webdataset"
     kind: str = "webdataset"
     columns: Columns = field(
         default_factory=lambda: Columns(

@@ -292,6 +292,9 @@ class DatasetInfo:
     timings: Timings
     # sha256 over every written file's sha256: identifies the content (the card's cache id)
     fingerprint: str = ""
+    # sha256 of the records the dataset vouches for beyond the shards: each shard manifest
+    # and the publish-time files (metadata.jsonl, trainer lists); checked by verify
+    checksums: dict[str, str] = field(default_factory=dict)
 
     RECORDS: ClassVar[dict[str, Any]] = {
         "counts": Counts,

@@ -1,65 +1,66 @@
-"""Shards checked against their manifests: every listed file present, its sha256 the one
-recorded. ``pipeline.read`` checks each shard before reading it, the merge every slice's
-shards, a resumed run the shards it keeps (``claim.finished``), and
-``depth-pipeline-verify DIR`` a whole dataset, one line per damaged file.
+"""Checking a written dataset against what its records vouch for: every shard file against
+its manifest's sha256 (``shard_files``, the check every reader makes when it first reads a
+shard), and the manifests and publish-time files (``metadata.jsonl``, the trainer lists)
+against the sha256 ``dataset_info.json`` records. ``depth-pipeline-verify DIR|URL`` runs it
+over a whole dataset, one line per damaged file; the merge checks every slice's shards.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pipeline.dataset.owned import inside
-from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
-from pipeline.dataset.writers import sha256_file
-from pipeline.errors import PipelineError
+from pipeline.dataset.reader import locate
+from pipeline.dataset.records import INFO_FILE, ShardManifest
+from pipeline.dataset.shard_files import REPAIR, ShardFiles, digest, manifest_rel, refuse
 
-REPAIR = "re-run the command that wrote it (the damaged shards are written again)"
+__all__ = ["REPAIR", "check_shard", "damaged", "verify_dataset"]
 
 
 def damaged(root: Path, manifest: ShardManifest) -> list[str]:
-    """What is wrong with the files of one shard, one line each ([] if nothing)."""
-    problems = []
-    for rel, digest in sorted(manifest.files.items()):
-        path = inside(root, rel)
-        if path is None:
-            problems.append(f"{rel}: shard {manifest.shard}'s manifest points outside {root}")
-        elif not path.is_file():
-            problems.append(f"{path}: missing (listed in shard {manifest.shard}'s manifest)")
-        elif sha256_file(path) != digest:
-            problems.append(
-                f"{path}: its bytes changed since shard {manifest.shard} was written "
-                f"(sha256 differs from its manifest)"
-            )
-    return problems
+    """What is wrong with the files of one shard in ``root``, one line each."""
+    return ShardFiles(root).damaged(manifest)
 
 
 def check_shard(root: Path, manifest: ShardManifest) -> None:
     """Refuse, in one line, a shard whose files do not match its manifest."""
-    problems = damaged(root, manifest)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise PipelineError(f"damaged dataset: {problems[0]}{more}; {REPAIR}")
+    refuse(damaged(root, manifest))
 
 
-def verify_dataset(root: Path) -> tuple[int, list[str]]:
-    """(files checked, one line per damaged file or record) for the dataset in ``root``."""
-    if not (root / INFO_FILE).is_file():
-        raise PipelineError(
-            f"{root} holds no finished depth-pipeline dataset (no {INFO_FILE}); give the "
-            f"output.dir of a finished run"
-        )
-    info = DatasetInfo.read(root)
-    checked, problems = 0, []
+def verify_dataset(
+    root: str | Path, storage_options: dict[str, Any] | None = None
+) -> tuple[int, list[str]]:
+    """(files checked, one line per damaged file or record) for the dataset at ``root``,
+    a directory or a URL (a URL's shards are fetched one at a time and hashed)."""
+    files = locate(root, storage_options, cache_shards=1)
+    info = files.info()
+    manifests = files.manifests([s["name"] for s in info.shards])
+    checked, problems, unreadable = 0, [], set()
     for shard in info.shards:
-        manifest = ShardManifest.read(root, shard["name"])
+        manifest = manifests[shard["name"]]
         if manifest is None:
-            problems.append(f"{ShardManifest.path(root, shard['name'])}: missing or unreadable")
+            unreadable.add(manifest_rel(shard["name"]))
+            problems.append(f"{files.where(manifest_rel(shard['name']))}: missing or unreadable")
             continue
         if manifest.files != shard.get("files", manifest.files):
             problems.append(
-                f"{ShardManifest.path(root, shard['name'])}: lists other files than "
+                f"{files.where(manifest_rel(shard['name']))}: lists other files than "
                 f"{INFO_FILE} says"
             )
         checked += len(manifest.files)
-        problems += damaged(root, manifest)
+        problems += files.check(manifest)
+    for rel, expected in sorted(info.checksums.items()):
+        if rel in unreadable:
+            continue  # said above
+        checked += 1
+        try:
+            data = files.read_bytes(rel)
+        except FileNotFoundError:
+            problems.append(f"{files.where(rel)}: missing (listed in {INFO_FILE})")
+            continue
+        if digest(data) != expected:
+            problems.append(
+                f"{files.where(rel)}: edited since the dataset was published (sha256 differs "
+                f"from {INFO_FILE})"
+            )
     return checked, problems

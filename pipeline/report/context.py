@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config.schema import Config
+from pipeline.dataset.reader import ReadSample
 from pipeline.dataset.records import DatasetInfo, SampleRecord, ShardManifest
 from pipeline.dataset.stats import Stats
 from pipeline.errors import PipelineError
@@ -66,8 +67,8 @@ class Context:
         return [copies_of(self.manifests, s.index)[:6] for s in rows]
 
     @cached_property
-    def shown(self) -> dict[str, Sample]:
-        """The written samples any picture shows, read back once."""
+    def shown(self) -> dict[str, ReadSample]:
+        """The written samples any picture shows, read back once (with their masks)."""
         keys = [s.key for s in self.chosen] + [c.key for g in self.copy_groups for c in g]
         keys += [s.key for chosen in self.part_chosen.values() for s in chosen]
         keys += [s.key for s in self.worst] if self.wants("most_invalid") else []

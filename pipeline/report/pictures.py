@@ -164,11 +164,9 @@ def _region_names(ctx: Context) -> dict[str, int]:
 
 
 def _regions(ctx: Context) -> Task | None:
-    from pipeline.report.samples import read_masks
-
     keys = [s.key for s in ctx.chosen if s.key in ctx.shown][: ctx.cfg.report.before_after_rows]
-    masks = read_masks(ctx.root, ctx.cfg, ctx.manifests, keys)
-    rows = [(k, ctx.shown[k].image, ctx.shown[k].depth, masks[k]) for k in keys if k in masks]
+    shown = [ctx.shown[k] for k in keys]
+    rows = [(s.key, s.image, s.depth, s.mask) for s in shown if s.mask is not None]
     if not rows:
         return None
     args = (rows, _region_names(ctx), _style(ctx), "evaluation regions (mask.png)")

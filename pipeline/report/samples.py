@@ -1,5 +1,5 @@
-"""The few samples a report shows: read back from the written shards (through the output
-layout), or from the source. Only the chosen keys are decoded.
+"""The few samples a report shows: read back from the written shards (through the one
+reader, ``dataset.reader``), or from the source. Only the chosen keys are decoded.
 
 The source is the run's own opened ``Source`` when the runner passes it (no second open:
 for a hub source that would re-import ``datasets`` and resolve the files again, ~2 s);
@@ -14,7 +14,9 @@ import numpy as np
 from pipeline.config.schema import Config
 from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
+from pipeline.dataset.reader import Reader, ReadSample
 from pipeline.dataset.records import SampleRecord, ShardManifest
+from pipeline.dataset.shard_files import CachedFiles, ShardFiles
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize, open_source
 
@@ -34,19 +36,21 @@ def copies_of(manifests: list[ShardManifest], index: int) -> list[SampleRecord]:
     return sorted(found, key=lambda s: s.copy)
 
 
+def written(root: Path, cfg: Config, manifests: list[ShardManifest]) -> Reader:
+    """The one reader over a dataset being published (its ``dataset_info.json`` is not
+    written yet): the run's own shards, just written, so not hashed again; a URL
+    output's uploaded shards are fetched into a small cache."""
+    layout = layout_for(cfg.output.format, root, cfg.output.prefix)
+    remote = store.remote_of(cfg.output)
+    files = ShardFiles(root) if remote is None else CachedFiles(remote, keep=1)
+    return Reader(layout, manifests, files, verify=False)
+
+
 def read_written(
     root: Path, cfg: Config, manifests: list[ShardManifest], keys: list[str]
-) -> dict[str, Sample]:
-    """Read these keys back from the written shards."""
-    layout = layout_for(cfg.output.format, root, cfg.output.prefix)
-    wanted, out = set(keys), {}
-    for m in manifests:
-        if not wanted & {s.key for s in m.samples}:
-            continue
-        with store.fetched(cfg.output, root, m.files):  # a URL output's uploaded shard
-            for key, (image, depth) in layout.read(m, wanted).items():
-                out[key] = Sample(key, image, depth)
-    return out
+) -> dict[str, ReadSample]:
+    """These keys read back from the written shards (image, depth, evaluation mask)."""
+    return {s.key: s for s in written(root, cfg, manifests).samples(keys)}
 
 
 def read_source(cfg: Config, indices: list[int], source: Source | None = None) -> dict[int, Sample]:
@@ -60,38 +64,4 @@ def read_source(cfg: Config, indices: list[int], source: Source | None = None) -
         for item in source.iter(index, index + 1):
             if isinstance(item, Sample):
                 out[index] = finalize(item, cfg.source)[0]
-    return out
-
-
-def read_masks(
-    root: Path, cfg: Config, manifests: list[ShardManifest], keys: list[str]
-) -> dict[str, np.ndarray]:
-    """The evaluation-region masks (``mask.png``, uint8) of these keys, where written."""
-    import tarfile
-
-    import cv2
-
-    from pipeline.dataset.layouts.folder import member_path
-
-    wanted, out = set(keys), {}
-    for m in manifests:
-        mine = wanted & {s.key for s in m.samples}
-        if not mine or "mask.png" not in m.members:
-            continue
-        found: dict[str, bytes] = {}
-        with store.fetched(cfg.output, root, m.files):
-            if cfg.output.format == "webdataset":
-                with tarfile.open(root / f"{m.shard}.tar") as tar:
-                    for member in tar:
-                        key, _, ext = member.name.partition(".")
-                        if key in mine and ext == "mask.png":
-                            found[key] = tar.extractfile(member).read()  # type: ignore[union-attr]
-            else:
-                for key in mine:
-                    if (path := root / member_path(key, "mask.png")).is_file():
-                        found[key] = path.read_bytes()
-        for key, data in found.items():
-            mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            if mask is not None:
-                out[key] = mask
     return out

@@ -16,7 +16,7 @@ from pipeline.dataset.claim import CARD, CARD_MARK, card_is_ours
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.owned import record_published, signed_card
 from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
-from pipeline.dataset.writers import atomic_write, write_error
+from pipeline.dataset.writers import atomic_write, sha256_file, write_error
 from pipeline.encode.depth import from_info
 from pipeline.run.faults import fault_point
 from pipeline.run.trace import mark
@@ -41,6 +41,8 @@ def publish(
         with store.fetched(cfg.output, root, layout.publish_reads(manifests)):
             layout.write_extra(manifests, info)
         written = [root / rel for rel in layout.extra_files()]
+        info.checksums = vouched(root, [ShardManifest.path(root, m.shard) for m in manifests])
+        info.checksums |= vouched(root, written)
         write_card(root, cfg, layout, info, _regions(manifests))
         fault_point("report")
         if cfg.report.enabled:
@@ -61,6 +63,11 @@ def publish(
         if exc.filename and not str(exc.filename).startswith(str(root)):
             raise  # not a write into output.dir (e.g. the report re-reading the source)
         raise write_error(exc, "the dataset card, report or dataset_info.json", root) from None
+
+
+def vouched(root: Path, paths: list[Path]) -> dict[str, str]:
+    """``{path relative to root: sha256}`` of these written records (checked by verify)."""
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in paths if p.is_file()}
 
 
 def mixture_lines(source: dict[str, Any]) -> str:

@@ -166,7 +166,12 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
     )
     camera = _usable_camera(key, sample.camera or cfg.fixed_camera(*depth.shape))
     out = Sample(
-        key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.origin, camera
+        key,
+        np.ascontiguousarray(image),
+        np.ascontiguousarray(depth),
+        sample.origin,
+        camera,
+        sample.params,
     )
     return out, counts
 

@@ -3,8 +3,11 @@ datasets, with the offline augmentation available on the fly.
 
 - ``DepthDataset(root, augment=None)``: map-style over any output format (webdataset,
   folder, filelist); pair it with ``DistributedSampler`` across ranks.
-- ``DepthShards(root, rank=, world_size=, shuffle=)``: iterable over webdataset shards,
-  split by rank and loader worker, each sample once per epoch; ``set_epoch(e)``.
+- ``DepthShards(root, rank=, world_size=, shuffle=)``: iterable over the shards of any
+  format, split by rank and loader worker, each sample once per epoch; ``set_epoch(e)``.
+- ``root`` is a directory or any fsspec URL (``s3://bucket/prefix``, with
+  ``storage_options=``): both read through the one reader (``pipeline.dataset.reader``),
+  which checks each shard's sha256 when it first reads it (``verify=False`` opts out).
 - ``collate``: stacks sample dicts; mixes samples with and without a camera.
 - ``augment=``: a preset (``"bts_nyu"``, ``"bts_kitti"``, ``"depth_anything"``,
   ``"metric3d"``, ``"seed"``), a YAML path, a transforms mapping or an ``AugmentConfig``;
@@ -13,12 +16,12 @@ datasets, with the offline augmentation available on the fly.
 The rest of the package never imports torch.
 """
 
+from pipeline.dataset.reader import Reader
 from pipeline.torch.datasets import DepthDataset, DepthShards, collate, to_tensors
 from pipeline.torch.online import augment_config, presets
-from pipeline.torch.reader import DatasetReader
 
 __all__ = [
-    "DatasetReader",
+    "Reader",
     "DepthDataset",
     "DepthShards",
     "augment_config",

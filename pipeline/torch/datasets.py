@@ -1,6 +1,6 @@
-"""The torch datasets: ``DepthDataset`` (map-style, any output format) and ``DepthShards``
-(iterable over webdataset shards, split by rank and loader worker), their sample dict and
-``collate``.
+"""The torch datasets: ``DepthDataset`` (map-style) and ``DepthShards`` (iterable, split
+by rank and loader worker) over any output format, local or at a URL; their sample dict
+and ``collate``.
 
 A sample is a dict of tensors and tags::
 
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from pipeline.dataset.reader import Reader
 from pipeline.errors import PipelineError
 from pipeline.torch.online import AugmentSpec, Online, OnlineAugment, augment_config
-from pipeline.torch.reader import DatasetReader
 
 STACKED = ("image", "depth", "valid", "eval_mask", "K", "has_camera")
 
@@ -57,7 +57,7 @@ def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str
         "K": k,
         "has_camera": torch.tensor(cam is not None),
         "key": item.stored.key,
-        "dataset": item.stored.record.get("dataset") or dataset,  # a mixture's part
+        "dataset": item.stored.dataset or dataset,  # a mixture's part
         "index": item.stored.index,
         "epoch": epoch,
     }
@@ -96,8 +96,10 @@ class _Base:
         seed: int | None = None,
         dataset: str | None = None,
         return_params: bool = False,
+        storage_options: dict[str, Any] | None = None,
+        verify: bool = True,
     ) -> None:
-        self.reader = DatasetReader(root)
+        self.reader = Reader.open(root, storage_options, verify)
         self.online = OnlineAugment(augment_config(augment, seed))
         self.online.check(self.reader.info.image_size)
         self.dataset = dataset or str(self.reader.info.config["source"].get("kind", "data"))
@@ -128,9 +130,11 @@ class DepthDataset(_Base, Dataset):
 
 
 class DepthShards(_Base, IterableDataset):
-    """Iterable over the webdataset shards of ``root``: each (rank, loader worker) part
-    reads a contiguous run of the epoch's shard order (sizes differ by at most one
-    sample), so every sample comes once per epoch across all ranks and workers.
+    """Iterable over the shards of ``root`` (any format, a directory or a URL): each
+    (rank, loader worker) part reads a contiguous run of the epoch's shard order (sizes
+    differ by at most one sample), so every sample comes once per epoch across all ranks
+    and workers. ``storage_options`` reach the filesystem of a URL; ``verify=False`` skips
+    the sha256 check of each shard when it is first read.
 
     ``rank`` / ``world_size`` default to ``torch.distributed`` when it is initialised
     (else 0 / 1). ``shuffle``: the shard order and a buffer of ``buffer`` samples are
@@ -151,13 +155,10 @@ class DepthShards(_Base, IterableDataset):
         shuffle: bool = False,
         buffer: int = 64,
         shuffle_seed: int = 0,
+        storage_options: dict[str, Any] | None = None,
+        verify: bool = True,
     ) -> None:
-        super().__init__(root, augment, seed, dataset, return_params)
-        if self.reader.format != "webdataset":
-            raise PipelineError(
-                f"{root}: DepthShards reads webdataset shards, this dataset is "
-                f"output.format={self.reader.format}; use DepthDataset (map-style)"
-            )
+        super().__init__(root, augment, seed, dataset, return_params, storage_options, verify)
         dist = torch.distributed
         ready = dist.is_available() and dist.is_initialized()
         if rank is None:

@@ -22,9 +22,9 @@ from omegaconf.errors import OmegaConfBaseException
 from pipeline.augment.augmenter import Augmenter
 from pipeline.augment.plan import known_output_size
 from pipeline.config.schema import AugmentConfig, config_error
+from pipeline.dataset.reader import ReadSample
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Augmented, Origin, Sample
-from pipeline.torch.reader import Stored
 
 CONF_AUGMENT = Path(__file__).resolve().parents[2] / "conf" / "augment"
 AugmentSpec = AugmentConfig | Mapping[str, Any] | str | Path | None
@@ -88,7 +88,7 @@ def _plain(spec: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 class Online:
     """One sample as the trainer gets it, before tensors."""
 
-    stored: Stored
+    stored: ReadSample
     sample: Augmented
     params: dict[str, Any] | None  # {transform: applied params or None}, None = no augment
 
@@ -118,9 +118,9 @@ class OnlineAugment:
         if one_size and all(isinstance(n, int) for n in image_size):
             known_output_size(self.cfg, *image_size)
 
-    def __call__(self, stored: Stored, epoch: int) -> Online:
-        source_record = stored.record.get("source") or {}
-        origin = Origin(str(source_record.get("kind", "")), str(source_record.get("location", "")))
+    def __call__(self, stored: ReadSample, epoch: int) -> Online:
+        source = stored.record.source
+        origin = Origin(source.kind, source.location, stored.dataset, stored.data_type)
         augmenter = self.augmenter
         if augmenter is None:
             passed = Augmented(

@@ -1,7 +1,8 @@
-"""Output formats. One ``Layout`` per format owns its on-disk shape: shard and member
-names, the writer of a shard, the dataset card's description and loading header, which
-files it owns (for resume and overwrite) and how samples are read back (the report,
-``pipeline.read``).
+"""Output formats. One ``Layout`` per format owns its on-disk shape in both directions:
+shard and member names, the writer of a shard, the dataset card's description and loading
+header, which files it owns (for resume and overwrite) and where a written sample's
+members are read back from (``members``, ``member_index``), which ``dataset.reader``
+decodes for every consumer (``pipeline.read``, ``pipeline.torch``, the report, verify).
 
 A new output format = one module here + an entry in ``LAYOUTS`` + a member of
 ``config.OutputFormat`` + ``conf/output/<name>.yaml``.
@@ -12,9 +13,9 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -29,8 +30,8 @@ LAYOUTS = {
     "folder": "pipeline.dataset.layouts.folder:FolderLayout",
     "filelist": "pipeline.dataset.layouts.filelist:FilelistLayout",
 }
-# One written sample read back: key, image uint8 HxWx3, depth float32 metres, JSON record.
-ReadSample = tuple[str, np.ndarray, np.ndarray, dict[str, Any]]
+# One written sample's stored members by extension (``png``, ``depth.tiff``, ``json``...).
+Members = dict[str, bytes]
 
 
 class Layout:
@@ -85,17 +86,16 @@ class Layout:
         would otherwise share (stale) cached rows."""
         return ""
 
-    def samples(
-        self, manifest: ShardManifest, keys: set[str] | None = None
-    ) -> Iterator[ReadSample]:
-        """The samples of one shard (only ``keys`` if given), decoded from disk in order."""
+    def members(
+        self, base: Path, manifest: ShardManifest, keys: set[str]
+    ) -> Iterator[tuple[str, Members]]:
+        """The stored members of these keys of one shard under ``base``, in shard order,
+        each shard file read front to back once."""
         raise NotImplementedError
 
-    def read(
-        self, manifest: ShardManifest, keys: set[str]
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{key: (image, depth)}`` for these keys of one shard, decoded from disk."""
-        return {key: (image, depth) for key, image, depth, _ in self.samples(manifest, keys)}
+    def member_index(self, base: Path, manifest: ShardManifest) -> Callable[[str], Members]:
+        """Random access to one shard's samples by key (locations are looked up once)."""
+        raise NotImplementedError
 
 
 def card_config(split: str, info: DatasetInfo, paths: list[str], root: Path) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.dataset.layouts import Layout, ReadSample, card_config, decode_depth
+from pipeline.dataset.layouts import Layout, Members, card_config
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode import codecs
@@ -121,16 +121,29 @@ class FolderLayout(Layout):
     def card_header(self, split: str, info: DatasetInfo) -> str:
         return f"---\n{card_config(split, info, [METADATA, 'image/**'], self.root)}---\n"
 
-    def samples(
-        self, manifest: ShardManifest, keys: set[str] | None = None
-    ) -> Iterator[ReadSample]:
-        files = files_by_key(manifest)
+    def members(
+        self, base: Path, manifest: ShardManifest, keys: set[str]
+    ) -> Iterator[tuple[str, Members]]:
+        read = self.member_index(base, manifest)
         for s in manifest.samples:
-            if keys is not None and s.key not in keys:
-                continue
-            f = files[s.key]
-            record = json.loads((self.root / f["meta"]).read_bytes())
-            image = codecs.decode(f["image"], (self.root / f["image"]).read_bytes())
-            depth_data = (self.root / f["depth"]).read_bytes()
-            depth = decode_depth(f["depth"], depth_data, record.get("depth_scale", 1.0))
-            yield s.key, image, depth, record
+            if s.key in keys:
+                yield s.key, read(s.key)
+
+    def member_index(self, base: Path, manifest: ShardManifest) -> Callable[[str], Members]:
+        files = files_by_key(manifest)
+
+        def read(key: str) -> Members:
+            return {member_ext(rel): (base / rel).read_bytes() for rel in files[key].values()}
+
+        return read
+
+
+def member_ext(rel: str) -> str:
+    """The member extension of a written file (``depth/k.tiff`` -> ``depth.tiff``): the
+    inverse of ``member_path``."""
+    sub, _, name = rel.partition("/")
+    last = name.rpartition(".")[2]
+    for ext, folder in SUBDIRS.items():
+        if folder == sub and ext.rpartition(".")[2] == last:
+            return ext
+    return f"{sub}.{last}"

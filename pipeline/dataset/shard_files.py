@@ -1,0 +1,249 @@
+"""Where a written dataset's shard files are read from: its directory, or a local cache of
+the objects under a URL (``s3://bucket/prefix``, any fsspec URL).
+
+``ShardFiles.ensure(manifest)`` makes one shard's files present under ``base`` and, when
+asked, checks them against the manifest's sha256 once: a local shard the first time this
+process reads it, a remote one each time it is fetched. A damaged shard is one line naming
+the file (or the object's URL). The cache holds at most ``keep`` shards per process (least
+recently used leave first) in a temporary directory removed when the reader goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from pipeline.dataset.owned import inside
+from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
+from pipeline.dataset.writers import sha256_file
+from pipeline.errors import PipelineError
+
+REPAIR = "re-run the command that wrote it (the damaged shards are written again)"
+
+
+class ShardFiles:
+    """A local dataset directory: the files are where the manifests say."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._checked: set[str] = set()
+
+    def where(self, rel: str) -> str:
+        """How a message names the file ``rel`` (a path, or a URL)."""
+        return str(self.base / rel)
+
+    @property
+    def root(self) -> str:
+        """The dataset's location as given (a directory, or a URL)."""
+        return str(self.base)
+
+    def read_bytes(self, rel: str) -> bytes:
+        """A record file of the dataset (``dataset_info.json``, a manifest, a list)."""
+        return (self.base / rel).read_bytes()
+
+    def info(self) -> DatasetInfo:
+        """``dataset_info.json``; one line if absent or invalid."""
+        try:
+            data = self.read_bytes(INFO_FILE)
+        except FileNotFoundError:
+            raise PipelineError(
+                f"{self.root} holds no finished depth-pipeline dataset (it has no {INFO_FILE}, "
+                f"which a run writes last): give the output.dir of a finished run, or re-run "
+                f"the pipeline to finish it"
+            ) from None
+        except OSError as exc:
+            raise PipelineError(f"{self.where(INFO_FILE)}: cannot be read ({exc})") from None
+        try:
+            return DatasetInfo.from_json(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PipelineError(
+                f"{self.where(INFO_FILE)}: not a valid {INFO_FILE} ({exc})"
+            ) from None
+
+    def manifests(self, shards: list[str]) -> dict[str, ShardManifest | None]:
+        """The manifests of these shards (None where missing or unreadable)."""
+        out: dict[str, ShardManifest | None] = {}
+        for shard in shards:
+            try:
+                out[shard] = parse_manifest(self.read_bytes(manifest_rel(shard)))
+            except OSError:
+                out[shard] = None
+        return out
+
+    def check(self, manifest: ShardManifest) -> list[str]:
+        """Every file of one shard against its sha256 (what ``depth-pipeline-verify`` does)."""
+        return self.damaged(manifest)
+
+    def stamps(self, rels: list[str]) -> str:
+        """A digest of these files' sizes and modification times (ETags at a URL): it
+        changes when any of them is rewritten, without reading them."""
+        h = hashlib.sha256()
+        for rel in sorted(rels):
+            path = inside(self.base, rel)
+            st = path.stat() if path is not None and path.exists() else None
+            h.update(f"{rel}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+    def ensure(self, manifest: ShardManifest, verify: bool) -> None:
+        """The shard's files present under ``base``; with ``verify``, checked once."""
+        if verify and manifest.shard not in self._checked:
+            refuse(self.damaged(manifest))
+            self._checked.add(manifest.shard)
+
+    def damaged(self, manifest: ShardManifest) -> list[str]:
+        """What is wrong with the files of one shard, one line each ([] if nothing)."""
+        problems = []
+        for rel, digest in sorted(manifest.files.items()):
+            path = inside(self.base, rel)
+            if path is None:
+                problems.append(f"{rel}: shard {manifest.shard}'s manifest points outside")
+            elif not path.is_file():
+                problems.append(
+                    f"{self.where(rel)}: missing (listed in shard {manifest.shard}'s manifest)"
+                )
+            elif sha256_file(path) != digest:
+                problems.append(changed(self.where(rel), manifest.shard))
+        return problems
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_checked": set()}  # each process checks what it reads
+
+
+class CachedFiles(ShardFiles):
+    """The objects under a URL, fetched a shard at a time into a bounded local cache."""
+
+    def __init__(self, remote: Any, keep: int = 2, cache_dir: Path | None = None) -> None:
+        super().__init__(Path())
+        self.remote = remote  # a dataset.store.Remote (picklable; its filesystem is lazy)
+        self.keep = max(1, keep)
+        self.cache_dir = cache_dir
+        self._held: OrderedDict[str, list[str]] = OrderedDict()
+        self._dir: Path | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_held": OrderedDict(), "_dir": None}
+
+    def where(self, rel: str) -> str:
+        return self.remote.path(rel)
+
+    @property
+    def root(self) -> str:
+        return str(self.remote.url)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.remote.read_bytes(rel)
+
+    def manifests(self, shards: list[str]) -> dict[str, ShardManifest | None]:
+        """Fetched concurrently (one fsspec ``cat`` call): a dataset of many shards opens
+        in about one round trip."""
+        fs = self.remote.fs
+        paths = {fs._strip_protocol(self.remote.path(manifest_rel(s))): s for s in shards}
+        got = fs.cat(list(paths), on_error="return") if paths else {}
+        got = {fs._strip_protocol(path): data for path, data in got.items()}
+        out: dict[str, ShardManifest | None] = {}
+        for path, shard in paths.items():
+            data = got.get(path)
+            out[shard] = parse_manifest(data) if isinstance(data, bytes) else None
+        return out
+
+    def stamps(self, rels: list[str]) -> str:
+        """One listing of the prefix: each object's size and version (ETag)."""
+        from pipeline.config.urls import version
+
+        fs, base = self.remote.fs, self.remote.fs._strip_protocol(self.remote.url).rstrip("/")
+        found = {
+            fs._strip_protocol(name)[len(base) + 1 :]: f"{info.get('size')}|{version(info)}"
+            for name, info in fs.find(self.remote.url, detail=True).items()
+        }
+        h = hashlib.sha256()
+        for rel in sorted(rels):
+            h.update(f"{rel}\0{found.get(rel)}\n".encode())
+        return h.hexdigest()[:16]
+
+    def check(self, manifest: ShardManifest) -> list[str]:
+        problems = self.fetch(manifest) or self.damaged(manifest)
+        self.drop(manifest)
+        return problems
+
+    @property
+    def local(self) -> Path:
+        """This process's cache directory (made on first use, removed with the reader)."""
+        if self._dir is None:
+            if self.cache_dir is not None:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self._dir = Path(tempfile.mkdtemp(prefix="depth-pipeline-read-", dir=self.cache_dir))
+            weakref.finalize(self, shutil.rmtree, str(self._dir), True)
+            self.base = self._dir
+        return self._dir
+
+    def ensure(self, manifest: ShardManifest, verify: bool) -> None:
+        if manifest.shard in self._held:
+            self._held.move_to_end(manifest.shard)
+            return
+        while len(self._held) >= self.keep:
+            _, rels = self._held.popitem(last=False)
+            for rel in rels:
+                (self.local / rel).unlink(missing_ok=True)
+        problems = self.fetch(manifest)
+        if verify and not problems:
+            problems = self.damaged(manifest)
+        if problems:
+            self.drop(manifest)
+            refuse(problems)
+        self._held[manifest.shard] = list(manifest.files)
+
+    def fetch(self, manifest: ShardManifest) -> list[str]:
+        """Download the shard's files (one call: fsspec fetches them concurrently)."""
+        rels = [rel for rel in manifest.files if inside(self.local, rel) is not None]
+        for rel in rels:
+            (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.remote.fs.get(
+                [self.remote.path(rel) for rel in rels], [str(self.local / rel) for rel in rels]
+            )
+        except FileNotFoundError:
+            return [
+                f"{self.where(rel)}: missing (listed in shard {manifest.shard}'s manifest)"
+                for rel in rels
+                if not self.remote.fs.exists(self.remote.path(rel))
+            ] or [f"{self.where(rels[0])}: could not be fetched"]
+        return []
+
+    def drop(self, manifest: ShardManifest) -> None:
+        """Remove a shard's cached files (after checking it, or when it was refused)."""
+        self._held.pop(manifest.shard, None)
+        for rel in manifest.files:
+            if inside(self.local, rel) is not None:
+                (self.local / rel).unlink(missing_ok=True)
+
+
+def manifest_rel(shard: str) -> str:
+    return ShardManifest.path(Path(), shard).as_posix()
+
+
+def parse_manifest(data: bytes) -> ShardManifest | None:
+    try:
+        return ShardManifest.from_json(json.loads(data))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def changed(where: str, shard: str) -> str:
+    return f"{where}: its bytes changed since shard {shard} was written (sha256 differs)"
+
+
+def refuse(problems: list[str]) -> None:
+    """One ``PipelineError`` line for the first problem of a damaged shard."""
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PipelineError(f"damaged dataset: {problems[0]}{more}; {REPAIR}")
