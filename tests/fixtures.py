@@ -120,7 +120,7 @@ def bts_list(
         Image.fromarray(image).save(root / scene / f"rgb_{i:05d}.png")
         Image.fromarray(mm).save(root / scene / f"sync_depth_{i:05d}.png")
         lines.append(f"/{scene}/rgb_{i:05d}.png /{scene}/sync_depth_{i:05d}.png {focal}")
-        out[f"{scene}/rgb_{i:05d}"] = (image, mm.astype(np.float32) * np.float32(0.001))
+        out[f"{scene}/rgb_{i:05d}"] = (image, mm.astype(np.float32) / np.float32(1000))
     Image.fromarray(pairs[0][0]).save(root / "scene_0000" / "rgb_99999.png")
     lines.insert(3, "/scene_0000/rgb_99999.png None 518.8579")
     (root / "train_files_with_gt.txt").write_text("\n".join(lines) + "\n")
@@ -151,7 +151,7 @@ def kitti_tree(root: Path, shape: tuple[int, int] = (H, W), frames: int = 3) -> 
             stored = np.rint(depth * 256).astype(np.uint16)
             Image.fromarray(stored).save(gt / f"{frame:010d}.png")
             key = f"{date}/{drive}/{cam}/data/{frame:010d}"
-            out[key] = (image, stored.astype(np.float32) * np.float32(1 / 256))
+            out[key] = (image, stored.astype(np.float32) / np.float32(256))
     return out
 
 
@@ -164,5 +164,5 @@ def folder_mm(root: Path, n: int = 5, shape: tuple[int, int] = (H, W)) -> Sample
         mm = np.rint(depth * 1000).astype(np.uint16)
         Image.fromarray(image).save(root / "image" / f"room_{i:03d}.png")
         Image.fromarray(mm).save(root / "depth" / f"room_{i:03d}.png")
-        out[f"room_{i:03d}"] = (image, mm.astype(np.float32) * np.float32(0.001))
+        out[f"room_{i:03d}"] = (image, mm.astype(np.float32) / np.float32(1000))
     return out

@@ -47,11 +47,11 @@ def test_millimetre_folder_read_as_metres_stops_with_the_fix(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "source (folder) sample room_000" in lines[0]
-    assert "looks like millimetres: set source.depth_scale=0.001" in lines[0]
+    assert "looks like millimetres: set source.depth_scale=1000" in lines[0]
     assert "runtime.checks.units=false" in lines[0]
     assert not (tmp_path / "out").exists()
     # the fix passes, and the documented key accepts the values as they are
-    assert run_cli(*args, "source.depth_scale=0.001").returncode == 0
+    assert run_cli(*args, "source.depth_scale=1000").returncode == 0
     accepted = run_cli(*args[:2], f"output.dir={tmp_path / 'out2'}", *args[3:],
                        "runtime.checks.units=false")  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr

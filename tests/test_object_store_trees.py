@@ -44,7 +44,7 @@ CLI = [
     "augment.transforms.crop.height=64",
     "augment.transforms.crop.width=96",
 ]
-FOLDER = ["source=folder", "source.depth_path='depth/{key}.png'", "source.depth_scale=0.001"]
+FOLDER = ["source=folder", "source.depth_path='depth/{key}.png'", "source.depth_scale=1000"]
 
 
 def test_a_folder_in_s3_gives_the_bytes_of_the_local_folder_and_resumes(s3, tmp_path):
@@ -181,7 +181,7 @@ def test_each_part_of_a_mixture_reaches_its_own_store(s3, tmp_path):
     def part(name: str, path: str, endpoint: str | None) -> list[str]:
         at = f"source.parts.{name}.source"
         out = [f"+source@{at}=folder", f"{at}.path={path}", f"{at}.depth_path='depth/{{key}}.png'",
-               f"{at}.depth_scale=0.001"]  # fmt: skip
+               f"{at}.depth_scale=1000"]  # fmt: skip
         return out + ([f"{at}.endpoint_url={endpoint}"] if endpoint else [])
 
     local_parts = [*part("a", f"{tmp_path}/mine", None), *part("b", f"{tmp_path}/other", None)]

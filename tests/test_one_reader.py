@@ -151,7 +151,7 @@ def test_a_mixture_fed_back_keeps_its_tags_camera_and_params(tmp_path):
         "+source@source.parts.mine.source=folder",
         f"source.parts.mine.source.path={tmp_path / 'mm'}",
         'source.parts.mine.source.depth_path="depth/{stem}.png"',
-        "source.parts.mine.source.depth_scale=0.001",
+        "source.parts.mine.source.depth_scale=1000",
         "source.parts.mine.data_type=lidar",
         "source.num_samples=6",
         "augment.transforms.crop.height=64",

@@ -656,7 +656,7 @@ MERGE = "depth-pipeline-merge /shared/datasets/nyu_aug"
 COMMANDS: dict[str, Spec] = {
     "make run": Spec(check_make_run),
     "depth-pipeline source=folder source.path=s3://lab-data/mine 'source.depth_path=\"depth/"
-    "{key}.png\"' source.depth_scale=0.001 output.dir=s3://my-bucket/mine_aug": Spec(
+    "{key}.png\"' source.depth_scale=1000 output.dir=s3://my-bucket/mine_aug": Spec(
         check_folder_in_s3, before=upload_mine
     ),
     "make help": Spec(check_make_help),
@@ -704,7 +704,7 @@ COMMANDS: dict[str, Spec] = {
         check_webdataset_fed_back, extra=("source.limit=4",)
     ),
     "depth-pipeline source=folder source.path=/data/mine 'source.depth_path=\"depth/{key}.png\"' "
-    "source.depth_scale=0.001": Spec(from_source("folder")),
+    "source.depth_scale=1000": Spec(from_source("folder")),
     "depth-pipeline +augment.transforms.canon._target_=pipeline.transforms.CanonicalCamera "
     "+augment.transforms.canon.mode=depth +augment.transforms.canon.focal=1000": Spec(
         check_canonical_camera
@@ -1154,11 +1154,11 @@ def test_where_things_go_dir_names_are_the_ones_the_tool_makes(session):
     path: spelled out, ``--`` and a hash)."""
     text = " ".join(README.read_text().split())
     plain = re.search(r"\(`(augment\.copies=4 source\.num_samples=24)` → `([\w.-]+)`\)", text)
-    hashed = re.search(r"e\.g\. `(source\.depth_scale-0\.001_source\.path-_data_mine--\w+)`", text)
+    hashed = re.search(r"e\.g\. `(source\.depth_scale-1000_source\.path-_data_mine--\w+)`", text)
     for overrides, name in (
         (plain[1].split(), f"synthetic/{plain[2]}"),
         (
-            ["source=folder", "source.path=/data/mine", "source.depth_scale=0.001"],
+            ["source=folder", "source.path=/data/mine", "source.depth_scale=1000"],
             f"folder/{hashed[1]}",
         ),
     ):

@@ -372,15 +372,15 @@ def test_webdataset_from_other_tools_png16_npy_jpg_and_dotted_keys(tmp_path, rng
         ],
     )
     out = tmp_path / "out"
-    # the metre TIFF at x0.001 on purpose (the scale applies to every member): accepted
-    scaled = ("source.depth_scale=0.001", "runtime.checks.units=false")
+    # the metre TIFF / 1000 on purpose (the scale applies to every member): accepted
+    scaled = ("source.depth_scale=1000", "runtime.checks.units=false")
     run(cfg(out, "source=webdataset", f"source.path={tmp_path}/*.tar", *scaled))
     got = samples_of(out)
     assert list(got) == ["scene_1/f0", "scene_1/f1", "scene_2/f0"]
     assert np.array_equal(png_rgb(got["scene_1/f0"]["png"]), images[0])
-    want = mm.astype(np.float32) * np.float32(0.001)
+    want = mm.astype(np.float32) / np.float32(1000)
     assert tiff(got["scene_1/f0"]["depth.tiff"]).tobytes() == want.tobytes()
-    assert tiff(got["scene_1/f1"]["depth.tiff"]).tobytes() == (metres * np.float32(0.001)).tobytes()
+    assert tiff(got["scene_1/f1"]["depth.tiff"]).tobytes() == (metres / np.float32(1000)).tobytes()
     assert tiff(got["scene_2/f0"]["depth.tiff"]).tobytes() == want.tobytes()
     assert png_rgb(got["scene_2/f0"]["png"]).shape == (H, W, 3)
 
@@ -497,12 +497,12 @@ def test_folder_mm_png16_npy_and_masks_with_sanitized_keys(tmp_path, rng):
         "source.image_regex='^(?P<key>.+/[^_/]+)\\.png$'",
         "source.depth_path='{dir}/{stem}_depth.png'",  # Hydra needs braces quoted
         "source.mask_path='{dir}/{stem}_valid.png'",
-        "source.depth_scale=0.001",
+        "source.depth_scale=1000",
     ]
     run(cfg(tmp_path / "o", *overrides))
     got = samples_of(tmp_path / "o")
     assert list(got) == ["rgb/room_a/a", "rgb/room_a/b_1"]
-    want = mm.astype(np.float32) * np.float32(0.001)
+    want = mm.astype(np.float32) / np.float32(1000)
     want[:2] = 0
     assert tiff(got["rgb/room_a/b_1"]["depth.tiff"]).tobytes() == want.tobytes()
 

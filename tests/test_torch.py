@@ -110,7 +110,7 @@ def test_folder_and_filelist_outputs_read_like_the_webdataset_one(base, tmp_path
 def test_a_batch_mixing_samples_with_and_without_a_camera_collates(base, tmp_path):
     fixtures.folder_mm(tmp_path / "src", n=4)
     source = ["source=folder", f"source.path={tmp_path / 'src'}"]
-    depth = ['source.depth_path="depth/{stem}.png"', "source.depth_scale=0.001"]
+    depth = ['source.depth_path="depth/{stem}.png"', "source.depth_scale=1000"]
     plain = tmp_path / "no_camera"
     run(make_cfg(plain, *source, *depth, "augment=none", *QUIET, small=False))
     mixed = ConcatDataset([DepthDataset(base, dataset="nyu"), DepthDataset(plain, dataset="mine")])

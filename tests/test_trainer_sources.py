@@ -156,7 +156,7 @@ def test_bts_list_with_leading_slashes_none_depth_and_focal(tmp_path):
     assert sorted(got) == sorted(samples) and len(got) == 7
     for key, (image, depth) in samples.items():
         assert np.array_equal(got[key][0], image)
-        assert got[key][1].tobytes() == depth.tobytes()  # millimetres x 0.001
+        assert got[key][1].tobytes() == depth.tobytes()  # millimetres / 1000
         camera = {k: got[key][2]["camera"][k] for k in ("fx", "fy", "cx", "cy")}
         assert camera == {"fx": 520.5, "fy": 520.5, "cx": 63.5, "cy": 47.5}
     identity = result.info.source

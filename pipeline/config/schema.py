@@ -279,7 +279,7 @@ def _sources(source: SourceConfig) -> list[SourceConfig]:
 def _png16_scale(source: SourceConfig) -> float:
     """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
     KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
-    return round(1.0 / source.scale, 6) if 0 < source.scale < 1 else 1000.0
+    return source.scale if source.scale > 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -65,7 +65,7 @@ class SourceConfig:
 
     @property
     def scale(self) -> float:
-        """Raw depth value x scale = metres."""
+        """Stored depth value / scale = metres (the trainers' ``depth_scale``)."""
         return 1.0
 
     def fixed_camera(self, height: int, width: int) -> Camera | None:
@@ -95,7 +95,7 @@ class FileSourceConfig(SourceConfig):
     """Sources read from ``path`` (a file, a directory, a glob or a hub repo id)."""
 
     path: str = MISSING
-    depth_scale: float = 1.0  # raw depth value x depth_scale = metres (0.001 mm, 1/256 KITTI)
+    depth_scale: float = 1.0  # stored value / depth_scale = metres (1000 mm PNG, 256 KITTI)
     camera: CameraConfig = field(default_factory=CameraConfig)
 
     @property
@@ -202,11 +202,12 @@ class FilelistConfig(UrlSourceConfig):
     kind: str = "filelist"
     image_root: str | None = None
     depth_root: str | None = None
-    depth_scale: float = 0.001  # PNG value x depth_scale = metres (NYU mm; KITTI 1/256)
+    depth_scale: float = 1000.0  # PNG value / depth_scale = metres (NYU mm; KITTI 256)
 
     @property
     def scale(self) -> float:
-        """Metric3D lists carry their own depth_scale per record (applied when read)."""
+        """Metric3D lists carry their own depth_scale per record (applied when read;
+        ``depth_scale`` is the default for a record without one)."""
         return 1.0 if self.path.endswith((".json", ".jsonl")) else self.depth_scale
 
 

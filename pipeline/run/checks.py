@@ -97,7 +97,7 @@ def validate(cfg: Config) -> None:
         table += [
             (
                 math.isfinite(src.depth_scale) and src.depth_scale > 0,
-                "source.depth_scale must be > 0 (raw value x depth_scale = metres)",
+                "source.depth_scale must be > 0 (stored value / depth_scale = metres)",
             ),
             (
                 all(v is None or (math.isfinite(v) and v > 0) for v in (c.fx, c.fy)),

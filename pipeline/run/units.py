@@ -1,9 +1,10 @@
-"""The depth of the first samples, checked before output.dir is touched: a unit that looks
-wrong (millimetres read as metres, a scale applied twice, nearly every value outside
-``source.depth.min/max``) and a rule that would zero most of a sample's valid depth (the
-range, the png16 scale) stop the run in one line naming the source, the sample key and the
-key to set. ``runtime.checks.units=false`` accepts the units; ``runtime.checks.max_dropped``
-sets how much a rule may zero."""
+"""The depth of the first samples, checked before output.dir is touched: a
+``source.depth_scale`` written with its old multiplying meaning (below 1 on integer depth:
+always checked), a unit that looks wrong (millimetres read as metres, a scale applied
+twice, nearly every value outside ``source.depth.min/max``) and a rule that would zero
+most of a sample's valid depth (the range, the png16 scale) stop the run in one line naming
+the source, the sample key and the key to set. ``runtime.checks.units=false`` accepts the
+units; ``runtime.checks.max_dropped`` sets how much a rule may zero."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipeline.encode.depth import depth_encoding
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize
+from pipeline.sources.depth_scale import MEANING, old_meaning
 
 FIRST = 3  # samples read for the check
 FAR = 1000.0  # metres: a median beyond this is no camera's depth
@@ -40,11 +42,9 @@ class Look:
 
 
 def check_first(cfg: Config, source: Source, n_inputs: int) -> None:
-    """Units and drops on the first samples of the source, or of every part of a mixture
-    (each with its own scale and range; bad samples are left to the run)."""
+    """The scale's meaning, units and drops on the first samples of the source, or of every
+    part of a mixture (each with its own scale and range; bad samples are left to the run)."""
     checks = cfg.runtime.checks
-    if not checks.units and checks.max_dropped >= 1:
-        return
     parts = getattr(cfg.source, "parts", None) or {"": None}
     looked: dict[str, int] = {}
     for item in source.iter(0, min(FIRST * len(parts), n_inputs)):
@@ -55,6 +55,11 @@ def check_first(cfg: Config, source: Source, n_inputs: int) -> None:
             continue
         looked[part] = looked.get(part, 0) + 1
         part_cfg = cfg.source.part(part)
+        old = old_meaning(part_cfg.scale, np.asarray(item.depth).dtype)
+        if old:
+            raise PipelineError(_in_part(f"{_where(part_cfg, item.key)}: {old}", part))
+        if not checks.units and checks.max_dropped >= 1:
+            continue
         try:
             sample, counts = finalize(item, cfg.source)
         except SampleError:
@@ -77,7 +82,7 @@ def _in_part(line: str, part: str) -> str:
 
 def _look(raw: Sample, sample: Sample, out_of_range: int, cfg: SourceConfig) -> Look:
     depth = np.asarray(raw.depth)
-    scaled = depth.astype(np.float32) * np.float32(cfg.scale)
+    scaled = depth.astype(np.float32) / np.float32(cfg.scale)
     with np.errstate(invalid="ignore"):
         measured = scaled[np.isfinite(scaled) & (scaled > 0)]
     return Look(sample.key, depth.dtype, measured, out_of_range)
@@ -94,10 +99,10 @@ def units_problem(look: Look, cfg: SourceConfig) -> str | None:
     median = float(np.median(look.measured))
     lo, hi = float(look.measured.min()), float(look.measured.max())
     seen = f"depth {lo:.4g}..{hi:.4g} m, median {median:.4g} m"
-    mm = "looks like millimetres: set source.depth_scale=0.001 (KITTI's x256 PNG: 0.00390625)"
+    mm = "looks like millimetres: set source.depth_scale=1000 (KITTI's x256 PNG: 256)"
     where = _where(cfg, look.key)
     if np.issubdtype(look.dtype, np.integer) and cfg.scale == 1.0:
-        hint = mm if median > INDOOR_FAR else "set source.depth_scale (raw value x scale = metres)"
+        hint = mm if median > INDOOR_FAR else f"set source.depth_scale ({MEANING})"
         return (
             f"{where}: integer depth ({look.dtype}) read with source.depth_scale=1 gives "
             f"{seen}; {hint}, {ACCEPT}"

@@ -146,7 +146,7 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         raise SampleError(key, f"depth dtype is {depth.dtype}, expected float or integer")
     depth = depth.astype(np.float32, copy=False)
     if cfg.scale != 1.0:
-        depth = depth * np.float32(cfg.scale)
+        depth = depth / np.float32(cfg.scale)  # stored value / depth_scale = metres
     with np.errstate(invalid="ignore"):
         nonfinite = ~np.isfinite(depth)
         negative = depth < 0

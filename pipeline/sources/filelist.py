@@ -7,8 +7,8 @@ each listed object is fetched when its sample is read and stamped by size and ET
 
 Keys are the image paths without extension, sanitized (``/kitchen_0028b/rgb_00045.jpg``
 -> ``kitchen_0028b/rgb_00045``). A leading ``/`` is relative to the root, as in BTS's own
-lists. Depth files are 16-bit PNG (x ``source.depth_scale``; Metric3D: / the record's
-``depth_scale``), float TIFF or .npy.
+lists. Depth files are 16-bit PNG (stored value / depth_scale = metres: the record's
+``depth_scale`` in Metric3D lists, else ``source.depth_scale``), float TIFF or .npy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pipeline.config.sources import FilelistConfig
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Camera, Origin, Sample
 from pipeline.sources import Source
+from pipeline.sources.depth_scale import MEANING, old_meaning
 from pipeline.sources.files import make_key, read_each, unique_keys
 from pipeline.sources.tree import LocalTree, Tree, tree_at
 
@@ -40,7 +41,7 @@ class Entry:
     depth: str
     focal: float | None = None
     cam_in: tuple[float, float, float, float] | None = None
-    depth_scale: float | None = None  # Metric3D: stored value / depth_scale = metres
+    depth_scale: float | None = None  # Metric3D's own (None: source.depth_scale)
 
 
 class FilelistSource(Source):
@@ -136,7 +137,7 @@ class FilelistSource(Source):
                     continue
                 cam = r.get("cam_in")
                 cam_in = tuple(float(v) for v in cam) if cam else None
-                scale = float(r.get("depth_scale", 1.0 / self.cfg.depth_scale))
+                scale = float(r["depth_scale"]) if "depth_scale" in r else None
                 self._inside_roots(r["rgb"], r["depth"], where)
                 entries.append(Entry(_key(r["rgb"]), r["rgb"], r["depth"], None, cam_in, scale))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -204,16 +205,28 @@ class FilelistSource(Source):
         if depth.ndim == 3 and depth.shape[2] > 1:
             where = self.depths.where(depth_name)
             raise SampleError(e.key, f"{where}: depth has {depth.shape[2]} channels")
-        if e.depth_scale is not None and not (math.isfinite(e.depth_scale) and e.depth_scale > 0):
-            raise SampleError(
-                e.key,
-                f"depth_scale {e.depth_scale:g} in source.path={self.cfg.path} must be finite "
-                f"and > 0 (stored value / depth_scale = metres)",
-            )
-        if e.depth_scale is not None and depth.dtype != np.float32:
-            depth = depth.astype(np.float32) / np.float32(e.depth_scale)
+        if self.suffix in (".json", ".jsonl"):
+            depth = self._metres(e, depth)
         origin = Origin("filelist", self.images.where(image_name))
         return Sample(e.key, image, depth, origin, self._camera(e, image.shape))
+
+    def _metres(self, e: Entry, depth: np.ndarray) -> np.ndarray:
+        """A Metric3D record's depth in metres: stored value / its ``depth_scale`` (default
+        ``source.depth_scale``; float32 depth is metres already)."""
+        if e.depth_scale is None:
+            old = old_meaning(self.cfg.depth_scale, depth.dtype)
+            if old:  # the list's default, not one record's: the run stops
+                raise PipelineError(f"source.path={self.cfg.path} sample {e.key}: {old}")
+        scale = self.cfg.depth_scale if e.depth_scale is None else e.depth_scale
+        if not (math.isfinite(scale) and scale > 0):
+            raise SampleError(
+                e.key,
+                f"depth_scale {scale:g} in source.path={self.cfg.path} must be finite "
+                f"and > 0 ({MEANING})",
+            )
+        if depth.dtype == np.float32:
+            return depth
+        return depth.astype(np.float32) / np.float32(scale)
 
     def _camera(self, e: Entry, shape: tuple[int, ...]) -> Camera | None:
         """The listed intrinsics: Metric3D's cam_in, or the focal column with the principal

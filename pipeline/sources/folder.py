@@ -3,7 +3,7 @@
 Images are ``source.image_glob`` under ``source.path`` in sorted (deterministic) order;
 ``source.depth_path`` (and ``source.mask_path``) are templates giving each image's depth
 (and validity mask, and camera) file, filled from the image's relative path and the named
-groups of ``source.image_regex``. Depth files: float TIFF, 16-bit PNG (x ``depth_scale``)
+groups of ``source.image_regex``. Depth files: float TIFF, 16-bit PNG (/ ``depth_scale``)
 or .npy. Camera files: ``.json`` or a text calibration (KITTI's per-date
 ``calib_cam_to_cam.txt``, line ``source.camera_entry``), read once per file.
 ``source.path`` may be a URL (``s3://bucket/nyu/``): the objects are listed once (fsspec

@@ -5,7 +5,8 @@ first '.' of its base name, as in the webdataset library): ``{key}.png|jpg`` plu
 ``{key}.depth.tiff|depth.png|depth.npy`` by default (``source.columns``), and the camera
 from ``{key}.json`` when that member has one (``columns.camera``); 16-bit PNG depth this
 tool wrote is read as metres through that record's ``depth_scale`` (while
-``source.depth_scale`` is left at 1). ``source.path`` is a tar file, a directory of tars
+``source.depth_scale`` is left at 1; stored value / depth_scale = metres, as on every
+source). ``source.path`` is a tar file, a directory of tars
 or a glob, local or at a URL (``s3://bucket/shards/``, any fsspec URL). Opening indexes
 the member headers only (offsets, no data); samples are read by seeking, so any worker can
 start anywhere. A tar in an object store is read the same way through ranged reads: the
