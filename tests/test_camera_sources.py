@@ -100,7 +100,7 @@ def test_kitti_with_the_benchmark_crop_moves_the_principal_point(tmp_path, rng):
             out,
             "source=kitti",
             f"source.path={root}",
-            "+augment.transforms.kb._target_=pipeline.transforms.KBCrop",
+            "+augment.transforms.kb._target_=pipeline.augment.transforms.KBCrop",
             "+augment.transforms.kb.height=8",
             "+augment.transforms.kb.width=10",
         )
@@ -348,7 +348,7 @@ def test_evaluation_region_is_written_as_a_mask_member(tmp_path, fmt):
             f"output={fmt}",
             "runtime.workers=1",
             "report.enabled=false",
-            "+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+            "+augment.transforms.eigen._target_=pipeline.augment.transforms.EigenCrop",
             "+augment.transforms.eigen.dataset=nyu",
             small=False,
         )

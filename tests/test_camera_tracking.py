@@ -51,10 +51,16 @@ PIPELINES: dict[str, tuple[bool, dict[str, dict[str, object]]]] = {
             **FLIPS,
         },
     ),
-    "kb crop": (True, {**FLIPS, "kb": T("pipeline.transforms.KBCrop", height=64, width=100)}),
+    "kb crop": (
+        True,
+        {**FLIPS, "kb": T("pipeline.augment.transforms.KBCrop", height=64, width=100)},
+    ),
     "eval region": (
         True,
-        {**FLIPS, "eigen": T("pipeline.transforms.EigenCrop", dataset="kitti", mode="depth")},
+        {
+            **FLIPS,
+            "eigen": T("pipeline.augment.transforms.EigenCrop", dataset="kitti", mode="depth"),
+        },
     ),
     "random resized crop": (
         False,
@@ -89,7 +95,9 @@ PIPELINES: dict[str, tuple[bool, dict[str, dict[str, object]]]] = {
         False,
         {
             "scale": T(
-                "pipeline.transforms.RandomScale", mode="divide_depth", scale_limit=[0.6, 1.6]
+                "pipeline.augment.transforms.RandomScale",
+                mode="divide_depth",
+                scale_limit=[0.6, 1.6],
             ),
             "crop": T("albumentations.CenterCrop", height=48, width=64),
             **FLIPS,
@@ -100,18 +108,23 @@ PIPELINES: dict[str, tuple[bool, dict[str, dict[str, object]]]] = {
         {
             **FLIPS,
             "scale": T(
-                "pipeline.transforms.RandomScale", mode="scale_camera", scale_limit=[0.5, 1.3]
+                "pipeline.augment.transforms.RandomScale",
+                mode="scale_camera",
+                scale_limit=[0.5, 1.3],
             ),
         },
     ),
     "canonical camera, depth": (
         False,
-        {**FLIPS, "canon": T("pipeline.transforms.CanonicalCamera", mode="depth", focal=500.0)},
+        {
+            **FLIPS,
+            "canon": T("pipeline.augment.transforms.CanonicalCamera", mode="depth", focal=500.0),
+        },
     ),
     "canonical camera, resize": (
         False,
         {
-            "canon": T("pipeline.transforms.CanonicalCamera", mode="resize", focal=70.0),
+            "canon": T("pipeline.augment.transforms.CanonicalCamera", mode="resize", focal=70.0),
             "crop": T("albumentations.RandomCrop", height=40, width=50),
             **FLIPS,
         },
@@ -360,7 +373,7 @@ def test_crop_sizes_are_checked_in_placement_order():
     }
     with pytest.raises(PipelineError, match="crop 60x60"):
         known_output_size(AugmentConfig(transforms=late), 96, 128)
-    kb = {"kb": T("pipeline.transforms.KBCrop")}
+    kb = {"kb": T("pipeline.augment.transforms.KBCrop")}
     with pytest.raises(PipelineError, match="augment.transforms.kb"):
         known_output_size(AugmentConfig(transforms=kb), 375, 1000)
     assert known_output_size(AugmentConfig(transforms=kb), 375, 1242) == (352, 1216)
@@ -370,7 +383,7 @@ def test_camera_transforms_get_the_camera_of_their_position(scene):
     """CanonicalCamera after a 2x downscale sees fx / 2: the ratio doubles."""
     image, depth = scene
     sample = Sample("k", image, depth, camera=CAMERAS["renderer"])
-    canon = T("pipeline.transforms.CanonicalCamera", mode="depth", focal=100.0)
+    canon = T("pipeline.augment.transforms.CanonicalCamera", mode="depth", focal=100.0)
     alone = Augmenter(AugmentConfig(transforms={"canon": canon}))(sample, 0, 0)
     halved = Augmenter(
         AugmentConfig(

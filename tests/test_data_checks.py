@@ -263,7 +263,7 @@ def _scaled_run(tmp_path: Path, depth: np.ndarray, scale: float) -> np.ndarray:
 
     float_folder(tmp_path / "src", [depth])
     out = tmp_path / "out"
-    zoom = ["+augment.transforms.zoom._target_=pipeline.transforms.RandomScale",
+    zoom = ["+augment.transforms.zoom._target_=pipeline.augment.transforms.RandomScale",
             "+augment.transforms.zoom.mode=scale_camera",
             f"+augment.transforms.zoom.scale_limit=[{scale},{scale}]"]  # fmt: skip
     run(make_cfg(out, *folder_args(tmp_path / "src", out), *zoom, small=False))
@@ -317,14 +317,16 @@ def test_eigen_and_garg_give_two_named_masks_recorded_in_json_and_card(tmp_path)
 
     from conftest import read_tar
 
-    from pipeline.transforms.base import REGIONS
+    from pipeline.augment.transforms.base import REGIONS
 
     depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
     float_folder(tmp_path / "src", [depth])
     out = tmp_path / "out"
-    regions = ["+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
-               "+augment.transforms.eigen.dataset=kitti",
-               "+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]  # fmt: skip
+    regions = [
+        "+augment.transforms.eigen._target_=pipeline.augment.transforms.EigenCrop",
+        "+augment.transforms.eigen.dataset=kitti",
+        "+augment.transforms.garg._target_=pipeline.augment.transforms.GargCrop",
+    ]
     run(make_cfg(out, *folder_args(tmp_path / "src", out), *regions, small=False))
     (tar,) = out.glob("*.tar")
     (fields,) = read_tar(tar).values()
@@ -350,7 +352,7 @@ def test_one_region_keeps_its_255_mask(tmp_path):
     depth = np.random.default_rng(9).uniform(2.0, 60.0, (75, 250)).astype(np.float32)
     float_folder(tmp_path / "src", [depth])
     out = tmp_path / "out"
-    region = ["+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]
+    region = ["+augment.transforms.garg._target_=pipeline.augment.transforms.GargCrop"]
     run(make_cfg(out, *folder_args(tmp_path / "src", out), *region, small=False))
     (tar,) = out.glob("*.tar")
     (fields,) = read_tar(tar).values()
@@ -377,9 +379,11 @@ def test_report_draws_each_evaluation_region_in_its_own_colour(tmp_path):
     float_folder(tmp_path / "src", [depth, depth[::-1].copy()])
     out = tmp_path / "out"
     args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
-    regions = ["+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
-               "+augment.transforms.eigen.dataset=kitti",
-               "+augment.transforms.garg._target_=pipeline.transforms.GargCrop"]  # fmt: skip
+    regions = [
+        "+augment.transforms.eigen._target_=pipeline.augment.transforms.EigenCrop",
+        "+augment.transforms.eigen.dataset=kitti",
+        "+augment.transforms.garg._target_=pipeline.augment.transforms.GargCrop",
+    ]
     run(make_cfg(out, *args, *regions, "report.plots=[regions]", small=False))
     picture = out / "report" / "regions.png"
     pixels = np.asarray(Image.open(picture).convert("RGB")).reshape(-1, 3)
@@ -407,7 +411,10 @@ def test_regions_picture_reads_the_folder_layout_mask_too(tmp_path):
     float_folder(tmp_path / "src", [depth])
     out = tmp_path / "out"
     args = [a for a in folder_args(tmp_path / "src", out) if a != "report.enabled=false"]
-    region = ["+augment.transforms.garg._target_=pipeline.transforms.GargCrop", "output=folder"]
+    region = [
+        "+augment.transforms.garg._target_=pipeline.augment.transforms.GargCrop",
+        "output=folder",
+    ]
     run(make_cfg(out, *args, *region, "report.plots=[regions]", small=False))
     assert (out / "mask" / "s0.png").exists()
     assert (out / "report" / "regions.png").exists()

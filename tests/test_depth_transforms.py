@@ -1,4 +1,4 @@
-"""pipeline.transforms against the trainers' published code on known inputs: the BTS KITTI
+"""pipeline.augment.transforms against the trainers' published code on known inputs: the BTS KITTI
 benchmark crop, the BTS / AdaBins evaluation masks (Eigen, Garg), FastDepth's random scale
 and Metric3D's canonical camera (label scaling and resizing). The reference functions
 below restate those repositories' lines."""
@@ -19,7 +19,7 @@ KITTI = Camera(721.5377, 721.5377, 609.5593, 172.854)  # P_rect_02 of 2011_09_26
 
 
 def T(name: str, **kwargs: object) -> dict[str, object]:
-    return {"_target_": f"pipeline.transforms.{name}", **kwargs}
+    return {"_target_": f"pipeline.augment.transforms.{name}", **kwargs}
 
 
 def augment(spec: dict[str, dict[str, object]], sample: Sample, index: int = 0) -> Sample:

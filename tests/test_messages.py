@@ -130,7 +130,7 @@ def test_typo_after_adding_a_transform_names_the_added_class(tmp_path, capsys):
 
 def test_argument_check_never_imports_a_module_outside_albumentations(tmp_path):
     """The error path reads the spec's ``_target_`` but imports only albumentations and
-    pipeline.transforms: a module elsewhere on the path stays unimported."""
+    pipeline.augment.transforms: a module elsewhere on the path stays unimported."""
     marker = tmp_path / "imported"
     (tmp_path / "evil_mod.py").write_text(
         f"open({str(marker)!r}, 'w').close()\nclass Thing:\n    def __init__(self, a=1): pass\n"

@@ -705,7 +705,7 @@ COMMANDS: dict[str, Spec] = {
     ),
     "depth-pipeline source=folder source.path=/data/mine 'source.depth_path=\"depth/{key}.png\"' "
     "source.depth_scale=1000": Spec(from_source("folder")),
-    "depth-pipeline +augment.transforms.canon._target_=pipeline.transforms.CanonicalCamera "
+    "depth-pipeline +augment.transforms.canon._target_=pipeline.augment.transforms.CanonicalCamera "
     "+augment.transforms.canon.mode=depth +augment.transforms.canon.focal=1000": Spec(
         check_canonical_camera
     ),
@@ -718,7 +718,7 @@ COMMANDS: dict[str, Spec] = {
     "source.canonical.focal=1000 output=filelist output.dir=outputs/datasets/canonical": Spec(
         check_canonical_mix
     ),
-    "depth-pipeline +augment.transforms.scale._target_=pipeline.transforms.RandomScale "
+    "depth-pipeline +augment.transforms.scale._target_=pipeline.augment.transforms.RandomScale "
     "+augment.transforms.scale.mode=divide_depth +augment.transforms.scale.before=crop": Spec(
         check_random_scale
     ),

@@ -1,5 +1,5 @@
 """albumentations' own resizers (Resize, RandomResizedCrop, ...) resample sparse (LiDAR)
-depth point by point like ``pipeline.transforms``' do: every valid point that lands in the
+depth point by point like ``pipeline.augment.transforms``' do: every valid point that lands in the
 new grid is kept, no value is blended or invented; dense depth keeps the nearest bytes."""
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def test_online_camera_reprojects_within_half_a_pixel(base):
     recipe = {
         "hflip": {"_target_": "albumentations.HorizontalFlip", "p": 0.5},
         "scale": {
-            "_target_": "pipeline.transforms.RandomScale",
+            "_target_": "pipeline.augment.transforms.RandomScale",
             "mode": "divide_depth",
             "scale_limit": [0.8, 1.3],
         },
@@ -208,7 +208,7 @@ def test_presets_are_listed_and_a_wrong_one_is_one_line(base):
 def test_the_core_never_imports_torch():
     code = (
         "import sys, pipeline.app, pipeline.read, pipeline.run.runner, pipeline.run.worker, "
-        "pipeline.augment.augmenter, pipeline.transforms; assert 'torch' not in sys.modules"
+        "pipeline.augment.augmenter, pipeline.augment.transforms; assert 'torch' not in sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -14,11 +14,11 @@ import yaml
 from conftest import ROOT
 
 from pipeline.augment.augmenter import Augmenter
+from pipeline.augment.transforms import GammaBrightnessColor, RandomScale, ResizeToMultiple
 from pipeline.config.schema import AugmentConfig
 from pipeline.sample import Camera, Sample
 from pipeline.sources.synthetic import camera as renderer_camera
 from pipeline.sources.synthetic import render
-from pipeline.transforms import GammaBrightnessColor, RandomScale, ResizeToMultiple
 
 
 def preset(name: str) -> dict:

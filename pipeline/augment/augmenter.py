@@ -48,7 +48,7 @@ TransformSpec = Mapping[str, Any]
 CAMERA_MODES = ("track", "strict")
 
 
-ALLOWED_MODULES = ("albumentations", "pipeline.transforms")
+ALLOWED_MODULES = ("albumentations", "pipeline.augment.transforms")
 
 
 def _resolve(name: str, target: str) -> type:
@@ -59,10 +59,12 @@ def _resolve(name: str, target: str) -> type:
     module_name, _, attr = target.rpartition(".")
     module_name = module_name or "albumentations"
     if not any(module_name == m or module_name.startswith(f"{m}.") for m in ALLOWED_MODULES):
+        moved = target.startswith("pipeline.transforms.")  # the package's old place
+        use = f"pipeline.augment.{target[9:]}" if moved else "e.g. albumentations.HorizontalFlip"
         raise PipelineError(
             f"augment.transforms.{name}: _target_ {target!r} is outside albumentations and "
-            f"pipeline.transforms, the only places transforms are taken from (it was not "
-            f"imported); use e.g. albumentations.HorizontalFlip"
+            f"pipeline.augment.transforms, the only places transforms are taken from (it was not "
+            f"imported); use {use}"
         )
     try:
         obj = getattr(importlib.import_module(module_name), attr)
@@ -122,7 +124,7 @@ class Augmenter:
     Every geometric step is recorded as it happens (each leaf transform's
     ``apply_with_params`` is wrapped) into a ``Track``, in the order albumentations really
     applies them (nested composes, random order included); the camera, the homography and
-    the transforms of ``pipeline.transforms`` that need the current camera read it."""
+    the transforms of ``pipeline.augment.transforms`` that need the current camera read it."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
         if cfg.camera not in CAMERA_MODES:

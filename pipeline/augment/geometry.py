@@ -4,7 +4,7 @@ composed into one homography, and the intrinsics read back from it.
 A step's pixel map comes from albumentations' own geometry: a 4x4 grid of points spanning
 the step's input goes through the transform's ``apply_to_keypoints`` with the parameters
 it applied, and a homography is fitted to where they land. No table per transform, so a
-transform the tracker has never seen (or one of ``pipeline.transforms``) is tracked too.
+transform the tracker has never seen (or one of ``pipeline.augment.transforms``) is tracked too.
 
 Albumentations uses two pixel conventions for keypoints, verified against its source:
 flips, rot90, affine and perspective warps map pixel centres (``x' = W-1-x``, the matrix
@@ -126,7 +126,7 @@ def step_map(
 class Track:
     """The running geometry of one augmentation call; reset for every sample.
 
-    Transforms of ``pipeline.transforms`` read ``current()`` (the camera of the image as
+    Transforms of ``pipeline.augment.transforms`` read ``current()`` (the camera of the image as
     it is at their position in the list); the augmenter reads the result at the end."""
 
     camera: Camera | None = None

@@ -87,6 +87,6 @@ def known_output_size(cfg: AugmentConfig, height: int, width: int) -> tuple[int,
 
 
 def traits_class(spec: Mapping[str, Any]) -> Any:
-    """The ``pipeline.transforms`` class a spec names (for its ``planned_size``)."""
+    """The ``pipeline.augment.transforms`` class a spec names (for its ``planned_size``)."""
     module, _, name = str(spec["_target_"]).rpartition(".")
     return getattr(importlib.import_module(module), name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.transforms.sparse import is_sparse, resize_depth
+from pipeline.augment.transforms.sparse import is_sparse, resize_depth
 
 
 def scatter_sparse_depth(leaf: Any) -> None:

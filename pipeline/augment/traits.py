@@ -3,12 +3,12 @@ pixels (the camera follows), mirrors or crops the frame, what output size it giv
 whether it rotates or warps (no pinhole camera expresses that exactly), scales depth
 values or writes an evaluation region.
 
-The transforms of ``pipeline.transforms`` declare theirs as ``traits = Traits(...)`` in
+The transforms of ``pipeline.augment.transforms`` declare theirs as ``traits = Traits(...)`` in
 the class body. albumentations' classes cannot carry our attributes, so theirs are listed
 once here (``LIBRARY``), by class name: the planner (``augment.plan``), the strict camera
 check (``augment.geometry``), the augmenter and the report (``report.params``) all ask
 ``traits_of``. This module imports neither albumentations nor our transforms until a
-``pipeline.transforms`` class is asked about (the run's parent process stays light).
+``pipeline.augment.transforms`` class is asked about (the run's parent process stays light).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, replace
 from typing import Any
 
-OWN = "pipeline.transforms"
+OWN = "pipeline.augment.transforms"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ LIBRARY: dict[str, Traits] = {
 
 def traits_of(target: str | type | Any) -> Traits:
     """The traits of a transform class, instance or ``_target_`` path ("albumentations.X",
-    a bare "X", "pipeline.transforms.X"); a class nobody described is photometric."""
+    a bare "X", "pipeline.augment.transforms.X"); a class nobody described is photometric."""
     if isinstance(target, str):
         module, _, name = target.rpartition(".")
         if module == OWN or module.startswith(f"{OWN}."):

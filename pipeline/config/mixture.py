@@ -20,7 +20,7 @@ def part_augment(run: AugmentConfig, mix: MixConfig, part: PartConfig) -> Augmen
         mode = str(getattr(mix.canonical.mode, "value", mix.canonical.mode))
         transforms.pop(CANONICAL, None)
         transforms[CANONICAL] = {
-            "_target_": "pipeline.transforms.CanonicalCamera",
+            "_target_": "pipeline.augment.transforms.CanonicalCamera",
             "mode": mode,
             "focal": float(mix.canonical.focal),
         }

@@ -3,7 +3,7 @@
 Used twice: by ``augment`` when it builds the transforms, and by ``console`` when Hydra
 refuses ``augment.transforms.NAME.ARG=...`` because the preset does not set ``ARG`` (the
 spec Hydra had composed so far comes with the error). Only albumentations and
-``pipeline.transforms`` targets are imported here, never an arbitrary module.
+``pipeline.augment.transforms`` targets are imported here, never an arbitrary module.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 # place a transform in the list (transform_plan.PLACEMENT)
 COMMON = ("p", "strict")
 PLACEMENT = ("before", "after")
-TRUSTED = ("albumentations", "pipeline.transforms")
+TRUSTED = ("albumentations", "pipeline.augment.transforms")
 
 
 def target_class(target: str) -> type | None:
     """The class ``_target_`` names, if it is in albumentations (``albumentations.X`` or a
-    bare ``X``) or ``pipeline.transforms``; None otherwise or when it does not exist."""
+    bare ``X``) or ``pipeline.augment.transforms``; None otherwise or when it does not exist."""
     module_name, _, attr = str(target).rpartition(".")
     module_name = module_name or "albumentations"
     if module_name not in TRUSTED:

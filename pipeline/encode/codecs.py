@@ -3,15 +3,14 @@
 Written members: the image as ``png`` (or ``jpg``), the depth as its encoding writes it
 (``pipeline.encode.depth``: ``depth.tiff``, ``depth.png`` or ``depth.npy``), ``json``.
 PNG encoding is the dominant stage of a run; see ``png.encode_png`` for the encoder choice.
-PNG decoding goes through imagecodecs, JPEG through OpenCV, float32 depth through tifffile
-(imported where used: the parent process of a run needs none of them).
-Decoders accept every layout this tool writes or reads: ``.png`` (RGB or uint16 depth),
-``.jpg``, ``.tiff``/``.tif`` (float depth), ``.npy``, ``.json``.
+Decoding asks the encoding registry (``depth.ENCODINGS``: PNG through imagecodecs, JPEG
+through OpenCV, float32 depth through tifffile, ``.npy``, the formats OpenCV or Pillow
+read; imported where used: the parent process of a run needs none of them) and reads
+``.json`` itself.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +20,13 @@ import numpy as np
 from pipeline.config.schema import ImageCodec, OutputConfig
 from pipeline.encode.depth import (  # noqa: F401 (re-exported: the depth bytes live there)
     TIFF_COMPRESSIONS,
+    by_ext,
     depth_encoding,
     encode_tiff,
     quantize_depth,
 )
 from pipeline.encode.png import PNG_SIGNATURE, decode_png, encode_png  # noqa: F401
 from pipeline.sample import Sample
-
-# Other image formats sources may hold, read through OpenCV (then Pillow): ``decode_image``.
-OTHER_IMAGE_EXTS = frozenset(
-    {"bmp", "dib", "webp", "gif", "ppm", "pgm", "pbm", "pnm", "jp2", "tga", "avif", "jpe"}
-)
 
 
 def encode_jpeg(image: np.ndarray, codec: ImageCodec) -> bytes:
@@ -105,48 +100,9 @@ def encode_json(obj: Any) -> bytes:
 def decode(ext: str, data: bytes) -> Any:
     """Decode bytes by extension; images come back RGB uint8, depth as stored."""
     ext = ext.lower().lstrip(".")
-    last = ext.rpartition(".")[2]
-    if last == "png":
-        return decode_png(data)
-    if last in ("jpg", "jpeg"):
-        import cv2
-
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
-            raise ValueError("cannot decode JPEG data (corrupt or truncated)")
-        if arr.ndim == 3:
-            code = cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
-            arr = cv2.cvtColor(arr, code)
-        return arr
-    if last in ("tiff", "tif"):
-        import tifffile
-
-        return tifffile.imread(io.BytesIO(data))
-    if last == "npy":
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    if last == "json":
+    if ext.rpartition(".")[2] == "json":
         return json.loads(data)
-    if last in OTHER_IMAGE_EXTS:
-        return decode_image(data)
-    raise ValueError(f"no decoder for extension .{ext}")
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Any other image format OpenCV or Pillow reads (WebP, BMP, GIF, PNM, JPEG 2000 ...):
-    RGB uint8, or one channel as stored (e.g. 16-bit grey depth)."""
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is not None:
-        if arr.ndim == 3:
-            code = cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
-            arr = cv2.cvtColor(arr, code)
-        return arr
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            keep = im.mode in ("L", "I", "I;16", "F")
-            return np.asarray(im if keep else im.convert("RGB"))
-    except Exception:
-        raise ValueError("not an image OpenCV or Pillow can read (corrupt or unknown)") from None
+    encoding = by_ext(ext)
+    if encoding is None:
+        raise ValueError(f"no decoder for extension .{ext}")
+    return encoding.read(data)

@@ -1,10 +1,14 @@
 """One class per depth encoding (``output.depth.format``): its member extension, scale,
-bytes both ways, and what ``dataset_info.json``, the card and the report say about it.
+bytes both ways, magic bytes and header size, and what ``dataset_info.json``, the card and
+the report say about it; and ``ENCODINGS``, the one registry of every encoding (the image
+ones of ``images`` too).
 
-Every other module asks the object (``depth_encoding(output_cfg)`` when writing,
-``from_info(info.encodings["depth"])`` when reading a written dataset) instead of checking
-format names. A new encoding = a subclass here + an entry in ``ENCODINGS`` + a member of
-``config.choices.DepthFormat``.
+Every other module asks the registry or the object (``depth_encoding(output_cfg)`` when
+writing, ``from_info(info.encodings["depth"])`` when reading a written dataset, ``sniff``
+and ``by_ext`` when a source reads a file) instead of checking format names or magic
+bytes. A new encoding = a subclass here (``exts``, ``magic``, ``declared``, ``read``,
+``encode`` and what it says) + one line in ``ENCODINGS`` (+ a member of
+``config.choices.DepthFormat`` for ``output.depth.format`` to choose it).
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.config.schema import DepthCodec, ImageCodec, OutputConfig
-from pipeline.encode.png import decode_png, encode_png
-
-TIFF_COMPRESSIONS = {"none": None, "zlib": "zlib", "deflate": "zlib", "zstd": "zstd", "lzw": "lzw"}
-# What tifffile, Pillow and OpenCV all decode (OpenCV's libtiff has no ZSTD).
-READABLE_TIFF_COMPRESSIONS = ("none", "zlib", "deflate", "lzw")
+from pipeline.encode.encoding import Encoding
+from pipeline.encode.images import JpegImage, OtherImage, PngImage
+from pipeline.encode.png import encode_png
+from pipeline.encode.tiff import (  # noqa: F401 (re-exported: callers ask the encodings)
+    READABLE_TIFF_COMPRESSIONS,
+    TIFF_COMPRESSIONS,
+    TIFF_MAGIC,
+    encode_tiff,
+    tiff_size,
+)
 
 
 @dataclass
@@ -34,16 +43,13 @@ class EncodedDepth:
     too_near: int = 0
 
 
-class DepthEncoding:
+class DepthEncoding(Encoding):
     """The base of every depth encoding; ``scale``: stored value / scale = metres."""
 
-    name: ClassVar[str] = ""
     ext: ClassVar[str] = ""  # the member extension, e.g. "depth.tiff"
     dtype: ClassVar[str] = "float32"
     # the trainer file lists (output=filelist) can point at it
     for_lists: ClassVar[bool] = True
-    # an image file Pillow (and so the datasets Image feature) reads
-    image: ClassVar[bool] = True
     # stores metres x ``output.depth.scale`` (which must then be > 0)
     scaled: ClassVar[bool] = False
 
@@ -61,7 +67,7 @@ class DepthEncoding:
 
     def decode(self, data: bytes) -> np.ndarray:
         """The member's bytes as float32 HxW metres (0 = invalid)."""
-        raise NotImplementedError
+        return _float32(self.read(data), self.scale)
 
     def info(self) -> dict[str, Any]:
         """The ``depth`` entry of ``dataset_info.json``'s encodings."""
@@ -83,16 +89,22 @@ class DepthEncoding:
 class TiffDepth(DepthEncoding):
     """Float32 metres in a single-page TIFF (exact), optionally compressed."""
 
-    name, ext = "tiff", "depth.tiff"
+    name, ext, exts, magic = "tiff", "depth.tiff", ("tiff", "tif"), TIFF_MAGIC
     for_lists = False  # the trainers' loaders read 16-bit PNG
 
     def encode(self, depth: np.ndarray) -> EncodedDepth:
         return EncodedDepth(encode_tiff(depth, self.codec), depth)
 
-    def decode(self, data: bytes) -> np.ndarray:
+    @classmethod
+    def declared(cls, data: bytes) -> tuple[int, str] | None:
+        size = tiff_size(data)
+        return None if size is None else (size[0] * size[1], f"{size[0]}x{size[1]}")
+
+    @classmethod
+    def read(cls, data: bytes) -> np.ndarray:
         import tifffile
 
-        return _float32(tifffile.imread(io.BytesIO(data)), 1.0)
+        return tifffile.imread(io.BytesIO(data))
 
     def info(self) -> dict[str, Any]:
         return super().info() | {
@@ -109,8 +121,9 @@ class TiffDepth(DepthEncoding):
         return "float32 TIFF in metres (exact), 0 = invalid"
 
 
-class Png16Depth(DepthEncoding):
-    """uint16 round(metres x scale) in a 16-bit grey PNG, 0 = invalid (trainers' format)."""
+class Png16Depth(PngImage, DepthEncoding):
+    """uint16 round(metres x scale) in a 16-bit grey PNG, 0 = invalid (trainers' format);
+    a PNG file (``images.PngImage``: magic, header, reader), so the registry's PNG."""
 
     name, ext, dtype = "png16", "depth.png", "uint16"
     scaled = True
@@ -123,9 +136,6 @@ class Png16Depth(DepthEncoding):
         stored, too_far, too_near = quantize_depth(depth, self.scale)
         written = (stored.astype(np.float32) / np.float32(self.scale)).astype(np.float32)
         return EncodedDepth(encode_png(stored, self.png), written, too_far, too_near)
-
-    def decode(self, data: bytes) -> np.ndarray:
-        return _float32(decode_png(data), self.scale)
 
     def info(self) -> dict[str, Any]:
         scale = self.scale
@@ -159,7 +169,7 @@ class NpyDepth(DepthEncoding):
     """Float32 metres as a ``.npy`` array (exact): ``numpy.load``, webdataset's default
     ``.decode()`` and ``datasets`` read it with no custom handler."""
 
-    name, ext = "npy", "depth.npy"
+    name, ext, exts, magic = "npy", "depth.npy", ("npy",), (b"\x93NUMPY",)
     image = False
 
     def encode(self, depth: np.ndarray) -> EncodedDepth:
@@ -168,12 +178,24 @@ class NpyDepth(DepthEncoding):
         np.lib.format.write_array(buf, array, version=(1, 0), allow_pickle=False)
         return EncodedDepth(buf.getvalue(), depth)
 
-    def decode(self, data: bytes) -> np.ndarray:
+    @classmethod
+    def declared(cls, data: bytes) -> tuple[int, str] | None:
+        buf = io.BytesIO(data)
+        version = np.lib.format.read_magic(buf)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, _ = read_header(buf)
+        return int(np.prod(shape, dtype=np.int64)), "x".join(map(str, shape[:2][::-1]))
+
+    @classmethod
+    def read(cls, data: bytes) -> np.ndarray:
         try:
-            array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
         except Exception:
             raise ValueError("cannot decode .npy data (corrupt or truncated)") from None
-        return _float32(array, 1.0)
 
     def info(self) -> dict[str, Any]:
         return super().info() | {"invalid": 0}
@@ -189,16 +211,42 @@ class NpyDepth(DepthEncoding):
         return {"list": "{list: float32}"}
 
 
-ENCODINGS: dict[str, type[DepthEncoding]] = {
-    "tiff": TiffDepth,
+# The one registry of encodings, by name (a depth one's is its ``output.depth.format``), in
+# sniffing order: sources sniff and read files, outputs write and read depth through it.
+ENCODINGS: dict[str, type[Encoding]] = {
     "png16": Png16Depth,
+    "jpg": JpegImage,
+    "tiff": TiffDepth,
     "npy": NpyDepth,
+    "image": OtherImage,
 }
 
 
 def depth_encoding(cfg: OutputConfig) -> DepthEncoding:
     """The encoding ``output.depth`` selects (16-bit PNG shares the image's PNG level)."""
-    return ENCODINGS[str(cfg.depth.format)](cfg.depth, cfg.image)
+    cls = ENCODINGS[str(cfg.depth.format)]
+    assert issubclass(cls, DepthEncoding), cls  # DepthFormat names depth encodings only
+    return cls(cfg.depth, cfg.image)
+
+
+def by_ext(ext: str) -> type[Encoding] | None:
+    """The encoding that reads files named ``*.ext`` (``depth.png`` counts as ``png``)."""
+    last = ext.lower().rpartition(".")[2]
+    return next((cls for cls in ENCODINGS.values() if last in cls.exts), None)
+
+
+def sniff(data: bytes) -> str:
+    """The extension the magic bytes of ``data`` say it is read as ("" if none does)."""
+    return next((ext for cls in ENCODINGS.values() if (ext := cls.sniff(data))), "")
+
+
+def readable_exts(images_only: bool = False) -> frozenset[str]:
+    """Every extension an encoding reads (only the image files', Pillow readable)."""
+    return frozenset(e for c in ENCODINGS.values() if c.image or not images_only for e in c.exts)
+
+
+def _depth_encodings() -> list[type[DepthEncoding]]:
+    return [c for c in ENCODINGS.values() if issubclass(c, DepthEncoding)]
 
 
 def from_info(info: dict[str, Any]) -> DepthEncoding:
@@ -209,18 +257,16 @@ def from_info(info: dict[str, Any]) -> DepthEncoding:
 def for_member(ext: str, scale: float = 1.0) -> DepthEncoding:
     """The encoding of a depth member (``depth.png`` etc; ``.tif`` is TIFF too) that stores
     value / ``scale`` = metres; a one-line ValueError for an unknown extension."""
-    last = ext.lower().rpartition(".")[2]
-    last = "tiff" if last == "tif" else last
-    for cls in ENCODINGS.values():
-        if cls.ext.rpartition(".")[2] == last:
-            return cls(DepthCodec(scale=scale))
-    known = ", ".join(cls.ext for cls in ENCODINGS.values())
+    cls = by_ext(ext)
+    if cls is not None and issubclass(cls, DepthEncoding):
+        return cls(DepthCodec(scale=scale))
+    known = ", ".join(member_exts())
     raise ValueError(f"no depth encoding for member .{ext} (known: {known})")
 
 
 def member_exts() -> tuple[str, ...]:
     """Every depth member extension an encoding writes."""
-    return tuple(cls.ext for cls in ENCODINGS.values())
+    return tuple(cls.ext for cls in _depth_encodings())
 
 
 def _float32(depth: np.ndarray, scale: float) -> np.ndarray:
@@ -229,28 +275,6 @@ def _float32(depth: np.ndarray, scale: float) -> np.ndarray:
     if depth.dtype == np.float32:
         return depth
     return (depth.astype(np.float32) / np.float32(scale)).astype(np.float32)
-
-
-def encode_tiff(depth: np.ndarray, codec: DepthCodec) -> bytes:
-    """Float32 HxW depth to a single-page TIFF (no metadata that varies between runs)."""
-    import tifffile
-
-    kwargs: dict[str, Any] = {"compression": TIFF_COMPRESSIONS[codec.compression]}
-    if codec.compression != "none":
-        kwargs["predictor"] = codec.predictor if codec.predictor != 1 else None
-        if codec.level is not None:
-            kwargs["compressionargs"] = {"level": codec.level}
-    buf = io.BytesIO()
-    tifffile.imwrite(
-        buf,
-        np.ascontiguousarray(depth, dtype=np.float32),
-        photometric="minisblack",
-        metadata=None,
-        software=False,
-        datetime=False,
-        **kwargs,
-    )
-    return buf.getvalue()
 
 
 def quantize_depth(depth: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:

@@ -16,37 +16,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pipeline.encode import codecs
+from pipeline.encode.depth import by_ext, readable_exts, sniff
 from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Sample
 from pipeline.sources import headers
 from pipeline.sources.headers import MAX_PIXELS as MAX_PIXELS
 
-MAGIC = (
-    (b"\x89PNG", "png"),
-    (b"\xff\xd8", "jpg"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"II+\x00", "tiff"),
-    (b"MM\x00+", "tiff"),
-    (b"\x93NUMPY", "npy"),
-    (b"BM", "bmp"),
-    (b"GIF8", "gif"),
-)
-# image files sources read: the extensions ``codecs.decode`` knows
-IMAGE_EXTS = {"png", "jpg", "jpeg", "tif", "tiff", *codecs.OTHER_IMAGE_EXTS}
+# image files sources read (Pillow reads them too): the extensions the encodings read
+IMAGE_EXTS = readable_exts(images_only=True)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 # A corrupt file is reported once, as a SampleError; not also as tifffile log lines.
 logging.getLogger("tifffile").setLevel(logging.ERROR)
-
-
-def sniff(data: bytes) -> str:
-    """The file extension matching the magic number of ``data`` ("" if unknown)."""
-    for magic, ext in MAGIC:
-        if data.startswith(magic):
-            return ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return ""
 
 
 def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> np.ndarray:
@@ -151,9 +131,9 @@ def unique_keys(keys: list[str], what: str) -> None:
 
 
 def ext_of(name: str) -> str | None:
-    """The extension of ``name`` if a codec reads it, else None (sniffed from the bytes)."""
+    """The extension of ``name`` if an encoding reads it, else None (sniffed from the bytes)."""
     suffix = name.rpartition(".")[2].lower()
-    return suffix if suffix in IMAGE_EXTS or suffix == "npy" else None
+    return suffix if by_ext(suffix) is not None else None
 
 
 def _first_line(exc: BaseException) -> str:

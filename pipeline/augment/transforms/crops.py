@@ -13,7 +13,7 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema  # 
 from pydantic import Field  # noqa: E402
 
 from pipeline.augment.traits import Traits  # noqa: E402
-from pipeline.transforms.base import REGIONS, _DepthTransform  # noqa: E402
+from pipeline.augment.transforms.base import REGIONS, _DepthTransform  # noqa: E402
 
 
 class KBCrop(_DepthTransform):

@@ -15,8 +15,8 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema  # 
 from pydantic import Field  # noqa: E402
 
 from pipeline.augment.traits import Traits  # noqa: E402
-from pipeline.transforms.base import _Resizing  # noqa: E402
-from pipeline.transforms.sparse import resize_depth  # noqa: E402
+from pipeline.augment.transforms.base import _Resizing  # noqa: E402
+from pipeline.augment.transforms.sparse import resize_depth  # noqa: E402
 
 
 class ResizeToMultiple(_Resizing):

@@ -1,5 +1,5 @@
 """Depth transforms the trainers write by hand, as albumentations transforms: use them as
-``_target_: pipeline.transforms.<Name>`` next to albumentations ones, with the same
+``_target_: pipeline.augment.transforms.<Name>`` next to albumentations ones, with the same
 per-transform seeding and parameter recording.
 
 - ``RandomScale`` (FastDepth, DORN): zoom by s ~ U(scale_limit); ``mode=divide_depth``
@@ -24,10 +24,10 @@ validity mask as ``valid`` (geometry only, never rescaled). A recorded ``depth_f
 param tells the tracker how depth values were multiplied.
 """
 
-from pipeline.transforms.crops import EigenCrop, GargCrop, KBCrop
-from pipeline.transforms.photometric import GammaBrightnessColor
-from pipeline.transforms.resize import ResizeToMultiple
-from pipeline.transforms.scale import CanonicalCamera, RandomScale
+from pipeline.augment.transforms.crops import EigenCrop, GargCrop, KBCrop
+from pipeline.augment.transforms.photometric import GammaBrightnessColor
+from pipeline.augment.transforms.resize import ResizeToMultiple
+from pipeline.augment.transforms.scale import CanonicalCamera, RandomScale
 
 __all__ = [
     "CanonicalCamera",
