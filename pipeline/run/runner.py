@@ -16,6 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline.checks import checks, units
+from pipeline.cluster.merge import check_slice_options, write_slice
+from pipeline.cluster.slices import slice_name
 from pipeline.config import paths, urls
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
@@ -25,13 +28,11 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, St
 from pipeline.dataset.shards import Placement, Plan, Remaining
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.run import checks, pool, units
-from pipeline.run.cpus import available_cpus
+from pipeline.pool import pool
+from pipeline.pool.cpus import available_cpus
+from pipeline.pool.trace import mark
 from pipeline.run.crash import step
-from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
-from pipeline.run.slices import slice_name
-from pipeline.run.trace import mark
 from pipeline.sources import Source, open_source
 
 
@@ -182,7 +183,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     write_slice(root, config, info, [t.name for t in tasks])
                     mirror.published()  # a URL's slice record
                 else:
-                    from pipeline.run.publish import publish
+                    from pipeline.publish.publish import publish
 
                     running = pool.current()
                     executor = running.executor() if running is not None else None

@@ -3,7 +3,7 @@
 A ``ShardProcessor`` holds one run's source, augmenter and output layout, each built from
 its own config section (a ``messages.Job``; no OmegaConf). ``fill`` writes a shard's
 samples, ``commit`` publishes the shard and then its manifest (the worker loop in
-``pipeline.run.serve`` commits in a thread while the next shard fills); ``fill_group``
+``pipeline.pool.serve`` commits in a thread while the next shard fills); ``fill_group``
 fills several shards that share their inputs, reading each input once (``augment.copies``
 with ``output.order=spread``).
 ``make bench`` times the same stage functions (``finalize``, ``Augmenter``,
@@ -34,9 +34,9 @@ from pipeline.dataset.writers import ShardWriter, atomic_write, write_error
 from pipeline.encode import codecs
 from pipeline.encode.record import Record
 from pipeline.errors import SampleError
-from pipeline.run.faults import fault_point
-from pipeline.run.messages import Job
-from pipeline.run.trace import mark
+from pipeline.pool.faults import fault_point
+from pipeline.pool.messages import Job
+from pipeline.pool.trace import mark
 from pipeline.sample import Sample
 from pipeline.sources import finalize, open_source
 
