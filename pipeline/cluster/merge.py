@@ -10,7 +10,7 @@ card an unsliced run would have written. It runs:
 - at the end of a multirun (``MergeCallback``, a Hydra callback), unless the dataset is
   already merged from the slices as they are now (the last slice job did it);
 - as a job of its own, after the array of slice jobs (``hydra/launcher=slurm``,
-  ``run/slurm_launcher.py``): then it is the only merge (slice jobs and callback leave it);
+  ``slurm_launcher.py``): then it is the only merge (slice jobs and callback leave it);
 - by hand: ``depth-pipeline-merge OUTPUT_DIR``.
 
 A URL ``output.dir`` (``s3://...``): its slices never merge by themselves; ``merge(url)``
