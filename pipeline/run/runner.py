@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -59,6 +59,26 @@ class RunResult:
     @property
     def kept_shards(self) -> int:
         return self.shards - self.new_shards
+
+
+@dataclass
+class Execution:
+    """The shards of one run as they are written: the run's config and hash, the source,
+    the output layout and how many workers; the plan, the shards kept from an earlier run
+    (``done``) and the results of those written now (``fresh``, appended as they finish)."""
+
+    config: Config
+    config_hash: str
+    source: Source
+    layout: Layout
+    workers: int
+    tasks: Plan
+    done: dict[str, ShardManifest]
+    fresh: list[ShardResult] = field(default_factory=list)
+    todo: Remaining = field(init=False)  # the shards of the plan not done
+
+    def __post_init__(self) -> None:
+        self.todo = Remaining(self.tasks, self.done)
 
 
 def prepare(cfg: Config) -> tuple[Source, int]:
@@ -156,11 +176,10 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
             ):
                 mirror.claimed()
                 done = held.done
-                todo = Remaining(tasks, done)
                 step("writing the shards")
                 mark("writing")
                 data_s = _execute(
-                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                    Execution(config, held.config_hash, source, layout, workers, tasks, done, fresh)
                 )
                 mark("shards-done")
                 manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
@@ -213,34 +232,25 @@ def _index(m: ShardManifest) -> int:
     return m.index
 
 
-def _execute(
-    cfg: Config,
-    chash: str,
-    layout: Layout,
-    todo: Remaining,
-    workers: int,
-    source: Source,
-    tasks: Plan,
-    done: dict[str, ShardManifest],
-    fresh: list[ShardResult],
-) -> float:
+def _execute(work: Execution) -> float:
     """Run the shards still to do with one progress bar; return the seconds it ran (the
     display's own time). On any failure, no worker outlives the call, no temporary is
     left and the error is one line."""
-    total = tasks.samples
-    kept = sum(m.stop - m.start for m in done.values())
-    bar = progress_bar(total, cfg.runtime.progress, initial=kept)
+    cfg, todo, fresh = work.config, work.todo, work.fresh
+    kept = sum(m.stop - m.start for m in work.done.values())
+    bar = progress_bar(work.tasks.samples, cfg.runtime.progress, initial=kept)
     try:
         then = None
         if cfg.report.enabled:  # made ready by whoever is idle while the last shards finish
             then = pool.Then(("pipeline.report.plots",), partial(_warm_report, cfg))
-        pool.execute(cfg, chash, todo, workers, bar, fresh.append, source, then)
+        pool.execute(cfg, work.config_hash, todo, work.workers, bar, fresh.append, work.source,
+                     then)  # fmt: skip
         bar.close()
         return bar.seconds()
     except BaseException as exc:
         root = store.local_root(cfg.output)
-        claim.clean_temporaries(root, layout, todo)
-        claim.drop_unrecorded(root, layout, todo)
+        claim.clean_temporaries(root, work.layout, todo)
+        claim.drop_unrecorded(root, work.layout, todo)
         if isinstance(exc, SampleError):
             raise SampleError(
                 exc.key,
