@@ -89,7 +89,7 @@ class ShardProcessor:
         """Read, augment, encode and add the samples of shard ``task`` (not yet committed)."""
         shard = self.open(task)
         try:
-            self._fill(task, shard.writer, shard.manifest, shard.timings)
+            self._fill(shard)
         except BaseException:
             shard.writer.abort()
             raise
@@ -123,8 +123,7 @@ class ShardProcessor:
                 if sample is not None:
                     for shard, copy in here:
                         shard.manifest.stats.add_source(sample[0].image)
-                        self._one(*sample, index, copy, shard.task, shard.writer,
-                                  shard.manifest, shard.timings)  # fmt: skip
+                        self._one(*sample, index, copy, shard)
                 for shard, run in zip(shards, runs):
                     if index == run[1] - 1:
                         done.add(shard.task.name)
@@ -184,10 +183,9 @@ class ShardProcessor:
         except OSError as exc:
             raise write_error(exc, what, self.output.dir) from None
 
-    def _fill(
-        self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
-    ) -> None:
-        """Read, check, augment, encode and add this shard's samples to ``writer``."""
+    def _fill(self, shard: Filling) -> None:
+        """Read, check, augment, encode and add this shard's samples to its writer."""
+        task, manifest, timings = shard.task, shard.manifest, shard.timings
         for first, last, copies in self.placement.input_runs(task):
             t0 = time.perf_counter()
             for index, item in zip(range(first, last), self.source.iter(first, last)):
@@ -204,7 +202,7 @@ class ShardProcessor:
                 timings.read += time.perf_counter() - t0
                 manifest.stats.add_source(sample.image)
                 for copy in wanted:
-                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
+                    self._one(sample, invalid, index, copy, shard)
                 t0 = time.perf_counter()
 
     def _inside(self, task: ShardTask, index: int, copy: int) -> bool:
@@ -212,17 +210,10 @@ class ShardProcessor:
         return task.start <= pos < task.stop
 
     def _one(
-        self,
-        sample: Sample,
-        invalid: InvalidPixels,
-        index: int,
-        copy: int,
-        task: ShardTask,
-        writer: ShardWriter,
-        manifest: ShardManifest,
-        timings: StageTimes,
+        self, sample: Sample, invalid: InvalidPixels, index: int, copy: int, shard: Filling
     ) -> None:
-        """Augment, encode, write and record copy ``copy`` of input ``index``."""
+        """Augment, encode, write and record copy ``copy`` of input ``index`` in ``shard``."""
+        manifest, timings = shard.manifest, shard.timings
         manifest.invalid_pixels.merge(invalid)
         t1 = time.perf_counter()
         try:
@@ -244,8 +235,8 @@ class ShardProcessor:
         t2 = time.perf_counter()
         encoded = codecs.encode_sample(out, self.output, record.to_json())
         t3 = time.perf_counter()
-        with self._writing(f"shard {task.name}"):
-            writer.add(out.key, encoded.fields)
+        with self._writing(f"shard {shard.task.name}"):
+            shard.writer.add(out.key, encoded.fields)
         manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
         if not self.written:
