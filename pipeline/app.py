@@ -28,8 +28,8 @@ def job(cfg: Any) -> dict[str, object] | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from pipeline.run import console
-    from pipeline.run.trace import mark
+    from pipeline.console import console
+    from pipeline.pool.trace import mark
 
     mark("composed")
     if HydraConfig.get().job.chdir:  # relative paths mean where the command was started
@@ -54,7 +54,7 @@ def main() -> None:
 
     register()
     if any(arg.startswith(("hydra/launcher=", "-m", "--multirun")) for arg in sys.argv[1:]):
-        from pipeline.run.hydra_launchers import install
+        from pipeline.cluster.hydra_launchers import install
 
         install()  # hydra/launcher=slurm and slurm_local
     compose_once()
@@ -64,7 +64,7 @@ def main() -> None:
 def cli() -> None:
     """Console entry point: config mistakes become one line and exit code 2; Ctrl-C or
     SIGTERM at any moment the usual line and exit code 130 / 143."""
-    from pipeline.run import interrupts
+    from pipeline.pool import interrupts
 
     interrupts.install()
     try:
@@ -74,13 +74,13 @@ def cli() -> None:
 
 
 def _cli() -> None:
-    from pipeline.run import forkserver
-    from pipeline.run.trace import mark
+    from pipeline.pool import forkserver
+    from pipeline.pool.trace import mark
 
     mark("start")
     args = sys.argv[1:]
     if args in (["--help"], ["-h"]):
-        from pipeline.run import console
+        from pipeline.console import console
 
         print(console.quick_help(Path(CONF_DIR)))
         return
@@ -88,7 +88,8 @@ def _cli() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from pipeline.run import console, crash
+    from pipeline.console import console
+    from pipeline.run import crash
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
     try:
@@ -109,7 +110,8 @@ def _guarded(what: str, action: Any) -> Any:
     """``action()``; a ``PipelineError`` or an unforeseen exception becomes one line on
     stderr and exit 2 (the traceback of the latter saved, see ``run.crash``)."""
     from pipeline.errors import PipelineError
-    from pipeline.run import crash, interrupts
+    from pipeline.pool import interrupts
+    from pipeline.run import crash
 
     interrupts.install()
     try:
@@ -169,7 +171,7 @@ def report_cli(argv: list[str] | None = None) -> None:
 def merge_cli(argv: list[str] | None = None) -> None:
     """``depth-pipeline-merge OUTPUT_DIR`` (a directory or a URL): exit 0 merged, 2
     refused (one line why)."""
-    from pipeline.run.merge import merge
+    from pipeline.cluster.merge import merge
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):

@@ -61,7 +61,7 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
-    assert "pipeline.run.merge" not in _reachable(graph, "pipeline.run.publish")
+    assert "pipeline.cluster.merge" not in _reachable(graph, "pipeline.publish.publish")
 
 
 def _package(module: str) -> str:
@@ -248,7 +248,12 @@ LAYERS = [
     ("pipeline.augment",),
     ("pipeline.dataset", "pipeline.read"),
     ("pipeline.report",),
+    ("pipeline.checks",),
+    ("pipeline.pool",),
+    ("pipeline.publish",),
+    ("pipeline.cluster",),
     ("pipeline.run",),
+    ("pipeline.console",),
     ("pipeline.app", "pipeline.__main__", "pipeline.torch", "pipeline.bench", "pipeline"),
 ]
 
@@ -263,8 +268,9 @@ def _layer(module: str) -> int:
 
 
 def test_layers_point_one_way():
-    """config -> encode -> sources -> augment -> dataset -> report -> run -> app: an import
-    from a later stage into an earlier one fails, naming both modules."""
+    """config -> encode -> sources -> augment -> dataset -> report -> checks -> pool ->
+    publish -> cluster -> run -> console -> app: an import from a later stage into an
+    earlier one fails, naming both modules."""
     back = [
         f"{module} imports {dep}"
         for module, deps in import_graph().items()

@@ -17,12 +17,12 @@ import pytest
 from conftest import SMALL, make_cfg, run_cli, shard_bytes
 
 from pipeline import read
+from pipeline.cluster import merge
 from pipeline.dataset.records import INFO_FILE
 from pipeline.dataset.remote_lock import RemoteLock
 from pipeline.dataset.store import Remote, slice_lock
 from pipeline.errors import PipelineError
-from pipeline.run import merge
-from pipeline.run.cpus import available_cpus, cgroup_quota
+from pipeline.pool.cpus import available_cpus, cgroup_quota
 from pipeline.run.runner import run
 
 DATA = ["source.num_samples=8", "output.shard_size=2", "report.enabled=false"]
@@ -38,7 +38,7 @@ def test_workers_follow_slurm_cpus_per_task_not_the_node(tmp_path, monkeypatch):
 
 
 def cgroup_quota_or(default: int) -> int:
-    from pipeline.run import cpus
+    from pipeline.pool import cpus
 
     return cgroup_quota(cpus.CGROUP_CPU_MAX) or default
 

@@ -22,9 +22,9 @@ from conftest import ROOT, SMALL, make_cfg, run_cli, shard_bytes
 from test_bad_input import FOLDER, ROWS, _write_folder_source
 from test_reliability import assert_complete
 
+from pipeline.cluster.merge import merge
 from pipeline.dataset.lock import LOCK_DIR
 from pipeline.errors import PipelineError
-from pipeline.run.merge import merge
 from pipeline.run.runner import run
 
 # 20 shards of 2 samples, one process: long enough to be stopped half-way

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
 
+from pipeline.cluster.merge import merge
 from pipeline.errors import PipelineError
-from pipeline.run.merge import merge
 from pipeline.run.runner import run
 
 COMMON = ["source.num_samples=11", "output.shard_size=2", "report.enabled=false"]

@@ -16,9 +16,9 @@ import fixtures
 import pytest
 from conftest import ROOT, make_cfg, read_tar, run_cli, shard_bytes
 
-from pipeline.run import pool, trace
+from pipeline.checks.units import FIRST
+from pipeline.pool import pool, trace
 from pipeline.run.runner import run
-from pipeline.run.units import FIRST
 from pipeline.sources.synthetic import SyntheticSource
 
 

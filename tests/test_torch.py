@@ -207,12 +207,12 @@ def test_presets_are_listed_and_a_wrong_one_is_one_line(base):
 
 def test_the_core_never_imports_torch():
     code = (
-        "import sys, pipeline.app, pipeline.read, pipeline.run.runner, pipeline.run.worker, "
+        "import sys, pipeline.app, pipeline.read, pipeline.run.runner, pipeline.pool.worker, "
         "pipeline.augment.augmenter, pipeline.augment.transforms; assert 'torch' not in sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     # what the workers' forkserver preloads, first thing: every worker is a fork of it
-    code = "import sys, pipeline.run.serve; assert 'torch' not in sys.modules"
+    code = "import sys, pipeline.pool.serve; assert 'torch' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    from pipeline.run.runner import available_cpus
+    from pipeline.pool.cpus import available_cpus
 
     workers = args.workers or available_cpus()
     if args.only_store:

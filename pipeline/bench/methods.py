@@ -135,8 +135,8 @@ def method_stages(parquet: Path, out: Path, workers: int) -> dict[str, Any]:
     from pipeline.dataset.config_record import config_hash
     from pipeline.dataset.records import StageTimes
     from pipeline.dataset.shards import Placement
-    from pipeline.run.messages import Job
-    from pipeline.run.worker import ShardProcessor
+    from pipeline.pool.messages import Job
+    from pipeline.pool.worker import ShardProcessor
     from pipeline.sources import open_source
 
     cv2.setNumThreads(0)

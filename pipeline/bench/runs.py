@@ -1,6 +1,6 @@
 """Commands timed from the outside, as users run them: each in a process of its own,
 wall time from launch to exit, peak memory of its process tree (``/proc``), and the run's
-own timeline (``DEPTH_PIPELINE_TRACE``, ``pipeline.run.trace``) to say where the time went."""
+own timeline (``DEPTH_PIPELINE_TRACE``, ``pipeline.pool.trace``) to say where the time went."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.run import trace
+from pipeline.pool import trace
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -35,7 +35,7 @@ class OutputOrder(Choice):
 
 class TiffCompression(Choice):
     """``output.depth.compression``: the keys of ``codecs.TIFF_COMPRESSIONS``. ``zstd`` is
-    refused by ``run.checks`` (OpenCV cannot read it): ``codecs.READABLE_TIFF_COMPRESSIONS``
+    refused by ``checks.checks`` (OpenCV cannot read it): ``codecs.READABLE_TIFF_COMPRESSIONS``
     are the ones every reader decodes."""
 
     none = "none"

@@ -93,7 +93,7 @@ class OutputConfig:
 
 @dataclass
 class ChecksConfig:
-    """Data checks before and after writing (``pipeline.run.units``, ``pipeline.run.drops``).
+    """Data checks before and after writing (``pipeline.checks.units``, ``pipeline.checks.drops``).
 
     ``units``: stop when the first samples' depth looks like the wrong unit (false
     accepts it). ``warn_dropped``: the summary names every rule (a depth range, the png16

@@ -147,8 +147,8 @@ class HubConfig(UrlSourceConfig):
 class WebdatasetConfig(UrlSourceConfig):
     """Webdataset tars: ``columns`` are member extensions, alternatives split by ``|``."""
 
-    # an earlier output of this tool is read through the one reader (sources.written)
-    impl: ClassVar[str] = "pipeline.sources.written:open_webdataset"
+    # an earlier output of this tool is read through the one reader (dataset.written_source)
+    impl: ClassVar[str] = "pipeline.dataset.written_source:open_webdataset"
     kind: str = "webdataset"
     columns: Columns = field(
         default_factory=lambda: Columns(

@@ -1,4 +1,4 @@
-"""Stage 7, run: plan -> claim -> execute -> publish (``runner.py``), the checks before
-any work, the process pool and its workers (a ``messages.Job`` carries the config
-sections of the stages), publish and the merge of slices, progress, signals, the trace
-and the last-resort one-line handler."""
+"""Stage 11, run: one run, orchestrated: plan -> claim -> execute -> publish
+(``runner.py``), its progress display (``progress.py``) and the step it is at for the
+last-resort one-line handler (``crash.py``). The steps themselves live in the stages
+below: ``checks``, ``pool``, ``publish``, and ``cluster`` for one slice of a sliced run."""

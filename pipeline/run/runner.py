@@ -10,12 +10,15 @@ from __future__ import annotations
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline.checks import checks, units
+from pipeline.cluster.merge import check_slice_options, write_slice
+from pipeline.cluster.slices import slice_name
 from pipeline.config import paths, urls
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
@@ -25,13 +28,11 @@ from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, St
 from pipeline.dataset.shards import Placement, Plan, Remaining
 from pipeline.encode.codecs import encodings
 from pipeline.errors import Interrupted, PipelineError, SampleError
-from pipeline.run import checks, pool, units
-from pipeline.run.cpus import available_cpus
+from pipeline.pool import pool
+from pipeline.pool.cpus import available_cpus
+from pipeline.pool.trace import mark
 from pipeline.run.crash import step
-from pipeline.run.merge import check_slice_options, write_slice
 from pipeline.run.progress import progress_bar
-from pipeline.run.slices import slice_name
-from pipeline.run.trace import mark
 from pipeline.sources import Source, open_source
 
 
@@ -58,6 +59,26 @@ class RunResult:
     @property
     def kept_shards(self) -> int:
         return self.shards - self.new_shards
+
+
+@dataclass
+class Execution:
+    """The shards of one run as they are written: the run's config and hash, the source,
+    the output layout and how many workers; the plan, the shards kept from an earlier run
+    (``done``) and the results of those written now (``fresh``, appended as they finish)."""
+
+    config: Config
+    config_hash: str
+    source: Source
+    layout: Layout
+    workers: int
+    tasks: Plan
+    done: dict[str, ShardManifest]
+    fresh: list[ShardResult] = field(default_factory=list)
+    todo: Remaining = field(init=False)  # the shards of the plan not done
+
+    def __post_init__(self) -> None:
+        self.todo = Remaining(self.tasks, self.done)
 
 
 def prepare(cfg: Config) -> tuple[Source, int]:
@@ -155,11 +176,10 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
             ):
                 mirror.claimed()
                 done = held.done
-                todo = Remaining(tasks, done)
                 step("writing the shards")
                 mark("writing")
                 data_s = _execute(
-                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                    Execution(config, held.config_hash, source, layout, workers, tasks, done, fresh)
                 )
                 mark("shards-done")
                 manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
@@ -182,7 +202,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     write_slice(root, config, info, [t.name for t in tasks])
                     mirror.published()  # a URL's slice record
                 else:
-                    from pipeline.run.publish import publish
+                    from pipeline.publish.publish import publish
 
                     running = pool.current()
                     executor = running.executor() if running is not None else None
@@ -212,34 +232,25 @@ def _index(m: ShardManifest) -> int:
     return m.index
 
 
-def _execute(
-    cfg: Config,
-    chash: str,
-    layout: Layout,
-    todo: Remaining,
-    workers: int,
-    source: Source,
-    tasks: Plan,
-    done: dict[str, ShardManifest],
-    fresh: list[ShardResult],
-) -> float:
+def _execute(work: Execution) -> float:
     """Run the shards still to do with one progress bar; return the seconds it ran (the
     display's own time). On any failure, no worker outlives the call, no temporary is
     left and the error is one line."""
-    total = tasks.samples
-    kept = sum(m.stop - m.start for m in done.values())
-    bar = progress_bar(total, cfg.runtime.progress, initial=kept)
+    cfg, todo, fresh = work.config, work.todo, work.fresh
+    kept = sum(m.stop - m.start for m in work.done.values())
+    bar = progress_bar(work.tasks.samples, cfg.runtime.progress, initial=kept)
     try:
         then = None
         if cfg.report.enabled:  # made ready by whoever is idle while the last shards finish
             then = pool.Then(("pipeline.report.plots",), partial(_warm_report, cfg))
-        pool.execute(cfg, chash, todo, workers, bar, fresh.append, source, then)
+        pool.execute(cfg, work.config_hash, todo, work.workers, bar, fresh.append, work.source,
+                     then)  # fmt: skip
         bar.close()
         return bar.seconds()
     except BaseException as exc:
         root = store.local_root(cfg.output)
-        claim.clean_temporaries(root, layout, todo)
-        claim.drop_unrecorded(root, layout, todo)
+        claim.clean_temporaries(root, work.layout, todo)
+        claim.drop_unrecorded(root, work.layout, todo)
         if isinstance(exc, SampleError):
             raise SampleError(
                 exc.key,

@@ -1,5 +1,5 @@
 """Running shard tasks: inline (one worker) or in the pool of worker processes
-(``pipeline.run.process_pool``) that lives as long as this process, so the jobs of a sweep
+(``pipeline.pool.process_pool``) that lives as long as this process, so the jobs of a sweep
 (``-m``) pay for the workers' start and imports once. Drives one progress display
 (``pipeline.run.progress``), handles Ctrl-C and SIGTERM at safe points (a failure kills every
 worker; the next run starts a new pool).
@@ -20,9 +20,9 @@ from pipeline.config.schema import Config
 from pipeline.dataset.records import ShardResult
 from pipeline.dataset.shards import ShardTask
 from pipeline.errors import Interrupted
-from pipeline.run import forkserver
-from pipeline.run.messages import Job
-from pipeline.run.process_pool import Then, WorkerPool
+from pipeline.pool import forkserver
+from pipeline.pool.messages import Job
+from pipeline.pool.process_pool import Then, WorkerPool
 from pipeline.sources import Source
 
 
@@ -60,7 +60,7 @@ def check_first(
     job = Job.of(cfg, chash, source)
     work = job.placement.units(tasks, workers)
     if workers <= 1 or len(work) <= 1:
-        from pipeline.run.checks import augment_first
+        from pipeline.checks.checks import augment_first
 
         augment_first(job.source_cfg, job.augment, job.output, source)
         return
@@ -75,7 +75,7 @@ def _run_inline(
     bar: Any,
     on_result: Callable[[ShardResult], None],
 ) -> None:
-    from pipeline.run.worker import ShardProcessor
+    from pipeline.pool.worker import ShardProcessor
 
     counter = mp.Value("q", 0, lock=True)
     proc = ShardProcessor(job, progress=counter)
@@ -152,6 +152,6 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def pool_context() -> Any:
-    """The workers' multiprocessing context (``pipeline.run.forkserver``); calling it early lets
+    """The workers' multiprocessing context (``pipeline.pool.forkserver``); calling it early lets
     the workers' imports overlap this process's preparation."""
     return forkserver.context()

@@ -3,7 +3,8 @@ a directory or a URL holding its ``dataset_info.json``), read through the one re
 (``dataset.reader``) whatever its format: depth in metres from each record's
 ``depth_scale``, sha256 checked per shard, and each sample's mixture part (``dataset``,
 ``data_type``), camera and applied params kept, so re-processing a mixture keeps its
-tags and a chain of runs keeps its record.
+tags and a chain of runs keeps its record. It lives with the reader it wraps (a source
+that reads this tool's own format comes after the dataset stage in the flow).
 """
 
 from __future__ import annotations

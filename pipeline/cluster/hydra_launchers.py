@@ -14,7 +14,7 @@ from __future__ import annotations
 try:
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher as plugin
 
-    from pipeline.run.slurm_launcher import PLUGIN_MODULE, SlicedSweep, register
+    from pipeline.cluster.slurm_launcher import PLUGIN_MODULE, SlicedSweep, register
 except ImportError:  # hydra-submitit-launcher not installed: the launcher check says so
     plugin = None
 else:

@@ -3,7 +3,7 @@
 NaN / inf / negative values, each when it zeroed more than ``runtime.checks.warn_dropped``
 of the run's measured depth pixels, with the share and the key to change. (Above
 ``runtime.checks.max_dropped`` on a first sample the run stops before writing:
-``pipeline.run.units``.)"""
+``pipeline.checks.units``.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What the parent and its worker processes send each other besides shard tasks and
-results (``pipeline.run.pool`` sends, ``pipeline.run.serve`` answers): a run's ``Job`` and errors
+results (``pipeline.pool.pool`` sends, ``pipeline.pool.serve`` answers): a run's ``Job`` and errors
 with the worker's traceback. Light on purpose: the parent imports it without the
 workers' heavy libraries."""
 

@@ -18,8 +18,8 @@ from pipeline.dataset.owned import record_published, signed_card
 from pipeline.dataset.records import INFO_FILE, DatasetInfo, ShardManifest
 from pipeline.dataset.writers import atomic_write, sha256_file, write_error
 from pipeline.encode.depth import from_info
-from pipeline.run.faults import fault_point
-from pipeline.run.trace import mark
+from pipeline.pool.faults import fault_point
+from pipeline.pool.trace import mark
 from pipeline.sources import Source
 
 

@@ -71,8 +71,8 @@ def register() -> None:
 def merge_job(out_dir: str) -> str:
     """The merge job's body: ``depth-pipeline-merge out_dir``. Refused (slices missing or
     made with other configs): one line on stderr and exit code 2, so the job fails."""
+    from pipeline.cluster.merge import merge
     from pipeline.errors import PipelineError
-    from pipeline.run.merge import merge
 
     try:
         info = merge(out_dir)
@@ -100,7 +100,7 @@ class SlicedSweep:
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         if self.in_sliced_sweep:
-            from pipeline.run.merge import defer_to_merge_job
+            from pipeline.cluster.merge import defer_to_merge_job
 
             defer_to_merge_job()
         return super().__call__(*args, **kwargs)  # type: ignore[misc]

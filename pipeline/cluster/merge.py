@@ -10,7 +10,7 @@ card an unsliced run would have written. It runs:
 - at the end of a multirun (``MergeCallback``, a Hydra callback), unless the dataset is
   already merged from the slices as they are now (the last slice job did it);
 - as a job of its own, after the array of slice jobs (``hydra/launcher=slurm``,
-  ``run/slurm_launcher.py``): then it is the only merge (slice jobs and callback leave it);
+  ``slurm_launcher.py``): then it is the only merge (slice jobs and callback leave it);
 - by hand: ``depth-pipeline-merge OUTPUT_DIR``.
 
 A URL ``output.dir`` (``s3://...``): its slices never merge by themselves; ``merge(url)``
@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.cluster.slices import load_slices, merged, slice_name
 from pipeline.config.schema import Config
 from pipeline.config.urls import is_url
 from pipeline.dataset.config_record import data_config
@@ -32,7 +33,6 @@ from pipeline.dataset.owned import SLICE_DIR
 from pipeline.dataset.records import DatasetInfo
 from pipeline.dataset.writers import atomic_write
 from pipeline.errors import PipelineError
-from pipeline.run.slices import load_slices, merged, slice_name
 
 _DEFERRED: list[bool] = []  # set in a slice job whose merge is a job of its own
 
@@ -79,13 +79,13 @@ def merge(root: Path | str) -> DatasetInfo:
     the lock on ``root`` shared: refused while an overwrite replaces the dataset. A URL
     ``root``: ``merge_remote.merge_url``."""
     if is_url(str(root)):
-        from pipeline.run.merge_remote import merge_url
+        from pipeline.cluster.merge_remote import merge_url
 
         return merge_url(str(root))
     root = Path(root)
     load_slices(root)  # refuse a directory without slices before locking it
     with holding(root):
-        from pipeline.run.publish import publish
+        from pipeline.publish.publish import publish
 
         cfg, manifests, info = merged(root, str(root))
         publish(root, cfg, manifests, info)

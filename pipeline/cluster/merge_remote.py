@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.cluster.slices import merged
 from pipeline.config.urls import is_url
 from pipeline.dataset import staging
 from pipeline.dataset.owned import SLICE_DIR
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.dataset.store import Remote
 from pipeline.errors import PipelineError
-from pipeline.run.slices import merged
 
 
 def merge_url(url: str) -> DatasetInfo:
     """Merge the slices recorded under ``url``; return the merged info."""
-    from pipeline.run.publish import publish
+    from pipeline.publish.publish import publish
 
     assert is_url(url)
     remote = Remote(url)

@@ -1,6 +1,6 @@
 """The loop a worker process runs: messages from the parent over one pipe, in order.
 
-A worker lives as long as its pool (``pipeline.run.pool``), which may serve several runs of
+A worker lives as long as its pool (``pipeline.pool.pool``), which may serve several runs of
 one process (the jobs of a sweep): each run's config travels as a ``("job", id, Job)``
 message and the worker keeps that run's ``ShardProcessor`` until ``("end", id)``.
 
@@ -51,11 +51,11 @@ def _import_albumentations() -> None:
 
 _import_albumentations()
 
+from pipeline.checks.checks import augment_first  # noqa: E402
 from pipeline.dataset.shards import ShardTask  # noqa: E402
-from pipeline.run.checks import augment_first  # noqa: E402
-from pipeline.run.messages import Job, pack_error  # noqa: E402
-from pipeline.run.trace import mark  # noqa: E402
-from pipeline.run.worker import Filling, ShardProcessor  # noqa: E402
+from pipeline.pool.messages import Job, pack_error  # noqa: E402
+from pipeline.pool.trace import mark  # noqa: E402
+from pipeline.pool.worker import Filling, ShardProcessor  # noqa: E402
 
 
 class _Sender:

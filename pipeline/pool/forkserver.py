@@ -1,5 +1,5 @@
 """Where worker processes come from: a forkserver that has imported the worker code once
-(``pipeline.run.serve``: albumentations, OpenCV, the codecs), so each worker starts as a fork
+(``pipeline.pool.serve``: albumentations, OpenCV, the codecs), so each worker starts as a fork
 of it, with everything loaded.
 
 Starting it is cheap and does not wait for its imports: ``depth-pipeline`` starts it first
@@ -15,7 +15,7 @@ import multiprocessing as mp
 import re
 from typing import Any
 
-PRELOAD = ["pipeline.run.serve"]
+PRELOAD = ["pipeline.pool.serve"]
 # the fsspec implementation of a URL's protocol (a missing one is skipped by the server)
 URL_MODULES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
 _URL_ARG = re.compile(r"=\s*([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -34,7 +34,7 @@ def context() -> Any:
     ctx.set_forkserver_preload(list(PRELOAD))
     from multiprocessing import forkserver
 
-    from pipeline.run.interrupts import ignored
+    from pipeline.pool.interrupts import ignored
 
     with ignored():  # the server and its forks never print a KeyboardInterrupt of their own
         forkserver.ensure_running()

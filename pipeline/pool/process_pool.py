@@ -1,5 +1,5 @@
-"""A pool of worker processes that lives as long as this process (``pipeline.run.pool`` keeps
-one): each worker answers on its own pipe (``pipeline.run.serve`` is the other end), a thread
+"""A pool of worker processes that lives as long as this process (``pipeline.pool.pool`` keeps
+one): each worker answers on its own pipe (``pipeline.pool.serve`` is the other end), a thread
 receives their messages (events for the run, results for calls) while the caller works.
 
 A run's config travels as a ``Job`` message, units of shards go to whichever worker is
@@ -28,8 +28,8 @@ from typing import Any
 from pipeline.dataset.records import ShardResult
 from pipeline.dataset.shards import ShardTask
 from pipeline.errors import Interrupted
-from pipeline.run.messages import Job, unpack_error
-from pipeline.run.trace import mark
+from pipeline.pool.messages import Job, unpack_error
+from pipeline.pool.trace import mark
 
 POLL_S = 0.25  # the progress display and signals are looked at this often
 STOP_PATIENCE_S = 5.0  # an idle worker asked to stop gets this long before it is killed
@@ -279,7 +279,7 @@ class _PoolExecutor(Executor):
 
 def _serve(conn: mp_connection.Connection, progress: Synchronized) -> None:
     """A worker's entry point, referenced from here so the parent never imports the
-    workers' libraries (``pipeline.run.serve`` is preloaded in the forkserver)."""
-    from pipeline.run.serve import serve
+    workers' libraries (``pipeline.pool.serve`` is preloaded in the forkserver)."""
+    from pipeline.pool.serve import serve
 
     serve(conn, progress)

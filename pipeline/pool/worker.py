@@ -3,7 +3,7 @@
 A ``ShardProcessor`` holds one run's source, augmenter and output layout, each built from
 its own config section (a ``messages.Job``; no OmegaConf). ``fill`` writes a shard's
 samples, ``commit`` publishes the shard and then its manifest (the worker loop in
-``pipeline.run.serve`` commits in a thread while the next shard fills); ``fill_group``
+``pipeline.pool.serve`` commits in a thread while the next shard fills); ``fill_group``
 fills several shards that share their inputs, reading each input once (``augment.copies``
 with ``output.order=spread``).
 ``make bench`` times the same stage functions (``finalize``, ``Augmenter``,
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.sharedctypes import Synchronized
 
 from pipeline.augment.parts import augmenter_for
@@ -34,9 +35,9 @@ from pipeline.dataset.writers import ShardWriter, atomic_write, write_error
 from pipeline.encode import codecs
 from pipeline.encode.record import Record
 from pipeline.errors import SampleError
-from pipeline.run.faults import fault_point
-from pipeline.run.messages import Job
-from pipeline.run.trace import mark
+from pipeline.pool.faults import fault_point
+from pipeline.pool.messages import Job
+from pipeline.pool.trace import mark
 from pipeline.sample import Sample
 from pipeline.sources import finalize, open_source
 
@@ -49,6 +50,10 @@ class Filling:
     writer: ShardWriter
     manifest: ShardManifest
     timings: StageTimes
+
+
+# The shards that want an input, each with the copies of it they want.
+Wanting = list[tuple[Filling, Sequence[int]]]
 
 
 def _uploaded() -> None:
@@ -89,7 +94,9 @@ class ShardProcessor:
         """Read, augment, encode and add the samples of shard ``task`` (not yet committed)."""
         shard = self.open(task)
         try:
-            self._fill(task, shard.writer, shard.manifest, shard.timings)
+            for first, last, copies in self.placement.input_runs(task):
+                for _ in self._inputs(first, last, partial(self._inside, shard, copies)):
+                    pass
         except BaseException:
             shard.writer.abort()
             raise
@@ -112,42 +119,49 @@ class ShardProcessor:
         done: set[str] = set()
         try:
             shards.extend(self.open(t) for t in tasks)
-            t0 = time.perf_counter()
-            for index, item in zip(range(lo, hi), self.source.iter(lo, hi)):
-                here = [
-                    (shard, run[2][0])
-                    for shard, run in zip(shards, runs)
-                    if run[0] <= index < run[1]
-                ]
-                sample = self._read(item, here, t0)
-                if sample is not None:
-                    for shard, copy in here:
-                        shard.manifest.stats.add_source(sample[0].image)
-                        self._one(*sample, index, copy, shard.task, shard.writer,
-                                  shard.manifest, shard.timings)  # fmt: skip
+
+            def wanting(index: int) -> Wanting:
+                return [(s, run[2]) for s, run in zip(shards, runs) if run[0] <= index < run[1]]
+
+            for index in self._inputs(lo, hi, wanting):
                 for shard, run in zip(shards, runs):
                     if index == run[1] - 1:
                         done.add(shard.task.name)
                         yield shard
-                t0 = time.perf_counter()
         except BaseException:
             for shard in shards:
                 if shard.task.name not in done:  # the caller owns those yielded
                     shard.writer.abort()
             raise
 
+    def _inputs(self, first: int, last: int, wanting: Callable[[int], Wanting]) -> Iterator[int]:
+        """Read inputs ``first`` .. ``last`` once each and write the copies of each that
+        ``wanting(index)`` names into their shards; yield each index once its copies are in
+        (the one read -> finalize -> skip -> write loop of ``fill`` and ``fill_group``)."""
+        t0 = time.perf_counter()
+        for index, item in zip(range(first, last), self.source.iter(first, last)):
+            here = wanting(index)
+            read = self._read(item, here, t0)
+            if read is not None:
+                for shard, copies in here:
+                    shard.manifest.stats.add_source(read[0].image)
+                    for copy in copies:
+                        self._one(*read, index, copy, shard)
+            yield index
+            t0 = time.perf_counter()
+
     def _read(
-        self, item: Sample | SampleError, here: list[tuple[Filling, int]], t0: float
+        self, item: Sample | SampleError, here: Wanting, t0: float
     ) -> tuple[Sample, InvalidPixels] | None:
-        """The finalized input, or None when it is skipped (recorded in every shard that
-        wanted it; raised unless ``on_error=skip``). Read time goes to the first shard."""
+        """The finalized input, or None when it is skipped (recorded for every copy a shard
+        wanted; raised unless ``on_error=skip``). Read time goes to the first shard."""
         try:
             if isinstance(item, SampleError):
                 raise item
             return finalize(item, self.source_cfg)
         except SampleError as err:
-            for shard, _ in here:
-                self._skip(err, shard.manifest, 1)
+            for shard, copies in here:
+                self._skip(err, shard.manifest, len(copies))
             return None
         finally:
             if here:
@@ -184,45 +198,18 @@ class ShardProcessor:
         except OSError as exc:
             raise write_error(exc, what, self.output.dir) from None
 
-    def _fill(
-        self, task: ShardTask, writer: ShardWriter, manifest: ShardManifest, timings: StageTimes
-    ) -> None:
-        """Read, check, augment, encode and add this shard's samples to ``writer``."""
-        for first, last, copies in self.placement.input_runs(task):
-            t0 = time.perf_counter()
-            for index, item in zip(range(first, last), self.source.iter(first, last)):
-                wanted = [c for c in copies if self._inside(task, index, c)]
-                try:
-                    if isinstance(item, SampleError):
-                        raise item
-                    sample, invalid = finalize(item, self.source_cfg)
-                except SampleError as err:
-                    timings.read += time.perf_counter() - t0
-                    self._skip(err, manifest, len(wanted))
-                    t0 = time.perf_counter()
-                    continue
-                timings.read += time.perf_counter() - t0
-                manifest.stats.add_source(sample.image)
-                for copy in wanted:
-                    self._one(sample, invalid, index, copy, task, writer, manifest, timings)
-                t0 = time.perf_counter()
-
-    def _inside(self, task: ShardTask, index: int, copy: int) -> bool:
-        pos = self.placement.position_of(index, copy, task.inputs)
-        return task.start <= pos < task.stop
+    def _inside(self, shard: Filling, copies: range, index: int) -> Wanting:
+        """``shard`` with those ``copies`` of input ``index`` whose positions fall in it."""
+        task, place = shard.task, self.placement.position_of
+        return [
+            (shard, [c for c in copies if task.start <= place(index, c, task.inputs) < task.stop])
+        ]
 
     def _one(
-        self,
-        sample: Sample,
-        invalid: InvalidPixels,
-        index: int,
-        copy: int,
-        task: ShardTask,
-        writer: ShardWriter,
-        manifest: ShardManifest,
-        timings: StageTimes,
+        self, sample: Sample, invalid: InvalidPixels, index: int, copy: int, shard: Filling
     ) -> None:
-        """Augment, encode, write and record copy ``copy`` of input ``index``."""
+        """Augment, encode, write and record copy ``copy`` of input ``index`` in ``shard``."""
+        manifest, timings = shard.manifest, shard.timings
         manifest.invalid_pixels.merge(invalid)
         t1 = time.perf_counter()
         try:
@@ -244,8 +231,8 @@ class ShardProcessor:
         t2 = time.perf_counter()
         encoded = codecs.encode_sample(out, self.output, record.to_json())
         t3 = time.perf_counter()
-        with self._writing(f"shard {task.name}"):
-            writer.add(out.key, encoded.fields)
+        with self._writing(f"shard {shard.task.name}"):
+            shard.writer.add(out.key, encoded.fields)
         manifest.members = sorted(set(manifest.members) | encoded.fields.keys())
         fault_point("sample-written")
         if not self.written:

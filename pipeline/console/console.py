@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from pipeline.errors import PipelineError
-from pipeline.run import crash, interrupts
+from pipeline.pool import interrupts
+from pipeline.run import crash
 
 if TYPE_CHECKING:
     from pipeline.run.runner import RunResult
@@ -39,8 +40,8 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         line = crash.one_line(exc)
         print(f"error: {line}", file=sys.stderr)
         return 2, line
+    from pipeline.checks.drops import lines
     from pipeline.config.schema import to_config
-    from pipeline.run.drops import lines
 
     for line in [*summary(result, cfg.report.enabled), *lines(result.info, to_config(cfg))]:
         print(line)
@@ -135,7 +136,7 @@ def config_error_line(exc: BaseException) -> str:
 LAUNCHER_EXTRAS = {
     "submitit_slurm": ("slurm", "hydra-submitit-launcher"),
     "submitit_local": ("slurm", "hydra-submitit-launcher"),
-    "depth_slurm": ("slurm", "hydra-submitit-launcher"),  # pipeline/run/slurm_launcher.py
+    "depth_slurm": ("slurm", "hydra-submitit-launcher"),  # pipeline/cluster/slurm_launcher.py
     "depth_slurm_local": ("slurm", "hydra-submitit-launcher"),
     "joblib": ("joblib", "hydra-joblib-launcher"),
 }
