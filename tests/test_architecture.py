@@ -188,6 +188,7 @@ def test_hydra_get_mode_fence():
 # The stages in flow order; a module may import its own stage and those before it.
 LAYERS = [
     ("pipeline.errors", "pipeline.sample"),
+    ("pipeline.stores",),
     ("pipeline.config",),
     ("pipeline.encode",),
     ("pipeline.sources",),

@@ -1,31 +1,25 @@
 """URLs in the config (``output.dir``, ``source.path``): ``proto://...`` served by an
-fsspec implementation (s3fs for ``s3://``), or one line naming what to install.
+fsspec implementation (s3fs, gcsfs, adlfs...), or one line naming what to install.
 
-Credentials come from the implementation's standard places (``AWS_*`` variables, profiles);
-an S3 endpoint from the config or ``AWS_ENDPOINT_URL`` (MinIO, Ceph, a test server)."""
+What each store family needs to be reached (its endpoint, its credentials) is its
+``pipeline.stores`` class's ``options``."""
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.errors import PipelineError
+from pipeline.stores import store_for
 
 _URL = re.compile(r"^(?P<protocol>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-S3_PROTOCOLS = ("s3", "s3a")
-# what to install for a protocol whose fsspec implementation is missing
-EXTRAS = {
-    "s3": "pip install 'depth-pipeline[s3]'",
-    "s3a": "pip install 'depth-pipeline[s3]'",
-    "gs": "pip install gcsfs",
-    "gcs": "pip install gcsfs",
-    "az": "pip install adlfs",
-    "abfs": "pip install adlfs",
-    "abfss": "pip install adlfs",
-}
+
+
+def _how(protocol: str, package: str) -> str:
+    """What to install for ``protocol`` whose fsspec implementation is missing."""
+    extra = store_for(protocol).extra
+    return f"pip install 'depth-pipeline[{extra}]'" if extra else f"pip install {package}"
 
 
 def is_url(value: str | Path) -> bool:
@@ -46,6 +40,7 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     import fsspec
 
     protocol = url.split("://", 1)[0].lower()
+    opts = store_for(protocol).options(dict(options or {}), endpoint)
     try:
         cls = fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError):
@@ -57,26 +52,10 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
                 f"{key}={url}: no fsspec implementation serves {protocol}://; check the URL"
             ) from None
         package = impl.split(".")[0]
-        how = EXTRAS.get(protocol, f"pip install {package}")
+        how = _how(protocol, package)
         raise PipelineError(
             f"{key}={url}: {protocol}:// needs {package}, which is not installed; {how}"
         ) from None
-    opts = dict(options or {})
-    endpoint = (
-        endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    if protocol in S3_PROTOCOLS:
-        for name in ("aiobotocore", "botocore", "s3fs"):  # "Found credentials in ..." lines
-            logging.getLogger(name).setLevel(logging.WARNING)
-        if endpoint and "endpoint_url" not in opts:
-            opts["endpoint_url"] = endpoint
-        opts.setdefault("use_listings_cache", False)  # other processes write the prefix
-        # Shards go up with their sha256 as a signed x-amz-checksum-sha256 header that the
-        # store verifies, so botocore's own pass over the body to sign it (done over http
-        # only) adds nothing but CPU; over https it is skipped already.
-        config = dict(opts.get("config_kwargs") or {})
-        config["s3"] = {"payload_signing_enabled": False, **dict(config.get("s3") or {})}
-        opts["config_kwargs"] = config
     return cls(**opts)
 
 
@@ -109,9 +88,12 @@ def stamp(url: str, key: str = "source.path", fs: Any = None) -> str:
 
 
 def version(info: dict[str, Any]) -> str:
-    """What changes with an object's content in its fsspec info: the ETag, else the time
-    it was last written."""
-    return str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
+    """What changes with an object's content in its fsspec info: the ETag (or generation),
+    else the time it was last written."""
+    for key in ("ETag", "generation", "etag", "LastModified", "last_modified", "mtime"):
+        if info.get(key):
+            return str(info[key])
+    return ""
 
 
 def find(
