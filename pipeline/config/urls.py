@@ -40,6 +40,7 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     import fsspec
 
     protocol = url.split("://", 1)[0].lower()
+    check_segments(url, key)
     opts = store_for(protocol).options(dict(options or {}), endpoint)
     try:
         cls = fsspec.get_filesystem_class(protocol)
@@ -57,6 +58,17 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
             f"{key}={url}: {protocol}:// needs {package}, which is not installed; {how}"
         ) from None
     return cls(**opts)
+
+
+def check_segments(url: str, key: str) -> None:
+    """Refuse a URL with ``.`` or ``..`` segments: a store names objects with them as
+    written (no directory to resolve them against), so the path would not be the one meant."""
+    segments = url.split("://", 1)[1].split("/")
+    if any(s in (".", "..") for s in segments):
+        raise PipelineError(
+            f"{key}={url}: a URL with '..' or '.' segments is refused (an object store "
+            f"does not resolve them); write the path without them"
+        )
 
 
 def storage_options(value: Any, key: str) -> dict[str, Any]:

@@ -19,8 +19,10 @@ Every method takes full URLs (or fsspec paths). ``create``/``replace`` raise
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -104,13 +106,13 @@ class ObjectStore:
 
     def age(self, info: dict[str, Any]) -> float:
         """Seconds since the object was last written (0 when the store does not say)."""
-        stamp = None
-        for key in ("LastModified", "last_modified", "updated", "mtime"):
-            if info.get(key) is not None:
-                stamp = info[key]
-                break
-        if hasattr(stamp, "timestamp"):
-            return max(0.0, time.time() - stamp.timestamp())
+        for key in ("LastModified", "last_modified", "mtime", "updated"):
+            stamp = info.get(key)
+            if isinstance(stamp, str):
+                with contextlib.suppress(ValueError):
+                    stamp = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            if hasattr(stamp, "timestamp"):
+                return max(0.0, time.time() - stamp.timestamp())
         return 0.0
 
     def info(self, path: str) -> dict[str, Any]:
