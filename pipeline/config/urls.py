@@ -117,10 +117,16 @@ def find(
     if fs.isfile(spec):
         names = [spec]
     elif fs.isdir(spec):
-        names = [fs.unstrip_protocol(p) for p in fs.ls(spec, detail=False)]
+        names = [full_url(spec, fs, p) for p in fs.ls(spec, detail=False)]
     else:
-        names = [fs.unstrip_protocol(p) for p in fs.glob(spec)]
+        names = [full_url(spec, fs, p) for p in fs.glob(spec)]
     return sorted(n for n in names if n.endswith(suffixes))
+
+
+def full_url(like: str, fs: Any, path: str) -> str:
+    """``path`` (as ``fs`` lists it) as a URL with the protocol of ``like``: the one the
+    user wrote (adlfs names ``az://`` objects ``abfs://``)."""
+    return f"{like.split('://', 1)[0]}://{fs._strip_protocol(path)}"
 
 
 def check_apart(out: str, source: str) -> None:

@@ -9,6 +9,7 @@ the blob exists, and as the blob's content MD5; its sha256 as metadata for resum
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,12 @@ class AzureStore(ObjectStore):
     conditional_replace: ClassVar[bool] = True
     server_checksum: ClassVar[bool] = True
     resume_by_checksum: ClassVar[bool] = True
+
+    @classmethod
+    def options(cls, opts: dict[str, Any], endpoint: str | None) -> dict[str, Any]:
+        for name in ("azure", "adlfs"):  # a line per HTTP request at INFO
+            logging.getLogger(name).setLevel(logging.WARNING)
+        return super().options(opts, endpoint)
 
     def _call(self, path: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``method`` of the blob client of ``path``, run on adlfs's event loop."""

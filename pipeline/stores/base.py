@@ -51,7 +51,9 @@ class ObjectStore:
 
     @classmethod
     def options(cls, opts: dict[str, Any], endpoint: str | None) -> dict[str, Any]:
-        """The filesystem's keyword arguments from ``storage_options`` and an endpoint."""
+        """The filesystem's keyword arguments from ``storage_options`` and an endpoint
+        (no listings cache: other processes write the prefix)."""
+        opts.setdefault("use_listings_cache", False)
         return opts
 
     @classmethod

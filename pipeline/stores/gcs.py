@@ -47,7 +47,7 @@ class GCSStore(ObjectStore):
             opts["endpoint_url"] = endpoint
         if endpoint or os.environ.get("STORAGE_EMULATOR_HOST"):
             opts.setdefault("token", "anon")  # an emulator: no Google credentials to look up
-        return opts
+        return super().options(opts, endpoint)
 
     def _upload(self, path: str, body: bytes, meta: dict[str, Any], **cond: Any) -> str:
         """One multipart insert of ``body`` with the object resource ``meta``."""

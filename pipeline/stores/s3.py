@@ -39,14 +39,13 @@ class S3Store(ObjectStore):
         )
         if endpoint and "endpoint_url" not in opts:
             opts["endpoint_url"] = endpoint
-        opts.setdefault("use_listings_cache", False)  # other processes write the prefix
         # Shards go up with their sha256 as a signed x-amz-checksum-sha256 header that the
         # store verifies, so botocore's own pass over the body to sign it (done over http
         # only) adds nothing but CPU; over https it is skipped already.
         config = dict(opts.get("config_kwargs") or {})
         config["s3"] = {"payload_signing_enabled": False, **dict(config.get("s3") or {})}
         opts["config_kwargs"] = config
-        return opts
+        return super().options(opts, endpoint)
 
     def _put(self, path: str, body: Any, **extra: Any) -> str | None:
         bucket, key, _ = self.fs.split_path(path)
