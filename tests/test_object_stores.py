@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT, SMALL, make_cfg
+from object_servers import make_bucket_on
 
 from pipeline import read
 from pipeline.dataset.remote_lock import RemoteLock
@@ -160,3 +161,33 @@ def test_a_url_with_dot_dot_segments_is_refused(bucket):
     line = proc.stderr.strip()
     assert "\n" not in line and f"output.dir={bucket}/a/../b" in line and "'..'" in line
     assert objects(bucket) == {}
+
+
+def test_a_run_to_gcs_never_asks_a_bucket_its_type_over_grpc(servers):
+    """gcsfs >= 2026.8 would wrap the filesystem in one that first probes each bucket's
+    type over gRPC (60 s against the emulator): a run gets the plain GCS filesystem."""
+    pytest.importorskip("gcsfs")
+    bucket = make_bucket_on("gs", f"grpc-{os.getpid()}")
+    env = {k: v for k, v in os.environ.items() if k != "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"}
+    code = (
+        "from pipeline.config.urls import filesystem\n"
+        f"print(type(filesystem('{bucket}/ds')).__name__)\n"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert probe.stdout.strip() == "GCSFileSystem", probe.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *SMALL, *DATA, f"output.dir={bucket}/ds"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "bucket type" not in done.stderr and "depth-pipeline:" not in done.stderr
+
+
+def test_a_store_without_guarantees_says_so_before_writing(tmp_path):
+    """fsspec's in-memory store: no conditional replace, no server checksum; one line."""
+    proc = cli("memory://lab/ds", "runtime.workers=1")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("depth-pipeline: memory"))
+    assert "no conditional replace" in line and "read back and hashed" in line

@@ -157,6 +157,10 @@ def staged(remote: Remote | None, root: Path, lock_name: str = LOCK_FILE) -> Ite
     if remote is None:
         yield stage
         return
+    limits = remote.store.limits()
+    if limits:  # what this store cannot guarantee, said before anything is written
+        family = remote.store.family
+        print(f"depth-pipeline: {remote.url} ({family}): {'; '.join(limits)}", file=sys.stderr)
     lock = RemoteLock.acquire(remote, lock_name)
     stage.lock = lock
     if lock.took_over:
