@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,s3,slurm]'
+	$(BIN)/pip install --quiet -e '.[dev,all-stores,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with dev tools
@@ -28,10 +28,15 @@ $(VENV)/.torch-installed: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@
 
-test: $(VENV)/.torch-installed ## run the fast test suite
+# azurite (the Azure Blob server of the az:// tests) comes from npm into .stores/ (gitignored)
+AZURITE := .stores/node_modules/.bin/azurite-blob
+$(AZURITE):
+	npm install --prefix .stores --no-audit --no-fund --silent azurite@3.37.0
+
+test: $(VENV)/.torch-installed $(AZURITE) ## run the fast test suite
 	$(BIN)/pytest -n 2 -q
 
-test-all: $(VENV)/.torch-installed ## run every test, slow ones included
+test-all: $(VENV)/.torch-installed $(AZURITE) ## run every test, slow ones included
 	$(BIN)/pytest -n 2 -q -m ''
 
 lint: $(STAMP) ## ruff check + format check
@@ -43,13 +48,13 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff format pipeline tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,s3,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,all-stores,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
+bench: $(VENV)/.bench-installed $(AZURITE) ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
 	$(BIN)/python -m pipeline.bench $(ARGS)
 
 clean: ## remove the venv, caches and outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info .stores
 	find . -name __pycache__ -prune -exec rm -rf {} +
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -18,23 +16,10 @@ from hydra import compose, initialize_config_dir
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# The loopback S3 server (fixture ``s3``) and how every process of the session reaches it:
-# set before any worker process (forkserver) starts, so workers inherit it as a user's
-# environment would be inherited. Dummy credentials: no request ever leaves 127.0.0.1.
-S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
-os.environ.update(
-    AWS_ENDPOINT_URL=S3_ENDPOINT,
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-)
-os.environ.pop("AWS_PROFILE", None)
+# The loopback object-store servers (S3, GCS, Azure) and how every process of the session
+# reaches them: their environment is set when object_servers is imported, here, before any
+# worker process (forkserver) starts. Dummy credentials: no request leaves 127.0.0.1.
+from object_servers import S3_ENDPOINT, make_bucket_on, start_s3, stop_all  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -99,42 +84,41 @@ def rng() -> np.random.Generator:
 _buckets = itertools.count()
 
 
-_server: list = []
-
-
 def start_s3_server() -> str:
-    """Start (once per test process) the S3-protocol server (moto) on 127.0.0.1 at
-    ``S3_ENDPOINT``; s3fs talks to it over HTTP exactly as to AWS."""
-    if not _server:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        port = int(S3_ENDPOINT.rsplit(":", 1)[1])
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        _server.append(server)
-    return S3_ENDPOINT
+    """The S3-protocol server (moto) of this test process at ``S3_ENDPOINT``."""
+    return start_s3()
 
 
 def make_bucket(name: str) -> str:
     """``s3://name`` on the loopback server (created if absent)."""
-    import s3fs
-
-    fs = s3fs.S3FileSystem(endpoint_url=start_s3_server(), skip_instance_cache=True)
-    if not fs.exists(name):
-        fs.mkdir(name)
-    return f"s3://{name}"
+    return make_bucket_on("s3", name)
 
 
 @pytest.fixture(scope="session")
 def s3_server():
     pytest.importorskip("s3fs", reason="the s3 extra: pip install -e '.[dev,s3]'")
     yield start_s3_server()
-    while _server:
-        _server.pop().stop()
+    stop_all()
 
 
 @pytest.fixture
 def s3(s3_server):
     """A fresh bucket on the loopback server; returns ``s3://bucket``."""
     return make_bucket(f"test-{os.getpid()}-{next(_buckets)}")
+
+
+STORES = {"s3": "s3fs", "gs": "gcsfs", "az": "adlfs"}
+
+
+@pytest.fixture(scope="session")
+def servers():
+    yield
+    stop_all()
+
+
+@pytest.fixture(params=sorted(STORES))
+def bucket(request, servers):
+    """A fresh bucket (container) on each store's loopback server in turn: ``s3://...``,
+    ``gs://...``, ``az://...``."""
+    pytest.importorskip(STORES[request.param], reason="pip install -e '.[dev,all-stores]'")
+    return make_bucket_on(request.param, f"test-{os.getpid()}-{next(_buckets)}")

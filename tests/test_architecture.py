@@ -242,6 +242,7 @@ def test_hydra_get_mode_fence():
 # The stages in flow order; a module may import its own stage and those before it.
 LAYERS = [
     ("pipeline.errors", "pipeline.sample"),
+    ("pipeline.stores",),
     ("pipeline.config",),
     ("pipeline.encode",),
     ("pipeline.sources",),

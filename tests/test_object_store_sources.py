@@ -1,6 +1,6 @@
-"""Sources in an object store: webdataset tars and parquet at ``s3://`` on the loopback
-S3 server (fixture ``s3``) produce the same bytes as the same files on local disk, and
-are fingerprinted for resume like local ones (a changed object is refused)."""
+"""Sources in an object store: webdataset tars and parquet in a bucket on each loopback
+server (fixture ``bucket``: S3, GCS, Azure) produce the same bytes as the same files on
+local disk, and are fingerprinted for resume like local ones (a changed object is refused)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ def retouched(tar) -> bytes:
     return out.getvalue()
 
 
-def test_webdataset_tars_in_s3_give_the_bytes_of_local_tars_and_resume(s3, tmp_path):
+def test_webdataset_tars_in_a_bucket_give_the_bytes_of_local_tars_and_resume(bucket, tmp_path):
     made = tmp_path / "made"
     run(make_cfg(made, "source.num_samples=7", *SMALL_RUN))
     tars = tmp_path / "tars"
     tars.mkdir()
     for tar in sorted(made.glob("*.tar")):
         (tars / tar.name).write_bytes(tar.read_bytes())
-    url = f"{s3}/shards"
+    url = f"{bucket}/shards"
     upload_tree(tars, url)
 
     common = ["source=webdataset", *SMALL_RUN]
@@ -61,10 +61,10 @@ def test_webdataset_tars_in_s3_give_the_bytes_of_local_tars_and_resume(s3, tmp_p
         run(make_cfg(tmp_path / "remote", *common, f"source.path={url}/"))
 
 
-def test_parquet_in_s3_gives_the_bytes_of_local_parquet(s3, tmp_path):
+def test_parquet_in_a_bucket_gives_the_bytes_of_local_parquet(bucket, tmp_path):
     local_copy = tmp_path / "nyu"
     hub_parquet(local_copy)
-    url = f"{s3}/nyu"
+    url = f"{bucket}/nyu"
     upload_tree(local_copy, url)
     common = ["source=hub", f"source.cache_dir={tmp_path}/cache", *SMALL_RUN]
     local = run(make_cfg(tmp_path / "local", *common, f"source.path={local_copy}"))

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         "--store-samples",
         type=int,
         default=600,  # as many as the other comparisons: a run's fixed costs weigh less
-        help="output to a loopback S3 server vs local disk, samples (0 = skip)",
+        help="output to each loopback object-store server vs local disk, samples (0 = skip)",
     )
     parser.add_argument("--only-store", action="store_true", help="only that comparison")
     parser.add_argument("--height", type=int, default=480)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.store_samples:
         from pipeline.bench import store
 
-        print("output to a loopback S3 server ...", flush=True)
+        print("output to the loopback object-store servers ...", flush=True)
         report["store"] = store.bench(root, args.store_samples, workers)
     print("tiff depth codecs ...", flush=True)
     report["tiff"] = tiff.measure()

@@ -1,31 +1,25 @@
 """URLs in the config (``output.dir``, ``source.path``): ``proto://...`` served by an
-fsspec implementation (s3fs for ``s3://``), or one line naming what to install.
+fsspec implementation (s3fs, gcsfs, adlfs...), or one line naming what to install.
 
-Credentials come from the implementation's standard places (``AWS_*`` variables, profiles);
-an S3 endpoint from the config or ``AWS_ENDPOINT_URL`` (MinIO, Ceph, a test server)."""
+What each store family needs to be reached (its endpoint, its credentials) is its
+``pipeline.stores`` class's ``options``."""
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.errors import PipelineError
+from pipeline.stores import store_for
 
 _URL = re.compile(r"^(?P<protocol>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-S3_PROTOCOLS = ("s3", "s3a")
-# what to install for a protocol whose fsspec implementation is missing
-EXTRAS = {
-    "s3": "pip install 'depth-pipeline[s3]'",
-    "s3a": "pip install 'depth-pipeline[s3]'",
-    "gs": "pip install gcsfs",
-    "gcs": "pip install gcsfs",
-    "az": "pip install adlfs",
-    "abfs": "pip install adlfs",
-    "abfss": "pip install adlfs",
-}
+
+
+def _how(protocol: str, package: str) -> str:
+    """What to install for ``protocol`` whose fsspec implementation is missing."""
+    extra = store_for(protocol).extra
+    return f"pip install 'depth-pipeline[{extra}]'" if extra else f"pip install {package}"
 
 
 def is_url(value: str | Path) -> bool:
@@ -46,6 +40,8 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     import fsspec
 
     protocol = url.split("://", 1)[0].lower()
+    check_segments(url, key)
+    opts = store_for(protocol).options(dict(options or {}), endpoint)
     try:
         cls = fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError):
@@ -57,27 +53,22 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
                 f"{key}={url}: no fsspec implementation serves {protocol}://; check the URL"
             ) from None
         package = impl.split(".")[0]
-        how = EXTRAS.get(protocol, f"pip install {package}")
+        how = _how(protocol, package)
         raise PipelineError(
             f"{key}={url}: {protocol}:// needs {package}, which is not installed; {how}"
         ) from None
-    opts = dict(options or {})
-    endpoint = (
-        endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    if protocol in S3_PROTOCOLS:
-        for name in ("aiobotocore", "botocore", "s3fs"):  # "Found credentials in ..." lines
-            logging.getLogger(name).setLevel(logging.WARNING)
-        if endpoint and "endpoint_url" not in opts:
-            opts["endpoint_url"] = endpoint
-        opts.setdefault("use_listings_cache", False)  # other processes write the prefix
-        # Shards go up with their sha256 as a signed x-amz-checksum-sha256 header that the
-        # store verifies, so botocore's own pass over the body to sign it (done over http
-        # only) adds nothing but CPU; over https it is skipped already.
-        config = dict(opts.get("config_kwargs") or {})
-        config["s3"] = {"payload_signing_enabled": False, **dict(config.get("s3") or {})}
-        opts["config_kwargs"] = config
     return cls(**opts)
+
+
+def check_segments(url: str, key: str) -> None:
+    """Refuse a URL with ``.`` or ``..`` segments: a store names objects with them as
+    written (no directory to resolve them against), so the path would not be the one meant."""
+    segments = url.split("://", 1)[1].split("/")
+    if any(s in (".", "..") for s in segments):
+        raise PipelineError(
+            f"{key}={url}: a URL with '..' or '.' segments is refused (an object store "
+            f"does not resolve them); write the path without them"
+        )
 
 
 def storage_options(value: Any, key: str) -> dict[str, Any]:
@@ -109,9 +100,12 @@ def stamp(url: str, key: str = "source.path", fs: Any = None) -> str:
 
 
 def version(info: dict[str, Any]) -> str:
-    """What changes with an object's content in its fsspec info: the ETag, else the time
-    it was last written."""
-    return str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
+    """What changes with an object's content in its fsspec info: the ETag (or generation),
+    else the time it was last written."""
+    for key in ("ETag", "generation", "etag", "LastModified", "last_modified", "mtime"):
+        if info.get(key):
+            return str(info[key])
+    return ""
 
 
 def find(
@@ -123,10 +117,16 @@ def find(
     if fs.isfile(spec):
         names = [spec]
     elif fs.isdir(spec):
-        names = [fs.unstrip_protocol(p) for p in fs.ls(spec, detail=False)]
+        names = [full_url(spec, fs, p) for p in fs.ls(spec, detail=False)]
     else:
-        names = [fs.unstrip_protocol(p) for p in fs.glob(spec)]
+        names = [full_url(spec, fs, p) for p in fs.glob(spec)]
     return sorted(n for n in names if n.endswith(suffixes))
+
+
+def full_url(like: str, fs: Any, path: str) -> str:
+    """``path`` (as ``fs`` lists it) as a URL with the protocol of ``like``: the one the
+    user wrote (adlfs names ``az://`` objects ``abfs://``)."""
+    return f"{like.split('://', 1)[0]}://{fs._strip_protocol(path)}"
 
 
 def check_apart(out: str, source: str) -> None:

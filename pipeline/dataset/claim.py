@@ -78,9 +78,9 @@ def claimed(
             old = read_record(root)
             chash = config_hash(cfg)
             if cfg.output.overwrite:
-                _, kept = remove_dataset(root, old, chash, shards)
+                _, kept = remove_dataset(root, old, chash, shards, present)
                 if kept:
-                    _name_kept(root, kept)
+                    _name_kept(root, kept, str(cfg.output.dir))
             else:
                 check_record(root, cfg, old)
             clean_temporaries(root, layout, shards)
@@ -142,14 +142,15 @@ def _resumable(
     return done
 
 
-def _name_kept(root: Path, kept: list[Path]) -> None:
-    """One line naming the files an overwrite left because no record vouches for them."""
+def _name_kept(root: Path, kept: list[Path], where: str) -> None:
+    """One line naming the files an overwrite left because no record vouches for them
+    (``where``: ``output.dir`` as given, a bucket's URL rather than its staging mirror)."""
     import sys
 
     names = [p.relative_to(root).as_posix() for p in kept]
     shown_names = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
     print(
-        f"depth-pipeline: output.overwrite kept {len(names)} file(s) in {root} that the old "
+        f"depth-pipeline: output.overwrite kept {len(names)} file(s) in {where} that the old "
         f"dataset's records do not list as written (changed or added since): {shown_names}",
         file=sys.stderr,
         flush=True,

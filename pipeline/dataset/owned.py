@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,16 @@ def _listed_file_is_ours(rel: str, shard: str, layout: Layout | None) -> bool:
 
 
 def remove_dataset(
-    root: Path, record: dict[str, Any] | None, chash: str, own_shards: Container[str]
+    root: Path,
+    record: dict[str, Any] | None,
+    chash: str,
+    own_shards: Container[str],
+    same: Callable[[Path, str], bool] | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """``output.overwrite=true``: delete the old dataset's files (see the module
     docstring) and this job's own shards; return (deleted, kept because a user's).
+    ``same(path, sha256)``: the file is there with that content (default: its local
+    sha256; a URL output's staging mirror asks the store).
 
     Shards of the *new* config written by other slice jobs (same ``chash``, not ours) are
     kept. Without a config record there is no dataset here, so nothing is deleted.
@@ -144,7 +150,7 @@ def remove_dataset(
         """Delete a recorded file only as it was written; keep (and name) anything else."""
         if path is None or not (path.is_symlink() or path.exists()):
             return
-        if not path.is_symlink() and path.is_file() and sha256_file(path) == digest:
+        if not path.is_symlink() and path.is_file() and (same or _same_here)(path, digest):
             rm(path)
         else:
             kept.append(path)
@@ -187,6 +193,10 @@ def remove_dataset(
     for name in (REPORT_DIR, SLICE_DIR, *(layout.dirs if layout is not None else ())):
         _remove_empty_dirs(root / name)
     return removed, kept
+
+
+def _same_here(path: Path, digest: str) -> bool:
+    return sha256_file(path) == digest
 
 
 def _remove_empty_dirs(top: Path) -> None:

@@ -1,20 +1,21 @@
 """One writer per URL ``output.dir``: ``.depth-pipeline/lock.json``, a lease in the store.
 
-- **Taken** with a conditional create (S3 ``PutObject`` with ``If-None-Match: *``), which
-  the store itself arbitrates: of two runs starting together, one gets HTTP 412 and is
-  refused in one line naming the holder.
+- **Taken** with a conditional create (S3 ``If-None-Match: *``, GCS
+  ``ifGenerationMatch=0``, Azure ``If-None-Match: *``), which the store itself arbitrates:
+  of two runs starting together, one is refused in one line naming the holder.
 - **Kept alive**: the holder rewrites the object every ``stale_s / 8`` (at most every
-  minute) with ``If-Match`` on the ETag it wrote last, so the store's ``LastModified``
-  says the holder is alive.
+  minute), conditional on the version it wrote last (ETag or generation), so the store's
+  last-modified time says the holder is alive.
 - **Taken over** when the holder is dead: a process of this host that no longer exists
   (``kill -9``), or a lock not rewritten for ``output.lock_stale_s`` seconds (a node that
-  died, a preempted job). The takeover is itself conditional (``If-Match`` on the stale
-  lock's ETag), so of two runs taking over together one wins.
+  died, a preempted job). The takeover is itself conditional (on the stale lock's
+  version), so of two runs taking over together one wins.
 - **Lost**: a holder whose rewrite is refused was taken over (it was silent too long);
   ``lost`` is then true and the run stops before ``dataset_info.json`` (``staging``).
 
-Other fsspec stores take the lock with their own conditional create if they have one,
-without the lease (no takeover from another host); one without is refused in one line.
+What a store offers is its ``pipeline.stores`` class: one without conditional replace
+holds the lock without the lease (no takeover from another host); one without
+conditional create is refused in one line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import time
 import uuid
 from typing import Any
 
-from pipeline.config.urls import S3_PROTOCOLS
 from pipeline.dataset.store import LOCK_FILE, Remote
 from pipeline.errors import PipelineError
 
@@ -49,8 +49,9 @@ class RemoteLock:
         self._beat: threading.Thread | None = None
 
     @property
-    def s3(self) -> bool:
-        return self.remote.protocol in S3_PROTOCOLS
+    def leased(self) -> bool:
+        """The store can replace conditionally: a lease, and a stale lock taken over."""
+        return self.remote.store.conditional_replace
 
     @classmethod
     def acquire(cls, remote: Remote, name: str = LOCK_FILE) -> RemoteLock:
@@ -62,7 +63,7 @@ class RemoteLock:
             lock._write(if_none_match=True)
         except FileExistsError:
             holder, age, etag = lock._holder()
-            if not (_dead_here(holder) or (lock.s3 and age > remote.lock_stale_s)):
+            if not (_dead_here(holder) or (lock.leased and age > remote.lock_stale_s)):
                 raise lock._refusal(holder, age) from None
             try:
                 lock._write(if_match=etag)
@@ -70,7 +71,7 @@ class RemoteLock:
                 raise lock._refusal(*lock._holder()[:2]) from None
             lock.took_over = f"{_who(holder)}, not rewritten for {age:.0f} s"
         lock.held = True
-        if lock.s3:
+        if lock.leased:
             lock._beat = threading.Thread(target=lock._keep_alive, daemon=True)
             lock._beat.start()
         return lock
@@ -88,59 +89,51 @@ class RemoteLock:
 
     def _write(self, if_none_match: bool = False, if_match: str | None = None) -> None:
         """Put the lock object conditionally; FileExistsError when the condition fails."""
-        fs, path = self.remote.fs, self.remote.path(self.name)
+        store, path = self.remote.store, self.remote.path(self.name)
         try:
-            if not self.s3:
-                fs.pipe_file(path, self._body(), mode="create")
-                return
-            bucket, key, _ = fs.split_path(path)
-            cond = {"IfNoneMatch": "*"} if if_none_match else {"IfMatch": if_match or ""}
-            out = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=self._body(), **cond)
-            self.etag = out.get("ETag")
+            if if_none_match:
+                self.etag = store.create(path, self._body())
+            else:
+                self.etag = store.replace(path, self._body(), if_match)
         except FileExistsError:
             raise
         except FileNotFoundError as exc:  # no bucket; or, rewriting, the lock was removed
-            if if_match is not None:
+            if not if_none_match:
                 raise FileExistsError(path) from None
             raise self._unwritable(exc) from None
-        except TypeError:  # an fsspec implementation without conditional create
+        except PipelineError:  # no conditional create here
             raise PipelineError(
                 f"output.dir={self.remote.url}: {self.remote.protocol}:// offers no "
                 f"conditional create here, so two writers could not be kept apart; write to "
-                f"s3:// or a local directory"
+                f"s3://, gs://, az:// or a local directory"
             ) from None
-        except OSError as exc:
-            if _precondition_failed(exc):
-                raise FileExistsError(path) from None
-            raise self._unwritable(exc) from None
         except Exception as exc:  # the first write: no bucket, no credentials, no network
             raise self._unwritable(exc) from None
 
     def _unwritable(self, exc: BaseException) -> PipelineError:
         detail = " ".join(str(exc).split()) or type(exc).__name__
+        store = self.remote.store
         return PipelineError(
             f"output.dir={self.remote.url}: cannot write there ({detail}); check the "
-            f"bucket, the credentials (AWS_* variables, AWS_PROFILE) and the endpoint "
-            f"(AWS_ENDPOINT_URL or output.endpoint_url)"
+            f"bucket, the credentials ({store.credentials}) and the endpoint "
+            f"({store.endpoint})"
         )
 
     def _holder(self) -> tuple[dict[str, Any], float, str | None]:
-        """The holder's record, seconds since the lock was last written, and its ETag."""
-        fs, path = self.remote.fs, self.remote.path(self.name)
+        """The holder's record, seconds since the lock was last written, and its version."""
+        store, path = self.remote.store, self.remote.path(self.name)
         try:
-            info = fs.info(path)
-            holder = dict(json.loads(fs.cat_file(path)))
+            info = store.info(path)
+            holder = dict(json.loads(store.fs.cat_file(path)))
         except (OSError, ValueError, TypeError):
             return {}, 0.0, None
-        modified = info.get("LastModified") or info.get("mtime")
-        stamp = modified.timestamp() if hasattr(modified, "timestamp") else time.time()
-        return holder, max(0.0, time.time() - stamp), info.get("ETag")
+        return holder, store.age(info), store.version(info)
 
     def _refusal(self, holder: dict[str, Any], age: float) -> PipelineError:
         stale = (
             f", last rewritten {age:.0f} s ago; a lock silent for output.lock_stale_s="
             f"{self.remote.lock_stale_s:g} s is taken over"
-            if self.s3 and holder
+            if self.leased and holder
             else ""
         )
         return PipelineError(
@@ -180,24 +173,18 @@ class RemoteLock:
             self._beat.join()
         if self.lost:
             return
-        fs, path = self.remote.fs, self.remote.path(self.name)
+        store, path = self.remote.store, self.remote.path(self.name)
         with contextlib.suppress(OSError, ValueError):
-            if not self.s3 or json.loads(fs.cat_file(path)).get("token") == self.token:
-                fs.rm(path)
+            if not self.leased:
+                store.fs.rm(path)
+            elif json.loads(store.fs.cat_file(path)).get("token") == self.token:
+                store.delete_if(path, self.etag)
 
 
 def _who(holder: dict[str, Any]) -> str:
     if not holder:
         return "holder unknown"
     return f"pid {holder.get('pid')} on host {holder.get('host')} since {holder.get('since')}"
-
-
-def _precondition_failed(exc: BaseException) -> bool:
-    """HTTP 412 (or S3's 409 ConditionalRequestConflict), which s3fs turns into an
-    OSError whose cause is botocore's error carrying the code."""
-    cause = getattr(exc, "__cause__", None)
-    code = str(getattr(cause, "response", {}).get("Error", {}).get("Code", ""))
-    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
 
 def _dead_here(holder: dict[str, Any]) -> bool:

@@ -2,7 +2,8 @@
 
 ``staged(remote, root)`` holds the remote lock for a run and makes ``root`` (the staging
 directory) a mirror the ordinary claim (``claim.claimed``) can work on: the dataset's
-records (config record, shard manifests, card, slice records) are downloaded, every
+records (config record, shard manifests, card, the list of published files, slice
+records) are downloaded, every
 other object gets an empty placeholder file. The claim then decides as for a local
 directory; ``Staging.claimed`` carries its decisions to the store (objects whose
 placeholder or record it deleted are deleted, a new config record is uploaded, the old
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.dataset.lock import LOCK_DIR
-from pipeline.dataset.owned import CARD, CONFIG_RECORD, SLICE_DIR
+from pipeline.dataset.owned import CARD, CONFIG_RECORD, PUBLISHED, SLICE_DIR
 from pipeline.dataset.records import INFO_FILE, MANIFEST_DIR
 from pipeline.dataset.remote_lock import RemoteLock
 from pipeline.dataset.store import LOCK_FILE, Remote
@@ -46,7 +47,7 @@ def directory(remote: Remote, base: str | None, part: str = "") -> Path:
 def _is_record(rel: str) -> bool:
     parts = rel.split("/")
     if len(parts) == 1:
-        return rel == CARD
+        return rel in (CARD, PUBLISHED)
     return len(parts) == 2 and parts[0] in (MANIFEST_DIR, SLICE_DIR) and rel.endswith(".json")
 
 
@@ -142,8 +143,8 @@ class Staging:
             if not local.is_file():
                 continue
             data = local.read_bytes()
-            if self.synced.get(rel) != data:
-                self.remote.upload(local, rel)
+            if self.synced.get(rel) != data:  # with its sha256: an overwrite checks it
+                self.remote.upload(local, rel, hashlib.sha256(data).hexdigest())
                 self.synced[rel] = data
 
 
@@ -156,6 +157,10 @@ def staged(remote: Remote | None, root: Path, lock_name: str = LOCK_FILE) -> Ite
     if remote is None:
         yield stage
         return
+    limits = remote.store.limits()
+    if limits:  # what this store cannot guarantee, said before anything is written
+        family = remote.store.family
+        print(f"depth-pipeline: {remote.url} ({family}): {'; '.join(limits)}", file=sys.stderr)
     lock = RemoteLock.acquire(remote, lock_name)
     stage.lock = lock
     if lock.took_over:

@@ -3,33 +3,31 @@
 A URL ``output.dir`` is written through a local staging directory: every file is made
 there exactly as for a local run (``writers.atomic_write``, the layouts' writers), then
 uploaded as one whole object under its final name (an S3 PUT is all or nothing, so a
-partial object never appears), each shard before its manifest, ``dataset_info.json``
+partial object never appears), each shard before its manifest (with its checksum, as the
+store family in ``pipeline.stores`` can check and keep it), ``dataset_info.json``
 last; a shard's files leave the staging directory once uploaded, so it holds a few
 shards at most (``staging.py`` mirrors the dataset's records there for the claim).
 
 Only one writer at a time: ``remote_lock.RemoteLock`` holds ``.depth-pipeline/lock.json``
 (a conditional create, kept alive as a lease). A URL nobody can serve is one line naming
 what to install.
-Credentials come from the standard places (``AWS_*`` variables, profiles); the endpoint
-from ``output.endpoint_url`` or ``AWS_ENDPOINT_URL``; ``output.storage_options`` go to the
-filesystem as given.
+Credentials and the endpoint come from each family's standard places (``pipeline.stores``,
+the README's table of stores); ``output.storage_options`` go to the filesystem as given.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.urls import S3_PROTOCOLS, filesystem, is_url, local_path
+from pipeline.config.urls import filesystem, is_url, local_path
 from pipeline.errors import PipelineError
+from pipeline.stores import ObjectStore, store_for
 
 LOCK_FILE = ".depth-pipeline/lock.json"
-SHA_META = "sha256"  # S3 user metadata: the object's sha256, checked on resume
-SINGLE_PUT = 5 << 30  # S3's largest single PutObject; larger files go up in parts
 
 
 @dataclass
@@ -75,30 +73,15 @@ class Remote:
                 out[name[len(base) + 1 :]] = int(info.get("size") or 0)
         return out
 
-    def upload(self, local: Path, rel: str, sha256: str | None = None) -> None:
-        """``local`` as the whole object ``rel``. On S3 a shard's sha256 (known from its
-        manifest) goes with it twice: as ``x-amz-checksum-sha256``, which the store checks
-        the received bytes against before the object exists, and as metadata for resume."""
-        if sha256 and self.protocol in S3_PROTOCOLS and local.stat().st_size < SINGLE_PUT:
-            self._put_checked(local, rel, sha256)
-        else:
-            extra = (
-                {"Metadata": {SHA_META: sha256}} if sha256 and self.protocol in S3_PROTOCOLS else {}
-            )
-            self.fs.put_file(str(local), self.path(rel), **extra)
+    @property
+    def store(self) -> ObjectStore:
+        """What this prefix's store family offers, and how (``pipeline.stores``)."""
+        return store_for(self.protocol)(self.fs)
 
-    def _put_checked(self, local: Path, rel: str, sha256: str) -> None:
-        """One ``PutObject`` whose body streams from the file (s3fs's ``put_file`` reads
-        it into memory and the HTTP layer copies it again, and botocore adds a CRC32 and,
-        over http, a sha256 pass: ~0.15 CPU-s per 43 MB shard, measured, against ~0.02)."""
-        bucket, key, _ = self.fs.split_path(self.path(rel))
-        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
-        with open(local, "rb") as body:
-            self.fs.call_s3(
-                "put_object", Bucket=bucket, Key=key, Body=body,
-                Metadata={SHA_META: sha256}, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
-            )  # fmt: skip
-        self.fs.invalidate_cache(self.path(rel))
+    def upload(self, local: Path, rel: str, sha256: str | None = None) -> None:
+        """``local`` as the whole object ``rel``; a shard's sha256 (known from its
+        manifest) goes with it as the store family can check and keep it."""
+        self.store.upload(local, self.path(rel), sha256)
 
     def download(self, rel: str, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -113,15 +96,13 @@ class Remote:
             self.fs.rm(paths)
 
     def matches(self, rel: str, sha256: str) -> bool:
-        """The object ``rel`` was uploaded by this tool with this content (S3: its sha256
-        metadata; elsewhere whole-object uploads and manifest-after-shard: it exists)."""
-        if self.protocol not in S3_PROTOCOLS:
-            return bool(self.fs.exists(self.path(rel)))
-        try:
-            meta = self.fs.metadata(self.path(rel))
-        except FileNotFoundError:
-            return False
-        return meta.get(SHA_META) == sha256
+        """The object ``rel`` was uploaded by this tool with this content: the sha256 it
+        went up with, where the store keeps one; elsewhere (whole-object uploads, each
+        manifest after its shard) that it exists."""
+        store = self.store
+        if store.resume_by_checksum:
+            return store.sha256_of(self.path(rel)) == sha256
+        return bool(self.fs.exists(self.path(rel)))
 
     def publish_shard(
         self, root: Path, files: dict[str, str], manifest: str, between: Any = None

@@ -15,9 +15,11 @@ import multiprocessing as mp
 import re
 from typing import Any
 
+from pipeline.stores import FAMILIES
+
 PRELOAD = ["pipeline.pool.serve"]
 # the fsspec implementation of a URL's protocol (a missing one is skipped by the server)
-URL_MODULES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
+URL_MODULES = {p: family.package for family in FAMILIES for p in family.protocols}
 _URL_ARG = re.compile(r"=\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 # Commands that never start workers: they print, or hand the jobs to other processes.
 NO_WORKERS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")

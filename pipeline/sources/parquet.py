@@ -54,8 +54,8 @@ def plain_split_files_at(url: str, split: str, fs: Any) -> list[str] | None:
     def visible(at: str) -> dict[str, str]:
         if not fs.isdir(at):
             return {}
-        found = {fs.unstrip_protocol(p).rsplit("/", 1)[-1]: fs.unstrip_protocol(p)
-                 for p in fs.ls(at, detail=False)}  # fmt: skip
+        full = [urls.full_url(url, fs, p) for p in fs.ls(at, detail=False)]
+        found = {f.rsplit("/", 1)[-1]: f for f in full}
         return {n: full for n, full in found.items() if n and not n.startswith(".")}
 
     names = visible(url)

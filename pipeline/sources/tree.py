@@ -134,7 +134,7 @@ class UrlTree(Tree):
         return stripped[len(prefix) :] if stripped.startswith(prefix) else stripped
 
     def _full(self, name: str) -> str:
-        return self.fs.unstrip_protocol(posixpath.normpath(f"{self._base}/{name}"))
+        return urls.full_url(self.url, self.fs, posixpath.normpath(f"{self._base}/{name}"))
 
     def _info(self, name: str) -> dict[str, Any] | None:
         if name in self.listing:
