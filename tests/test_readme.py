@@ -1121,13 +1121,14 @@ def test_config_keys_the_readme_names_exist():
     some source kind for ``source.*``): no renamed or removed key left behind."""
     from omegaconf import DictConfig, OmegaConf
 
+    from pipeline.config.datasets import SOURCE_KINDS
     from pipeline.config.schema import Config
-    from pipeline.config.sources import SOURCE_SCHEMAS, PartConfig
+    from pipeline.config.sources import PartConfig
 
     groups = "source|augment|output|report|runtime|shard"
     named = re.findall(rf"(?<![\w./-])((?:{groups})(?:\.[a-z_]+)+)", README.read_text())
     schemas = [OmegaConf.structured(Config)] + [
-        OmegaConf.create({"source": OmegaConf.structured(s)}) for s in SOURCE_SCHEMAS.values()
+        OmegaConf.create({"source": OmegaConf.structured(s)}) for s in SOURCE_KINDS.values()
     ]
 
     def has(node: object, key: str) -> bool:
