@@ -26,6 +26,7 @@ class Truth:
     depth: np.ndarray  # float32 metres, 0 = invalid
     camera: tuple[float, float, float, float]  # fx, fy, cx, cy
     image_shape: tuple[int, int]
+    approximate: bool = False  # a tilted image plane: fx, fy, cx, cy only the best fit
 
 
 def _image(rng: np.random.Generator, shape: tuple[int, int] = (H, W)) -> np.ndarray:
@@ -58,45 +59,68 @@ def m_cam_from_uv(k: np.ndarray, shape: tuple[int, int] = (H, W)) -> np.ndarray:
     return m / -m[2, 2]
 
 
+# the authors' row for ai_037_002, their example of a tilt-shift scene (vertical tilt)
+TILTED = np.array([[0.5796, 0, -0.0696], [0, 0.4347, 0.0927], [0, 0.0041, -1.0039]])
+
+
+def notebook_rays(m: np.ndarray, shape: tuple[int, int] = (H, W)) -> np.ndarray:
+    """Rays as the authors' notebook casts them (01_casting_rays...ipynb): a u, v grid
+    over pixel centres, v upwards, times M_cam_from_uv."""
+    h, w = shape
+    u, v = np.meshgrid(
+        np.linspace(-1 + 1 / w, 1 - 1 / w, w), np.linspace(-1 + 1 / h, 1 - 1 / h, h)[::-1]
+    )
+    return np.einsum("ij,hwj->hwi", m, np.dstack((u, v, np.ones_like(u))))
+
+
 def hypersim_tree(root: Path, seed: int, tilt_scene: bool) -> dict[str, Truth]:
     """Two scenes of two frames: ai_001_001 standard; ai_001_002 standard or (with a
-    camera CSV) lens-shifted. Distances as float16 ``depth_meters``; one NaN pixel."""
+    camera CSV) lens-shifted; with the CSV also ai_037_002, tilted. Distances as float16
+    ``depth_meters``; one NaN pixel. Planar depth = -z in camera space (the authors)."""
     rng = np.random.default_rng(seed)
     shifted = np.array([[30.0, 0, 12.25], [0, 30.0, 15.5], [0, 0, 1]])
     scenes = {"ai_001_001": standard_k(), "ai_001_002": shifted if tilt_scene else standard_k()}
+    rays_of = {scene: m_cam_from_uv(k) for scene, k in scenes.items()}
+    if tilt_scene:
+        rays_of["ai_037_002"] = TILTED
+        # no pinhole K: the fit's focal lengths are those at the image centre, about these
+        scenes["ai_037_002"] = np.array([[W / 2 / 0.5796, 0, 0], [0, H / 2 / 0.4347, 0], [0, 0, 1]])
     truth = {}
-    for scene, k in scenes.items():
+    for scene, m in rays_of.items():
+        r = notebook_rays(m)
+        stretch = np.linalg.norm(r, axis=-1) / -r[..., 2]  # distance / planar depth
+        k = scenes[scene]
         for frame in range(2):
             base = root / scene / "images"
-            image = _image(rng)
-            _write(base / "scene_cam_00_final_preview" / f"frame.{frame:04d}.tonemap.jpg", image)
-            planar = rng.uniform(1.0, 15.0, (H, W))
-            x, y = np.meshgrid(np.arange(W), np.arange(H))
-            norm = np.sqrt(((x - k[0, 2]) / k[0, 0]) ** 2 + ((y - k[1, 2]) / k[1, 1]) ** 2 + 1)
-            distance = (planar * norm).astype(np.float16)
+            _write(
+                base / "scene_cam_00_final_preview" / f"frame.{frame:04d}.tonemap.jpg", _image(rng)
+            )
+            distance = (rng.uniform(1.0, 15.0, (H, W)) * stretch).astype(np.float16)
             distance[3, 5] = np.nan
             geometry = base / "scene_cam_00_geometry_hdf5"
             geometry.mkdir(parents=True, exist_ok=True)
             with h5py.File(geometry / f"frame.{frame:04d}.depth_meters.hdf5", "w") as f:
                 f.create_dataset("dataset", data=distance)
-            want = (distance.astype(np.float64) / norm).astype(np.float32)
+            want = (distance.astype(np.float64) / stretch).astype(np.float32)
             want[3, 5] = 0.0
             camera = (k[0, 0], k[1, 1], k[0, 2], k[1, 2])
-            truth[f"{scene}/cam_00/{frame:04d}"] = Truth(want, camera, (H, W))
+            tilted = scene == "ai_037_002"
+            truth[f"{scene}/cam_00/{frame:04d}"] = Truth(want, camera, (H, W), tilted)
     if tilt_scene:
-        _camera_csv(root / "metadata_camera_parameters.csv", scenes)
+        _camera_csv(root / "metadata_camera_parameters.csv", rays_of)
     return truth
 
 
 def _camera_csv(path: Path, scenes: dict[str, np.ndarray]) -> None:
+    """The authors' CSV columns this tool reads, one row per scene's M_cam_from_uv."""
     names = [f"M_cam_from_uv_{i}{j}" for i in range(3) for j in range(3)]
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(
             ["scene_name", "settings_output_img_height", "settings_output_img_width"] + names
         )
-        for scene, k in scenes.items():
-            out.writerow([scene, float(H), float(W), *m_cam_from_uv(k).ravel()])
+        for scene, m in scenes.items():
+            out.writerow([scene, float(H), float(W), *m.ravel()])
 
 
 # ---- Virtual KITTI 2 ------------------------------------------------------------------

@@ -456,7 +456,9 @@ def check_da_metric(s: Session, outs: list[Outcome]) -> None:
         want = truth[part][x.key.removeprefix(f"{part}/")]
         assert np.allclose(x.depth, want.depth, rtol=2e-7, atol=0)
         camera = [x.meta["camera"][k] for k in ("fx", "fy", "cx", "cy")]
-        assert np.allclose(camera, want.camera, rtol=1e-9)
+        assert x.meta["camera"]["approximate"] is want.approximate
+        n = 2 if want.approximate else 4  # a tilted scene: the fit's focal lengths
+        assert np.allclose(camera[:n], want.camera[:n], rtol=0.02 if want.approximate else 1e-9)
     assert sorted(x.meta["dataset"] for x in got) == ["hypersim"] * 4 + ["vkitti2"] * 4
 
 

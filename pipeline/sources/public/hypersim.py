@@ -32,7 +32,7 @@ IMAGE = re.compile(
     r"frame\.(?P<frame>\d+)\.tonemap\.jpg$"
 )
 STANDARD_FOV = math.pi / 3  # 60 degrees, horizontal
-TILT_TOLERANCE = 1e-9
+TILT_PIXELS = 0.01  # a pinhole fit off by more at a corner is approximate
 
 
 def standard_rays(height: int, width: int) -> np.ndarray:
@@ -58,16 +58,22 @@ def planar(distance: np.ndarray, m_cam_from_uv: np.ndarray) -> np.ndarray:
 
 
 def camera(m_cam_from_uv: np.ndarray, height: int, width: int) -> Camera:
-    """The pinhole camera (OpenCV axes, pixel centres at integers) whose rays these are."""
+    """The pinhole camera (OpenCV axes, pixel centres at integers) whose rays these are;
+    approximate when it misplaces a corner pixel's ray by more than ``TILT_PIXELS`` (a
+    tilted image plane, which no fx, fy, cx, cy describe)."""
     uv_from_pixel = np.array(
         [[2 / width, 0, 1 / width - 1], [0, -2 / height, 1 - 1 / height], [0, 0, 1]]
     )
     opencv_from_gl = np.diag([1.0, -1.0, -1.0])
-    k = np.linalg.inv(opencv_from_gl @ m_cam_from_uv @ uv_from_pixel)
+    ray_from_pixel = opencv_from_gl @ m_cam_from_uv @ uv_from_pixel
+    k = np.linalg.inv(ray_from_pixel)
     k = k / k[2, 2]
-    off = np.abs([k[0, 1], k[1, 0], k[2, 0], k[2, 1]]).max() * max(width, height)
-    tilted = bool(off > TILT_TOLERANCE * abs(k[0, 0]))
-    return Camera(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), tilted)
+    pinhole = np.array([[k[0, 0], 0, k[0, 2]], [0, k[1, 1], k[1, 2]], [0, 0, 1]])
+    corners = np.array([[0, width - 1, 0, width - 1], [0, 0, height - 1, height - 1], [1, 1, 1, 1]])
+    seen = pinhole @ (ray_from_pixel @ corners)
+    error = np.abs(seen[:2] / seen[2] - corners[:2]).max()
+    fx, fy, cx, cy = (float(v) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+    return Camera(fx, fy, cx, cy, approximate=bool(error > TILT_PIXELS))
 
 
 class HypersimSource(DatasetSource):
