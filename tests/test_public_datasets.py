@@ -140,6 +140,25 @@ def test_sunrgbd_depth_is_unrotated_by_three_bits_then_millimetres(tmp_path):
     check(tmp_path / "out", truth, exact=True)
 
 
+def test_sunrgbd_official_split_from_the_toolboxs_allsplit_mat(tmp_path):
+    import scipy.io
+
+    truth = sunrgbd_tree(tmp_path / "sun", seed=4)
+    cells = np.empty((1, 1), dtype=object)
+    cells[0, 0] = "/n/fs/sun3d/data/SUNRGBD/xtion/sun3ddata/x/y/z/"
+    other = np.empty((1, 1), dtype=object)
+    other[0, 0] = "/n/fs/sun3d/data/SUNRGBD/kv1/NYUdata/NYU0001"
+    scipy.io.savemat(tmp_path / "allsplit.mat", {"alltrain": other, "alltest": cells})
+    go(
+        tmp_path / "out",
+        "source=sunrgbd",
+        f"source.path={tmp_path}/sun",
+        f"source.splits={tmp_path}/allsplit.mat",
+        "source.split=test",
+    )
+    check(tmp_path / "out", {"xtion/sun3ddata/x/y/z": truth["xtion/sun3ddata/x/y/z"]}, exact=True)
+
+
 def test_cityscapes_depth_from_disparity_baseline_and_focal(tmp_path):
     truth = cityscapes_tree(tmp_path / "cs", seed=5)
     go(tmp_path / "out", "source=cityscapes", f"source.path={tmp_path}/cs", "source.split=val")

@@ -60,12 +60,15 @@ class DiodeConfig(UrlSourceConfig):
 @dataclass
 class SunrgbdConfig(UrlSourceConfig):
     """SUN RGB-D: every frame folder (``image/*.jpg``, ``depth/*.png``, ``intrinsics.txt``)
-    below the ``sensors`` folders under ``path``; ``refined`` reads ``depth_bfx/``."""
+    below the ``sensors`` folders under ``path``; ``refined`` reads ``depth_bfx/``;
+    ``splits``: the toolbox's ``allsplit.mat`` (``split`` train: ``alltrain``, test:
+    ``alltest``)."""
 
     impl: ClassVar[str] = "pipeline.sources.public.sunrgbd:SunrgbdSource"
     kind: str = "sunrgbd"
     sensors: list[str] | None = None  # null: kv1, kv2, realsense, xtion
     refined: bool = False
+    splits: str | None = None  # the toolbox's traintestSUNRGBD/allsplit.mat: split train | test
 
 
 @dataclass

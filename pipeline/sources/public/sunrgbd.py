@@ -14,12 +14,13 @@ import posixpath
 import numpy as np
 
 from pipeline.config.datasets import SunrgbdConfig
-from pipeline.errors import SampleError
+from pipeline.errors import PipelineError, SampleError
 from pipeline.sample import Origin, Sample
 from pipeline.sources.cameras import camera_from
 from pipeline.sources.public import DatasetSource, Frame
 
 SENSORS = ("kv1", "kv2", "realsense", "xtion")
+SPLITS = {"train": "alltrain", "test": "alltest"}
 
 
 def unrotate(stored: np.ndarray) -> np.ndarray:
@@ -39,6 +40,7 @@ class SunrgbdSource(DatasetSource):
 
     def list_frames(self) -> list[Frame]:
         depth_dir = "depth_bfx" if self.scfg.refined else "depth"
+        chosen = self._split()
         frames = []
         for sensor in self.scfg.sensors or SENSORS:
             folders = sorted(
@@ -47,7 +49,7 @@ class SunrgbdSource(DatasetSource):
             images = _by_folder(self.tree.glob(f"{sensor}/**/image/*.jpg"))
             depths = _by_folder(self.tree.glob(f"{sensor}/**/{depth_dir}/*.png"))
             for folder in folders:
-                if folder not in images:
+                if folder not in images or (chosen is not None and folder not in chosen):
                     continue
                 image = images[folder]
                 stem = posixpath.splitext(posixpath.basename(image))[0]
@@ -56,11 +58,36 @@ class SunrgbdSource(DatasetSource):
                 frames.append(Frame(self.key(folder), files))
         return frames
 
+    def _split(self) -> set[str] | None:
+        """Frame folders (relative to the SUNRGBD root) of ``split`` in allsplit.mat."""
+        if not self.scfg.splits:
+            return None
+        import fsspec
+        import scipy.io
+
+        name = SPLITS.get(self.scfg.split)
+        if name is None:
+            raise PipelineError(
+                f"source.split={self.scfg.split}: with source.splits, train or test"
+            )
+        try:
+            with fsspec.open(self.scfg.splits, "rb") as fh:
+                paths = scipy.io.loadmat(fh)[name].ravel()
+            # '/n/fs/sun3d/data/SUNRGBD/kv1/NYUdata/NYU0001' -> 'kv1/NYUdata/NYU0001'
+            return {str(p.ravel()[0]).rstrip("/").split("/SUNRGBD/")[-1] for p in paths}
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise PipelineError(
+                f"source.splits={self.scfg.splits}: not the toolbox's allsplit.mat "
+                f"(alltrain / alltest; {exc})"
+            ) from None
+
     def selection(self) -> str:
-        return f" (source.sensors={list(self.scfg.sensors or SENSORS)})"
+        split = f", source.split={self.scfg.split}" if self.scfg.splits else ""
+        return f" (source.sensors={list(self.scfg.sensors or SENSORS)}{split})"
 
     def settings(self) -> dict[str, object]:
-        return {"sensors": list(self.scfg.sensors or SENSORS), "refined": self.scfg.refined}
+        sensors = list(self.scfg.sensors or SENSORS)
+        return {"sensors": sensors, "refined": self.scfg.refined, "splits": self.scfg.splits}
 
     def read(self, frame: Frame) -> Sample:
         image = self.array(frame, 0)
