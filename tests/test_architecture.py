@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import ROOT, make_cfg, run_cli
 
+from pipeline.config.datasets import SOURCE_KINDS
 from pipeline.config.schema import to_config
-from pipeline.config.sources import SOURCE_SCHEMAS
 from pipeline.dataset.layouts import LAYOUTS
 from pipeline.dataset.records import DatasetInfo, ShardManifest
 from pipeline.run.runner import run
@@ -139,7 +139,7 @@ def test_modules_are_small_or_say_why():
 def test_every_source_kind_and_output_format_has_its_yaml():
     presets = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/source").glob("*")}
     kinds = {p["kind"] for p in presets.values()}
-    assert kinds == set(SOURCE_SCHEMAS)
+    assert kinds == set(SOURCE_KINDS)
     for name, preset in presets.items():
         assert f"/schema/source/{preset['kind']}@_here_" in preset["defaults"], name
     formats = {yaml.safe_load(p.read_text())["format"] for p in (ROOT / "conf/output").glob("*")}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import fixtures
 import numpy as np
+import public_trees
 import pytest
 import yaml
 from conftest import ROOT, make_bucket
@@ -429,6 +430,38 @@ def from_source(kind: str, size: tuple[int, int] = (448, 576), split: str = ""):
     return check
 
 
+def public_trees_of(root: Path) -> dict:
+    """Hypersim (a tilt-shift scene, its camera CSV) and Virtual KITTI 2 under ``root``:
+    the README's ``/data/hypersim`` and ``/data/vkitti2``; {part: {key: Truth}}."""
+    vk = root / "vkitti2"
+    return {
+        "hypersim": public_trees.hypersim_tree(root / "hypersim", seed=1, tilt_scene=True),
+        "vkitti2": public_trees.vkitti2_tree(vk, vk, vk, seed=2),
+    }
+
+
+def public_data(s: Session) -> None:
+    s.data()
+    with locked(s.home / ".runs" / "public_data"):
+        if not (s.home / "data" / "hypersim").exists():
+            public_trees_of(s.home / "data")
+
+
+def check_da_metric(s: Session, outs: list[Outcome]) -> None:
+    """Both parts, 4 frames each: planar depth in metres and each frame's camera."""
+    truth = public_trees_of(s.home / "truth-da")  # the same seeds: the same values
+    got = samples(outs[0], 8)
+    for x in got:
+        part = x.meta["dataset"]
+        want = truth[part][x.key.removeprefix(f"{part}/")]
+        assert np.allclose(x.depth, want.depth, rtol=2e-7, atol=0)
+        camera = [x.meta["camera"][k] for k in ("fx", "fy", "cx", "cy")]
+        assert x.meta["camera"]["approximate"] is want.approximate
+        n = 2 if want.approximate else 4  # a tilted scene: the fit's focal lengths
+        assert np.allclose(camera[:n], want.camera[:n], rtol=0.02 if want.approximate else 1e-9)
+    assert sorted(x.meta["dataset"] for x in got) == ["hypersim"] * 4 + ["vkitti2"] * 4
+
+
 def check_nyu_mat(s: Session, outs: list[Outcome]) -> None:
     # the official split: source.split=train is trainNdxs (frames 0, 2, 3 of the file)
     assert [x.key for x in samples(outs[0])] == ["train/000000", "train/000002", "train/000003"]
@@ -722,6 +755,11 @@ COMMANDS: dict[str, Spec] = {
     "+augment.transforms.scale.mode=divide_depth +augment.transforms.scale.before=crop": Spec(
         check_random_scale
     ),
+    "depth-pipeline source=mix +source@source.parts.hypersim.source=hypersim "
+    "source.parts.hypersim.source.path=/data/hypersim +source@source.parts.vkitti2.source=vkitti2 "
+    "source.parts.vkitti2.source.path=/data/vkitti2 source.parts.hypersim.weight=1 "
+    "source.parts.vkitti2.weight=1 source.num_samples=8 augment=none "
+    "output.dir=outputs/datasets/da_metric": Spec(check_da_metric, before=public_data),
     # one slice per task, 64 shards of one sample: slice 0 (no SLURM_ARRAY_TASK_ID) and 17
     SLICED: Spec(
         check_slices,
@@ -1121,13 +1159,14 @@ def test_config_keys_the_readme_names_exist():
     some source kind for ``source.*``): no renamed or removed key left behind."""
     from omegaconf import DictConfig, OmegaConf
 
+    from pipeline.config.datasets import SOURCE_KINDS
     from pipeline.config.schema import Config
-    from pipeline.config.sources import SOURCE_SCHEMAS, PartConfig
+    from pipeline.config.sources import PartConfig
 
     groups = "source|augment|output|report|runtime|shard"
-    named = re.findall(rf"(?<![\w./-])((?:{groups})(?:\.[a-z_]+)+)", README.read_text())
+    named = re.findall(rf"(?<![\w./-])((?:{groups})(?:\.[a-z][a-z0-9_]*)+)", README.read_text())
     schemas = [OmegaConf.structured(Config)] + [
-        OmegaConf.create({"source": OmegaConf.structured(s)}) for s in SOURCE_SCHEMAS.values()
+        OmegaConf.create({"source": OmegaConf.structured(s)}) for s in SOURCE_KINDS.values()
     ]
 
     def has(node: object, key: str) -> bool:
@@ -1138,7 +1177,7 @@ def test_config_keys_the_readme_names_exist():
         return True
 
     def known(key: str) -> bool:
-        part = re.fullmatch(r"source\.parts\.[a-z_]+\.(.+)", key)  # a mixture's part
+        part = re.fullmatch(r"source\.parts\.[a-z][a-z0-9_]*\.(.+)", key)  # a mixture's part
         if part and part.group(1).startswith("source."):
             return any(has(s, part.group(1)) for s in schemas[1:])
         if part:

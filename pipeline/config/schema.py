@@ -23,8 +23,9 @@ from pipeline.config.choices import (
     OutputOrder,
     TiffCompression,
 )
+from pipeline.config.datasets import SOURCE_KINDS
 from pipeline.config.dirname import dirname
-from pipeline.config.sources import SOURCE_SCHEMAS, MixConfig, SourceConfig
+from pipeline.config.sources import MixConfig, SourceConfig
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
 
@@ -166,14 +167,14 @@ def register() -> None:
 
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
-    for kind, schema in SOURCE_SCHEMAS.items():
+    for kind, schema in SOURCE_KINDS.items():
         store.store(group="schema/source", name=kind, node=schema)
     OmegaConf.register_new_resolver("dirname", dirname, replace=True)
 
 
 def source_kind_of(schema: type) -> str | None:
     """The source kind whose schema is ``schema`` (for messages), else None."""
-    return next((k for k, s in SOURCE_SCHEMAS.items() if s is schema), None)
+    return next((k for k, s in SOURCE_KINDS.items() if s is schema), None)
 
 
 def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
@@ -198,10 +199,10 @@ def to_config(cfg: DictConfig | Config | dict[str, Any]) -> Config:
         assert isinstance(plain, dict)
         plain = {k: v for k, v in plain.items() if k != "hydra"}
         kind = (plain.get("source") or {}).get("kind", "synthetic")
-        schema = SOURCE_SCHEMAS.get(kind)
+        schema = SOURCE_KINDS.get(kind)
         if schema is None:
             raise PipelineError(
-                f"source.kind={kind!r} is unknown; choose one of: {', '.join(SOURCE_SCHEMAS)}"
+                f"source.kind={kind!r} is unknown; choose one of: {', '.join(SOURCE_KINDS)}"
             )
         base = OmegaConf.structured(Config)
         base.source = OmegaConf.structured(schema)
@@ -241,9 +242,9 @@ def _type_parts(mix: MixConfig, shard_size: int) -> None:
         if isinstance(src, SourceConfig):
             continue
         kind = src.get("kind") if isinstance(src, dict) else None
-        schema = SOURCE_SCHEMAS.get(kind) if isinstance(kind, str) else None
+        schema = SOURCE_KINDS.get(kind) if isinstance(kind, str) else None
         if schema is None or schema is MixConfig:
-            kinds = ", ".join(k for k in SOURCE_SCHEMAS if k != "mix")
+            kinds = ", ".join(k for k in SOURCE_KINDS if k != "mix")
             raise PipelineError(
                 f"{where}.kind={kind!r}: a part needs a source mapping whose kind is one of "
                 f"{kinds} (e.g. +source@source.parts.{name}.source=kitti)"

@@ -8,7 +8,8 @@ RGB, float32 metres, 0 = invalid (NaN/inf/non-positive/out-of-range become 0, co
 and a physical camera (finite positive focal lengths, a finite principal point).
 
 A new source = one module here + a schema in ``pipeline/config/sources.py`` (with
-``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``.
+``impl``) + ``conf/source/<preset>.yaml`` starting from ``/schema/source/<kind>``. A public
+dataset read in its authors' layout: ``sources/public/`` and ``config/datasets.py``.
 """
 
 from __future__ import annotations
