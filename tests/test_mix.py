@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_cfg, read_tar
+from conftest import make_cfg, read_tar, run_cli
 from fixtures import hub_parquet, kitti_tree
 from kitti_calib import DATES
 from PIL import Image
@@ -291,3 +291,24 @@ def test_png16_scale_fits_every_part(parts, tmp_path):
     assert read.depth_scale(out) == 256.0
     with pytest.raises(PipelineError, match=r"source\.depth\.min/max: a mixture's ranges"):
         run(make_cfg(tmp_path / "x", *mix_args(root, "source.depth.max=10")))
+
+
+def test_typos_inside_a_part_and_the_drop_note_name_the_part(parts, tmp_path):
+    """A misspelt part key or part source key gets "did you mean" with its full key; the
+    summary's drop note names the part's range key, not the mixture's 0..inf."""
+    root = parts[0]
+    for typo, near in (
+        ("source.parts.kitti.wieght=0.3", "source.parts.kitti.weight"),
+        ("source.parts.kitti.source.pth=x", "source.parts.kitti.source.path"),
+        ("+source.parts.nyu.source.pth=x", "source.parts.nyu.source.path"),
+    ):
+        proc = run_cli(*mix_args(root, typo), f"output.dir={tmp_path / 'typo'}")
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert f"did you mean {near}?" in line, line
+    args = mix_args(root, "source.parts.kitti.depth.max=5", "source.num_samples=6")
+    proc = run_cli(*args, f"output.dir={tmp_path / 'drop'}", "runtime.progress=false")
+    assert proc.returncode == 0, proc.stderr
+    (note,) = [s for s in proc.stdout.splitlines() if s.startswith("note:")]
+    assert "source.parts.kitti.depth.min/max = 0..5 m zeroed" in note, note
+    assert "source.parts.kitti.depth.min/max if" in note and "source.depth." not in note

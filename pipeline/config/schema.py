@@ -9,6 +9,7 @@ schema (``pipeline/config/sources.py``; ``conf/source/<preset>.yaml`` starts fro
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,11 +227,22 @@ def config_error(exc: Exception, where: str = "") -> Exception:
     return PipelineError(f"{'.'.join(p for p in (where, key) if p) or 'config'}: {msg}")
 
 
+def unknown_source_key(parent: str, leaf: str, kind: str, known: list[str]) -> str:
+    """A key the source at ``parent`` (``source``, ``source.parts.<part>.source``) does
+    not have, with the nearest key it has."""
+    near = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"did you mean {parent}.{near[0]}? " if near else ""
+    return (
+        f"{parent}.{leaf}: the {kind} source has no key {leaf!r} ({hint}its keys: "
+        f"{', '.join(known)}); see depth-pipeline --help"
+    )
+
+
 def _type_parts(mix: MixConfig, shard_size: int) -> None:
     """Each part's ``source`` mapping merged onto its kind's schema (a key that kind does
     not have is refused, named ``source.parts.<name>.source.<key>``), the part's depth
     range over the source's, and the shard size the parts are interleaved in."""
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
     from pipeline.errors import PipelineError
 
@@ -250,6 +262,10 @@ def _type_parts(mix: MixConfig, shard_size: int) -> None:
             )
         try:
             typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), src))
+        except ConfigKeyError as exc:  # a key the part's source kind does not have
+            leaf = str(getattr(exc, "full_key", "") or exc).rpartition(".")[2]
+            known = list(OmegaConf.structured(schema))
+            raise PipelineError(unknown_source_key(where, leaf, kind, known)) from None
         except OmegaConfBaseException as exc:
             raise config_error(exc, where) from None
         assert isinstance(typed, SourceConfig)
