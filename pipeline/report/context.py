@@ -38,6 +38,7 @@ class Context:
     corr: np.ndarray
     source: Source | None = None
     notes: list[str] = field(default_factory=list)
+    part_tables: dict[str, ParamTable] = field(default_factory=dict)  # a mixture's, by part
 
     @cached_property
     def samples(self) -> list[SampleRecord]:
