@@ -312,3 +312,42 @@ def test_typos_inside_a_part_and_the_drop_note_name_the_part(parts, tmp_path):
     (note,) = [s for s in proc.stdout.splitlines() if s.startswith("note:")]
     assert "source.parts.kitti.depth.min/max = 0..5 m zeroed" in note, note
     assert "source.parts.kitti.depth.min/max if" in note and "source.depth." not in note
+
+
+def test_trainer_lists_per_part_read_back_with_their_scale(parts, tmp_path):
+    """``output=filelist``: each part written at its own integer scale (NYU 1000, KITTI
+    256), one BTS / ZoeDepth list per part and no pooled one; every line of every list,
+    read with its part's scale (and every Metric3D record with its own), gives the
+    sample's depth (the float32 TIFF of the same run) within 0.5 / scale."""
+    root = parts[0]
+    common = mix_args(root, "source.num_samples=10", "source.canonical.focal=1000")
+    lists, truth = tmp_path / "lists", tmp_path / "truth"
+    run(make_cfg(lists, *common, "output=filelist"))
+    run(make_cfg(truth, *common, "output=folder"))
+    exact = {
+        key.rpartition(".")[0]: tifffile.imread(path)
+        for path in (truth / "depth").rglob("*.tiff")
+        if (key := str(path.relative_to(truth / "depth")))
+    }
+    info = json.loads((lists / "dataset_info.json").read_text())
+    scales = info["encodings"]["depth"]["part_scales"]
+    assert scales == {"nyu": 1000.0, "kitti": 256.0}
+    assert not (lists / "train_files_with_gt.txt").exists()  # one scale per line: none
+    seen = Counter()
+    for part, scale in scales.items():
+        name = f"train_{part}_files_with_gt.txt"
+        assert name in (lists / "README.md").read_text()
+        for line in (lists / name).read_text().splitlines():
+            rgb, gt, focal = line.split()
+            assert gt.startswith(f"{part}/") and float(focal) == pytest.approx(1000.0)
+            png = np.asarray(Image.open(lists / "depth" / gt), dtype=np.float32) / scale
+            want = exact[gt.rpartition(".")[0]]
+            assert np.abs(png - want).max() <= 0.5 / scale + 1e-6, (gt, scale)
+            seen[part] += 1
+    assert seen == {"nyu": 7, "kitti": 3}
+    for line in (lists / "train.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        assert r["depth_scale"] == scales[r["dataset"]]
+        png = np.asarray(Image.open(lists / r["depth"]), dtype=np.float32) / r["depth_scale"]
+        want = exact[r["depth"].partition("/")[2].rpartition(".")[0]]
+        assert np.abs(png - want).max() <= 0.5 / r["depth_scale"] + 1e-6, r["depth"]

@@ -281,8 +281,13 @@ def _derive_defaults(cfg: Config) -> None:
     own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000;
     a mixture's is the smallest of its parts'."""
     depth = cfg.output.depth
+    explicit = depth.scale is not None
     if depth.format == "png16" and depth.scale is None:
-        depth.scale = min(_png16_scale(s) for s in _sources(cfg.source))
+        depth.scale = min(png16_scale(s) for s in _sources(cfg.source))
+    if isinstance(cfg.source, MixConfig):
+        from pipeline.config.mixture import part_scales
+
+        part_scales(cfg.source, cfg.output, own=not explicit)
 
 
 def _sources(source: SourceConfig) -> list[SourceConfig]:
@@ -292,7 +297,7 @@ def _sources(source: SourceConfig) -> list[SourceConfig]:
     return [source]
 
 
-def _png16_scale(source: SourceConfig) -> float:
+def png16_scale(source: SourceConfig) -> float:
     """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
     KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
     return round(1.0 / source.scale, 6) if 0 < source.scale < 1 else 1000.0

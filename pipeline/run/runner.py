@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline.config import paths, urls
+from pipeline.config.mixture import part_outputs
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
@@ -173,7 +174,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     source.identity(),
                     manifests,
                     overrides or [],
-                    encodings(config.output),
+                    encodings(config.output, part_outputs(config.output, config.source)),
                     timings,
                     resumed_shards=len(done),
                 )
