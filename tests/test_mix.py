@@ -5,6 +5,7 @@ webdataset)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -351,3 +352,88 @@ def test_trainer_lists_per_part_read_back_with_their_scale(parts, tmp_path):
         png = np.asarray(Image.open(lists / r["depth"]), dtype=np.float32) / r["depth_scale"]
         want = exact[r["depth"].partition("/")[2].rpartition(".")[0]]
         assert np.abs(png - want).max() <= 0.5 / r["depth_scale"] + 1e-6, r["depth"]
+
+
+def test_report_draws_every_part_in_its_own_range(parts, tmp_path):
+    """Augment per part, canonical focal 1000: every data picture is drawn per part, each
+    part in its own colour range (its p1-p99 from stats.json); before/after holds both
+    parts; most-invalid is measured against each part's typical fraction; the depth is
+    labelled canonical; the independence verdict is not DEPENDENT."""
+    from pipeline.config.schema import to_config
+    from pipeline.dataset.records import DatasetInfo
+    from pipeline.report import part_pictures
+    from pipeline.report.build import dataset_stats
+    from pipeline.report.context import Context
+    from pipeline.report.params import param_table, part_tables
+
+    root = parts[0]
+    out = tmp_path / "mix"
+    cfg = make_cfg(out, *mix_args(root, "source.canonical.focal=1000", "report.enabled=true"))
+    run(cfg)
+    report = out / "report"
+    stats = json.loads((report / "stats.json").read_text())["parts"]
+    verdict = json.loads((report / "params.json").read_text())["independence"]
+    assert verdict["status"] != "bad" and "DEPENDENT" not in verdict["verdict"], verdict
+    page = html.unescape((report / "index.html").read_text())
+    assert "canonical depth, not metres" in page and "each part's own" in page
+    info = DatasetInfo.read(out)
+    assert info.encodings["depth"]["canonical"]["focal"] == 1000.0
+    assert "canonical depth, not metres" in (out / "README.md").read_text()
+    for name in ("collage", "before_after", "depth_hist", "params", "camera", "parts"):
+        assert (report / f"{name}.png").stat().st_size > 0, name
+    manifests = info.manifests(out)
+    samples = [s for m in manifests for s in m.samples]
+    summary = dataset_stats(manifests)[1]
+    typed = to_config(cfg)
+    ctx = Context(out, typed, manifests, info, summary, None, param_table(samples), None)  # type: ignore[arg-type]
+    ctx.part_tables = part_tables(samples, typed)
+    fn, (grids,) = part_pictures.collage(ctx)
+    assert [g[4].split(":")[0] for g in grids] == ["nyu", "kitti"]
+    for _, keys, _, style, title in grids:
+        part = title.split(":")[0]
+        assert all(k.startswith(f"{part}/") for k in keys)
+        pct = stats[part]["depth_percentiles"]
+        assert (style.range.vmin, style.range.vmax) == (pct["p1"], pct["p99"])
+        assert style.range.unit == "canonical m"
+    fn, (calls,) = part_pictures.before_after(ctx)
+    drawn = {label.split(":")[0]: args for label, _, args in calls}
+    assert set(drawn) == {"nyu", "kitti"}
+    for part, (rows, _, style, _) in drawn.items():
+        assert rows and all(label.startswith(f"{part}/") for label, _ in rows)
+        assert style.range.vmax == stats[part]["depth_percentiles"]["p99"]
+    typical = ctx.typical_invalid
+    for s in ctx.worst:
+        assert s.invalid_fraction > typical[s.dataset]
+    fn, (hists, unit, _) = part_pictures.depth_hist(ctx)
+    assert [h[0] for h in hists] == ["nyu", "kitti"] and unit == "canonical m"
+    fn, (calls,) = part_pictures.params(ctx)
+    assert [c[0].split(":")[0] for c in calls] == ["nyu", "kitti"]
+
+
+def test_sweep_page_of_mixtures_is_per_part(parts, tmp_path):
+    """A sweep over a KITTI-part setting: the contact sheet has a block per part (each in
+    that part's range over the jobs), the stats table a row per part under each job."""
+    from pipeline.report.sweep_page import build_sweep_page
+
+    root = parts[0]
+    jobs = []
+    for num, limit in enumerate(("0.0", "0.5")):
+        override = f"source.parts.kitti.augment.transforms.brightness.brightness_limit={limit}"
+        out = tmp_path / f"job{num}"
+        run(make_cfg(out, *mix_args(root, "source.num_samples=10", override)))
+        jobs.append({"num": num, "overrides": [override], "output_dir": str(out),
+                     "exit_code": 0, "error": None})  # fmt: skip
+    build_sweep_page(tmp_path, jobs, keys=2)
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    assert {k.partition("/")[0] for k in summary["keys"]} == {"nyu", "kitti"}
+    for job in summary["jobs"]:
+        own = json.loads((Path(job["output_dir"]) / "dataset_info.json").read_text())
+        assert (
+            job["parts"]["kitti"]["depth_percentiles"]
+            == (own["stats"]["parts"]["kitti"]["depth_percentiles"])
+        )
+        assert set(job["parts"]) == {"nyu", "kitti"}
+    page = html.unescape((tmp_path / "index.html").read_text())
+    assert page.count('<tr class="part">') == 4 and "part kitti" in page
+    sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png"))
+    assert sheet.shape[0] > 2 * 200  # two blocks (one per part) of two job rows each

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.config.schema import AugmentConfig, OutputConfig, png16_scale
+from pipeline.config.schema import AugmentConfig, Config, OutputConfig, png16_scale
 from pipeline.config.sources import MixConfig, PartConfig, SourceConfig
 
 CANONICAL = "canonical"
@@ -72,3 +72,32 @@ def part_outputs(output: OutputConfig, source: SourceConfig) -> dict[str, Output
         for name, part in source.parts.items()
         if part.depth.scale is not None
     }
+
+
+def canonical_focal(cfg: Config) -> tuple[str, float] | None:
+    """(transform name, canonical focal) when the written depth is canonical, not metres:
+    a ``CanonicalCamera`` in depth mode (a mixture's ``source.canonical``, or a transform
+    of the run or of a part) multiplies depth by focal / fx (``params.<name>.ratio``)."""
+    specs = list(cfg.augment.transforms.items())
+    if isinstance(cfg.source, MixConfig):
+        specs += [
+            i for a in part_augments(cfg.augment, cfg.source).values() for i in a.transforms.items()
+        ]
+    for name, spec in specs:
+        if not isinstance(spec, dict) or spec.get("focal") is None:
+            continue
+        mode = spec.get("mode", "depth")
+        if (
+            str(spec.get("_target_", "")).endswith("CanonicalCamera")
+            and str(getattr(mode, "value", mode)) == "depth"
+        ):
+            return name, float(spec["focal"])
+    return None
+
+
+def canonical_words(name: str, focal: float) -> str:
+    """How the card, the report and ``dataset_info.json`` describe canonical depth."""
+    return (
+        f"canonical depth, not metres: metres x {focal:g} / fx of the source camera "
+        f"(CanonicalCamera); metres = depth / params.{name}.ratio of the sample"
+    )

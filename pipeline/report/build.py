@@ -139,6 +139,8 @@ def build_report(
 
     ctx = Context(root, cfg, manifests, info, summary, stats, table, corr, source)
     ctx.part_tables = tables
+    if ctx.canonical:  # every depth number and axis of this report is canonical
+        ctx.notes.append(f"depth (axes, ranges, statistics) is {ctx.canonical}")
     pictures = [p for p in selected(cfg.report.plots) if p.applies(ctx)]
     drawn = _draw(ctx, pictures, executor)
     figures: dict[str, list[tuple[str, str, str]]] = {"Samples": [], "Distributions": []}

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline.config import paths, urls
-from pipeline.config.mixture import part_outputs
+from pipeline.config.mixture import canonical_focal, part_outputs
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
@@ -174,7 +174,11 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     source.identity(),
                     manifests,
                     overrides or [],
-                    encodings(config.output, part_outputs(config.output, config.source)),
+                    encodings(
+                        config.output,
+                        part_outputs(config.output, config.source),
+                        canonical_focal(config),
+                    ),
                     timings,
                     resumed_shards=len(done),
                 )
