@@ -127,6 +127,9 @@ ds = datasets.load_dataset("{where}", split="{split}")
     regions_line = _regions_line(regions or {})
     meaning = info.encodings["depth"].get("canonical", {}).get("meaning")
     canonical, unit = (f"; **{meaning}**", "canonical m") if meaning else ("", "m")
+    if scales := info.encodings["depth"].get("part_scales"):  # filelist: a scale per part
+        each = ", ".join(f"{name} {scale:g}" for name, scale in scales.items())
+        canonical = f"; **each part at its own depth_scale: {each}**{canonical}"
     text = f"""{header}
 # RGB-D dataset {CARD_MARK}
 
