@@ -1,13 +1,14 @@
 """The augmentation of each part of a mixture (``source=mix``), resolved from the run's
 ``augment`` section and the part's own: what the part sets wins, the rest is the run's;
-with ``source.canonical.focal`` set, ``CanonicalCamera`` ends every part's transforms.
-And each part's 16-bit PNG depth scale (``source.parts.<part>.depth.scale``)."""
+with ``source.canonical.focal`` set, ``CanonicalCamera`` ends every part's transforms;
+each part's output config (its depth scale, ``config.scales``) and whether depth is
+canonical."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from pipeline.config.schema import AugmentConfig, Config, OutputConfig, png16_scale
+from pipeline.config.schema import AugmentConfig, Config, OutputConfig
 from pipeline.config.sources import MixConfig, PartConfig, SourceConfig
 
 CANONICAL = "canonical"
@@ -36,28 +37,6 @@ def part_augment(run: AugmentConfig, mix: MixConfig, part: PartConfig) -> Augmen
 def part_augments(run: AugmentConfig, mix: MixConfig) -> dict[str, AugmentConfig]:
     """Every part's ``AugmentConfig`` by part name."""
     return {name: part_augment(run, mix, part) for name, part in mix.parts.items()}
-
-
-def part_scales(mix: MixConfig, output: OutputConfig, own: bool) -> None:
-    """Each part's png16 scale: with ``output=filelist`` its own integer scale (``own``:
-    no explicit ``output.depth.scale``) or the one set; elsewhere the output's, and a
-    part scale that differs from it is refused (those formats hold one scale)."""
-    from pipeline.errors import PipelineError
-
-    if output.depth.format != "png16":
-        return
-    per_part = output.format == "filelist"
-    for name, part in mix.parts.items():
-        if part.depth.scale is None:
-            mine = own and per_part and isinstance(part.source, SourceConfig)
-            part.depth.scale = png16_scale(part.source) if mine else output.depth.scale
-        elif not per_part and part.depth.scale != output.depth.scale:
-            raise PipelineError(
-                f"source.parts.{name}.depth.scale={part.depth.scale:g}: "
-                f"output={output.format} holds one depth scale for every part "
-                f"(output.depth.scale={output.depth.scale:g}); use output=filelist for a "
-                f"scale per part, or drop the override"
-            )
 
 
 def part_outputs(output: OutputConfig, source: SourceConfig) -> dict[str, OutputConfig]:

@@ -25,6 +25,7 @@ from pipeline.config.choices import (
     TiffCompression,
 )
 from pipeline.config.dirname import dirname
+from pipeline.config.scales import part_scales, png16_scale
 from pipeline.config.sources import SOURCE_SCHEMAS, MixConfig, SourceConfig
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
@@ -284,10 +285,9 @@ def _derive_defaults(cfg: Config) -> None:
     explicit = depth.scale is not None
     if depth.format == "png16" and depth.scale is None:
         depth.scale = min(png16_scale(s) for s in _sources(cfg.source))
-    if isinstance(cfg.source, MixConfig):
-        from pipeline.config.mixture import part_scales
-
-        part_scales(cfg.source, cfg.output, own=not explicit)
+    if isinstance(cfg.source, MixConfig) and depth.format == "png16":
+        per_part = cfg.output.format == "filelist"
+        part_scales(cfg.source, str(cfg.output.format), depth.scale, per_part, own=not explicit)
 
 
 def _sources(source: SourceConfig) -> list[SourceConfig]:
@@ -295,12 +295,6 @@ def _sources(source: SourceConfig) -> list[SourceConfig]:
     if isinstance(source, MixConfig):
         return [p.source for p in source.parts.values()] or [source]
     return [source]
-
-
-def png16_scale(source: SourceConfig) -> float:
-    """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
-    KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
-    return round(1.0 / source.scale, 6) if 0 < source.scale < 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:
