@@ -106,3 +106,50 @@ def test_the_real_augmenter_false_alarm_rate():
             records.append(_record(i, out.params))
         bad += independence(param_table(records))["status"] == "bad"
     assert bad / 300 <= 0.02, f"{bad} of 300 independent datasets flagged"
+
+
+def _part(records: list[SampleRecord], name: str, shift: int, factor: float) -> list:
+    """``records`` as one part of a mixture: its crop offsets moved by ``shift`` and a
+    per-part canonical depth factor (constant within the part, as CanonicalCamera's)."""
+    out = []
+    for r in records:
+        params = dict(r.params)
+        x0, y0, x1, y1 = params["crop"]["crop_coords"]
+        params["crop"] = {"crop_coords": [x0 + shift, y0 + shift, x1 + shift, y1 + shift]}
+        params["canonical"] = {"depth_factor": factor}
+        out.append(SampleRecord(f"{name}/{r.key}", r.index, 0, [12, 12], 0.0, params,
+                                dataset=name))  # fmt: skip
+    return out
+
+
+def _mixture(a: list[SampleRecord], b: list[SampleRecord]) -> tuple:
+    records = _part(a, "nyu", 0, 1.9) + _part(b, "kitti", 200, 0.7)
+    parts = {n: param_table([r for r in records if r.dataset == n]) for n in ("nyu", "kitti")}
+    return param_table(records), parts
+
+
+def test_a_mixture_is_judged_within_each_part():
+    """Parts with different crops and focals: pooled, crop ~ canonical looks dependent
+    (a confound); within each part the draws are independent, and the verdict says so.
+    A shared stream inside one part is still caught, and the verdict names the part."""
+    pooled, parts = _mixture(_independent(1, 300), _independent(2, 200))
+    assert independence(pooled)["status"] == "bad"  # the confound the parts remove
+    verdict = independence(pooled, parts)
+    assert verdict["status"] == "ok", verdict["verdict"]
+    assert {p["part"] for p in verdict["top"]} <= {"nyu", "kitti"}
+    pooled, parts = _mixture(_independent(3, 120), _shared_seed(4, 64))
+    verdict = independence(pooled, parts)
+    assert verdict["status"] == "bad", verdict["verdict"]
+    assert verdict["verdict"].startswith("DEPENDENT: in part kitti, ")
+    assert verdict["suspicious"] and {p["part"] for p in verdict["suspicious"]} == {"kitti"}
+
+
+@pytest.mark.slow
+def test_mixtures_of_independent_parts_are_flagged_at_most_2_percent_of_the_time():
+    """One test over both parts' pairs (the null is the max over parts of shuffles within
+    each part): 1% false alarms in all, not 1% per part."""
+    bad = 0
+    for seed in range(500):
+        pooled, parts = _mixture(_independent(2 * seed, 48), _independent(2 * seed + 1, 32))
+        bad += independence(pooled, parts)["status"] == "bad"
+    assert bad / 500 <= 0.02, f"{bad} of 500 mixtures flagged"

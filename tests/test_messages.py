@@ -270,6 +270,23 @@ def test_default_dir_names_are_shell_safe_stable_and_distinct():
     assert names[2] == "augment.copies-4_source.num_samples-24"  # plain ones stay readable
 
 
+def test_shortened_sweep_names_keep_the_swept_value():
+    """A sweep over a deep key beside long paths: the names must be shortened, and what
+    survives is each job's value (the keys' common prefix and the paths' heads go)."""
+    common = (
+        "source.canonical.focal=1000,source.num_samples=20000,"
+        "source.parts.kitti.augment.transforms.brightness.brightness_limit={},"
+        "source.parts.kitti.source.path=/data/sets/kitti/raw_data_2011,"
+        "source.parts.nyu.source.path=/data/sets/nyu_depth_v2/parquet_train"
+    )
+    names = [dirname(common.format(v)) for v in ("0.0", "0.2", "0.5")]
+    for name, value in zip(names, ("0.0", "0.2", "0.5")):
+        assert len(name) <= 120 and SAFE.fullmatch(name), name
+        assert f"brightness_limit-{value}_" in name, name
+        assert "kitti.source.path-" in name and "nyu.source.path-" in name, name
+    assert len({n.split("--")[0] for n in names}) == 3  # not only the hash differs
+
+
 def test_cli_default_output_dir_for_a_folder_source_is_shell_safe(tmp_path):
     args = [
         "source=folder",

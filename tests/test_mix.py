@@ -5,6 +5,7 @@ webdataset)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_cfg, read_tar
+from conftest import make_cfg, read_tar, run_cli
 from fixtures import hub_parquet, kitti_tree
 from kitti_calib import DATES
 from PIL import Image
@@ -291,3 +292,148 @@ def test_png16_scale_fits_every_part(parts, tmp_path):
     assert read.depth_scale(out) == 256.0
     with pytest.raises(PipelineError, match=r"source\.depth\.min/max: a mixture's ranges"):
         run(make_cfg(tmp_path / "x", *mix_args(root, "source.depth.max=10")))
+
+
+def test_typos_inside_a_part_and_the_drop_note_name_the_part(parts, tmp_path):
+    """A misspelt part key or part source key gets "did you mean" with its full key; the
+    summary's drop note names the part's range key, not the mixture's 0..inf."""
+    root = parts[0]
+    for typo, near in (
+        ("source.parts.kitti.wieght=0.3", "source.parts.kitti.weight"),
+        ("source.parts.kitti.source.pth=x", "source.parts.kitti.source.path"),
+        ("+source.parts.nyu.source.pth=x", "source.parts.nyu.source.path"),
+    ):
+        proc = run_cli(*mix_args(root, typo), f"output.dir={tmp_path / 'typo'}")
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert f"did you mean {near}?" in line, line
+    args = mix_args(root, "source.parts.kitti.depth.max=5", "source.num_samples=6")
+    proc = run_cli(*args, f"output.dir={tmp_path / 'drop'}", "runtime.progress=false")
+    assert proc.returncode == 0, proc.stderr
+    (note,) = [s for s in proc.stdout.splitlines() if s.startswith("note:")]
+    assert "source.parts.kitti.depth.min/max = 0..5 m zeroed" in note, note
+    assert "source.parts.kitti.depth.min/max if" in note and "source.depth." not in note
+
+
+def test_trainer_lists_per_part_read_back_with_their_scale(parts, tmp_path):
+    """``output=filelist``: each part written at its own integer scale (NYU 1000, KITTI
+    256), one BTS / ZoeDepth list per part and no pooled one; every line of every list,
+    read with its part's scale (and every Metric3D record with its own), gives the
+    sample's depth (the float32 TIFF of the same run) within 0.5 / scale."""
+    root = parts[0]
+    common = mix_args(root, "source.num_samples=10", "source.canonical.focal=1000")
+    lists, truth = tmp_path / "lists", tmp_path / "truth"
+    run(make_cfg(lists, *common, "output=filelist"))
+    run(make_cfg(truth, *common, "output=folder"))
+    exact = {
+        key.rpartition(".")[0]: tifffile.imread(path)
+        for path in (truth / "depth").rglob("*.tiff")
+        if (key := str(path.relative_to(truth / "depth")))
+    }
+    info = json.loads((lists / "dataset_info.json").read_text())
+    scales = info["encodings"]["depth"]["part_scales"]
+    assert scales == {"nyu": 1000.0, "kitti": 256.0}
+    assert not (lists / "train_files_with_gt.txt").exists()  # one scale per line: none
+    seen = Counter()
+    for part, scale in scales.items():
+        name = f"train_{part}_files_with_gt.txt"
+        assert name in (lists / "README.md").read_text()
+        for line in (lists / name).read_text().splitlines():
+            rgb, gt, focal = line.split()
+            assert gt.startswith(f"{part}/") and float(focal) == pytest.approx(1000.0)
+            png = np.asarray(Image.open(lists / "depth" / gt), dtype=np.float32) / scale
+            want = exact[gt.rpartition(".")[0]]
+            assert np.abs(png - want).max() <= 0.5 / scale + 1e-6, (gt, scale)
+            seen[part] += 1
+    assert seen == {"nyu": 7, "kitti": 3}
+    for line in (lists / "train.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        assert r["depth_scale"] == scales[r["dataset"]]
+        png = np.asarray(Image.open(lists / r["depth"]), dtype=np.float32) / r["depth_scale"]
+        want = exact[r["depth"].partition("/")[2].rpartition(".")[0]]
+        assert np.abs(png - want).max() <= 0.5 / r["depth_scale"] + 1e-6, r["depth"]
+
+
+def test_report_draws_every_part_in_its_own_range(parts, tmp_path):
+    """Augment per part, canonical focal 1000: every data picture is drawn per part, each
+    part in its own colour range (its p1-p99 from stats.json); before/after holds both
+    parts; most-invalid is measured against each part's typical fraction; the depth is
+    labelled canonical; the independence verdict is not DEPENDENT."""
+    from pipeline.config.schema import to_config
+    from pipeline.dataset.records import DatasetInfo
+    from pipeline.report import part_pictures
+    from pipeline.report.build import dataset_stats
+    from pipeline.report.context import Context
+    from pipeline.report.params import param_table, part_tables
+
+    root = parts[0]
+    out = tmp_path / "mix"
+    cfg = make_cfg(out, *mix_args(root, "source.canonical.focal=1000", "report.enabled=true"))
+    run(cfg)
+    report = out / "report"
+    stats = json.loads((report / "stats.json").read_text())["parts"]
+    verdict = json.loads((report / "params.json").read_text())["independence"]
+    assert verdict["status"] != "bad" and "DEPENDENT" not in verdict["verdict"], verdict
+    page = html.unescape((report / "index.html").read_text())
+    assert "canonical depth, not metres" in page and "each part's own" in page
+    info = DatasetInfo.read(out)
+    assert info.encodings["depth"]["canonical"]["focal"] == 1000.0
+    assert "canonical depth, not metres" in (out / "README.md").read_text()
+    for name in ("collage", "before_after", "depth_hist", "params", "camera", "parts"):
+        assert (report / f"{name}.png").stat().st_size > 0, name
+    manifests = info.manifests(out)
+    samples = [s for m in manifests for s in m.samples]
+    summary = dataset_stats(manifests)[1]
+    typed = to_config(cfg)
+    ctx = Context(out, typed, manifests, info, summary, None, param_table(samples), None)  # type: ignore[arg-type]
+    ctx.part_tables = part_tables(samples, typed)
+    fn, (grids,) = part_pictures.collage(ctx)
+    assert [g[4].split(":")[0] for g in grids] == ["nyu", "kitti"]
+    for _, keys, _, style, title in grids:
+        part = title.split(":")[0]
+        assert all(k.startswith(f"{part}/") for k in keys)
+        pct = stats[part]["depth_percentiles"]
+        assert (style.range.vmin, style.range.vmax) == (pct["p1"], pct["p99"])
+        assert style.range.unit == "canonical m"
+    fn, (calls,) = part_pictures.before_after(ctx)
+    drawn = {label.split(":")[0]: args for label, _, args in calls}
+    assert set(drawn) == {"nyu", "kitti"}
+    for part, (rows, _, style, _) in drawn.items():
+        assert rows and all(label.startswith(f"{part}/") for label, _ in rows)
+        assert style.range.vmax == stats[part]["depth_percentiles"]["p99"]
+    typical = ctx.typical_invalid
+    for s in ctx.worst:
+        assert s.invalid_fraction > typical[s.dataset]
+    fn, (hists, unit, _) = part_pictures.depth_hist(ctx)
+    assert [h[0] for h in hists] == ["nyu", "kitti"] and unit == "canonical m"
+    fn, (calls,) = part_pictures.params(ctx)
+    assert [c[0].split(":")[0] for c in calls] == ["nyu", "kitti"]
+
+
+def test_sweep_page_of_mixtures_is_per_part(parts, tmp_path):
+    """A sweep over a KITTI-part setting: the contact sheet has a block per part (each in
+    that part's range over the jobs), the stats table a row per part under each job."""
+    from pipeline.report.sweep_page import build_sweep_page
+
+    root = parts[0]
+    jobs = []
+    for num, limit in enumerate(("0.0", "0.5")):
+        override = f"source.parts.kitti.augment.transforms.brightness.brightness_limit={limit}"
+        out = tmp_path / f"job{num}"
+        run(make_cfg(out, *mix_args(root, "source.num_samples=10", override)))
+        jobs.append({"num": num, "overrides": [override], "output_dir": str(out),
+                     "exit_code": 0, "error": None})  # fmt: skip
+    build_sweep_page(tmp_path, jobs, keys=2)
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    assert {k.partition("/")[0] for k in summary["keys"]} == {"nyu", "kitti"}
+    for job in summary["jobs"]:
+        own = json.loads((Path(job["output_dir"]) / "dataset_info.json").read_text())
+        assert (
+            job["parts"]["kitti"]["depth_percentiles"]
+            == (own["stats"]["parts"]["kitti"]["depth_percentiles"])
+        )
+        assert set(job["parts"]) == {"nyu", "kitti"}
+    page = html.unescape((tmp_path / "index.html").read_text())
+    assert page.count('<tr class="part">') == 4 and "part kitti" in page
+    sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png"))
+    assert sheet.shape[0] > 2 * 200  # two blocks (one per part) of two job rows each

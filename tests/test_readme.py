@@ -341,6 +341,15 @@ def check_cam_in(s: Session, namespace: dict, printed: str) -> None:
     ]
 
 
+def check_part_lists(s: Session, namespace: dict, printed: str) -> None:
+    """The last line of the last part's list, read with that part's scale, is the
+    written sample's depth (decoded with its record's scale) within 0.5 / scale."""
+    scale, gt, depth = namespace["scale"], namespace["gt"], namespace["depth"]
+    (x,) = [x for x in written(s.home / "outputs/datasets/canonical") if gt.startswith(x.key)]
+    assert scale == x.meta["depth_scale"] == 256.0 and x.meta["dataset"] == "kitti"
+    assert np.abs(depth - x.depth).max() <= 0.5 / scale + 1e-6
+
+
 def check_training_loop(s: Session, namespace: dict, printed: str) -> None:
     """The loop ran to its end: the last batch is the recipe's crop, the loss a number."""
     batch, loss = namespace["batch"], namespace["loss"]
@@ -391,6 +400,9 @@ def check_canonical_mix(s: Session, outs: list[Outcome]) -> None:
     records = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     assert sorted(r["dataset"] for r in records) == ["kitti"] * 3 + ["nyu"] * 7
     assert {r["cam_in"][0] for r in records} == {1000.0}
+    assert {r["dataset"]: r["depth_scale"] for r in records} == {"nyu": 1000.0, "kitti": 256.0}
+    lines = {p: (out / f"train_{p}_files_with_gt.txt").read_text() for p in ("nyu", "kitti")}
+    assert lines["nyu"].count("\n") == 7 and lines["kitti"].count("\n") == 3
 
 
 # ---- the reader's own data: small datasets in the real layouts and frame sizes -----------
@@ -909,6 +921,8 @@ PYTHON: dict[str, Callable] = {
     "(0 = invalid)": check_read_load,
     "import datasets, numpy as np": check_meta,
     "import json": check_cam_in,
+    "import json                                # a mixture's BTS lists: one per part, own "
+    "scale": check_part_lists,
     "import torch": check_training_loop,
 }
 

@@ -1,5 +1,6 @@
 """Depth a rule turned into 0 (invalid), said in the run's summary: the range
-(``source.depth.min/max``), the png16 scale (``output.depth.scale``) and the contract's
+(``source.depth.min/max``; a mixture's ``source.parts.<part>.depth.min/max``), the png16
+scale (``output.depth.scale``) and the contract's
 NaN / inf / negative values, each when it zeroed more than ``runtime.checks.warn_dropped``
 of the run's measured depth pixels, with the share and the key to change. (Above
 ``runtime.checks.max_dropped`` on a first sample the run stops before writing:
@@ -8,6 +9,7 @@ of the run's measured depth pixels, with the share and the key to change. (Above
 from __future__ import annotations
 
 from pipeline.config.schema import Config
+from pipeline.config.sources import DepthRange, MixConfig, SourceConfig
 from pipeline.dataset.records import DatasetInfo
 from pipeline.encode.depth import depth_encoding
 
@@ -29,11 +31,12 @@ def lines(info: DatasetInfo, cfg: Config) -> list[str]:
         return f"{n / pixels:.1%} of the depth pixels ({n / max(measured, 1):.1%} of the measured)"
 
     if bad.out_of_range and bad.out_of_range > warn * measured:
-        rng = cfg.source.depth
-        top = "inf" if rng.max is None else f"{rng.max:g}"
+        ranges = _ranges(cfg.source)
+        keys = " or ".join(dict.fromkeys(k for k, _ in ranges))
+        spans = ", ".join(f"{k} = {span} m" for k, span in ranges)
         out.append(
-            f"note: source.depth.min/max = {rng.min:g}..{top} m zeroed {share(bad.out_of_range)}"
-            f"; widen source.depth.min/max if those are real measurements"
+            f"note: {spans} zeroed {share(bad.out_of_range)}; widen {keys} if those are "
+            f"real measurements"
         )
     if png16 and png16 > warn * measured:
         scale = depth_encoding(cfg.output).scale
@@ -50,3 +53,22 @@ def lines(info: DatasetInfo, cfg: Config) -> list[str]:
             f"0 (invalid); check the source's depth files and source.depth_scale"
         )
     return out
+
+
+def _ranges(source: SourceConfig) -> list[tuple[str, str]]:
+    """(key, ``min..max``) of the depth ranges that can zero depth: a mixture's parts
+    that set one (``source.parts.<part>.depth.min/max``), else ``source.depth.min/max``."""
+
+    def span(rng: DepthRange) -> str:
+        return f"{rng.min:g}..{'inf' if rng.max is None else f'{rng.max:g}'}"
+
+    if isinstance(source, MixConfig):
+        parts = [
+            (f"source.parts.{name}.depth.min/max", span(part.source.depth))
+            for name, part in source.parts.items()
+            if isinstance(part.source, SourceConfig)
+            and (part.source.depth.min > 0 or part.source.depth.max is not None)
+        ]
+        if parts:
+            return parts
+    return [("source.depth.min/max", span(source.depth))]

@@ -9,6 +9,7 @@ schema (``pipeline/config/sources.py``; ``conf/source/<preset>.yaml`` starts fro
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from pipeline.config.choices import (
 )
 from pipeline.config.datasets import SOURCE_KINDS
 from pipeline.config.dirname import dirname
+from pipeline.config.scales import part_scales, png16_scale
 from pipeline.config.sources import MixConfig, SourceConfig
 
 # ---- augmentation, output, runtime, slices, report ------------------------------------
@@ -227,11 +229,22 @@ def config_error(exc: Exception, where: str = "") -> Exception:
     return PipelineError(f"{'.'.join(p for p in (where, key) if p) or 'config'}: {msg}")
 
 
+def unknown_source_key(parent: str, leaf: str, kind: str, known: list[str]) -> str:
+    """A key the source at ``parent`` (``source``, ``source.parts.<part>.source``) does
+    not have, with the nearest key it has."""
+    near = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"did you mean {parent}.{near[0]}? " if near else ""
+    return (
+        f"{parent}.{leaf}: the {kind} source has no key {leaf!r} ({hint}its keys: "
+        f"{', '.join(known)}); see depth-pipeline --help"
+    )
+
+
 def _type_parts(mix: MixConfig, shard_size: int) -> None:
     """Each part's ``source`` mapping merged onto its kind's schema (a key that kind does
     not have is refused, named ``source.parts.<name>.source.<key>``), the part's depth
     range over the source's, and the shard size the parts are interleaved in."""
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
     from pipeline.errors import PipelineError
 
@@ -251,6 +264,10 @@ def _type_parts(mix: MixConfig, shard_size: int) -> None:
             )
         try:
             typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), src))
+        except ConfigKeyError as exc:  # a key the part's source kind does not have
+            leaf = str(getattr(exc, "full_key", "") or exc).rpartition(".")[2]
+            known = list(OmegaConf.structured(schema))
+            raise PipelineError(unknown_source_key(where, leaf, kind, known)) from None
         except OmegaConfBaseException as exc:
             raise config_error(exc, where) from None
         assert isinstance(typed, SourceConfig)
@@ -266,8 +283,12 @@ def _derive_defaults(cfg: Config) -> None:
     own integer scale when it reads one (KITTI x256, millimetre PNGs x1000), else 1000;
     a mixture's is the smallest of its parts'."""
     depth = cfg.output.depth
+    explicit = depth.scale is not None
     if depth.format == "png16" and depth.scale is None:
-        depth.scale = min(_png16_scale(s) for s in _sources(cfg.source))
+        depth.scale = min(png16_scale(s) for s in _sources(cfg.source))
+    if isinstance(cfg.source, MixConfig) and depth.format == "png16":
+        per_part = cfg.output.format == "filelist"
+        part_scales(cfg.source, str(cfg.output.format), depth.scale, per_part, own=not explicit)
 
 
 def _sources(source: SourceConfig) -> list[SourceConfig]:
@@ -275,12 +296,6 @@ def _sources(source: SourceConfig) -> list[SourceConfig]:
     if isinstance(source, MixConfig):
         return [p.source for p in source.parts.values()] or [source]
     return [source]
-
-
-def _png16_scale(source: SourceConfig) -> float:
-    """A source's own integer depth scale, else 1000 (a mixture takes its parts' smallest:
-    KITTI's 256 keeps its 80 m within 16 bits, at 4 mm steps for the other parts)."""
-    return source.scale if source.scale > 1 else 1000.0
 
 
 def _check_kind(cfg: DictConfig) -> None:

@@ -231,10 +231,15 @@ class FastdepthConfig(FileSourceConfig):
 
 @dataclass
 class PartDepth:
-    """A part's valid depth range in metres, over its source's (null = the source's)."""
+    """A part's valid depth range in metres, over its source's (null = the source's), and
+    its 16-bit PNG ``scale`` (stored value / scale = metres): with ``output=filelist``
+    each part is written at its own (null: the part's own integer scale, KITTI 256, else
+    1000; an explicit ``output.depth.scale`` is every part's), listed per part; other
+    formats hold one scale for all parts. Set by ``config.schema.to_config``."""
 
     min: float | None = None
     max: float | None = None
+    scale: float | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@ as one line naming the key, and a fast ``--help``."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import sys
@@ -87,7 +88,7 @@ def config_error_line(exc: BaseException) -> str:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-    from pipeline.config.schema import Config, source_kind_of
+    from pipeline.config.schema import Config, source_kind_of, unknown_source_key
 
     cause = exc.__cause__ or exc
     key = getattr(cause, "full_key", None)
@@ -96,19 +97,15 @@ def config_error_line(exc: BaseException) -> str:
         return _transform_key_line(key, getattr(cause, "parent_node", None))
     if key and isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         parent, _, leaf = key.rpartition(".")
-        kind = source_kind_of(getattr(cause, "object_type", None) or type(None))
-        if parent == "source" and kind is not None:
-            schema = OmegaConf.structured(cause.object_type)
-            known = list(schema.keys())
-            near = difflib.get_close_matches(leaf, known, n=1)
-            hint = f"did you mean source.{near[0]}? " if near else ""
-            return (
-                f"{key}: the {kind} source has no key {leaf!r} ({hint}its keys: "
-                f"{', '.join(known)}); see depth-pipeline --help"
-            )
+        owner = getattr(cause, "object_type", None)
+        kind = source_kind_of(owner or type(None))
+        if parent.endswith("source") and kind is not None:  # the run's or a part's source
+            return unknown_source_key(parent, leaf, kind, list(OmegaConf.structured(owner)))
         root = OmegaConf.structured(Config)
         node = OmegaConf.select(root, parent) if parent else root
         known = list(node.keys()) if node is not None and hasattr(node, "keys") else []
+        if not known and dataclasses.is_dataclass(owner):  # e.g. a mixture's part
+            known = [f.name for f in dataclasses.fields(owner)]
         near = difflib.get_close_matches(leaf, known, n=1)
         hint = f" (did you mean {parent + '.' if parent else ''}{near[0]}?)" if near else ""
         return f"{key}: no such config key{hint}; see depth-pipeline --help"

@@ -82,15 +82,31 @@ def _extra(sample: Sample, meta: dict[str, Any], cfg: OutputConfig) -> dict[str,
     return extra
 
 
-def encodings(cfg: OutputConfig) -> dict[str, Any]:
-    """What ``encode_sample`` writes, for ``dataset_info.json``."""
+def encodings(
+    cfg: OutputConfig,
+    parts: dict[str, OutputConfig] | None = None,
+    canonical: tuple[str, float] | None = None,
+) -> dict[str, Any]:
+    """What ``encode_sample`` writes, for ``dataset_info.json``; ``parts``: a mixture's
+    output config per part, when its parts are encoded at scales of their own;
+    ``canonical``: (transform, focal) when depth is canonical (x focal / fx), not metres."""
     ext = image_ext(cfg)
     image: dict[str, Any] = {"ext": ext, "dtype": "uint8", "channels": "RGB"}
     if ext == "jpg":
         image["jpeg_quality"] = cfg.image.quality
     else:
         image["png_level"] = cfg.image.level
-    return {"image": image, "depth": depth_encoding(cfg).info()}
+    depth = depth_encoding(cfg).info()
+    scales = {name: depth_encoding(out).scale for name, out in (parts or {}).items()}
+    if set(scales.values()) - {depth.get("depth_scale")}:
+        depth["part_scales"] = scales  # each sample's record holds its own
+    if canonical is not None:
+        from pipeline.config.mixture import canonical_words
+
+        name, focal = canonical
+        words = canonical_words(name, focal)
+        depth["canonical"] = {"transform": name, "focal": focal, "meaning": words}
+    return {"image": image, "depth": depth}
 
 
 def encode_json(obj: Any) -> bytes:

@@ -20,6 +20,7 @@ from functools import partial
 from multiprocessing.sharedctypes import Synchronized
 
 from pipeline.augment.parts import augmenter_for
+from pipeline.config.mixture import part_outputs
 from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.records import (
@@ -69,7 +70,7 @@ class ShardProcessor:
         self.source = job.source if job.source is not None else open_source(job.source_cfg)
         self.augment = augmenter_for(job.augment, job.source_cfg)
         self.output = job.output
-        self.depth_scale = codecs.depth_encoding(job.output).scale
+        self.outputs = part_outputs(job.output, job.source_cfg)  # a mixture's, by part
         self.root = store.local_root(job.output)  # a URL's staging directory
         self.remote = store.remote_of(job.output)
         self.layout = layout_for(job.output.format, self.root, job.output.prefix)
@@ -219,7 +220,8 @@ class ShardProcessor:
             err = SampleError(sample.key, f"augmentation failed: {detail}")
             self._skip(err, manifest, 1)
             return
-        record = Record.of(out, self.depth_scale)
+        output = self.outputs.get(out.origin.dataset, self.output)
+        record = Record.of(out, codecs.depth_encoding(output).scale)
         if self.layout.needs_focal and not record.camera.known:
             err = SampleError(
                 sample.key,
@@ -229,7 +231,7 @@ class ShardProcessor:
             self._skip(err, manifest, 1)
             return
         t2 = time.perf_counter()
-        encoded = codecs.encode_sample(out, self.output, record.to_json())
+        encoded = codecs.encode_sample(out, output, record.to_json())
         t3 = time.perf_counter()
         with self._writing(f"shard {shard.task.name}"):
             shard.writer.add(out.key, encoded.fields)

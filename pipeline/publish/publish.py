@@ -132,6 +132,11 @@ ds = datasets.load_dataset("{where}", split="{split}")
 ```
 """
     regions_line = _regions_line(regions or {})
+    meaning = info.encodings["depth"].get("canonical", {}).get("meaning")
+    canonical, unit = (f"; **{meaning}**", "canonical m") if meaning else ("", "m")
+    if scales := info.encodings["depth"].get("part_scales"):  # filelist: a scale per part
+        each = ", ".join(f"{name} {scale:g}" for name, scale in scales.items())
+        canonical = f"; **each part at its own depth_scale: {each}**{canonical}"
     text = f"""{header}
 # RGB-D dataset {CARD_MARK}
 
@@ -139,9 +144,9 @@ ds = datasets.load_dataset("{where}", split="{split}")
 {mixture_lines(info.source)}
 - samples: {info.counts.written} written, {info.counts.skipped} skipped
 - image size (HxW): {info.image_size}
-- depth: {from_info(info.encodings["depth"]).summary()}
+- depth: {from_info(info.encodings["depth"]).summary()}{canonical}
 - RGB mean / std (0-1): {stats.get("rgb_mean")} / {stats.get("rgb_std")}
-- depth range over valid pixels (m): {stats.get("depth_min")} .. {stats.get("depth_max")}
+- depth range over valid pixels ({unit}): {stats.get("depth_min")} .. {stats.get("depth_max")}
 {regions_line}- config hash: {info.config_hash}; content fingerprint: {info.fingerprint}; full
   provenance in `{INFO_FILE}`, per-shard manifests (keys, sha256, applied params) in
   `manifests/`, report in `report/index.html`.

@@ -122,7 +122,7 @@ def build_report(
     from pipeline.report import page
     from pipeline.report.context import Context
     from pipeline.report.independence import independence
-    from pipeline.report.params import correlation_matrix, param_table
+    from pipeline.report.params import correlation_matrix, param_table, part_tables
     from pipeline.report.pictures import selected
 
     started = time.perf_counter()
@@ -131,12 +131,16 @@ def build_report(
     atomic_write(out_dir / "stats.json", json.dumps(summary, indent=2).encode())
     samples = [s for m in manifests for s in m.samples]
     table = param_table(samples, list(cfg.augment.transforms))
+    tables = part_tables(samples, cfg)
     corr = correlation_matrix(table)
-    params_doc = _params_doc(table, corr, independence(table))
+    params_doc = _params_doc(table, corr, independence(table, tables or None))
     atomic_write(out_dir / "params.json", json.dumps(params_doc, indent=2).encode())
     written = [out_dir / "stats.json", out_dir / "params.json"]
 
     ctx = Context(root, cfg, manifests, info, summary, stats, table, corr, source)
+    ctx.part_tables = tables
+    if ctx.canonical:  # every depth number and axis of this report is canonical
+        ctx.notes.append(f"depth (axes, ranges, statistics) is {ctx.canonical}")
     pictures = [p for p in selected(cfg.report.plots) if p.applies(ctx)]
     drawn = _draw(ctx, pictures, executor)
     figures: dict[str, list[tuple[str, str, str]]] = {"Samples": [], "Distributions": []}

@@ -151,7 +151,7 @@ def draw_colorbar(
         widest = max(widest, text_width(label, f))
         top = min(max(ty - line_height(f) // 2, y - 2), y + bar_h - line_height(f) + 2)
         canvas.text(top, x + size + 6, label, f)
-    title = "depth (m)"
+    title = f"depth ({rng.unit})"
     title_y = y + max((bar_h - text_width(title, f)) // 2, 0)
     canvas.vertical_text(title_y, x + size + 6 + widest + 8, title, f)
     sy = y + bar_h + 8

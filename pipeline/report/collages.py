@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -227,15 +228,34 @@ def labelled_rows(
 def stacked(grids: list[tuple[list[Cell], list[str], int, Style, str]]) -> bytes:
     """Several ``collage`` grids one under the other, each with its own colour range
     (a mixture's parts: indoor metres and outdoor LiDAR both readable)."""
-    pictures = [
-        cv2.imdecode(np.frombuffer(collage(*grid), np.uint8), cv2.IMREAD_COLOR) for grid in grids
-    ]
+    return stack_pngs([collage(*grid) for grid in grids])
+
+
+def stacked_calls(calls: list[tuple[str, str, tuple[Any, ...]]]) -> bytes | None:
+    """Drawings ("module:function", args), one per part of a mixture, one under the other,
+    each under a strip naming it (``label``); None when none draws anything."""
+    from pipeline.report import call
+
+    pngs = [(label, png) for label, fn, args in calls if (png := call(fn, *args))]
+    if not pngs:
+        return None
+    return stack_pngs([png for _, png in pngs], [label for label, _ in pngs])
+
+
+def stack_pngs(pngs: list[bytes], labels: list[str] | None = None) -> bytes:
+    """PNG pictures one under the other on white, left-aligned (each under its label)."""
+    pictures = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR) for p in pngs]
     width = max(p.shape[1] for p in pictures)
-    padded = [
-        cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255,) * 3)
-        for p in pictures
-    ]
-    ok, png = cv2.imencode(".png", np.vstack(padded))
+    out = []
+    for i, p in enumerate(pictures):
+        if labels:
+            strip = np.full((28, width, 3), 255, np.uint8)
+            cv2.putText(strip, labels[i], (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
+                        cv2.LINE_AA)  # fmt: skip
+            out.append(strip)
+        pad = width - p.shape[1]
+        out.append(cv2.copyMakeBorder(p, 0, 0, 0, pad, cv2.BORDER_CONSTANT, value=(255,) * 3))
+    ok, png = cv2.imencode(".png", np.vstack(out))
     assert ok
     return png.tobytes()
 

@@ -28,10 +28,15 @@ class DepthRange:
 
     vmin: float
     vmax: float
+    unit: str = "m"  # "canonical m": depth x focal / fx (CanonicalCamera), not metres
 
     @classmethod
     def of(
-        cls, rcfg: ReportConfig, lows: list[float | None], highs: list[float | None]
+        cls,
+        rcfg: ReportConfig,
+        lows: list[float | None],
+        highs: list[float | None],
+        unit: str = "m",
     ) -> DepthRange:
         """``report.depth_min/max`` where set, else the lowest 1st / highest 99th percentile."""
         lo = rcfg.depth_min
@@ -40,11 +45,11 @@ class DepthRange:
         hi = rcfg.depth_max
         if hi is None:
             hi = max((v for v in highs if v is not None), default=10.0)
-        return cls(float(lo), float(max(hi, lo + 1e-3)))
+        return cls(float(lo), float(max(hi, lo + 1e-3)), unit)
 
     @property
     def span(self) -> str:
-        return f"{self.vmin:.2f}-{self.vmax:.2f} m"
+        return f"{self.vmin:.2f}-{self.vmax:.2f} {self.unit}"
 
 
 @lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ from a fixed seed: the same dataset gives the same verdict.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,10 +76,12 @@ def _cross(table: ParamTable) -> np.ndarray:
     return np.triu(t[:, None] != t[None, :], 1)
 
 
-def _shuffled_max(features: np.ndarray, blocks: list[np.ndarray], cross: np.ndarray) -> np.ndarray:
+def _shuffled_max(
+    features: np.ndarray, blocks: list[np.ndarray], cross: np.ndarray, seed: int = 0
+) -> np.ndarray:
     """The max-|z| statistic over ``SHUFFLES`` tables whose transform blocks (columns of
     ``features``) are shuffled; the first block stays put (only relative order matters)."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rows, width = features.shape
     per = max(1, CHUNK // max(rows * width, 1))
     out = []
@@ -93,77 +96,109 @@ def _shuffled_max(features: np.ndarray, blocks: list[np.ndarray], cross: np.ndar
     return np.concatenate(out)
 
 
-def independence(table: ParamTable) -> dict[str, Any]:
-    """The verdict: ``status`` ok | bad | unknown, a sentence, and the strongest pairs
-    with their adjusted p-values (the chance that independent streams show a pair that
-    strong anywhere among the pairs).
+@dataclass
+class _Stratum:
+    """One part's table tested on its own: its pairs' r, n, |z| and its null draws."""
 
-    Longer than 60 lines: one statistical test read top to bottom (pairs,
-    correlations, the multiple-comparison bound, the verdict)."""
+    name: str
+    table: ParamTable
+    cross: np.ndarray
+    r: np.ndarray
+    n: np.ndarray
+    z: np.ndarray
+    null: np.ndarray
+
+
+def _stratum(name: str, table: ParamTable, seed: int) -> _Stratum:
+    """Correlations within one part and the max-|z| of its shuffled tables."""
     n = len(table.keys)
     cross = _cross(table)
-    out: dict[str, Any] = {
-        "samples": n,
-        "pairs": int(cross.sum()),
-        "method": f"permutation max-|z| test over all cross-transform pairs, {SHUFFLES} shuffles",
-        "alpha": ALPHA,
-        "top": [],
-    }
-    if not cross.any():
-        return out | {
-            "status": "unknown",
-            "verdict": "no parameters of different transforms to compare",
-        }
     rows = np.unique(np.linspace(0, n - 1, min(n, MAX_ROWS)).round().astype(int))
     features = _features(table.values[rows]).astype(np.float32)
     r, npair = _pairwise(features)
-    z = _z(r, npair)
-    order = np.argsort(-z[cross], kind="stable")
-    ii, jj = np.nonzero(cross)
-    transforms = list(dict.fromkeys(table.transforms))
     k = len(table.names)
     blocks = [
         np.array(
-            [c + part * k for part in range(3) for c, t in enumerate(table.transforms) if t == name]
+            [c + part * k for part in range(3) for c, t in enumerate(table.transforms) if t == x]
         )
-        for name in transforms
+        for x in dict.fromkeys(table.transforms)
     ]
     from threadpoolctl import threadpool_limits
 
     # small products: OpenBLAS's threads only add wake-up stalls on busy cores (~1 s seen)
     with threadpool_limits(limits=1, user_api="blas"):
-        null = _shuffled_max(features, blocks, cross)
+        null = _shuffled_max(features, blocks, cross, seed) if cross.any() else np.zeros(SHUFFLES)
+    return _Stratum(name, table, cross, r, npair, _z(r, npair), null)
+
+
+def independence(table: ParamTable, parts: dict[str, ParamTable] | None = None) -> dict[str, Any]:
+    """The verdict: ``status`` ok | bad | unknown, a sentence, and the strongest pairs
+    with their adjusted p-values (the chance that independent streams show a pair that
+    strong anywhere among the pairs).
+
+    ``parts``: a mixture's tables by part. The parts differ in size, crop and focal, so
+    pooled draws correlate through the part (a confound, not a shared stream): the pairs
+    are tested within each part, rows shuffled within their part, and the statistic is
+    the largest |z| over every part's pairs (one test, ``ALPHA`` in all); a pair names its
+    part. Without ``parts``: ``table`` is the one stratum."""
+    strata = [
+        _stratum(name, t, seed)
+        for seed, (name, t) in enumerate((parts or {"": table}).items())
+        if len(t.keys)
+    ]
+    n = sum(len(s.table.keys) for s in strata)
+    pairs = sum(int(s.cross.sum()) for s in strata)
+    within = " within each part" if parts else ""
+    out: dict[str, Any] = {
+        "samples": n,
+        "pairs": pairs,
+        "method": (
+            f"permutation max-|z| test over all cross-transform pairs{within}, {SHUFFLES} shuffles"
+        ),
+        "alpha": ALPHA,
+        "top": [],
+    }
+    if not pairs:
+        return out | {
+            "status": "unknown",
+            "verdict": "no parameters of different transforms to compare",
+        }
+    null = np.max([s.null for s in strata], axis=0)
     threshold = float(np.quantile(null, 1 - ALPHA, method="higher"))
 
     def adjusted(value: float) -> float:
         return (1 + int((null >= value - 1e-9).sum())) / (SHUFFLES + 1)
 
-    top = []
-    for idx in order[:8]:
-        i, j = int(ii[idx]), int(jj[idx])
-        if math.isnan(r[i, j]):
-            continue
-        top.append(
-            {
-                "a": table.names[i],
-                "b": table.names[j],
-                "r": round(float(r[i, j]), 4),
-                "n": int(npair[i, j]),
-                "p_adjusted": round(adjusted(float(z[i, j])), 4),
-            }
-        )
+    top = _top(strata, adjusted, named=bool(parts))
     out["top"] = top
-    out["tested_samples"] = int(rows.size)
+    out["tested_samples"] = sum(min(len(s.table.keys), MAX_ROWS) for s in strata)
     out["z_threshold"] = round(threshold, 3) if math.isfinite(threshold) else None
-    pair_n = np.median(npair[cross]) if cross.any() else 0
+    pair_n = float(np.median(np.concatenate([s.n[s.cross] for s in strata])))
     # the smallest |r| a typical pair must show to stand out (1: no pair can be judged)
     judged = pair_n >= MIN_PAIR and threshold > 0
     detectable = math.tanh(threshold / math.sqrt(pair_n - 3)) if judged else 1.0
     detectable = detectable if math.isfinite(detectable) else 1.0
     out["detectable_r"] = round(detectable, 3)
-    out["p_value"] = adjusted(float(z[cross].max(initial=0.0)))
+    out["p_value"] = adjusted(max(float(s.z[s.cross].max(initial=0.0)) for s in strata))
     out["suspicious"] = [p for p in top if p["p_adjusted"] <= ALPHA]
     return out | _verdict(out, top, detectable)
+
+
+def _top(strata: list[_Stratum], adjusted: Any, named: bool) -> list[dict[str, Any]]:
+    """The 8 strongest pairs over every stratum, each with its adjusted p-value (and its
+    part when ``named``)."""
+    found = []
+    for s in strata:
+        ii, jj = np.nonzero(s.cross)
+        for i, j in zip(ii.tolist(), jj.tolist()):
+            if not math.isnan(s.r[i, j]):
+                found.append((-float(s.z[i, j]), s, i, j))
+    top = []
+    for _, s, i, j in sorted(found, key=lambda f: f[0])[:8]:
+        pair = {"a": s.table.names[i], "b": s.table.names[j], "r": round(float(s.r[i, j]), 4)}
+        pair |= {"n": int(s.n[i, j]), "p_adjusted": round(adjusted(float(s.z[i, j])), 4)}
+        top.append(pair | ({"part": s.name} if named else {}))
+    return top
 
 
 def _verdict(out: dict[str, Any], top: list[dict[str, Any]], detectable: float) -> dict[str, str]:
@@ -172,6 +207,8 @@ def _verdict(out: dict[str, Any], top: list[dict[str, Any]], detectable: float) 
     strongest = (
         f"{top[0]['a']} ~ {top[0]['b']}, r = {top[0]['r']:.3f} (n = {top[0]['n']})" if top else "—"
     )
+    if top and top[0].get("part"):
+        strongest = f"in part {top[0]['part']}, {strongest}"
     if p_value <= ALPHA:
         return {
             "status": "bad",

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.augment.traits import spec_traits
+from pipeline.config.schema import Config
+from pipeline.config.sources import MixConfig
 from pipeline.dataset.records import SampleRecord
 
 ALIASES = {"crop_coords": ("x_min", "y_min", "x_max", "y_max")}
@@ -108,6 +110,21 @@ def param_table(samples: list[SampleRecord], transforms: list[str] | None = None
         values=values[:, keep],
         dropped=dropped,
     )
+
+
+def part_tables(samples: list[SampleRecord], cfg: Config) -> dict[str, ParamTable]:
+    """A mixture's parameter table per part (its samples, its transforms' order); {} for
+    a single source. The parts differ in frame size, crop and focal: pooled, their draws
+    correlate through the part."""
+    if not isinstance(cfg.source, MixConfig):
+        return {}
+    from pipeline.config.mixture import part_augments
+
+    augments = part_augments(cfg.augment, cfg.source)
+    return {
+        name: param_table([s for s in samples if s.dataset == name], list(aug.transforms))
+        for name, aug in augments.items()
+    }
 
 
 def correlation_matrix(table: ParamTable) -> np.ndarray:

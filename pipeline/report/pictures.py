@@ -75,7 +75,18 @@ def _cell(sample: Sample | None, window: Any = None) -> Any:
     return None if sample is None else Cell(sample.image, sample.depth, window)
 
 
+def _per_part(ctx: Context, name: str) -> Task | None:
+    """A mixture's version of picture ``name`` (``part_pictures``), each part in its own
+    range; None for a single source (and where a part has nothing to draw)."""
+    from pipeline.report import part_pictures
+
+    drawing = getattr(part_pictures, name)(ctx)
+    return None if drawing is None else Task(*drawing)
+
+
 def _collage(ctx: Context) -> Task | None:
+    if ctx.parts:
+        return _per_part(ctx, "collage")
     shown = [s for s in ctx.chosen if s.key in ctx.shown]
     if not shown:
         return None
@@ -103,6 +114,8 @@ def _parts(ctx: Context) -> Task | None:
 
 
 def _before_after(ctx: Context) -> Task | None:
+    if ctx.parts:
+        return _per_part(ctx, "before_after")
     order = list(ctx.cfg.augment.transforms)
     rows, reasons = [], set()
     for s in ctx.firsts:
@@ -135,6 +148,8 @@ def _copies(ctx: Context) -> Task:
 
 
 def _most_invalid(ctx: Context) -> Task | None:
+    if ctx.parts:
+        return _per_part(ctx, "most_invalid")
     rows = [
         (
             f"{s.key}: {s.invalid_fraction:.1%} of depth pixels invalid",
@@ -185,9 +200,11 @@ def _has_regions(ctx: Context) -> bool:
     return "mask.png" in ctx.info.encodings.get("members", [])
 
 
-def _depth_hist(ctx: Context) -> Task:
+def _depth_hist(ctx: Context) -> Task | None:
+    if ctx.parts:
+        return _per_part(ctx, "depth_hist")
     args = (ctx.stats.depth_hist, ctx.summary["depth_percentiles"], ctx.summary["invalid_fraction"])
-    return Task(f"{PLOTS}:depth_histogram", (*args, ctx.dpi))
+    return Task(f"{PLOTS}:depth_histogram", (*args, ctx.dpi, ctx.unit))
 
 
 def _invalid_fraction(ctx: Context) -> Task:
@@ -201,7 +218,9 @@ def _rgb_hist(ctx: Context) -> Task:
     return Task(f"{PLOTS}:rgb_histograms", args)
 
 
-def _params(ctx: Context) -> Task:
+def _params(ctx: Context) -> Task | None:
+    if ctx.part_tables:
+        return _per_part(ctx, "params")
     return Task(f"{PLOTS}:param_distributions", (ctx.table, ctx.dpi))
 
 
@@ -211,7 +230,8 @@ def _param_corr(ctx: Context) -> Task:
 
 def _colors(c: Context, scope: str = "") -> str:
     rcfg = c.cfg.report
-    span = "the part's 1st-99th percentile" if scope == "part" else f"one range {c.range.span}"
+    whole = f"one range {c.range.span}"
+    span = "each part's own 1st-99th percentile" if scope == "part" or c.parts else whole
     text = f"{rcfg.colormap}, {span}, invalid = {rcfg.invalid_color}"
     below = rcfg.sparse_below
     if any(1.0 - s.invalid_fraction < below for s in c.samples):
@@ -222,10 +242,12 @@ def _colors(c: Context, scope: str = "") -> str:
     return text
 
 
-def _camera(ctx: Context) -> Task:
+def _camera(ctx: Context) -> Task | None:
     from pipeline.report import camera_plot
 
     ctx.notes.extend(camera_plot.warnings(ctx.samples))
+    if ctx.parts:
+        return _per_part(ctx, "camera")
     return Task("pipeline.report.camera_plot:draw", (camera_plot.arrays(ctx.samples), ctx.dpi))
 
 
@@ -280,6 +302,7 @@ PICTURES: dict[str, Picture] = {
             lambda c: (
                 f"the {len(c.worst)} samples with the most invalid depth, as written and in "
                 f"the source"
+                + (", measured against each part's own typical invalid fraction" if c.parts else "")
             ),
             _most_invalid,
             lambda c: bool(c.worst),
@@ -288,7 +311,15 @@ PICTURES: dict[str, Picture] = {
         Picture(
             "depth_hist",
             "Distributions",
-            lambda c: "depth over valid pixels",
+            lambda c: (
+                (
+                    "depth over valid pixels, per part on a log axis with the part's colour range "
+                    "shaded"
+                    if c.parts
+                    else "depth over valid pixels"
+                )
+                + (f" ({c.canonical})" if c.canonical else "")
+            ),
             _depth_hist,
             offload=True,
         ),
@@ -312,6 +343,7 @@ PICTURES: dict[str, Picture] = {
             "Distributions",
             lambda c: (
                 "how often each transform applied, and each recorded parameter's distribution"
+                + (", per part" if c.parts else "")
             ),
             _params,
             lambda c: bool(c.table.names),

@@ -51,7 +51,11 @@ def png(fig: Figure, dpi: int) -> bytes:
 
 
 def depth_histogram(
-    depth_hist: np.ndarray, percentiles: dict[str, Any], invalid_fraction: float, dpi: int
+    depth_hist: np.ndarray,
+    percentiles: dict[str, Any],
+    invalid_fraction: float,
+    dpi: int,
+    unit: str = "m",
 ) -> bytes:
     """Histogram of valid depth (fraction of valid pixels), with percentile markers."""
     fig = figure(7.0, 3.0, 0.75, 0.2, 0.55, 0.35)
@@ -69,9 +73,9 @@ def depth_histogram(
         for name, style in (("p1", ":"), ("p50", "--"), ("p99", ":")):
             value = percentiles.get(name)
             if value is not None:
-                ax.axvline(value, color="k", ls=style, lw=1, label=f"{name} = {value:.2f} m")
+                ax.axvline(value, color="k", ls=style, lw=1, label=f"{name} = {value:.2f} {unit}")
         ax.legend(fontsize=8, frameon=False)
-    ax.set_xlabel("depth (m)", fontsize=9)
+    ax.set_xlabel(f"depth ({unit})", fontsize=9)
     ax.set_ylabel("fraction of valid pixels", fontsize=9)
     ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.tick_params(labelsize=8)
@@ -138,6 +142,42 @@ def rgb_histograms(before: np.ndarray, after: np.ndarray, dpi: int) -> bytes:
 
 def _value(v: float) -> str:
     return f"{v:.3g}"
+
+
+def part_depth_histograms(
+    parts: list[tuple[str, np.ndarray, dict[str, Any], float]], unit: str, dpi: int
+) -> bytes:
+    """One histogram per part of a mixture (name, depth histogram, percentiles, invalid
+    fraction) on a log depth axis shared by all, so indoor metres and 100 m of LiDAR are
+    both visible; the part's colour range (its p1-p99) shaded, p50 marked."""
+    fig = figure(7.0, 1.0 + 1.7 * len(parts), 0.75, 0.2, 0.55, 0.35)
+    axes = fig.subplots(len(parts), 1, sharex=True, squeeze=False)[:, 0]
+    spans = [np.flatnonzero(h) for _, h, _, _ in parts]
+    lo = min((int(s[0]) for s in spans if s.size), default=0)
+    hi = max((int(s[-1]) + 1 for s in spans if s.size), default=1)
+    fine = depth_edges(lo, hi + 1)
+    edges = np.geomspace(fine[0], fine[-1], 81)  # log-spaced bars over every part's span
+    centres = np.sqrt(fine[:-1] * fine[1:])
+    for ax, (name, hist, pct, invalid) in zip(axes, parts):
+        counts = np.asarray(hist, dtype=np.float64)[lo:hi]
+        total = counts.sum()
+        if total:
+            ax.stairs(np.histogram(centres, bins=edges, weights=counts)[0] / total, edges,
+                      fill=True, color="tab:blue", alpha=0.8)  # fmt: skip
+        p1, p50, p99 = (pct.get(k) for k in ("p1", "p50", "p99"))
+        if p1 is not None and p99 is not None:
+            ax.axvspan(p1, p99, color="tab:orange", alpha=0.15,
+                       label=f"colour range p1-p99 {p1:.3g}-{p99:.3g} {unit}")  # fmt: skip
+        if p50 is not None:
+            ax.axvline(p50, color="k", ls="--", lw=1, label=f"p50 = {p50:.3g} {unit}")
+        ax.set_xscale("log")
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+        ax.set_title(f"{name} ({invalid:.1%} of pixels invalid)", fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(labelsize=8)
+    axes[-1].set_xlabel(f"depth ({unit}, log scale)", fontsize=9)
+    fig.supylabel("fraction of the part's valid pixels", fontsize=8)
+    return png(fig, dpi)
 
 
 def param_distributions(table: ParamTable, dpi: int) -> bytes | None:

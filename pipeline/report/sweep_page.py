@@ -3,6 +3,7 @@ each job's stats, written into the Hydra sweep dir after a multirun."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -76,6 +77,57 @@ def _load(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+PART_STATS = ("samples", "rgb_mean", "rgb_std", "depth_percentiles", "invalid_fraction")
+
+
+def _shown(ok: list[dict[str, Any]], keys: int) -> dict[str, list[str]]:
+    """The keys every job wrote that the sheet shows: ``keys`` of them, or, for a
+    mixture, ``keys`` per part ({part: keys}; {"": keys} for one source)."""
+    if not ok:
+        return {}
+    present = set.intersection(*({s.key for m in j["manifests"] for s in m.samples} for j in ok))
+    parts = list(ok[0]["info"]["stats"].get("parts") or {}) or [""]
+    out = {}
+    for part in parts:
+        mine = [
+            dataclasses.replace(m, samples=[s for s in m.samples if s.dataset == part])
+            for m in ok[0]["manifests"]
+        ]
+        out[part] = [s.key for s in pick(mine, keys) if s.key in present]
+    return out
+
+
+def _sheet(
+    jobs: list[dict[str, Any]],
+    labels: list[list[str]],
+    ok: list[dict[str, Any]],
+    part: str,
+    shown: list[str],
+) -> bytes:
+    """One row per job over the keys ``shown``, in one depth range over the jobs (a
+    mixture's part: that part's range in every job)."""
+    rcfg: ReportConfig = ok[0]["cfg"].report
+    stats = [j["info"]["stats"] for j in ok]
+    pct = [
+        ((st.get("parts") or {}).get(part, st) if part else st)["depth_percentiles"] for st in stats
+    ]
+    unit = "canonical m" if ok[0]["info"]["encodings"]["depth"].get("canonical") else "m"
+    rng = DepthRange.of(rcfg, [p.get("p1") for p in pct], [p.get("p99") for p in pct], unit)
+    style = collages.Style.of(rcfg, rng)
+    rows = []
+    for job, label in zip(jobs, labels):
+        text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
+        if "manifests" in job:
+            got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
+            cells = [collages.Cell(s.image, s.depth) if s else None for s in map(got.get, shown)]
+            rows.append((text, cells))
+        else:
+            rows.append((text + " (failed)", [None] * len(shown)))
+    whose = f"{part}: " if part else ""
+    title = f"{whose}{len(jobs)} jobs, same keys, one depth range {rng.span}"
+    return collages.labelled_rows(rows, shown, style, title, max_label_lines=6)
+
+
 def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4) -> Path:
     """Write ``contact_sheet.png``, ``sweep.json`` and ``index.html`` into ``sweep_dir``.
 
@@ -83,31 +135,12 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
     jobs = [_load(j) for j in jobs]
     labels = _varying(jobs)
     ok = [j for j in jobs if "manifests" in j]
-    shown: list[str] = []
-    if ok:
-        present = set.intersection(
-            *({s.key for m in j["manifests"] for s in m.samples} for j in ok)
-        )
-        shown = [s.key for s in pick(ok[0]["manifests"], keys) if s.key in present]
+    groups = _shown(ok, keys)
+    shown = [k for keys_ in groups.values() for k in keys_]
     sheet_written = False
-    if ok and shown:
-        rcfg: ReportConfig = ok[0]["cfg"].report
-        pct = [j["info"]["stats"]["depth_percentiles"] for j in ok]
-        rng = DepthRange.of(rcfg, [p.get("p1") for p in pct], [p.get("p99") for p in pct])
-        style = collages.Style.of(rcfg, rng)
-        rows = []
-        for job, label in zip(jobs, labels):
-            text = "\n".join([f"job #{job.get('num')}", *(label or ["(no overrides)"])])
-            if "manifests" in job:
-                got = read_written(Path(job["output_dir"]), job["cfg"], job["manifests"], shown)
-                cells = [
-                    collages.Cell(s.image, s.depth) if s else None for s in map(got.get, shown)
-                ]
-                rows.append((text, cells))
-            else:
-                rows.append((text + " (failed)", [None] * len(shown)))
-        title = f"{len(jobs)} jobs, same keys, one depth range {rng.span}"
-        png = collages.labelled_rows(rows, shown, style, title, max_label_lines=6)
+    if shown:
+        sheets = [_sheet(jobs, labels, ok, part, mine) for part, mine in groups.items() if mine]
+        png = sheets[0] if len(sheets) == 1 else collages.stack_pngs(sheets)
         atomic_write(sweep_dir / SHEET, png)
         sheet_written = True
 
@@ -131,6 +164,10 @@ def build_sweep_page(sweep_dir: Path, jobs: list[dict[str, Any]], keys: int = 4)
                 "rgb_std": stats.get("rgb_std"),
                 "depth_percentiles": stats.get("depth_percentiles"),
                 "invalid_fraction": stats.get("invalid_fraction"),
+                "parts": {
+                    name: {k: part.get(k) for k in PART_STATS}
+                    for name, part in (stats.get("parts") or {}).items()
+                },
                 "wall_s": job.get("info", {}).get("timings", {}).get("wall_s"),
                 "report": os.path.relpath(report, sweep_dir) if report.is_file() else None,
             }
@@ -151,6 +188,16 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def _part_row(name: str, part: dict[str, Any]) -> str:
+    """A mixture's part under its job's row: the part's own numbers."""
+    pct = part.get("depth_percentiles") or {}
+    cells = ["", f"part {escape(name)}", "", escape(_fmt(part.get("samples"))), ""]
+    cells += [escape(_fmt(part.get("rgb_mean"))), escape(_fmt(part.get("rgb_std")))]
+    cells.append(escape(" / ".join(_fmt(pct.get(p), 2) for p in ("p1", "p50", "p99"))))
+    cells += [escape(_fmt(part.get("invalid_fraction"), 4)), "", ""]
+    return '<tr class="part">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _html(sweep_dir: Path, table: list[dict[str, Any]], keys: list[str], sheet: bool) -> str:
@@ -187,6 +234,7 @@ def _html(sweep_dir: Path, table: list[dict[str, Any]], keys: list[str], sheet: 
             link,
         ]
         rows.append('<tr class="job">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows += [_part_row(name, part) for name, part in (r.get("parts") or {}).items()]
     all_overrides = "\n".join(
         f"#{r['num']}: {' '.join(r['overrides'])}  ->  {r['output_dir']}" for r in table
     )

@@ -20,6 +20,7 @@ from pipeline.checks import checks, units
 from pipeline.cluster.merge import check_slice_options, write_slice
 from pipeline.cluster.slices import slice_name
 from pipeline.config import paths, urls
+from pipeline.config.mixture import canonical_focal, part_outputs
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
 from pipeline.dataset.config_record import config_hash
@@ -193,7 +194,11 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     source.identity(),
                     manifests,
                     overrides or [],
-                    encodings(config.output),
+                    encodings(
+                        config.output,
+                        part_outputs(config.output, config.source),
+                        canonical_focal(config),
+                    ),
                     timings,
                     resumed_shards=len(done),
                 )
