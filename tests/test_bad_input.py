@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tifffile
@@ -42,6 +43,10 @@ FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *C
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
 TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
 HUB = ["source=hub", *CROP, *COMMON, "output.dir={out}", "source.cache_dir={root}/run/cache"]
+# a mixture of one part, the folder source
+MIX = ["source=mix", "+source@source.parts.a.source=folder", "source.parts.a.source.path={src}",
+       *CROP, "output.shard_size=2", *COMMON]  # fmt: skip
+FASTDEPTH = ["source=fastdepth", "source.path={src}/fd", *CROP, "output.shard_size=2", *COMMON]
 # the lists name the folder's float TIFF depth, already in metres
 LIST = ["source=filelist", "source.path={src}/list.txt", "source.depth_scale=1", *CROP,
         "output.shard_size=2", *COMMON]  # fmt: skip
@@ -295,16 +300,38 @@ def _run_then_change(source: str) -> Callable[[World, pytest.MonkeyPatch], None]
 
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         p = {k: str(v) for k, v in w.paths.items()}
-        if source == "folder":
-            run(make_cfg(w.root / "out", *[a.format(**p) for a in FOLDER], small=False))
+        if source == "fastdepth":
+            _fastdepth_source(w, mp)
+        if source == "filelist":
+            _bts_list("500")(w, mp)
+        if source in ("folder", "filelist", "mix"):
+            args = {"folder": FOLDER, "filelist": LIST, "mix": MIX}[source]
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in args], small=False))
             depth = w.root / "src" / "depth" / "f3.tiff"
+            stat = depth.stat()  # same size, same bytes but for the values: 2 m everywhere
             tifffile.imwrite(depth, np.full((H, W), 2.0, np.float32))
+            assert depth.stat().st_size == stat.st_size
+        elif source == "fastdepth":
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in FASTDEPTH], small=False))
+            frame = w.root / "src" / "fd" / "train" / "s" / "f3.h5"
+            with h5py.File(frame, "r+") as f:  # rewritten in place at the same size
+                f["depth"][...] = 3.0
         else:
             run(make_cfg(w.root / "out", *[a.format(**p) for a in WDS], small=False))
             tar = w.root / "done" / "train-000001.tar"
             os.utime(tar, ns=(tar.stat().st_atime_ns, tar.stat().st_mtime_ns + 10**9))
 
     return setup
+
+
+def _fastdepth_source(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/fd/train/s/f{i}.h5``: four FastDepth frames (rgb (3, H, W), depth metres)."""
+    rng = np.random.default_rng(5)
+    (w.root / "src" / "fd" / "train" / "s").mkdir(parents=True)
+    for i in range(4):
+        with h5py.File(w.root / "src" / "fd" / "train" / "s" / f"f{i}.h5", "w") as f:
+            f.create_dataset("rgb", data=rng.integers(0, 256, (3, H, W), dtype=np.uint8))
+            f.create_dataset("depth", data=np.full((H, W), 2.0, np.float32))
 
 
 def _raises_in(
@@ -563,6 +590,13 @@ ROWS = [
         _run_then_change("folder"), early=False),
     Row("source changed since the run (webdataset)", [*WDS, OUT], "the source changed",
         _run_then_change("webdataset"), early=False),
+    Row("a mixture part with both weight and count", [*MIX, OUT, "source.parts.a.weight=1",
+        "source.parts.a.count=2"], "source.parts.a: both weight=1 and count=2"),
+    Row("parts' counts short of source.num_samples", [*MIX, OUT, "source.parts.a.count=2",
+        "source.num_samples=4"], "counts add up to 2, not source.num_samples=4"),
+    *(Row(f"a depth file rewritten since the run ({kind})", [*args, OUT], "the source changed",
+          _run_then_change(kind), early=False)
+      for kind, args in (("filelist", LIST), ("mix", MIX), ("fastdepth", FASTDEPTH))),
     Row("exclusive holder: an overwrite is running", [*SYN, "output.dir={done}"],
         "is being replaced by another depth-pipeline run", _holder(True), False, _names_holder),
     Row("shared holder: overwrite must wait", [*SYN, "output.dir={done}", "output.overwrite=true"],

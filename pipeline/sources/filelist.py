@@ -181,13 +181,10 @@ class FilelistSource(Source):
         return listed if self._local_list else [self.cfg.path, *listed]
 
     def inputs_fingerprint(self, start: int, stop: int) -> str:
-        """Local files: the list's identity, as ever. With files at a URL, also each
-        object's size and ETag for samples ``start`` .. ``stop``: a resumed run keeps
-        nothing made from an object that changed."""
-        whole = super().inputs_fingerprint(start, stop)
-        if all(isinstance(t, LocalTree) for t in (self.list, self.images, self.depths)):
-            return whole
-        digest = hashlib.sha256(whole.encode())
+        """The list's identity and, for samples ``start`` .. ``stop``, each image and depth
+        file's size and modification time (objects: size and ETag): a resumed run keeps
+        nothing made from a file that changed since."""
+        digest = hashlib.sha256(super().inputs_fingerprint(start, stop).encode())
         for e in self.entries[start:stop]:
             for tree, listed in ((self.images, e.image), (self.depths, e.depth)):
                 name = tree.listed(listed)
