@@ -334,6 +334,17 @@ def _fastdepth_source(w: World, mp: pytest.MonkeyPatch) -> None:
             f.create_dataset("depth", data=np.full((H, W), 2.0, np.float32))
 
 
+def _linked_image_dir(w: World, mp: pytest.MonkeyPatch) -> None:
+    """A finished ``output=folder`` dataset in ``out`` whose ``image/`` a user moved to
+    another disk (``user/disk/image``) and linked back; a same-named file of theirs there."""
+    run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
+    moved = w.root / "user" / "disk" / "image"
+    moved.parent.mkdir()
+    shutil.move(w.root / "out" / "image", moved)
+    (w.root / "out" / "image").symlink_to(moved, target_is_directory=True)
+    (moved / "mine.png").write_bytes(b"the user's")
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -590,6 +601,9 @@ ROWS = [
         _run_then_change("folder"), early=False),
     Row("source changed since the run (webdataset)", [*WDS, OUT], "the source changed",
         _run_then_change("webdataset"), early=False),
+    Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
+        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
+        early=False),
     Row("a mixture part with both weight and count", [*MIX, OUT, "source.parts.a.weight=1",
         "source.parts.a.count=2"], "source.parts.a: both weight=1 and count=2"),
     Row("parts' counts short of source.num_samples", [*MIX, OUT, "source.parts.a.count=2",
