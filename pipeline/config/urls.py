@@ -45,6 +45,7 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
     """The fsspec filesystem serving ``url``, or one line naming the package to install."""
     import fsspec
 
+    check_segments(url, key)
     protocol = url.split("://", 1)[0].lower()
     try:
         cls = fsspec.get_filesystem_class(protocol)
@@ -78,6 +79,17 @@ def filesystem(url: str, options: dict[str, Any] | None = None, endpoint: str | 
         config["s3"] = {"payload_signing_enabled": False, **dict(config.get("s3") or {})}
         opts["config_kwargs"] = config
     return cls(**opts)
+
+
+def check_segments(url: str, key: str) -> None:
+    """Refuse a URL with a ``..`` or ``.`` path segment: object stores take it literally
+    (``s3://bkt/../x`` writes under a key prefix ``../x/``), never as a parent."""
+    rest = url.split("://", 1)[-1]
+    if any(part in ("..", ".") for part in rest.split("/")):
+        raise PipelineError(
+            f"{key}={url}: a URL path with '..' or '.' segments names no parent in an object "
+            f"store (the store keeps them literally in the key); write the path without them"
+        )
 
 
 def storage_options(value: Any, key: str) -> dict[str, Any]:

@@ -125,13 +125,18 @@ class RemoteLock:
         )
 
     def _holder(self) -> tuple[dict[str, Any], float, str | None]:
-        """The holder's record, seconds since the lock was last written, and its ETag."""
+        """The holder's record, seconds since the lock was last written (the object's
+        own time: a garbage record ages like any other), and its ETag."""
         fs, path = self.remote.fs, self.remote.path(self.name)
         try:
             info = fs.info(path)
-            holder = dict(json.loads(fs.cat_file(path)))
         except (OSError, ValueError, TypeError):
             return {}, 0.0, None
+        try:
+            holder = json.loads(fs.cat_file(path))
+            holder = dict(holder) if isinstance(holder, dict) else {}
+        except (OSError, ValueError, TypeError):
+            holder = {}
         modified = info.get("LastModified") or info.get("mtime")
         stamp = modified.timestamp() if hasattr(modified, "timestamp") else time.time()
         return holder, max(0.0, time.time() - stamp), info.get("ETag")
@@ -140,7 +145,7 @@ class RemoteLock:
         stale = (
             f", last rewritten {age:.0f} s ago; a lock silent for output.lock_stale_s="
             f"{self.remote.lock_stale_s:g} s is taken over"
-            if self.s3 and holder
+            if self.s3
             else ""
         )
         return PipelineError(
