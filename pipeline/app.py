@@ -91,10 +91,16 @@ def _cli() -> None:
     from pipeline.run import console, crash
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
+    crash.quiet_logging()
     try:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: {console.config_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # outside the run: Hydra writing its run dir (logs, .hydra/)
+        if crash.debugging() or exc.errno not in crash.DISK_ERRNOS:
+            raise
+        print(f"error: {crash.run_dir_line(exc, args)}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # outside the run (e.g. a Hydra callback): the last resort
         if crash.debugging():

@@ -11,6 +11,7 @@ Rows marked ``early`` must also stop before creating ``output.dir``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -345,6 +346,22 @@ def _linked_image_dir(w: World, mp: pytest.MonkeyPatch) -> None:
     (moved / "mine.png").write_bytes(b"the user's")
 
 
+def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Hydra's run dir on a full disk: its files lead to /dev/full (every write: ENOSPC)."""
+    (w.root / "run" / ".hydra").mkdir(parents=True)
+    for name in (".hydra/config.yaml", "app.log", "cli.log", "__main__.log"):
+        (w.root / "run" / name).symlink_to("/dev/full")
+
+
+def _full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Every fsync fails as on a full disk (what a disk full before the run looks like)."""
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    mp.setattr(os, "fsync", full)
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -607,6 +624,10 @@ ROWS = [
         "output.dir=s3://bkt/../x: a URL path with '..'"),
     Row("a URL source with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../b.tar"],
         "source.path=s3://bkt/a/../b.tar: a URL path with '..'"),
+    Row("Hydra's run dir on a full disk", [*SYN, OUT], "cannot write Hydra's run directory",
+        _run_dir_on_full_disk),
+    Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
+        _full_disk, early=False),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
         "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
         early=False),

@@ -13,6 +13,7 @@ shard files of its own plan that no manifest lists, and what ``owned.remove_data
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 from collections.abc import Callable, Container, Iterator
@@ -42,7 +43,7 @@ from pipeline.dataset.owned import (
 from pipeline.dataset.owned import card_is_ours as card_is_ours
 from pipeline.dataset.records import MANIFEST_DIR, ShardManifest
 from pipeline.dataset.shards import Placement, Plan, ShardTask
-from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
+from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path, write_error
 from pipeline.errors import PipelineError
 from pipeline.sources import Source
 
@@ -198,11 +199,16 @@ def check_writable(root: Path) -> None:
     probe = tmp_path(root / ".write-probe")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
+        with open(probe, "wb") as fh:  # a byte, synced: a full disk shows here, at once
+            fh.write(b"\0")
+            fh.flush()
+            os.fsync(fh.fileno())
         probe.unlink()
     except OSError as exc:
         with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise write_error(exc, "a first file", root) from None
         raise PipelineError(
             f"output.dir={root} is not writable ({exc.strerror}); choose another output.dir"
         ) from None

@@ -9,12 +9,16 @@ shown on stderr only with ``DEPTH_PIPELINE_DEBUG=1``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import tempfile
 import traceback
 
 DEBUG_ENV = "DEPTH_PIPELINE_DEBUG"
+# a disk that cannot take a file: full, over quota, read-only, not ours
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 _step = ["starting"]
 
 
@@ -41,6 +45,18 @@ def one_line(exc: BaseException) -> str:
     )
 
 
+def run_dir_line(exc: OSError, args: list[str]) -> str:
+    """One line for Hydra failing to write its run directory (config copies, logs)."""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+    where = f"hydra.run.dir={given[-1]}" if given else "hydra.run.dir"
+    name = f"{exc.filename} " if exc.filename else ""
+    return (
+        f"cannot write Hydra's run directory {name}({where}: {exc.strerror or exc}); free "
+        f"space there or point hydra.run.dir at a writable folder "
+        f"(e.g. hydra.run.dir=/tmp/depth-runs/x)"
+    )
+
+
 def save_traceback(exc: BaseException) -> str:
     """Write the traceback into the log files of the root logger (the run's log under
     Hydra), else into a new temporary file; return where it went."""
@@ -49,22 +65,43 @@ def save_traceback(exc: BaseException) -> str:
         for h in logging.getLogger().handlers
         if isinstance(h, logging.FileHandler) and h.stream is not None and not h.stream.closed
     ]
-    if files:
-        record = logging.LogRecord(
-            "pipeline",
-            logging.ERROR,
-            __file__,
-            0,
-            f"unexpected error while {_step[0]}",
-            None,
-            (type(exc), exc, exc.__traceback__),
-        )
-        for handler in files:
-            handler.handle(record)
+    try:
+        return _save(exc, files)
+    except OSError as err:  # a full or read-only disk: the line still goes out
+        return f"nowhere (it could not be written: {err.strerror or err})"
+
+
+def _save(exc: BaseException, files: list[logging.FileHandler]) -> str:
+    """Into the log ``files`` if they take it, else a temporary file."""
+    written = []
+    for handler in files:
+        with contextlib.suppress(OSError):  # a failing stream raises on flush
+            handler.handle(record_of(exc))
             handler.flush()
-        return files[0].baseFilename
+            written.append(handler.baseFilename)
+    if written:
+        return written[0]
     fd, path = tempfile.mkstemp(prefix="depth-pipeline-traceback-", suffix=".txt")
     with os.fdopen(fd, "w") as fh:
         fh.write(f"unexpected error while {_step[0]}\n")
         fh.write("".join(traceback.format_exception(exc)))
     return path
+
+
+def record_of(exc: BaseException) -> logging.LogRecord:
+    """The log record carrying the traceback of ``exc``."""
+    return logging.LogRecord(
+        "pipeline",
+        logging.ERROR,
+        __file__,
+        0,
+        f"unexpected error while {_step[0]}",
+        None,
+        (type(exc), exc, exc.__traceback__),
+    )
+
+
+def quiet_logging() -> None:
+    """A log file that cannot be written (a full or read-only disk) costs the log, never
+    the run's one line: no "--- Logging error ---" tracebacks on stderr."""
+    logging.raiseExceptions = False
