@@ -85,6 +85,7 @@ def _cli() -> None:
         print(console.quick_help(Path(CONF_DIR)))
         return
     forkserver.start_early(args)
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -96,6 +97,9 @@ def _cli() -> None:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: {console.config_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except yaml.YAMLError as exc:  # a config file of the user's (--config-dir, a preset)
+        print(f"error: {console.yaml_error_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:  # outside the run: Hydra writing its run dir (logs, .hydra/)
         if crash.debugging() or exc.errno not in crash.DISK_ERRNOS:

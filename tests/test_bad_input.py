@@ -51,6 +51,7 @@ FASTDEPTH = ["source=fastdepth", "source.path={src}/fd", *CROP, "output.shard_si
 # the lists name the folder's float TIFF depth, already in metres
 LIST = ["source=filelist", "source.path={src}/list.txt", "source.depth_scale=1", *CROP,
         "output.shard_size=2", *COMMON]  # fmt: skip
+M3D = [*LIST[:1], "source.depth_scale=1", *CROP, *COMMON, "source.path={src}/list.json"]
 
 
 @dataclass
@@ -362,6 +363,22 @@ def _full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(os, "fsync", full)
 
 
+def _metric3d(records: str, name: str = "list.json") -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/<name>``: Metric3D records over the folder's files (``records`` as written)."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        (w.root / "src" / name).write_text(records)
+
+    return setup
+
+
+def _duplicate_key_preset(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``user/conf/source/mymix.yaml``: a mixture preset with a key given twice."""
+    (w.root / "user" / "conf" / "source").mkdir(parents=True)
+    text = "defaults:\n  - mix\n  - _self_\nnum_samples: 4\nnum_samples: 5\n"
+    (w.root / "user" / "conf" / "source" / "mymix.yaml").write_text(text)
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -628,6 +645,21 @@ ROWS = [
         _run_dir_on_full_disk),
     Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
         _full_disk, early=False),
+    Row("Metric3D cam_in of 3 numbers", [*M3D, OUT], "record 1: cam_in=[500, 500, 40] must be",
+        _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff", '
+                  '"cam_in": [500, 500, 40]}]}')),
+    Row("Metric3D record not an object", [*M3D, OUT], "list.json record 2: not a Metric3D",
+        _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}, [1, 2]]}')),
+    Row("Metric3D files not a list", [*M3D, OUT], "list.json record: not a Metric3D",
+        _metric3d('{"files": 7}')),
+    Row("Metric3D rgb not a path", [*M3D, OUT], "record 1: not a Metric3D",
+        _metric3d('{"files": [{"rgb": 5, "depth": "depth/f0.tiff"}]}')),
+    Row("Metric3D JSON lines with a broken line",
+        [*M3D[:-1], "source.path={src}/list.jsonl", OUT], "list.jsonl line 2: not a Metric3D",
+        _metric3d('{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n{"rgb": \n', "list.jsonl")),
+    Row("a mixture preset with a duplicate key", ["--config-dir", "{user}/conf", "source=mymix",
+        OUT, *COMMON], "mymix.yaml line 5: found duplicate key num_samples",
+        _duplicate_key_preset),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
         "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
         early=False),

@@ -141,6 +141,15 @@ LAUNCHER_EXTRAS = {
 }
 
 
+def yaml_error_line(exc: Exception) -> str:
+    """A config file that is not valid YAML (a duplicate key, a bad indent): the file, the
+    line and the problem."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{mark.name} line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}: {problem}; fix that YAML file"
+
+
 def _missing_launcher(choice: str, plugin: str) -> str:
     """``hydra/launcher=X`` whose plugin is not installed: say which extra brings it."""
     extra, package = LAUNCHER_EXTRAS.get(plugin, ("", f"of hydra/launcher/{plugin}"))

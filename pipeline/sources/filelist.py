@@ -135,7 +135,14 @@ class FilelistSource(Source):
                     self.dropped += 1
                     continue
                 cam = r.get("cam_in")
+                if cam is not None and (isinstance(cam, (str, dict)) or len(cam) != 4):
+                    raise PipelineError(
+                        f"source.path={self.cfg.path} {where}: cam_in={cam!r} must be the 4 "
+                        f"numbers [fx, fy, cx, cy] (pixels); fix that record"
+                    )
                 cam_in = tuple(float(v) for v in cam) if cam else None
+                if not all(isinstance(r.get(k), str) for k in ("rgb", "depth")):
+                    raise TypeError("rgb and depth must be paths (strings)")
                 scale = float(r.get("depth_scale", 1.0 / self.cfg.depth_scale))
                 self._inside_roots(r["rgb"], r["depth"], where)
                 entries.append(Entry(_key(r["rgb"]), r["rgb"], r["depth"], None, cam_in, scale))
