@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, SMALL, make_cfg
+from conftest import ROOT, S3_ENDPOINT, SMALL, make_cfg
 
 from pipeline import read
 from pipeline.dataset.remote_lock import RemoteLock
@@ -292,3 +292,32 @@ def test_folder_and_filelist_outputs_in_a_bucket_equal_the_local_ones(s3, tmp_pa
     same = [rel for rel in want if rel.startswith(("image/", "depth/", "meta/", "manifests/"))]
     assert same and all(got[rel] == want[rel] for rel in same)
     assert "dataset_info.json" in got
+
+
+def test_an_endpoint_that_dies_mid_run_is_one_line_naming_it(s3, tmp_path, monkeypatch, capfd):
+    """The store stops answering after the first shard went up: one line naming the
+    endpoint, exit 2, no 'bug' (botocore's EndpointConnectionError, as s3fs raises it)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from pipeline import app
+
+    real, sent = Remote.publish_shard, []
+
+    def dies(self, *args, **kwargs):
+        if sent:
+            raise EndpointConnectionError(endpoint_url=f"{S3_ENDPOINT}/bkt/train-000001.tar")
+        sent.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Remote, "publish_shard", dies)
+    argv = [*SMALL, *DATA, f"output.dir={s3}/ds", "runtime.workers=1"]
+    monkeypatch.setattr(sys, "argv", ["depth-pipeline", *argv, f"hydra.run.dir={tmp_path}"])
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        app.cli()
+    err = capfd.readouterr().err
+    assert exited.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"lost the connection to the object store at {S3_ENDPOINT}" in lines[0]
+    assert "bug" not in lines[0]

@@ -20,6 +20,10 @@ DEBUG_ENV = "DEPTH_PIPELINE_DEBUG"
 # a disk that cannot take a file: full, over quota, read-only, not ours
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 _step = ["starting"]
+# exception class names (matched along the class hierarchy and the cause chain) that mean
+# the endpoint stopped answering: botocore's, aiohttp's
+NETWORK_ERRORS = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+                  "ClientConnectorError", "ServerDisconnectedError"}  # fmt: skip
 
 
 def step(what: str) -> None:
@@ -34,6 +38,9 @@ def debugging() -> bool:
 
 def one_line(exc: BaseException) -> str:
     """Save the traceback of ``exc``; return the line to print (without ``error: ``)."""
+    unreachable = endpoint_line(exc)
+    if unreachable is not None:
+        return unreachable
     where = save_traceback(exc)
     text = " ".join(str(exc).split()) or "(no message)"
     if len(text) > 200:
@@ -43,6 +50,27 @@ def one_line(exc: BaseException) -> str:
         f"{where} ({DEBUG_ENV}=1 prints it here). If the input is not at fault, this is a "
         f"bug in depth-pipeline: please report it with that traceback"
     )
+
+
+def endpoint_line(exc: BaseException) -> str | None:
+    """One line for an object store that stopped answering (botocore's
+    ``EndpointConnectionError``, aiohttp's connector errors, a refused connection),
+    naming the endpoint; None for anything else."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        names = {c.__name__ for c in type(seen).__mro__}
+        if names & NETWORK_ERRORS:
+            kwargs = getattr(seen, "kwargs", None) or {}
+            endpoint = kwargs.get("endpoint_url") or str(getattr(seen, "host", "") or "")
+            text = " ".join(str(seen).split()) or type(seen).__name__
+            return (
+                f"lost the connection to the object store{f' at {endpoint}' if endpoint else ''}"
+                f" while {_step[0]} ({text}); check that the endpoint is up and reachable "
+                f"(output.endpoint_url, AWS_ENDPOINT_URL), then re-run the same command to "
+                f"resume (finished shards are kept)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def run_dir_line(exc: OSError, args: list[str]) -> str:
