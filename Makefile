@@ -7,7 +7,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format bench clean
+.PHONY: help install run test test-fast test-all lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,11 +28,13 @@ $(VENV)/.torch-installed: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@
 
-test: $(VENV)/.torch-installed ## run the fast test suite
+test: $(VENV)/.torch-installed ## run every test, slow ones included (what CI runs)
 	$(BIN)/pytest -n 2 -q
 
-test-all: $(VENV)/.torch-installed ## run every test, slow ones included
-	$(BIN)/pytest -n 2 -q -m ''
+test-fast: $(VENV)/.torch-installed ## run the tests not marked slow (a quick check while editing)
+	$(BIN)/pytest -n 2 -q -m 'not slow'
+
+test-all: test ## the same as make test (kept for old habits)
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check pipeline tests
