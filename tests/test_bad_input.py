@@ -379,6 +379,25 @@ def _duplicate_key_preset(w: World, mp: pytest.MonkeyPatch) -> None:
     (w.root / "user" / "conf" / "source" / "mymix.yaml").write_text(text)
 
 
+def _two_page_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/depth/f0.tiff`` as a stack of two H x W pages."""
+    page = np.full((H, W), 2.0, np.float32)
+    tifffile.imwrite(w.root / "src" / "depth" / "f0.tiff", np.stack([page, page]))
+
+
+def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/image`` cannot be listed (mode 000 for a user other than root: the tests may
+    run as root, who lists anything, so listing it fails as the kernel would say)."""
+    real, image = os.scandir, str(w.root / "src" / "image")
+
+    def scandir(path=".", *args):
+        if os.fspath(path) == image:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), image)
+        return real(path, *args)
+
+    mp.setattr(os, "scandir", scandir)
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -660,6 +679,10 @@ ROWS = [
     Row("a mixture preset with a duplicate key", ["--config-dir", "{user}/conf", "source=mymix",
         OUT, *COMMON], "mymix.yaml line 5: found duplicate key num_samples",
         _duplicate_key_preset),
+    Row("a 2-page TIFF as depth", [*FOLDER, OUT], "f0.tiff: a TIFF of 2 pages (a stack)",
+        _two_page_depth, early=False),
+    Row("an image folder that cannot be listed", [*FOLDER, OUT],
+        "image (Permission denied): its files would be left out", _unlistable_images),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
         "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
         early=False),
