@@ -398,6 +398,10 @@ def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(os, "scandir", scandir)
 
 
+def _short_line(w: World, err: str) -> None:
+    assert len(err.strip()) < 600 and "[...]" in err, len(err)
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -683,6 +687,8 @@ ROWS = [
         _two_page_depth, early=False),
     Row("an image folder that cannot be listed", [*FOLDER, OUT],
         "image (Permission denied): its files would be left out", _unlistable_images),
+    Row("a 4,400-character output.dir", [*SYN, "output.dir={root}/" + "d/" * 2200], "[...]",
+        early=False, check=_short_line),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
         "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
         early=False),

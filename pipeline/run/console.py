@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, shortened
 from pipeline.run import crash, interrupts
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
     try:
         result = run(cfg, overrides=[str(o) for o in overrides])
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shortened(str(exc))}", file=sys.stderr)
         return 2, str(exc)
     except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143) during the run
         interrupts.exit_interrupted(exc)
@@ -37,7 +37,7 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         if crash.debugging():
             raise
         line = crash.one_line(exc)
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {shortened(str(line))}", file=sys.stderr)
         return 2, line
     from pipeline.config.schema import to_config
     from pipeline.run.drops import lines
