@@ -42,7 +42,7 @@ PUBLISHED = ".depth-pipeline-published.json"
 CARD_SUM = re.compile(r"<!-- depth-pipeline card sha256 ([0-9a-f]{64}) -->\n?\Z")
 REPORT_DIR = "report"
 SLICE_DIR = "slices"
-SLICE_FILE = re.compile(r"slice-\d{5}-of-\d{5}\.json")
+SLICE_FILE = re.compile(r"(slice|failed)-\d{5}-of-\d{5}\.json")  # a slice's record, or its error
 
 
 def card_is_ours(root: Path) -> bool:

@@ -28,7 +28,7 @@ from pipeline.errors import Interrupted, PipelineError, SampleError
 from pipeline.run import checks, pool, units
 from pipeline.run.cpus import available_cpus
 from pipeline.run.crash import step
-from pipeline.run.merge import check_slice_options, write_slice
+from pipeline.run.merge import check_slice_options, write_failed, write_slice
 from pipeline.run.progress import progress_bar
 from pipeline.run.slices import slice_name
 from pipeline.run.trace import mark
@@ -158,9 +158,15 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 todo = Remaining(tasks, done)
                 step("writing the shards")
                 mark("writing")
-                data_s = _execute(
-                    config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
-                )
+                try:
+                    data_s = _execute(
+                        config, held.config_hash, layout, todo, workers, source, tasks, done, fresh
+                    )
+                except PipelineError as exc:
+                    if _sliced(config):  # the merge names it, not only "slice K missing"
+                        write_failed(root, config, str(exc))
+                        mirror.published()
+                    raise
                 mark("shards-done")
                 manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
                 stage = StageTimes()
