@@ -85,6 +85,10 @@ def validate(cfg: Config) -> None:
         (src.limit is None or src.limit >= 0, "source.limit must be >= 0"),
         (math.isfinite(src.depth.min) and src.depth.min >= 0, "source.depth.min must be >= 0"),
         (
+            math.isfinite(src.depth.plausible) and src.depth.plausible > 0,
+            "source.depth.plausible must be finite and > 0 (metres)",
+        ),
+        (
             depth_max is None or (math.isfinite(depth_max) and depth_max > src.depth.min),
             "source.depth.max must be > source.depth.min (or null for no limit)",
         ),

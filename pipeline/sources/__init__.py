@@ -155,6 +155,8 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         if cfg.depth.max is not None:
             outside |= depth > cfg.depth.max
         out_of_range = ~(nonfinite | negative | zero) & outside
+        if cfg.depth.max is None:
+            _check_plausible(key, depth, nonfinite, cfg.depth.plausible)
     fixed = nonfinite | negative | out_of_range
     if fixed.any():
         depth = np.where(fixed, np.float32(0.0), depth)
@@ -169,6 +171,19 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         key, np.ascontiguousarray(image), np.ascontiguousarray(depth), sample.origin, camera
     )
     return out, counts
+
+
+def _check_plausible(key: str, depth: np.ndarray, nonfinite: np.ndarray, ceiling: float) -> None:
+    """Refuse finite depth beyond ``ceiling`` metres when no ``source.depth.max`` is set."""
+    far = ~nonfinite & (depth > ceiling)
+    if far.any():
+        n, top = int(np.count_nonzero(far)), float(depth[far].max())
+        raise SampleError(
+            key,
+            f"{n} pixel(s) of depth beyond {ceiling:g} m (largest {top:.3g} m): implausible for "
+            f"RGB-D data (wrong units or depth_scale?); if they are real, accept them with "
+            f"source.depth.max={top:.3g} (or more), or drop them as invalid with a smaller one",
+        )
 
 
 def _usable_camera(key: str, camera: Camera | None) -> Camera | None:
