@@ -402,6 +402,18 @@ def _short_line(w: World, err: str) -> None:
     assert len(err.strip()) < 600 and "[...]" in err, len(err)
 
 
+def _read_only_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``done`` on a read-only disk (root writes anywhere: the lock's first write fails
+    as the kernel would say)."""
+    from pipeline.dataset.lock import RunLock
+
+    def read_only(root: Path, *args, **kwargs):
+        path = str(root / ".depth-pipeline" / "run.lock")
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    mp.setattr(RunLock, "acquire", staticmethod(read_only))
+
+
 def _raises_in(
     target: str, exc: type[BaseException]
 ) -> Callable[[World, pytest.MonkeyPatch], None]:
@@ -689,6 +701,9 @@ ROWS = [
         "image (Permission denied): its files would be left out", _unlistable_images),
     Row("a 4,400-character output.dir", [*SYN, "output.dir={root}/" + "d/" * 2200], "[...]",
         early=False, check=_short_line),
+    Row("depth-pipeline-report on a read-only dataset", ["{done}"],
+        "run.lock (Read-only file system) while rebuilding the report", _read_only_done,
+        early=False, entry="report_cli"),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
         "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
         early=False),

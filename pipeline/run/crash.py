@@ -41,6 +41,12 @@ def one_line(exc: BaseException) -> str:
     unreachable = endpoint_line(exc)
     if unreachable is not None:
         return unreachable
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:  # the disk, not a bug
+        return (
+            f"cannot write {exc.filename or 'a file'} ({exc.strerror}) while {_step[0]}: the "
+            f"disk is full or read-only, or the folder is not writable by this user; free "
+            f"space or make it writable, then re-run the same command"
+        )
     where = save_traceback(exc)
     text = " ".join(str(exc).split()) or "(no message)"
     if len(text) > 200:
