@@ -56,7 +56,7 @@ def check_first(cfg: Config, source: Source, n_inputs: int) -> None:
         looked[part] = looked.get(part, 0) + 1
         part_cfg = cfg.source.part(part)
         try:
-            sample, counts = finalize(item, cfg.source)
+            sample, counts = finalize(item, cfg.source, plausible=False)
         except SampleError:
             continue
         look = _look(item, sample, counts.out_of_range, part_cfg)

@@ -70,6 +70,7 @@ class ShardProcessor:
         self.layout = layout_for(job.output.format, self.root, job.output.prefix)
         self.placement = job.placement
         self.skip_errors = job.on_error == "skip"
+        self.plausible = job.plausible
         self.progress = progress
         self.written = 0  # samples this processor wrote
 
@@ -144,7 +145,7 @@ class ShardProcessor:
         try:
             if isinstance(item, SampleError):
                 raise item
-            return finalize(item, self.source_cfg)
+            return finalize(item, self.source_cfg, self.plausible)
         except SampleError as err:
             for shard, _ in here:
                 self._skip(err, shard.manifest, 1)
@@ -195,7 +196,7 @@ class ShardProcessor:
                 try:
                     if isinstance(item, SampleError):
                         raise item
-                    sample, invalid = finalize(item, self.source_cfg)
+                    sample, invalid = finalize(item, self.source_cfg, self.plausible)
                 except SampleError as err:
                     timings.read += time.perf_counter() - t0
                     self._skip(err, manifest, len(wanted))

@@ -102,12 +102,16 @@ def open_source(cfg: SourceConfig) -> Source:
         raise PipelineError(f"source ({cfg.kind}): {exc}") from exc
 
 
-def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
+def finalize(
+    sample: Sample, cfg: SourceConfig, plausible: bool = True
+) -> tuple[Sample, InvalidPixels]:
     """Enforce the sample contract; return the sample and its invalid-pixel counts.
 
-    Contract violations are ``SampleError`` naming the key and the source location."""
+    Contract violations are ``SampleError`` naming the key and the source location.
+    ``plausible=False`` skips the depth ceiling (the units check, which names a likelier
+    fix, looks first)."""
     try:
-        return _finalize(sample, cfg)
+        return _finalize(sample, cfg, plausible)
     except SampleError as err:
         location = sample.origin.location
         if location and location not in err.reason:
@@ -115,7 +119,7 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
         raise
 
 
-def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
+def _finalize(sample: Sample, cfg: SourceConfig, plausible: bool) -> tuple[Sample, InvalidPixels]:
     cfg = cfg.part(sample.origin.dataset)  # a mixture's sample: its part's scale and range
     image, depth, key = sample.image, sample.depth, sample.key
     problem = key_problem(key)
@@ -155,7 +159,7 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         if cfg.depth.max is not None:
             outside |= depth > cfg.depth.max
         out_of_range = ~(nonfinite | negative | zero) & outside
-        if cfg.depth.max is None:
+        if cfg.depth.max is None and plausible:
             _check_plausible(key, depth, nonfinite, cfg.depth.plausible)
     fixed = nonfinite | negative | out_of_range
     if fixed.any():
