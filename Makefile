@@ -7,7 +7,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format bench clean
+.PHONY: help install run test test-fast test-all lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,11 +33,13 @@ AZURITE := .stores/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --prefix .stores --no-audit --no-fund --silent azurite@3.37.0
 
-test: $(VENV)/.torch-installed $(AZURITE) ## run the fast test suite
+test: $(VENV)/.torch-installed $(AZURITE) ## run every test, slow ones included (what CI runs)
 	$(BIN)/pytest -n 2 -q
 
-test-all: $(VENV)/.torch-installed $(AZURITE) ## run every test, slow ones included
-	$(BIN)/pytest -n 2 -q -m ''
+test-fast: $(VENV)/.torch-installed $(AZURITE) ## run the tests not marked slow (a quick check while editing)
+	$(BIN)/pytest -n 2 -q -m 'not slow'
+
+test-all: test ## the same as make test (kept for old habits)
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check pipeline tests

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import shortened
+
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -85,6 +87,7 @@ def _cli() -> None:
         print(console.quick_help(Path(CONF_DIR)))
         return
     forkserver.start_early(args)
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -92,15 +95,24 @@ def _cli() -> None:
     from pipeline.run import crash
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us; we print them briefly
+    crash.quiet_logging()
     try:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
-        print(f"error: {console.config_error_line(exc)}", file=sys.stderr)
+        print(f"error: {shortened(str(console.config_error_line(exc)))}", file=sys.stderr)
+        sys.exit(2)
+    except yaml.YAMLError as exc:  # a config file of the user's (--config-dir, a preset)
+        print(f"error: {shortened(str(console.yaml_error_line(exc)))}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # outside the run: Hydra writing its run dir (logs, .hydra/)
+        if crash.debugging() or exc.errno not in crash.DISK_ERRNOS:
+            raise
+        print(f"error: {shortened(str(crash.run_dir_line(exc, args)))}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # outside the run (e.g. a Hydra callback): the last resort
         if crash.debugging():
             raise
-        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
+        print(f"error: {shortened(str(crash.one_line(exc)))}", file=sys.stderr)
         sys.exit(2)
     if _SWEEP_CODES:  # a multirun: 2 if any job failed, else 3 if any skipped samples
         sys.exit(2 if 2 in _SWEEP_CODES else max(_SWEEP_CODES))
@@ -119,12 +131,12 @@ def _guarded(what: str, action: Any) -> Any:
     except KeyboardInterrupt as exc:
         interrupts.exit_interrupted(exc)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shortened(str(exc))}", file=sys.stderr)
     except Exception as exc:  # the last resort: one line, the traceback saved
         if crash.debugging():
             raise
         crash.step(what)
-        print(f"error: {crash.one_line(exc)}", file=sys.stderr)
+        print(f"error: {shortened(str(crash.one_line(exc)))}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -201,7 +213,7 @@ def verify_cli(argv: list[str] | None = None) -> None:
     root = args[0]
     checked, problems = _guarded(f"verifying {root}", lambda: verify_dataset(root))
     for line in problems:
-        print(f"error: damaged: {line}; {REPAIR}", file=sys.stderr)
+        print(shortened(f"error: damaged: {line}; {REPAIR}"), file=sys.stderr)
     if problems:
         sys.exit(2)
     print(f"verified {checked} files in {root}: every one matches its manifest")

@@ -2,6 +2,21 @@
 
 import signal
 
+LONGEST = 160  # characters of one value (a path, a URL) shown in an error line
+
+
+def shortened(line: str, longest: int = LONGEST) -> str:
+    """``line`` with every whitespace-free run longer than ``longest`` cut in the middle
+    (its start and its end identify a path): a 4,000-character output.dir is not echoed."""
+
+    def cut(word: str) -> str:
+        if len(word) <= longest:
+            return word
+        keep = (longest - 5) // 2
+        return f"{word[:keep]}[...]{word[-keep:]}"
+
+    return " ".join(cut(w) for w in line.split(" "))
+
 
 class PipelineError(Exception):
     """A user-facing error: what went wrong, where (sample or config key), what to do."""

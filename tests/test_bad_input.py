@@ -11,6 +11,7 @@ Rows marked ``early`` must also stop before creating ``output.dir``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tifffile
@@ -42,9 +44,14 @@ FOLDER = ["source=folder", "source.path={src}", *CROP, "output.shard_size=2", *C
 WDS = ["source=webdataset", "source.path={done}", "augment=none", *COMMON]
 TAR = ["source=webdataset", "source.path={src}/x.tar", *CROP, "output.shard_size=2", *COMMON]
 HUB = ["source=hub", *CROP, *COMMON, "output.dir={out}", "source.cache_dir={root}/run/cache"]
+# a mixture of one part, the folder source
+MIX = ["source=mix", "+source@source.parts.a.source=folder", "source.parts.a.source.path={src}",
+       *CROP, "output.shard_size=2", *COMMON]  # fmt: skip
+FASTDEPTH = ["source=fastdepth", "source.path={src}/fd", *CROP, "output.shard_size=2", *COMMON]
 # the lists name the folder's float TIFF depth, already in metres
 LIST = ["source=filelist", "source.path={src}/list.txt", "source.depth_scale=1", *CROP,
         "output.shard_size=2", *COMMON]  # fmt: skip
+M3D = [*LIST[:1], "source.depth_scale=1", *CROP, *COMMON, "source.path={src}/list.json"]
 
 
 @dataclass
@@ -295,16 +302,116 @@ def _run_then_change(source: str) -> Callable[[World, pytest.MonkeyPatch], None]
 
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         p = {k: str(v) for k, v in w.paths.items()}
-        if source == "folder":
-            run(make_cfg(w.root / "out", *[a.format(**p) for a in FOLDER], small=False))
+        if source == "fastdepth":
+            _fastdepth_source(w, mp)
+        if source == "filelist":
+            _bts_list("500")(w, mp)
+        if source in ("folder", "filelist", "mix"):
+            args = {"folder": FOLDER, "filelist": LIST, "mix": MIX}[source]
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in args], small=False))
             depth = w.root / "src" / "depth" / "f3.tiff"
+            stat = depth.stat()  # same size, same bytes but for the values: 2 m everywhere
             tifffile.imwrite(depth, np.full((H, W), 2.0, np.float32))
+            assert depth.stat().st_size == stat.st_size
+        elif source == "fastdepth":
+            run(make_cfg(w.root / "out", *[a.format(**p) for a in FASTDEPTH], small=False))
+            frame = w.root / "src" / "fd" / "train" / "s" / "f3.h5"
+            with h5py.File(frame, "r+") as f:  # rewritten in place at the same size
+                f["depth"][...] = 3.0
         else:
             run(make_cfg(w.root / "out", *[a.format(**p) for a in WDS], small=False))
             tar = w.root / "done" / "train-000001.tar"
             os.utime(tar, ns=(tar.stat().st_atime_ns, tar.stat().st_mtime_ns + 10**9))
 
     return setup
+
+
+def _fastdepth_source(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/fd/train/s/f{i}.h5``: four FastDepth frames (rgb (3, H, W), depth metres)."""
+    rng = np.random.default_rng(5)
+    (w.root / "src" / "fd" / "train" / "s").mkdir(parents=True)
+    for i in range(4):
+        with h5py.File(w.root / "src" / "fd" / "train" / "s" / f"f{i}.h5", "w") as f:
+            f.create_dataset("rgb", data=rng.integers(0, 256, (3, H, W), dtype=np.uint8))
+            f.create_dataset("depth", data=np.full((H, W), 2.0, np.float32))
+
+
+def _linked_image_dir(w: World, mp: pytest.MonkeyPatch) -> None:
+    """A finished ``output=folder`` dataset in ``out`` whose ``image/`` a user moved to
+    another disk (``user/disk/image``) and linked back; a same-named file of theirs there."""
+    run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
+    moved = w.root / "user" / "disk" / "image"
+    moved.parent.mkdir()
+    shutil.move(w.root / "out" / "image", moved)
+    (w.root / "out" / "image").symlink_to(moved, target_is_directory=True)
+    (moved / "mine.png").write_bytes(b"the user's")
+
+
+def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Hydra's run dir on a full disk: its files lead to /dev/full (every write: ENOSPC)."""
+    (w.root / "run" / ".hydra").mkdir(parents=True)
+    for name in (".hydra/config.yaml", "app.log", "cli.log", "__main__.log"):
+        (w.root / "run" / name).symlink_to("/dev/full")
+
+
+def _full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Every fsync fails as on a full disk (what a disk full before the run looks like)."""
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    mp.setattr(os, "fsync", full)
+
+
+def _metric3d(records: str, name: str = "list.json") -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/<name>``: Metric3D records over the folder's files (``records`` as written)."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        (w.root / "src" / name).write_text(records)
+
+    return setup
+
+
+def _duplicate_key_preset(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``user/conf/source/mymix.yaml``: a mixture preset with a key given twice."""
+    (w.root / "user" / "conf" / "source").mkdir(parents=True)
+    text = "defaults:\n  - mix\n  - _self_\nnum_samples: 4\nnum_samples: 5\n"
+    (w.root / "user" / "conf" / "source" / "mymix.yaml").write_text(text)
+
+
+def _two_page_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/depth/f0.tiff`` as a stack of two H x W pages."""
+    page = np.full((H, W), 2.0, np.float32)
+    tifffile.imwrite(w.root / "src" / "depth" / "f0.tiff", np.stack([page, page]))
+
+
+def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/image`` cannot be listed (mode 000 for a user other than root: the tests may
+    run as root, who lists anything, so listing it fails as the kernel would say)."""
+    real, image = os.scandir, str(w.root / "src" / "image")
+
+    def scandir(path=".", *args):
+        if os.fspath(path) == image:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), image)
+        return real(path, *args)
+
+    mp.setattr(os, "scandir", scandir)
+
+
+def _short_line(w: World, err: str) -> None:
+    assert len(err.strip()) < 600 and "[...]" in err, len(err)
+
+
+def _read_only_done(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``done`` on a read-only disk (root writes anywhere: the lock's first write fails
+    as the kernel would say)."""
+    from pipeline.dataset.lock import RunLock
+
+    def read_only(root: Path, *args, **kwargs):
+        path = str(root / ".depth-pipeline" / "run.lock")
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    mp.setattr(RunLock, "acquire", staticmethod(read_only))
 
 
 def _raises_in(
@@ -563,6 +670,50 @@ ROWS = [
         _run_then_change("folder"), early=False),
     Row("source changed since the run (webdataset)", [*WDS, OUT], "the source changed",
         _run_then_change("webdataset"), early=False),
+    *(Row(f"output.lock_stale_s={v}", [*SYN, OUT, f"output.lock_stale_s={v}"],
+          f"output.lock_stale_s={v} must be finite and >= 30 s") for v in ("0", "-5", "nan")),
+    Row("a URL output.dir with '..'", [*SYN, "output.dir=s3://bkt/../x"],
+        "output.dir=s3://bkt/../x: a URL path with '..'"),
+    Row("a URL source with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../b.tar"],
+        "source.path=s3://bkt/a/../b.tar: a URL path with '..'"),
+    Row("Hydra's run dir on a full disk", [*SYN, OUT], "cannot write Hydra's run directory",
+        _run_dir_on_full_disk),
+    Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
+        _full_disk, early=False),
+    Row("Metric3D cam_in of 3 numbers", [*M3D, OUT], "record 1: cam_in=[500, 500, 40] must be",
+        _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff", '
+                  '"cam_in": [500, 500, 40]}]}')),
+    Row("Metric3D record not an object", [*M3D, OUT], "list.json record 2: not a Metric3D",
+        _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}, [1, 2]]}')),
+    Row("Metric3D files not a list", [*M3D, OUT], "list.json record: not a Metric3D",
+        _metric3d('{"files": 7}')),
+    Row("Metric3D rgb not a path", [*M3D, OUT], "record 1: not a Metric3D",
+        _metric3d('{"files": [{"rgb": 5, "depth": "depth/f0.tiff"}]}')),
+    Row("Metric3D JSON lines with a broken line",
+        [*M3D[:-1], "source.path={src}/list.jsonl", OUT], "list.jsonl line 2: not a Metric3D",
+        _metric3d('{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n{"rgb": \n', "list.jsonl")),
+    Row("a mixture preset with a duplicate key", ["--config-dir", "{user}/conf", "source=mymix",
+        OUT, *COMMON], "mymix.yaml line 5: found duplicate key num_samples",
+        _duplicate_key_preset),
+    Row("a 2-page TIFF as depth", [*FOLDER, OUT], "f0.tiff: a TIFF of 2 pages (a stack)",
+        _two_page_depth, early=False),
+    Row("an image folder that cannot be listed", [*FOLDER, OUT],
+        "image (Permission denied): its files would be left out", _unlistable_images),
+    Row("a 4,400-character output.dir", [*SYN, "output.dir={root}/" + "d/" * 2200], "[...]",
+        early=False, check=_short_line),
+    Row("depth-pipeline-report on a read-only dataset", ["{done}"],
+        "run.lock (Read-only file system) while rebuilding the report", _read_only_done,
+        early=False, entry="report_cli"),
+    Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
+        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
+        early=False),
+    Row("a mixture part with both weight and count", [*MIX, OUT, "source.parts.a.weight=1",
+        "source.parts.a.count=2"], "source.parts.a: both weight=1 and count=2"),
+    Row("parts' counts short of source.num_samples", [*MIX, OUT, "source.parts.a.count=2",
+        "source.num_samples=4"], "counts add up to 2, not source.num_samples=4"),
+    *(Row(f"a depth file rewritten since the run ({kind})", [*args, OUT], "the source changed",
+          _run_then_change(kind), early=False)
+      for kind, args in (("filelist", LIST), ("mix", MIX), ("fastdepth", FASTDEPTH))),
     Row("exclusive holder: an overwrite is running", [*SYN, "output.dir={done}"],
         "is being replaced by another depth-pipeline run", _holder(True), False, _names_holder),
     Row("shared holder: overwrite must wait", [*SYN, "output.dir={done}", "output.overwrite=true"],
@@ -820,20 +971,26 @@ def test_every_input_is_written_or_counted(args, setup, key, seen, world, monkey
     assert again[0] == 3 and "kept" in again[1], again
 
 
-def test_far_depth_values_are_written(world, monkeypatch, capfd):
-    """A depth of 1e17 m (or float32's largest) is a value, not a crash: it is written."""
-    depth = np.full((H, W), 1e17, np.float32)
-    depth[0, :4] = np.finfo(np.float32).max
-    tifffile.imwrite(world.root / "src" / "depth" / "f1.tiff", depth)
+def test_far_depth_values_are_flagged_and_accepted_with_depth_max(world, monkeypatch, capfd):
+    """A depth of 1e17 m (or float32's largest) is a value, not a crash; in 10% of one
+    sample's pixels it is flagged by the plausible ceiling (1000 m) naming the sample and
+    ``source.depth.max``, which accepts the values when they are real."""
+    path = world.root / "src" / "depth" / "f1.tiff"
+    far = tifffile.imread(path)
+    far[: H // 10] = 1e17  # 10% of one sample's pixels
+    far[0, :4] = np.finfo(np.float32).max
+    tifffile.imwrite(path, far)
     p = {k: str(v) for k, v in world.paths.items()}
     argv = [a.format(**p) for a in [*FOLDER, OUT]]
     code, out, err = cli(world, monkeypatch, capfd, argv)
-    assert code == 2 and "looks like millimetres" in err, (out, err)  # the units check
-    argv.append("runtime.checks.units=false")  # ... and the documented key to accept it
-    code, out, err = cli(world, monkeypatch, capfd, argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "sample f1: " in err and "beyond 1000 m (largest 3.4e+38 m)" in err, err
+    assert "source.depth.max=3.4e+38" in err
+    accept = ["source.depth.max=3.4e38", "output.overwrite=true"]
+    code, out, err = cli(world, monkeypatch, capfd, [*argv, *accept])
     assert code == 0, (out, err)
     info = json.loads((world.root / "out" / "dataset_info.json").read_text())
-    assert info["counts"]["written"] == 4 and info["stats"]["depth_max"] >= 9e16
+    assert info["counts"]["written"] == 4  # (the crop may cut the far rows out)
 
 
 def test_no_network_is_one_line_through_a_real_process(tmp_path):

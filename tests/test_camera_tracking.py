@@ -407,3 +407,31 @@ def test_tracking_is_deterministic_and_cheap_to_repeat(scene):
         x, y = a(sample, i, 1), b(sample, i, 1)
         assert x.camera == y.camera and x.homography == y.homography
         assert cv2.absdiff(x.image, y.image).max() == 0
+
+
+def test_perspective_fits_fx_fy_from_the_warps_local_scale(scene):
+    """Under a projective warp the fitted focal lengths are the lengths of the camera's
+    axes carried by the warp's Jacobian at the principal point. The Jacobian is measured
+    here by central differences of the recorded homography (no closed form shared with
+    the code): a sign slip in the projective term of ``camera_after`` moves fx, fy."""
+    image, depth = scene
+    spec = {"p": T("albumentations.Perspective", scale=(0.2, 0.3), p=1.0)}
+    cam = CAMERAS["renderer"]
+    out = Augmenter(AugmentConfig(transforms=spec))(Sample("k", image, depth, camera=cam), 3, 0)
+    matrix = np.reshape(out.homography, (3, 3))
+    assert np.abs(matrix[2, :2]).max() > 1e-4  # really projective
+
+    def warp(x: float, y: float) -> np.ndarray:
+        p = matrix @ [x, y, 1.0]
+        return p[:2] / p[2]
+
+    step = 1e-3
+    columns = [
+        (warp(cam.cx + step, cam.cy) - warp(cam.cx - step, cam.cy)) / (2 * step),
+        (warp(cam.cx, cam.cy + step) - warp(cam.cx, cam.cy - step)) / (2 * step),
+    ]
+    jacobian = np.stack(columns, axis=1)
+    axes = jacobian @ np.diag([cam.fx, cam.fy])
+    assert out.camera.approximate
+    assert out.camera.fx == pytest.approx(np.hypot(*axes[0]), rel=1e-4)
+    assert out.camera.fy == pytest.approx(np.hypot(*axes[1]), rel=1e-4)

@@ -186,3 +186,29 @@ def test_a_flipped_byte_is_refused_by_read_merge_and_verify_and_redone_by_resume
     assert tar.read_bytes() == good  # rewritten byte for byte
     merge(out)
     assert len(list(read.load(out))) == 11
+
+
+def test_a_failed_slices_first_error_is_in_the_merge_message(tmp_path):
+    """A slice job stopped by a bad sample records its error line; the merge that finds
+    that slice missing says why (not only "1 of 2 slices missing")."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    src, out = tmp_path / "src", tmp_path / "ds"
+    for sub in ("image", "depth"):
+        (src / sub).mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((48, 64, 3), 40 * i, np.uint8)).save(src / "image" / f"f{i}.png")
+        tifffile.imwrite(src / "depth" / f"f{i}.tiff", np.full((48, 64), 2.0, np.float32))
+    (src / "depth" / "f3.tiff").write_bytes(b"not a tiff")
+    args = ["source=folder", f"source.path={src}", "augment=none", "output.shard_size=2",
+            "report.enabled=false", "shard.num_shards=2"]  # fmt: skip
+    run(make_cfg(out, *args, "shard.index=0", small=False))
+    with pytest.raises(PipelineError, match="f3"):
+        run(make_cfg(out, *args, "shard.index=1", small=False))
+    proc = _merge_cli(out)
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "1 of 2 slices missing: slice-00001-of-00002; slice-00001-of-00002 failed: " in line
+    assert "sample f3" in line and "Traceback" not in proc.stderr

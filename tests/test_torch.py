@@ -203,6 +203,19 @@ def test_presets_are_listed_and_a_wrong_one_is_one_line(base):
         DepthDataset(base, augment="seed")  # the default recipe's crop, before any loader
     with pytest.raises(PipelineError, match="augment.transforms.crop"):
         DepthDataset(base, augment={"crop": {"_target_": "albumentations.RandomCrop", "hieght": 3}})
+    for wrong in (123, 1.5, ["hflip"]):
+        with pytest.raises(PipelineError, match=r"expected a preset name .* not "):
+            DepthDataset(base, augment=wrong)
+    with pytest.raises(PipelineError, match="augment: key 1 is not a name"):
+        DepthDataset(base, augment={1: {"_target_": "albumentations.HorizontalFlip"}})
+
+
+def test_an_online_recipe_that_makes_a_float_image_is_refused(base):
+    """Offline refuses Normalize (a float image); online does too, naming the sample."""
+    normalize = {"n": {"_target_": "albumentations.Normalize"}}
+    dataset = DepthDataset(base, augment=normalize)
+    with pytest.raises(PipelineError, match=r"turns the image into float32 .* must stay uint8"):
+        dataset[0]
 
 
 def test_the_core_never_imports_torch():

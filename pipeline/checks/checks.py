@@ -29,6 +29,8 @@ from pipeline.sources import Source, finalize
 if TYPE_CHECKING:
     from pipeline.augment.augmenter import Augmenter
 
+LOCK_STALE_MIN = 30.0  # seconds: below it a live run's lock rewrites flood the store
+
 
 def validate(cfg: Config) -> None:
     """The table of up-front checks: every value a schema cannot constrain (ranges,
@@ -41,6 +43,11 @@ def validate(cfg: Config) -> None:
         (cfg.runtime.on_error in ("raise", "skip"), "runtime.on_error must be raise or skip"),
         (cfg.output.format in LAYOUTS, f"output.format must be one of {sorted(LAYOUTS)}"),
         (cfg.output.shard_size > 0, "output.shard_size must be > 0"),
+        (
+            math.isfinite(cfg.output.lock_stale_s) and cfg.output.lock_stale_s >= LOCK_STALE_MIN,
+            f"output.lock_stale_s={cfg.output.lock_stale_s:g} must be finite and >= "
+            f"{LOCK_STALE_MIN:g} s (a live run rewrites its lock every lock_stale_s/8)",
+        ),
         (cfg.augment.copies >= 1, "augment.copies must be >= 1"),
         (cfg.augment.seed >= 0, "augment.seed must be >= 0"),
         (cfg.runtime.workers >= 0, "runtime.workers must be >= 0 (0 = all cores)"),
@@ -77,6 +84,10 @@ def validate(cfg: Config) -> None:
         ),
         (src.limit is None or src.limit >= 0, "source.limit must be >= 0"),
         (math.isfinite(src.depth.min) and src.depth.min >= 0, "source.depth.min must be >= 0"),
+        (
+            math.isfinite(src.depth.plausible) and src.depth.plausible > 0,
+            "source.depth.plausible must be finite and > 0 (metres)",
+        ),
         (
             depth_max is None or (math.isfinite(depth_max) and depth_max > src.depth.min),
             "source.depth.max must be > source.depth.min (or null for no limit)",

@@ -61,7 +61,7 @@ def check_first(cfg: Config, source: Source, n_inputs: int) -> None:
         if not checks.units and checks.max_dropped >= 1:
             continue
         try:
-            sample, counts = finalize(item, cfg.source)
+            sample, counts = finalize(item, cfg.source, plausible=False)
         except SampleError:
             continue
         look = _look(item, sample, counts.out_of_range, part_cfg)

@@ -14,6 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from pipeline.errors import shortened
+
 SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with sbatch, each task runs srun
 
 
@@ -38,5 +40,5 @@ class LauncherCheck(Callback):
         target = OmegaConf.select(config, "hydra.launcher._target_", default="") or ""
         problem = slurm_problem(str(target))
         if problem is not None:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {shortened(str(problem))}", file=sys.stderr)
             sys.exit(2)

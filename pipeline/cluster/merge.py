@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cluster.slices import load_slices, merged, slice_name
+from pipeline.cluster.slices import failed_name, load_slices, merged, slice_name
 from pipeline.config.schema import Config
 from pipeline.config.urls import is_url
 from pipeline.dataset.config_record import data_config
@@ -65,6 +65,7 @@ def write_slice(root: Path, cfg: Config, info: DatasetInfo, shard_names: list[st
     }
     path = root / SLICE_DIR / f"{slice_name(k, n)}.json"
     atomic_write(path, json.dumps(body, indent=2, default=str).encode())
+    (root / SLICE_DIR / failed_name(k, n)).unlink(missing_ok=True)
     if _DEFERRED or is_url(cfg.output.dir):  # a URL's slices: merged by depth-pipeline-merge
         return False
     try:
@@ -72,6 +73,14 @@ def write_slice(root: Path, cfg: Config, info: DatasetInfo, shard_names: list[st
     except PipelineError:
         return False  # other slices still running (or missing): merged later
     return True
+
+
+def write_failed(root: Path, cfg: Config, error: str) -> None:
+    """Record why this slice job stopped (``slices/failed-K-of-N.json``): the merge that
+    finds the slice missing names that error instead of only the slice."""
+    k, n = cfg.shard.index, cfg.shard.num_shards
+    body = {"slice": k, "num_shards": n, "error": error}
+    atomic_write(root / SLICE_DIR / failed_name(k, n), json.dumps(body).encode())
 
 
 def merge(root: Path | str) -> DatasetInfo:

@@ -33,7 +33,23 @@ def load_slices(root: Path) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in files]
 
 
-def _check(slices: list[dict[str, Any]]) -> int:
+def failed_name(index: int, num_shards: int) -> str:
+    """The record of a slice job that stopped on an error (its first line, for merge)."""
+    return f"failed-{index:05d}-of-{num_shards:05d}.json"
+
+
+def _first_error(root: Path, missing: list[int], n: int) -> str:
+    """ "; slice-K failed: <its error>" for the first missing slice that recorded one."""
+    for k in missing:
+        try:
+            error = json.loads((root / SLICE_DIR / failed_name(k, n)).read_text())["error"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return f"; {slice_name(k, n)} failed: {error}"
+    return ""
+
+
+def _check(slices: list[dict[str, Any]], root: Path) -> int:
     """Same config and slice count everywhere, none missing; returns num_shards."""
     first = slices[0]
     name0 = slice_name(first["slice"], first["num_shards"])
@@ -57,8 +73,9 @@ def _check(slices: list[dict[str, Any]]) -> int:
             " ..." if len(missing) > 8 else ""
         )
         raise PipelineError(
-            f"{len(missing)} of {n} slices missing: {names}; run those jobs "
-            f"(shard.index={','.join(map(str, missing[:8]))} shard.num_shards={n}) and merge again"
+            f"{len(missing)} of {n} slices missing: {names}{_first_error(root, missing, n)}; "
+            f"run those jobs (shard.index={','.join(map(str, missing[:8]))} "
+            f"shard.num_shards={n}) and merge again"
         )
     return n
 
@@ -92,7 +109,7 @@ def merged(
     """The config, manifests and ``dataset_info.json`` of the slices recorded in ``root``
     (``out_dir``: the dataset's ``output.dir``); ``check``: a shard's problems."""
     slices = sorted(load_slices(root), key=lambda s: s["slice"])
-    _check(slices)
+    _check(slices, root)
     manifests = [m for s in slices for m in _manifests(root, s, check)]
     infos = [DatasetInfo.from_json(s["info"]) for s in slices]
     first = infos[0]

@@ -43,6 +43,7 @@ from hydra_plugins.hydra_submitit_launcher.config import (
 from omegaconf import OmegaConf
 
 from pipeline.config.urls import is_url
+from pipeline.errors import shortened
 
 PLUGIN_MODULE = "hydra_plugins.depth_pipeline_launcher"  # Hydra's name for our launchers
 
@@ -77,7 +78,7 @@ def merge_job(out_dir: str) -> str:
     try:
         info = merge(out_dir)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {shortened(str(exc))}", file=sys.stderr, flush=True)
         sys.exit(2)
     line = f"merged {info.timings.slices} slices into {out_dir}/dataset_info.json"
     print(line, flush=True)

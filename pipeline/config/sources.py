@@ -36,10 +36,13 @@ class Columns:
 
 @dataclass
 class DepthRange:
-    """Valid depth range in metres; values outside become 0 (invalid)."""
+    """Valid depth range in metres; values outside become 0 (invalid). With ``max`` null,
+    a sample holding depth beyond ``plausible`` metres is refused (no camera of RGB-D data
+    measures that far: a unit or decoding mistake); set ``max`` to accept such values."""
 
     min: float = 0.0
     max: float | None = None
+    plausible: float = 1000.0
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, shortened
 from pipeline.pool import interrupts
 from pipeline.run import crash
 
@@ -31,7 +31,7 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
     try:
         result = run(cfg, overrides=[str(o) for o in overrides])
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shortened(str(exc))}", file=sys.stderr)
         return 2, str(exc)
     except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143) during the run
         interrupts.exit_interrupted(exc)
@@ -39,7 +39,7 @@ def run_and_report(cfg: DictConfig) -> tuple[int, str | None]:
         if crash.debugging():
             raise
         line = crash.one_line(exc)
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {shortened(str(line))}", file=sys.stderr)
         return 2, line
     from pipeline.checks.drops import lines
     from pipeline.config.schema import to_config
@@ -137,6 +137,15 @@ LAUNCHER_EXTRAS = {
     "depth_slurm_local": ("slurm", "hydra-submitit-launcher"),
     "joblib": ("joblib", "hydra-joblib-launcher"),
 }
+
+
+def yaml_error_line(exc: Exception) -> str:
+    """A config file that is not valid YAML (a duplicate key, a bad indent): the file, the
+    line and the problem."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{mark.name} line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}: {problem}; fix that YAML file"
 
 
 def _missing_launcher(choice: str, plugin: str) -> str:

@@ -13,6 +13,7 @@ shard files of its own plan that no manifest lists, and what ``owned.remove_data
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 from collections.abc import Callable, Container, Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.schema import Config
+from pipeline.config.urls import is_url
 from pipeline.dataset.config_record import check_record, read_record, shown, write_record
 from pipeline.dataset.config_record import config_diff as config_diff
 from pipeline.dataset.config_record import config_hash as config_hash
@@ -29,11 +31,19 @@ from pipeline.dataset.layouts import Layout
 from pipeline.dataset.lock import RunLock, alive, setting_up
 from pipeline.dataset.owned import CARD as CARD
 from pipeline.dataset.owned import CARD_MARK as CARD_MARK
-from pipeline.dataset.owned import CONFIG_RECORD, REPORT_DIR, SLICE_DIR, inside, remove_dataset
+from pipeline.dataset.owned import (
+    CONFIG_RECORD,
+    REPORT_DIR,
+    SLICE_DIR,
+    check_no_links,
+    inside,
+    old_layout,
+    remove_dataset,
+)
 from pipeline.dataset.owned import card_is_ours as card_is_ours
 from pipeline.dataset.records import MANIFEST_DIR, ShardManifest
 from pipeline.dataset.shards import Placement, Plan, ShardTask
-from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path
+from pipeline.dataset.writers import TMP_NAME, is_being_written, sha256_file, tmp_path, write_error
 from pipeline.errors import PipelineError
 from pipeline.sources import Source
 
@@ -76,11 +86,15 @@ def claimed(
     try:
         with setting_up(root):
             old = read_record(root)
+            before = old_layout(root, old) if old is not None else None
+            dirs = (MANIFEST_DIR, REPORT_DIR, SLICE_DIR, *layout.dirs)
+            check_no_links(root, (*dirs, *(before.dirs if before is not None else ())))
             chash = config_hash(cfg)
             if cfg.output.overwrite:
                 _, kept = remove_dataset(root, old, chash, shards, present)
                 if kept:
-                    _name_kept(root, kept, str(cfg.output.dir))
+                    where = cfg.output.dir if is_url(cfg.output.dir) else str(root)
+                    _name_kept(root, kept, where, _replaced_by(layout, shards))
             else:
                 check_record(root, cfg, old)
             clean_temporaries(root, layout, shards)
@@ -142,19 +156,42 @@ def _resumable(
     return done
 
 
-def _name_kept(root: Path, kept: list[Path], where: str) -> None:
-    """One line naming the files an overwrite left because no record vouches for them
-    (``where``: ``output.dir`` as given, a bucket's URL rather than its staging mirror)."""
+def _name_kept(
+    root: Path, kept: list[Path], shown_as: str, replaced: Callable[[str], bool]
+) -> None:
+    """One line naming the files an overwrite left because no record vouches for them;
+    those this run's own shards will replace (same name) are named as replaced, not kept."""
     import sys
 
     names = [p.relative_to(root).as_posix() for p in kept]
-    shown_names = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
-    print(
-        f"depth-pipeline: output.overwrite kept {len(names)} file(s) in {where} that the old "
-        f"dataset's records do not list as written (changed or added since): {shown_names}",
-        file=sys.stderr,
-        flush=True,
-    )
+    gone = [n for n in names if replaced(n)]
+    left = [n for n in names if not replaced(n)]
+    parts = []
+    if left:
+        parts.append(
+            f"kept {len(left)} file(s) in {shown_as} that the old dataset's records do not "
+            f"list as written (changed or added since): {_few(left)}"
+        )
+    if gone:
+        parts.append(
+            f"{len(gone)} file(s) changed since written are replaced by this run's shards of "
+            f"the same name: {_few(gone)}"
+        )
+    print(f"depth-pipeline: output.overwrite {'; '.join(parts)}", file=sys.stderr, flush=True)
+
+
+def _replaced_by(layout: Layout, shards: Container[str]) -> Callable[[str], bool]:
+    """Whether a file (relative path) is one of this run's own shard files."""
+
+    def replaced(rel: str) -> bool:
+        shard = rel.partition(".")[0]
+        return "/" not in rel and shard in shards and rel in layout.shard_files(shard)
+
+    return replaced
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
 def check_writable(root: Path) -> None:
@@ -162,11 +199,16 @@ def check_writable(root: Path) -> None:
     probe = tmp_path(root / ".write-probe")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
+        with open(probe, "wb") as fh:  # a byte, synced: a full disk shows here, at once
+            fh.write(b"\0")
+            fh.flush()
+            os.fsync(fh.fileno())
         probe.unlink()
     except OSError as exc:
         with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise write_error(exc, "a first file", root) from None
         raise PipelineError(
             f"output.dir={root} is not writable ({exc.strerror}); choose another output.dir"
         ) from None

@@ -42,7 +42,7 @@ PUBLISHED = ".depth-pipeline-published.json"
 CARD_SUM = re.compile(r"<!-- depth-pipeline card sha256 ([0-9a-f]{64}) -->\n?\Z")
 REPORT_DIR = "report"
 SLICE_DIR = "slices"
-SLICE_FILE = re.compile(r"slice-\d{5}-of-\d{5}\.json")
+SLICE_FILE = re.compile(r"(slice|failed)-\d{5}-of-\d{5}\.json")  # a slice's record, or its error
 
 
 def card_is_ours(root: Path) -> bool:
@@ -96,6 +96,31 @@ def inside(root: Path, rel: str) -> Path | None:
     return root / path
 
 
+def really_inside(root: Path, path: Path) -> bool:
+    """True if the folder holding ``path`` resolves (every component, links followed)
+    inside ``root`` resolved: a file reached through a linked sub-folder is not."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path.parent)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def check_no_links(root: Path, names: Iterable[str]) -> None:
+    """Refuse (one line, before anything is deleted or written) a sub-folder the tool
+    writes (``manifests/``, ``report/``, the layout's folders) that is a link or leads out
+    of ``root``: deleting or writing through it would touch files outside ``output.dir``."""
+    from pipeline.errors import PipelineError
+
+    for name in sorted(set(names)):
+        path = root / name
+        if path.is_symlink() or (path.exists() and not really_inside(root, path / "x")):
+            target = os.path.realpath(path)
+            raise PipelineError(
+                f"output.dir={root}: {name}/ is a link to {target}, outside output.dir; "
+                f"nothing was deleted or written: replace the link with a real folder "
+                f"(move the files back) or choose another output.dir"
+            )
+
+
 def old_layout(root: Path, record: dict[str, Any]) -> Layout | None:
     """The layout (format and prefix) the dataset recorded in ``record`` was written with."""
     from pipeline.errors import PipelineError
@@ -121,7 +146,7 @@ def remove_dataset(
     record: dict[str, Any] | None,
     chash: str,
     own_shards: Container[str],
-    same: Callable[[Path, str], bool] | None = None,
+    present: Callable[[Path, str], bool] | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """``output.overwrite=true``: delete the old dataset's files (see the module
     docstring) and this job's own shards; return (deleted, kept because a user's).
@@ -142,6 +167,9 @@ def remove_dataset(
     listed: set[str] = set()
 
     def rm(path: Path) -> None:
+        if not really_inside(root, path):
+            kept.append(path)
+            return
         if path.is_symlink() or path.is_file():  # a symlink: the link goes, not its target
             path.unlink()
             removed.append(path)
@@ -150,7 +178,8 @@ def remove_dataset(
         """Delete a recorded file only as it was written; keep (and name) anything else."""
         if path is None or not (path.is_symlink() or path.exists()):
             return
-        if not path.is_symlink() and path.is_file() and (same or _same_here)(path, digest):
+        same = present(path, digest) if present else _same(path, digest)
+        if really_inside(root, path) and not path.is_symlink() and same:
             rm(path)
         else:
             kept.append(path)
@@ -195,8 +224,8 @@ def remove_dataset(
     return removed, kept
 
 
-def _same_here(path: Path, digest: str) -> bool:
-    return sha256_file(path) == digest
+def _same(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256_file(path) == digest
 
 
 def _remove_empty_dirs(top: Path) -> None:

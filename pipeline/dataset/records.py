@@ -169,7 +169,7 @@ class ShardManifest:
         """The manifest of ``shard`` in ``root``; None if missing or unreadable."""
         try:
             return cls.from_json(json.loads(cls.path(root, shard).read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
 

@@ -120,20 +120,25 @@ class RemoteLock:
         )
 
     def _holder(self) -> tuple[dict[str, Any], float, str | None]:
-        """The holder's record, seconds since the lock was last written, and its version."""
+        """The holder's record, seconds since the lock was last written (the object's
+        own time: a garbage record ages like any other), and its version."""
         store, path = self.remote.store, self.remote.path(self.name)
         try:
             info = store.info(path)
-            holder = dict(json.loads(store.fs.cat_file(path)))
         except (OSError, ValueError, TypeError):
             return {}, 0.0, None
+        try:
+            holder = json.loads(store.fs.cat_file(path))
+            holder = dict(holder) if isinstance(holder, dict) else {}
+        except (OSError, ValueError, TypeError):
+            holder = {}
         return holder, store.age(info), store.version(info)
 
     def _refusal(self, holder: dict[str, Any], age: float) -> PipelineError:
         stale = (
             f", last rewritten {age:.0f} s ago; a lock silent for output.lock_stale_s="
             f"{self.remote.lock_stale_s:g} s is taken over"
-            if self.leased and holder
+            if self.leased
             else ""
         )
         return PipelineError(

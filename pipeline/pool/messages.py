@@ -32,12 +32,13 @@ class Job:
     config_hash: str
     source: Source | None = None
     cwd: str = field(default_factory=os.getcwd)
+    plausible: bool = True  # the depth ceiling (runtime.checks.units=false: values as they are)
 
     @classmethod
     def of(cls, cfg: Config, config_hash: str, source: Source | None = None) -> Job:
         on_error = str(getattr(cfg.runtime.on_error, "value", cfg.runtime.on_error))
         return cls(cfg.source, cfg.augment, cfg.output, Placement.of(cfg), on_error,
-                   config_hash, source)  # fmt: skip
+                   config_hash, source, plausible=cfg.runtime.checks.units)  # fmt: skip
 
 
 class RemoteTraceback(Exception):

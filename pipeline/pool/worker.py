@@ -76,6 +76,7 @@ class ShardProcessor:
         self.layout = layout_for(job.output.format, self.root, job.output.prefix)
         self.placement = job.placement
         self.skip_errors = job.on_error == "skip"
+        self.plausible = job.plausible
         self.progress = progress
         self.written = 0  # samples this processor wrote
 
@@ -159,7 +160,7 @@ class ShardProcessor:
         try:
             if isinstance(item, SampleError):
                 raise item
-            return finalize(item, self.source_cfg)
+            return finalize(item, self.source_cfg, self.plausible)
         except SampleError as err:
             for shard, copies in here:
                 self._skip(err, shard.manifest, len(copies))

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline.checks import checks, units
-from pipeline.cluster.merge import check_slice_options, write_slice
+from pipeline.cluster.merge import check_slice_options, write_failed, write_slice
 from pipeline.cluster.slices import slice_name
 from pipeline.config import paths, urls
 from pipeline.config.mixture import canonical_focal, part_outputs
@@ -179,9 +179,17 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                 done = held.done
                 step("writing the shards")
                 mark("writing")
-                data_s = _execute(
-                    Execution(config, held.config_hash, source, layout, workers, tasks, done, fresh)
-                )
+                try:
+                    data_s = _execute(
+                        Execution(
+                            config, held.config_hash, source, layout, workers, tasks, done, fresh
+                        )
+                    )
+                except PipelineError as exc:
+                    if _sliced(config):  # the merge names it, not only "slice K missing"
+                        write_failed(root, config, str(exc))
+                        mirror.published()
+                    raise
                 mark("shards-done")
                 manifests = sorted([*done.values(), *(r.manifest for r in fresh)], key=_index)
                 stage = StageTimes()

@@ -103,12 +103,16 @@ def open_source(cfg: SourceConfig) -> Source:
         raise PipelineError(f"source ({cfg.kind}): {exc}") from exc
 
 
-def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
+def finalize(
+    sample: Sample, cfg: SourceConfig, plausible: bool = True
+) -> tuple[Sample, InvalidPixels]:
     """Enforce the sample contract; return the sample and its invalid-pixel counts.
 
-    Contract violations are ``SampleError`` naming the key and the source location."""
+    Contract violations are ``SampleError`` naming the key and the source location.
+    ``plausible=False`` skips the depth ceiling (the units check, which names a likelier
+    fix, looks first)."""
     try:
-        return _finalize(sample, cfg)
+        return _finalize(sample, cfg, plausible)
     except SampleError as err:
         location = sample.origin.location
         if location and location not in err.reason:
@@ -116,7 +120,7 @@ def finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
         raise
 
 
-def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]:
+def _finalize(sample: Sample, cfg: SourceConfig, plausible: bool) -> tuple[Sample, InvalidPixels]:
     cfg = cfg.part(sample.origin.dataset)  # a mixture's sample: its part's scale and range
     image, depth, key = sample.image, sample.depth, sample.key
     problem = key_problem(key)
@@ -156,6 +160,8 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         if cfg.depth.max is not None:
             outside |= depth > cfg.depth.max
         out_of_range = ~(nonfinite | negative | zero) & outside
+        if cfg.depth.max is None and plausible:
+            _check_plausible(key, depth, nonfinite, cfg.depth.plausible)
     fixed = nonfinite | negative | out_of_range
     if fixed.any():
         depth = np.where(fixed, np.float32(0.0), depth)
@@ -175,6 +181,19 @@ def _finalize(sample: Sample, cfg: SourceConfig) -> tuple[Sample, InvalidPixels]
         sample.params,
     )
     return out, counts
+
+
+def _check_plausible(key: str, depth: np.ndarray, nonfinite: np.ndarray, ceiling: float) -> None:
+    """Refuse finite depth beyond ``ceiling`` metres when no ``source.depth.max`` is set."""
+    far = ~nonfinite & (depth > ceiling)
+    if far.any():
+        n, top = int(np.count_nonzero(far)), float(depth[far].max())
+        raise SampleError(
+            key,
+            f"{n} pixel(s) of depth beyond {ceiling:g} m (largest {top:.3g} m): implausible for "
+            f"RGB-D data (wrong units or depth_scale?); if they are real, accept them with "
+            f"source.depth.max={top:.3g} (or more), or drop them as invalid with a smaller one",
+        )
 
 
 def _usable_camera(key: str, camera: Camera | None) -> Camera | None:

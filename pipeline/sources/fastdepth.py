@@ -70,6 +70,8 @@ class FastdepthSource(Source):
         listing = hashlib.sha256()
         for key, rel, tar, offset, size in self.items:
             listing.update(f"{key}\0{rel}\0{tar}\0{offset}\0{size}\n".encode())
+        for tar in self.tars:  # a tar rewritten in place (same members) is another source
+            listing.update(f"{tar.resolve()}\0{_stamp(tar)}\n".encode())
         files = [str(t.resolve()) for t in self.tars]
         return {
             "kind": "fastdepth",
@@ -80,6 +82,16 @@ class FastdepthSource(Source):
             "fingerprint": listing.hexdigest()[:16],
             **self.download,
         }
+
+    def inputs_fingerprint(self, start: int, stop: int) -> str:
+        """The listing and, for frames ``start`` .. ``stop``, the size and modification
+        time of each .h5 file (or of its tar): a resumed run keeps nothing made from a
+        frame rewritten since, even at the same size."""
+        digest = hashlib.sha256(super().inputs_fingerprint(start, stop).encode())
+        for key, rel, tar, _, _ in self.items[start:stop]:
+            path = self.tars[tar] if tar >= 0 else self.root / rel if self.root else None
+            digest.update(f"{key}|{_stamp(path) if path else '-'}\n".encode())
+        return digest.hexdigest()[:16]
 
     def iter(self, start: int, stop: int) -> Iterator[Sample | SampleError]:
         handle: tuple[int, BinaryIO] | None = None
@@ -105,6 +117,15 @@ class FastdepthSource(Source):
         finally:
             if handle is not None:
                 handle[1].close()
+
+
+def _stamp(path: Path) -> str:
+    """Size and modification time of a file ("-" when it cannot be read)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "-"
+    return f"{st.st_size}|{st.st_mtime_ns}"
 
 
 def _frame(key: str, source: Path | BinaryIO, where: str) -> Sample:

@@ -136,7 +136,14 @@ class FilelistSource(Source):
                     self.dropped += 1
                     continue
                 cam = r.get("cam_in")
+                if cam is not None and (isinstance(cam, (str, dict)) or len(cam) != 4):
+                    raise PipelineError(
+                        f"source.path={self.cfg.path} {where}: cam_in={cam!r} must be the 4 "
+                        f"numbers [fx, fy, cx, cy] (pixels); fix that record"
+                    )
                 cam_in = tuple(float(v) for v in cam) if cam else None
+                if not all(isinstance(r.get(k), str) for k in ("rgb", "depth")):
+                    raise TypeError("rgb and depth must be paths (strings)")
                 scale = float(r["depth_scale"]) if "depth_scale" in r else None
                 self._inside_roots(r["rgb"], r["depth"], where)
                 entries.append(Entry(_key(r["rgb"]), r["rgb"], r["depth"], None, cam_in, scale))
@@ -182,13 +189,10 @@ class FilelistSource(Source):
         return listed if self._local_list else [self.cfg.path, *listed]
 
     def inputs_fingerprint(self, start: int, stop: int) -> str:
-        """Local files: the list's identity, as ever. With files at a URL, also each
-        object's size and ETag for samples ``start`` .. ``stop``: a resumed run keeps
-        nothing made from an object that changed."""
-        whole = super().inputs_fingerprint(start, stop)
-        if all(isinstance(t, LocalTree) for t in (self.list, self.images, self.depths)):
-            return whole
-        digest = hashlib.sha256(whole.encode())
+        """The list's identity and, for samples ``start`` .. ``stop``, each image and depth
+        file's size and modification time (objects: size and ETag): a resumed run keeps
+        nothing made from a file that changed since."""
+        digest = hashlib.sha256(super().inputs_fingerprint(start, stop).encode())
         for e in self.entries[start:stop]:
             for tree, listed in ((self.images, e.image), (self.depths, e.depth)):
                 name = tree.listed(listed)

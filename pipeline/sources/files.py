@@ -50,7 +50,25 @@ def decode_bytes(data: bytes, key: str, where: str, ext: str | None = None) -> n
     arr = np.asarray(arr)
     if arr.size == 0:  # tifffile returns an empty array for some corrupt files
         raise SampleError(key, f"{where}: cannot decode (no pixel data; corrupt file?)")
+    if arr.ndim == 3 and ext.rpartition(".")[2] in ("tif", "tiff"):
+        pages = _tiff_pages(data)
+        if pages > 1:  # a stack reads as (pages, H, W): not H x W x channels
+            raise SampleError(
+                key, f"{where}: a TIFF of {pages} pages (a stack); expected one page per file"
+            )
     return arr
+
+
+def _tiff_pages(data: bytes) -> int:
+    import io
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            return len(tif.pages)
+    except Exception:  # decoded above: a page count it cannot give is not a stack
+        return 1
 
 
 def read_file(path: Path, key: str) -> np.ndarray:

@@ -14,6 +14,8 @@ increasing runs (gaps of a few inputs are read through), then yielded in mixture
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +54,12 @@ class MixSource(Source):
 
     def _plans(self, sizes: list[int]) -> list[PartPlan]:
         cfg, parts = self.cfg, list(self.cfg.parts.values())
+        for name, part in cfg.parts.items():
+            if part.weight is not None and part.count is not None:
+                raise PipelineError(
+                    f"source.parts.{name}: both weight={part.weight:g} and count={part.count} "
+                    f"are set; give one of them (count: exactly that many samples)"
+                )
         weighted = [p.weight is not None for p in parts if p.count is None]
         if any(weighted) and not all(weighted):
             raise PipelineError(
@@ -63,10 +71,11 @@ class MixSource(Source):
         total = cfg.num_samples
         if total is None:
             total = sum(n if c is None else c for n, c in zip(sizes, fixed))
-        if sum(c for c in fixed if c is not None) > total:
+        counted = sum(c for c in fixed if c is not None)
+        if counted > total or (None not in fixed and counted != total):
             raise PipelineError(
-                f"source.parts: the parts' counts add up to more than source.num_samples="
-                f"{total}; lower a count or raise num_samples"
+                f"source.parts: the parts' counts add up to {counted}, not source.num_samples="
+                f"{total}; make them agree (or set source.num_samples=null)"
             )
         plans = [
             PartPlan(name, n, c, cfg.seed)
@@ -108,6 +117,19 @@ class MixSource(Source):
             "plan": self.plan(),
             "parts": {name: src.identity() for name, src in self.sources.items()},
         }
+
+    def inputs_fingerprint(self, start: int, stop: int) -> str:
+        """The plan and, per part, its source's ``inputs_fingerprint`` of the inputs that
+        positions ``start`` .. ``stop`` read (sizes and times, as the part would alone): a
+        part's input changed since is noticed as it is without a mixture."""
+        digest = hashlib.sha256(json.dumps(self.plan(), sort_keys=True).encode())
+        wanted = [self._where(pos) for pos in range(start, stop)]
+        for p, name in enumerate(self.names):
+            for a, b in _runs(sorted({j for q, j, _ in wanted if q == p})):
+                digest.update(
+                    f"{name}|{a}|{self.sources[name].inputs_fingerprint(a, b)}\n".encode()
+                )
+        return digest.hexdigest()[:16]
 
     def paths(self) -> list[Path]:
         return [p for src in self.sources.values() for p in src.paths()]

@@ -11,6 +11,7 @@ resumed run refuses an object that changed.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from pipeline.config import urls
-from pipeline.errors import SampleError
+from pipeline.errors import PipelineError, SampleError
 from pipeline.sources.files import decode_bytes, ext_of, read_file
 from pipeline.sources.headers import MAX_FILE_BYTES, MAX_PIXELS
 
@@ -72,7 +73,24 @@ class LocalTree(Tree):
         # not only regular files: a broken link or a FIFO named like an image is a sample
         # whose read fails (counted, or the run's one line), never silently left out
         matched = [p for p in self.root.glob(pattern) if p.is_symlink() or not p.is_dir()]
+        self._listable(pattern)
         return [p.relative_to(self.root).as_posix() for p in matched]
+
+    def _listable(self, pattern: str) -> None:
+        """Refuse a folder the glob walks but cannot list (pathlib skips it silently: its
+        images would be left out, or "matches no file" would point the wrong way)."""
+        folders = pattern.rpartition("/")[0]
+        for folder in [self.root, *(self.root.glob(folders) if folders else [])]:
+            if not folder.is_dir():
+                continue
+            try:
+                with os.scandir(folder):
+                    pass
+            except PermissionError as exc:
+                raise PipelineError(
+                    f"cannot list {folder} ({exc.strerror or 'Permission denied'}): its files "
+                    f"would be left out; give this user read and execute permission on it"
+                ) from None
 
     def is_dir(self) -> bool:
         return self.root.is_dir()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -41,6 +42,11 @@ def augment_config(spec: AugmentSpec, seed: int | None = None) -> AugmentConfig 
     no augmentation. ``seed`` replaces the config's seed (use the offline run's)."""
     if spec is None:
         return None
+    if not isinstance(spec, (AugmentConfig, Mapping, str, Path)):
+        raise PipelineError(
+            f"augment={spec!r:.60}: expected a preset name ({', '.join(presets()[:3])}, ...), "
+            f"a YAML path, a mapping of transforms or None, not {type(spec).__name__}"
+        )
     if isinstance(spec, AugmentConfig):
         cfg = spec
     else:
@@ -66,6 +72,9 @@ def _plain(spec: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         assert isinstance(out, dict)
         return out
     if isinstance(spec, Mapping):
+        bad = [k for k in spec if not isinstance(k, str)]
+        if bad:
+            raise PipelineError(f"augment: key {bad[0]!r} is not a name (keys are strings)")
         return dict(spec)
     path = Path(spec)
     if not path.suffix:
@@ -140,4 +149,12 @@ class OnlineAugment:
         except Exception as exc:  # a transform failing on this sample's data
             detail = " ".join(str(exc).split())
             raise SampleError(stored.key, f"online augmentation failed: {detail}") from None
+        image = out.image
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            shape = "x".join(map(str, image.shape))
+            raise PipelineError(
+                f"sample {stored.key}: the online augment recipe turns the image into "
+                f"{image.dtype} ({shape}); it must stay uint8 HxWx3 RGB, as offline: drop the "
+                f"transform that does it (e.g. Normalize: normalise the tensors after loading)"
+            )
         return Online(stored, out, out.params)
