@@ -331,3 +331,45 @@ def test_functions_are_short_or_say_why():
     assert not long, "functions over 60 lines without a reason in their docstring:\n" + "\n".join(
         long
     )
+
+
+# The files one touches to add each kind of thing, as the contributor docs list them.
+RECIPES = ("source", "output format", "depth encoding", "report picture", "depth transform")
+
+
+def _where_a_change_goes() -> str:
+    """The "Where a change goes" list of the contributor docs (README or a docs page)."""
+    pages = [ROOT / "README.md", *sorted((PACKAGE / "docs").rglob("*.md"))]
+    for page in pages:
+        text = page.read_text()
+        if "Where a change goes" in text:
+            return text.split("Where a change goes", 1)[1].split("\n\n`", 1)[0]
+    raise AssertionError("no page says 'Where a change goes'")
+
+
+def test_where_a_change_goes_names_files_and_registries_that_exist():
+    """Each recipe (a source, an output format, a depth encoding, a report picture, a
+    depth transform) names files that exist and registries defined where it says."""
+    import importlib
+    import re
+
+    section = _where_a_change_goes()
+    bullets = dict(re.findall(r"\*\*a new ([a-z ]+)\*\*:(.*?)(?=\n- \*\*|\Z)", section, re.S))
+    assert set(RECIPES) <= set(bullets), sorted(bullets)
+    for recipe in RECIPES:
+        text = " ".join(bullets[recipe].split())
+        paths = re.findall(r"`((?:pipeline|conf)/[^`]+)`", text)
+        assert paths, recipe
+        for path in paths:
+            pattern = re.sub(r"<[a-z]+>", "*", path)
+            assert list(ROOT.glob(pattern)), f"{recipe}: {path} matches nothing"
+        for module, names in {
+            "pipeline.dataset.layouts": ["LAYOUTS"],
+            "pipeline.encode.depth": ["ENCODINGS", "DepthEncoding"],
+            "pipeline.config.choices": ["OutputFormat", "DepthFormat"],
+            "pipeline.report.pictures": ["Picture"],
+            "pipeline.augment.traits": ["Traits"],
+        }.items():
+            for name in names:
+                if f"`{name}`" in text:
+                    assert hasattr(importlib.import_module(module), name), (recipe, name)
