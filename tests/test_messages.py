@@ -292,7 +292,7 @@ def test_cli_default_output_dir_for_a_folder_source_is_shell_safe(tmp_path):
         "source=folder",
         f"source.path={tmp_path}/my data",
         'source.depth_path="depth/{key}.png"',
-        "source.depth_scale=0.001",
+        "source.depth_scale=1000",
         "~augment.transforms.hsv",
         "augment.transforms.gamma.gamma_limit=[80,120]",
     ]
@@ -301,4 +301,5 @@ def test_cli_default_output_dir_for_a_folder_source_is_shell_safe(tmp_path):
     out = proc.stdout.strip()
     assert out.startswith("outputs/datasets/folder/")
     assert re.fullmatch(r"[A-Za-z0-9._/-]+", out), out
-    assert "source.depth_scale-0.001" in out  # readable
+    # readable: a long name loses the keys' common prefix (source.), not the values
+    assert "depth_scale-1000" in out and "gamma_limit-80-120" in out
