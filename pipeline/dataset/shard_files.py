@@ -12,14 +12,15 @@ a background thread (checked there too) while the current one is read.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -200,14 +201,18 @@ class CachedFiles(ShardFiles):
     @property
     def local(self) -> Path:
         """This process's cache directory (made on first use, removed with the reader)."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # a forked loader worker: its own cache and connection
             self._reset()
+            self.remote = copy.copy(self.remote)
+            self.remote._fs = None  # fsspec's async filesystems are not fork-safe
         if self._dir is None:
             if self.cache_dir is not None:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="depth-pipeline-read-", dir=self.cache_dir))
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="depth-pipeline-prefetch")
-            weakref.finalize(self, _cleanup, self._pool, str(self._dir))
+            # removed when the reader goes or its process exits (a loader worker included:
+            # multiprocessing runs these finalizers where atexit does not)
+            Finalize(self, _cleanup, (self._pool, str(self._dir)), exitpriority=10)
             self.base = self._dir
         return self._dir
 
