@@ -43,7 +43,7 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff format pipeline tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,s3,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,s3,bench,torch]'
 	touch $@
 
 bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')

@@ -137,14 +137,12 @@ class CachedFiles(ShardFiles):
 
     def _reset(self) -> None:
         """This process's own cache state (a forked loader worker starts empty)."""
-        self._pid = os.getpid()
+        self._pid, self._at, self._verify = os.getpid(), 0, True
         self._held: OrderedDict[str, list[str]] = OrderedDict()
         self._dir: Path | None = None
         self._pending: dict[str, tuple[Future[list[str]], list[str]]] = {}
         self._plan: list[ShardManifest] = []
-        self._at = 0
         self._pool: ThreadPoolExecutor | None = None
-        self._verify = True
 
     def __getstate__(self) -> dict[str, Any]:
         state = {**super().__getstate__()}
@@ -210,8 +208,7 @@ class CachedFiles(ShardFiles):
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="depth-pipeline-read-", dir=self.cache_dir))
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="depth-pipeline-prefetch")
-            # removed when the reader goes or its process exits (a loader worker included:
-            # multiprocessing runs these finalizers where atexit does not)
+            # removed with the reader or at its process's exit (a loader worker's too)
             Finalize(self, _cleanup, (self._pool, str(self._dir)), exitpriority=10)
             self.base = self._dir
         return self._dir
@@ -219,7 +216,7 @@ class CachedFiles(ShardFiles):
     def expect(self, manifests: list[ShardManifest]) -> None:
         """Read these shards in this order next: each ``ensure`` starts fetching the
         following ``prefetch`` shards in the background."""
-        self.local  # noqa: B018 (this process's directory and thread)
+        self.local  # noqa: B018 (this process's directory and prefetch thread)
         for shard, (future, rels) in list(self._pending.items()):
             self._arrived(shard, future.result(), rels)
         self._plan, self._at = list(manifests), 0
@@ -241,9 +238,7 @@ class CachedFiles(ShardFiles):
     def _arrive(self, manifest: ShardManifest, verify: bool) -> list[str]:
         """Fetch one shard and (with ``verify``) check it: in this thread or the prefetch one."""
         problems = self.fetch(manifest)
-        if verify and not problems:
-            problems = self.damaged(manifest)
-        return problems
+        return self.damaged(manifest) if verify and not problems else problems
 
     def _arrived(self, shard: str, problems: list[str], rels: list[str]) -> None:
         self._pending.pop(shard, None)

@@ -184,8 +184,10 @@ class DepthShards(_Base, IterableDataset):
         cache_dir: str | Path | None = None,
         cache_shards: int = 2,
         prefetch: int = 2,
+        endpoint_url: str | None = None,
     ) -> None:
-        cache = {"cache_dir": cache_dir, "cache_shards": cache_shards, "prefetch": prefetch}
+        cache = {"cache_dir": cache_dir, "cache_shards": cache_shards, "prefetch": prefetch,
+                 "endpoint_url": endpoint_url}  # fmt: skip
         super().__init__(
             root, augment, seed, dataset, return_params, storage_options, verify, **cache
         )
