@@ -82,7 +82,7 @@ def bench(root: Path, parquet: Path, samples: int) -> dict[str, Any]:
 
     name = "loader-dataset"
     (root / "work").mkdir(parents=True, exist_ok=True)
-    hub = ["source=hub", f"source.path={parquet}", f"source.num_samples={samples}"]
+    hub = ["source=hub", f"source.path={parquet}", f"source.limit={samples}"]
     runs.pipeline_run(root, name, [*hub, "augment=none", "report.enabled=false"])
     local = root / "work" / name
     torch.set_num_threads(1)

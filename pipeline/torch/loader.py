@@ -22,7 +22,8 @@ class DepthLoader(DataLoader):
     """``DataLoader(data, batch_size=None, num_workers=...)`` with ``state_dict()`` /
     ``load_state_dict()``; other keyword arguments go to ``DataLoader`` (not
     ``persistent_workers``: workers copy the dataset's epoch and position when an epoch
-    starts)."""
+    starts). Workers start from a ``forkserver`` by default: a fork of a process that runs
+    threads (fsspec's event loop, s3fs, a prefetch) can inherit a held lock and hang."""
 
     def __init__(self, data: DepthShards, num_workers: int = 0, **kwargs: Any) -> None:
         if not isinstance(data, DepthShards) or data.batch_size is None:
@@ -31,6 +32,8 @@ class DepthLoader(DataLoader):
             )
         if kwargs.get("persistent_workers"):
             raise PipelineError("DepthLoader: persistent_workers=True would keep a stale epoch")
+        if num_workers > 0:  # not fork: the parent runs threads (fsspec's, the prefetch)
+            kwargs.setdefault("multiprocessing_context", "forkserver")
         super().__init__(data, batch_size=None, num_workers=num_workers, **kwargs)
         self.data = data
         self._seen, self._complete = 0, False
