@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.bench import runs
+from pipeline.bench.methods import ROOT
 from pipeline.bench.store import _free_port
 
 BATCH = 8
@@ -80,11 +82,12 @@ def bench(root: Path, parquet: Path, samples: int) -> dict[str, Any]:
     import torch
     from moto.server import ThreadedMotoServer
 
-    name = "loader-dataset"
-    (root / "work").mkdir(parents=True, exist_ok=True)
-    hub = ["source=hub", f"source.path={parquet}", f"source.limit={samples}"]
-    runs.pipeline_run(root, name, [*hub, "augment=none", "report.enabled=false"])
-    local = root / "work" / name
+    local = root / "work" / "loader-dataset"
+    if not (local / "dataset_info.json").is_file():
+        hub = ["source=hub", f"source.path={parquet}", f"source.limit={samples}"]
+        args = [*hub, "augment=none", "report.enabled=false", "runtime.progress=false"]
+        cmd = [sys.executable, "-m", "pipeline", *args, f"output.dir={local}"]
+        runs.measure(cmd, runs.bench_env(root), ROOT)
     torch.set_num_threads(1)
     out: dict[str, Any] = {"samples": samples, "plain": timed(plain, local)}
     for workers in (0, 2):
