@@ -82,7 +82,9 @@ def loader_line(root: Path, args: argparse.Namespace, workers: int) -> str:
     kind = "photos" if inputs.has_photos() else "synthetic"
     parquet = inputs.build(kind, root, args.loader_samples, args.height, args.width, workers)
     load = os.getloadavg()[0]
-    return f"{loader.line(loader.bench(root, parquet, args.loader_samples))} (load {load:.2f})"
+    return (
+        f"{loader.line(loader.bench(root, parquet, args.loader_samples, kind))} (load {load:.2f})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -76,7 +76,7 @@ def timed(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
     return best
 
 
-def bench(root: Path, parquet: Path, samples: int) -> dict[str, Any]:
+def bench(root: Path, parquet: Path, samples: int, kind: str = "photos") -> dict[str, Any]:
     """The dataset written once (``augment=none``), then each reader on it."""
     import s3fs
     import torch
@@ -89,7 +89,7 @@ def bench(root: Path, parquet: Path, samples: int) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "pipeline", *args, f"output.dir={local}"]
         runs.measure(cmd, runs.bench_env(root), ROOT)
     torch.set_num_threads(1)
-    out: dict[str, Any] = {"samples": samples, "plain": timed(plain, local)}
+    out: dict[str, Any] = {"samples": samples, "kind": kind, "plain": timed(plain, local)}
     for workers in (0, 2):
         out[f"local_{workers}"] = timed(shards, str(local), workers)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -114,7 +114,7 @@ def line(result: dict[str, Any]) -> str:
     rate = {k: v["samples_per_s"] for k, v in result.items() if isinstance(v, dict)}
     first = {k: v["first_batch_s"] for k, v in result.items() if isinstance(v, dict)}
     return (
-        f"loader, {result['samples']} photos 640x480 (float TIFF depth), batches of {BATCH}: "
+        f"loader, {result['samples']} {result['kind']} 640x480 (float TIFF), batches of {BATCH}: "
         f"plain tarfile loop {rate['plain']:.1f}/s; DepthShards local {rate['local_0']:.1f}/s "
         f"(0 workers), {rate['local_2']:.1f}/s (2 workers) = "
         f"{rate['local_2'] / rate['local_0']:.2f}x 0 workers, "

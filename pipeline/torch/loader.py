@@ -9,6 +9,7 @@ consumed), and a restarted job (on any number of ranks or workers) skips those.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,8 +33,8 @@ class DepthLoader(DataLoader):
             )
         if kwargs.get("persistent_workers"):
             raise PipelineError("DepthLoader: persistent_workers=True would keep a stale epoch")
-        if num_workers > 0:  # not fork: the parent runs threads (fsspec's, the prefetch)
-            kwargs.setdefault("multiprocessing_context", "forkserver")
+        if num_workers > 0 and "multiprocessing_context" not in kwargs:
+            kwargs["multiprocessing_context"] = _forkserver()
         super().__init__(data, batch_size=None, num_workers=num_workers, **kwargs)
         self.data = data
         self._seen, self._complete = 0, False
@@ -66,3 +67,15 @@ class DepthLoader(DataLoader):
         self.data.set_epoch(int(state["epoch"]))
         self.data.consumed = int(state["consumed"])
         self._seen, self._complete = 0, False
+
+
+def _forkserver() -> str:
+    """Workers forked from a forkserver that has imported ``pipeline.torch`` once (each
+    worker then starts in milliseconds) rather than from this process, whose threads
+    (fsspec's event loop, s3fs, a prefetch) may hold a lock at the fork and hang it."""
+    from multiprocessing import forkserver
+
+    preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    if "pipeline.torch" not in preload:  # no effect once this process's server runs
+        multiprocessing.set_forkserver_preload([*preload, "pipeline.torch"])
+    return "forkserver"
