@@ -271,9 +271,7 @@ def _rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 
 def _one_thread() -> None:
-    """A loader worker: one intra-op thread for torch and OpenCV (the workers are the
-    parallelism; DataLoader sets torch's, this makes sure and covers OpenCV)."""
-    import cv2
-
+    """A loader worker: one intra-op thread for torch (the workers are the parallelism;
+    DataLoader sets it too). OpenCV's pool is left alone: ``cv2.setNumThreads`` in a
+    process forked from one whose OpenCV pool ran hangs on the pool's inherited lock."""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
