@@ -50,7 +50,7 @@ format: $(STAMP) ## ruff format + import sort
 	$(BIN)/ruff format pipeline tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,all-stores,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,all-stores,bench,torch]'
 	touch $@
 
 bench: $(VENV)/.bench-installed $(AZURITE) ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')

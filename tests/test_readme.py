@@ -359,6 +359,20 @@ def check_training_loop(s: Session, namespace: dict, printed: str) -> None:
     assert namespace["data"].epoch == 1
 
 
+def check_nk_from_bucket(s: Session, namespace: dict, printed: str) -> None:
+    """Stopped after 2 batches and resumed: the batches of an uninterrupted run, each of
+    one part, that part's preset crop (BTS NYU 416x544, KITTI 352x704)."""
+    from pipeline.torch import DepthLoader
+
+    whole = list(DepthLoader(namespace["nk"](), num_workers=0))
+    assert namespace["seen"] == [b["key"] for b in whole] and len(whole) == 4
+    crops = {"nyu": (416, 544), "kitti": (352, 704)}
+    for b in whole:
+        (part,) = set(b["dataset"])
+        assert tuple(b["image"].shape[2:]) == crops[part]
+    assert float(namespace["loss"]) >= 0
+
+
 # ---- mixtures -------------------------------------------------------------------------
 
 NK = [
@@ -925,6 +939,8 @@ PYTHON: dict[str, Callable] = {
     "import json                                # a mixture's BTS lists: one per part, own "
     "scale": check_part_lists,
     "import torch": check_training_loop,
+    "import torch                                                 # NK from the bucket, "
+    "resumed": check_nk_from_bucket,
 }
 
 

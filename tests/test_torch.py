@@ -56,7 +56,7 @@ def epoch_keys(root: Path, epoch: int) -> list[list[str]]:
     """The keys each of 2 ranks gets in ``epoch`` through a DataLoader of 2 workers."""
     per_rank = []
     for rank in range(2):
-        ds = DepthShards(root, rank=rank, world_size=2, shuffle=True, buffer=4)
+        ds = DepthShards(root, rank=rank, world_size=2, shuffle=True)
         ds.set_epoch(epoch)
         loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate)
         per_rank.append([k for batch in loader for k in batch["key"]])

@@ -75,6 +75,18 @@ def bench_input(root: Path, kind: str, args: argparse.Namespace, workers: int) -
     return out
 
 
+def loader_line(root: Path, args: argparse.Namespace, workers: int) -> str:
+    """The torch loader line (``pipeline.bench.loader``) on the photos input."""
+    from pipeline.bench import loader
+
+    kind = "photos" if inputs.has_photos() else "synthetic"
+    parquet = inputs.build(kind, root, args.loader_samples, args.height, args.width, workers)
+    load = os.getloadavg()[0]
+    return (
+        f"{loader.line(loader.bench(root, parquet, args.loader_samples, kind))} (load {load:.2f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Longer than 60 lines: the benchmark's steps in the order they run and print."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__)
@@ -93,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         help="output to each loopback object-store server vs local disk, samples (0 = skip)",
     )
     parser.add_argument("--only-store", action="store_true", help="only that comparison")
+    parser.add_argument(
+        "--loader-samples", type=int, default=600, help="the torch loader line, samples (0 = skip)"
+    )
+    parser.add_argument("--only-loader", action="store_true", help="only the loader line")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench"))
@@ -112,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.pool.cpus import available_cpus
 
     workers = args.workers or available_cpus()
+    if args.only_loader:
+        print(loader_line(root, args, workers))
+        shutil.rmtree(root / "work", ignore_errors=True)
+        return
     if args.only_store:
         from pipeline.bench import store
 
@@ -159,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
 
         print("output to the loopback object-store servers ...", flush=True)
         report["store"] = store.bench(root, args.store_samples, workers)
+    if args.loader_samples:
+        print("loader ...", flush=True)
+        report["loader_line"] = loader_line(root, args, workers)
     print("tiff depth codecs ...", flush=True)
     report["tiff"] = tiff.measure()
     report["machine"]["loadavg_before"] = load_before
@@ -169,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         from pipeline.bench import store
 
         print(store.line(report["store"]))
+    if "loader_line" in report:
+        print(report["loader_line"])
     tiff.print_table(report["tiff"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in (f"bench-{stamp}.json", "latest.json"):

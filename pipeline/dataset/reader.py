@@ -126,12 +126,14 @@ class Reader:
         cache_dir: str | Path | None = None,
         cache_shards: int = 2,
         endpoint_url: str | None = None,
+        prefetch: int = 0,
     ) -> Reader:
         """The finished dataset at ``root`` (a directory or a URL); a URL's shards are
         fetched into a cache of ``cache_shards`` shards under ``cache_dir`` (a temporary
-        directory by default); ``endpoint_url``: an S3-compatible store's endpoint
-        (default: ``AWS_ENDPOINT_URL``)."""
-        files = locate(root, storage_options, cache_dir, cache_shards, endpoint_url)
+        directory by default), the next ``prefetch`` shards of the reading plan
+        (``expect``) in the background; ``endpoint_url``: an S3-compatible store's
+        endpoint (default: ``AWS_ENDPOINT_URL``)."""
+        files = locate(root, storage_options, cache_dir, cache_shards, endpoint_url, prefetch)
         info = files.info()
         manifests = []
         for shard, manifest in files.manifests([s["name"] for s in info.shards]).items():
@@ -158,6 +160,13 @@ class Reader:
     def parts(self) -> list[str]:
         """The parts of a mixture (their ``dataset`` tags), in first-seen order."""
         return list(dict.fromkeys(s.dataset for _, s in self.entries if s.dataset))
+
+    def expect(self, positions: Iterable[int]) -> None:
+        """The positions this process will read next, in order: a URL's cache fetches the
+        shards that hold them ahead of ``read`` (a directory ignores it)."""
+        shards = [self.entries[p][0] for p in positions]
+        order = [s for i, s in enumerate(shards) if i == 0 or shards[i - 1] != s]
+        self.files.expect([self.manifests[s] for s in order])
 
     def read(self, position: int) -> ReadSample:
         """The sample at ``position`` (0 .. len-1, dataset order)."""
@@ -231,6 +240,7 @@ def locate(
     cache_dir: str | Path | None = None,
     cache_shards: int = 2,
     endpoint_url: str | None = None,
+    prefetch: int = 0,
 ) -> ShardFiles:
     """The files of the dataset at ``root``: a directory, or a URL read through a cache."""
     if not is_url(root):
@@ -239,4 +249,4 @@ def locate(
 
     remote = store.Remote(str(root), dict(storage_options or {}), endpoint_url)
     cache = Path(cache_dir) if cache_dir is not None else None
-    return CachedFiles(remote, cache_shards, cache)
+    return CachedFiles(remote, cache_shards, cache, prefetch)

@@ -5,17 +5,22 @@ the objects under a URL (``s3://bucket/prefix``, any fsspec URL).
 asked, checks them against the manifest's sha256 once: a local shard the first time this
 process reads it, a remote one each time it is fetched. A damaged shard is one line naming
 the file (or the object's URL). The cache holds at most ``keep`` shards per process (least
-recently used leave first) in a temporary directory removed when the reader goes.
+recently used leave first) in a temporary directory removed when the reader goes; given
+the order it will read shards in (``expect``), it fetches the next ``prefetch`` of them in
+a background thread (checked there too) while the current one is read.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import shutil
 import tempfile
-import weakref
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +95,9 @@ class ShardFiles:
             h.update(f"{rel}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
         return h.hexdigest()[:16]
 
+    def expect(self, manifests: list[ShardManifest]) -> None:
+        """The shards this process reads next, in order (local files need no fetching)."""
+
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
         """The shard's files present under ``base``; with ``verify``, checked once."""
         if verify and manifest.shard not in self._checked:
@@ -118,16 +126,33 @@ class ShardFiles:
 class CachedFiles(ShardFiles):
     """The objects under a URL, fetched a shard at a time into a bounded local cache."""
 
-    def __init__(self, remote: Any, keep: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, remote: Any, keep: int = 2, cache_dir: Path | None = None, prefetch: int = 0
+    ) -> None:
         super().__init__(Path())
         self.remote = remote  # a dataset.store.Remote (picklable; its filesystem is lazy)
-        self.keep = max(1, keep)
+        self.keep, self.ahead = max(1, keep), max(0, prefetch)
         self.cache_dir = cache_dir
+        self._reset()
+
+    def _reset(self) -> None:
+        """This process's own cache state (a forked loader worker starts empty)."""
+        self._pid, self._at, self._verify = os.getpid(), 0, True
         self._held: OrderedDict[str, list[str]] = OrderedDict()
         self._dir: Path | None = None
+        self._pending: dict[str, tuple[Future[list[str]], list[str]]] = {}
+        self._plan: list[ShardManifest] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "_held": OrderedDict(), "_dir": None}
+        state = {**super().__getstate__()}
+        for name in ("_held", "_dir", "_pending", "_plan", "_pool"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
 
     def where(self, rel: str) -> str:
         return self.remote.path(rel)
@@ -174,29 +199,69 @@ class CachedFiles(ShardFiles):
     @property
     def local(self) -> Path:
         """This process's cache directory (made on first use, removed with the reader)."""
+        if self._pid != os.getpid():  # a forked loader worker: its own cache and connection
+            self._reset()
+            self.remote = copy.copy(self.remote)
+            self.remote._fs = None  # fsspec's async filesystems are not fork-safe
         if self._dir is None:
             if self.cache_dir is not None:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="depth-pipeline-read-", dir=self.cache_dir))
-            weakref.finalize(self, shutil.rmtree, str(self._dir), True)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="depth-pipeline-prefetch")
+            # removed with the reader or at its process's exit (a loader worker's too)
+            Finalize(self, _cleanup, (self._pool, str(self._dir)), exitpriority=10)
             self.base = self._dir
         return self._dir
 
+    def expect(self, manifests: list[ShardManifest]) -> None:
+        """Read these shards in this order next: each ``ensure`` starts fetching the
+        following ``prefetch`` shards in the background."""
+        self.local  # noqa: B018 (this process's directory and prefetch thread)
+        for shard, (future, rels) in list(self._pending.items()):
+            self._arrived(shard, future.result(), rels)
+        self._plan, self._at = list(manifests), 0
+
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
+        self.local  # noqa: B018
+        self._verify = verify
         if manifest.shard in self._held:
             self._held.move_to_end(manifest.shard)
+        else:
+            pending = self._pending.pop(manifest.shard, None)
+            problems = pending[0].result() if pending else self._arrive(manifest, verify)
+            self._arrived(manifest.shard, problems, list(manifest.files))
+            if problems:
+                self.drop(manifest)
+                refuse(problems)
+        self._next(manifest)
+
+    def _arrive(self, manifest: ShardManifest, verify: bool) -> list[str]:
+        """Fetch one shard and (with ``verify``) check it: in this thread or the prefetch one."""
+        problems = self.fetch(manifest)
+        return self.damaged(manifest) if verify and not problems else problems
+
+    def _arrived(self, shard: str, problems: list[str], rels: list[str]) -> None:
+        self._pending.pop(shard, None)
+        if problems:
             return
         while len(self._held) >= self.keep:
-            _, rels = self._held.popitem(last=False)
-            for rel in rels:
+            _, old = self._held.popitem(last=False)
+            for rel in old:
                 (self.local / rel).unlink(missing_ok=True)
-        problems = self.fetch(manifest)
-        if verify and not problems:
-            problems = self.damaged(manifest)
-        if problems:
-            self.drop(manifest)
-            refuse(problems)
-        self._held[manifest.shard] = list(manifest.files)
+        self._held[shard] = rels
+
+    def _next(self, manifest: ShardManifest) -> None:
+        """Start fetching the ``prefetch`` shards that follow ``manifest`` in the plan."""
+        names = [m.shard for m in self._plan[self._at :]]
+        if not self.ahead or manifest.shard not in names:
+            return
+        self._at += names.index(manifest.shard) + 1
+        for upcoming in self._plan[self._at : self._at + self.ahead]:
+            shard = upcoming.shard
+            if shard in self._held or shard in self._pending or self._pool is None:
+                continue
+            future = self._pool.submit(self._arrive, upcoming, self._verify)
+            self._pending[shard] = (future, list(upcoming.files))
 
     def fetch(self, manifest: ShardManifest) -> list[str]:
         """Download the shard's files (one call: fsspec fetches them concurrently)."""
@@ -221,6 +286,11 @@ class CachedFiles(ShardFiles):
         for rel in manifest.files:
             if inside(self.local, rel) is not None:
                 (self.local / rel).unlink(missing_ok=True)
+
+
+def _cleanup(pool: ThreadPoolExecutor, where: str) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
+    shutil.rmtree(where, True)
 
 
 def manifest_rel(shard: str) -> str:

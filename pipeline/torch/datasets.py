@@ -1,17 +1,19 @@
 """The torch datasets: ``DepthDataset`` (map-style) and ``DepthShards`` (iterable, split
-by rank and loader worker) over any output format, local or at a URL; their sample dict
-and ``collate``.
+by rank and loader worker, batches that know the parts) over any output format, local or
+at a URL; their sample dict and ``collate``.
 
 A sample is a dict of tensors and tags::
 
     image     uint8 (3, H, W) RGB
-    depth     float32 (1, H, W) metres, 0 = invalid
+    depth     float32 (1, H, W) metres, 0 = invalid; divided by ``depth_factor`` it is
+              metres again when a transform scaled it (a canonical camera: x focal / fx)
     valid     bool (1, H, W): depth > 0
     eval_mask bool (1, H, W): the evaluation region (EigenCrop / GargCrop mode=mask),
               all True when the dataset has none
     K         float32 (3, 3) pixels of this image; NaN when the camera is unknown
     has_camera bool ()
-    key, dataset (the tag), index (input index), epoch; params (with return_params)
+    depth_factor float32 (): stored-and-augmented depth / metres (1 for metric depth)
+    key, dataset (the part tag), index (input index), epoch; params (with return_params)
 
 ``collate`` stacks them (a batch may mix samples with and without a camera: ``K`` is NaN
 and ``has_camera`` False for those) and keeps strings and params as lists.
@@ -20,7 +22,7 @@ and ``has_camera`` False for those) and keeps strings and params as lists.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,22 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from pipeline.dataset.reader import Reader
 from pipeline.errors import PipelineError
-from pipeline.torch.online import AugmentSpec, Online, OnlineAugment, augment_config
+from pipeline.torch.online import AugmentSpec, Online
+from pipeline.torch.plan import Layout, check_weights, epoch_batches, share
+from pipeline.torch.recipes import Recipes
 
-STACKED = ("image", "depth", "valid", "eval_mask", "K", "has_camera")
+STACKED = ("image", "depth", "valid", "eval_mask", "K", "has_camera", "depth_factor")
+BATCH_BY = (None, "part", "size")
+
+
+def depth_factor(*params: Mapping[str, Any] | None) -> float:
+    """The product of the ``depth_factor`` every depth-scaling transform recorded."""
+    factor = 1.0
+    for applied in params:
+        for value in (applied or {}).values():
+            if isinstance(value, Mapping) and "depth_factor" in value:
+                factor *= float(value["depth_factor"])
+    return factor
 
 
 def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str, Any]:
@@ -49,6 +64,7 @@ def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str
         k = torch.full((3, 3), math.nan, dtype=torch.float32)
     else:
         k = torch.tensor([[cam.fx, 0, cam.cx], [0, cam.fy, cam.cy], [0, 0, 1]], dtype=torch.float32)
+    factor = depth_factor(item.stored.params, item.params)
     out: dict[str, Any] = {
         "image": image,
         "depth": depth,
@@ -56,6 +72,7 @@ def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str
         "eval_mask": eval_mask,
         "K": k,
         "has_camera": torch.tensor(cam is not None),
+        "depth_factor": torch.tensor(factor, dtype=torch.float32),
         "key": item.stored.key,
         "dataset": item.stored.dataset or dataset,  # a mixture's part
         "index": item.stored.index,
@@ -70,15 +87,18 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack a list of sample dicts into a batch (same image size required)."""
     if not batch:
         raise ValueError("collate: an empty batch")
-    sizes = {tuple(s["image"].shape) for s in batch}
-    if len(sizes) > 1:
-        keys = ", ".join(f"{s['key']} {tuple(s['image'].shape[1:])}" for s in batch[:4])
+    first = batch[0]
+    other = next((s for s in batch if s["image"].shape != first["image"].shape), None)
+    if other is not None:
+        a, b = (f"{s['key']} (part {s['dataset']}, {tuple(s['image'].shape[1:])})"
+                for s in (first, other))  # fmt: skip
         raise ValueError(
-            f"collate: samples of different sizes in one batch ({keys} ...); crop to one "
-            f"size in the augment recipe (e.g. RandomCrop) or use batch_size=1"
+            f"collate: samples of different sizes in one batch: {a} and {b}; read with "
+            f"DepthShards(batch_size=..., batch_by='part') (one part per batch) or "
+            f"batch_by='size', crop to one size in each part's recipe, or use batch_size=1"
         )
     out: dict[str, Any] = {name: torch.stack([s[name] for s in batch]) for name in STACKED}
-    for name in batch[0]:
+    for name in first:
         if name not in STACKED:
             values = [s.get(name) for s in batch]
             is_int = all(isinstance(v, int) for v in values)
@@ -87,21 +107,21 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class _Base:
-    """What both datasets share: the reader, the online recipe, the epoch."""
+    """What both datasets share: the reader, the online recipes, the epoch."""
 
     def __init__(
         self,
         root: str | Path,
-        augment: AugmentSpec = None,
+        augment: AugmentSpec | Mapping[str, AugmentSpec] = None,
         seed: int | None = None,
         dataset: str | None = None,
         return_params: bool = False,
         storage_options: dict[str, Any] | None = None,
         verify: bool = True,
+        **cache: Any,
     ) -> None:
-        self.reader = Reader.open(root, storage_options, verify)
-        self.online = OnlineAugment(augment_config(augment, seed))
-        self.online.check(self.reader.info.image_size)
+        self.reader = Reader.open(root, storage_options, verify, **cache)
+        self.online = Recipes(augment, seed, self.reader)
         self.dataset = dataset or str(self.reader.info.config["source"].get("kind", "data"))
         self.return_params = return_params
         self.epoch = 0
@@ -130,89 +150,128 @@ class DepthDataset(_Base, Dataset):
 
 
 class DepthShards(_Base, IterableDataset):
-    """Iterable over the shards of ``root`` (any format, a directory or a URL): each
-    (rank, loader worker) part reads a contiguous run of the epoch's shard order (sizes
-    differ by at most one sample), so every sample comes once per epoch across all ranks
-    and workers. ``storage_options`` reach the filesystem of a URL; ``verify=False`` skips
-    the sha256 check of each shard when it is first read.
+    """Iterable over any written dataset (a directory or a URL), in an epoch order that
+    depends only on (``shuffle_seed``, epoch) (``pipeline.torch.plan``): the global list
+    of batches is dealt to ranks and to loader workers round robin, so every sample comes
+    once per epoch across all of them and a resumed job continues on any world size.
 
-    ``rank`` / ``world_size`` default to ``torch.distributed`` when it is initialised
-    (else 0 / 1). ``shuffle``: the shard order and a buffer of ``buffer`` samples are
-    shuffled per epoch from (``shuffle_seed``, epoch). ``augment``: a preset name
-    (``"bts_nyu"``), a YAML path, a transforms mapping or an ``AugmentConfig``, drawn per
-    (seed, epoch, index); ``seed`` replaces the recipe's (the offline run's seed gives
-    its samples at epoch 0)."""
+    ``batch_size``: yield collated batches (use ``DepthLoader``); None yields samples.
+    ``batch_by``: ``"part"`` (each batch from one part of a mixture) or ``"size"`` (each
+    batch of one output size). ``weights``: by part, drawn at read time instead of the
+    written proportions (``epoch_samples`` per epoch, default as many as written).
+    ``augment``: one recipe, or ``{part: recipe, "default": recipe}``; ``seed`` replaces
+    the recipes' seed. A URL's shards go through a cache of ``cache_shards`` shards under
+    ``cache_dir`` with the next ``prefetch`` shards fetched in the background.
+    ``rank`` / ``world_size`` default to ``torch.distributed`` when it is initialised."""
 
     def __init__(
         self,
         root: str | Path,
-        augment: AugmentSpec = None,
+        augment: AugmentSpec | Mapping[str, AugmentSpec] = None,
         seed: int | None = None,
         dataset: str | None = None,
         return_params: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
         shuffle: bool = False,
-        buffer: int = 64,
         shuffle_seed: int = 0,
+        batch_size: int | None = None,
+        batch_by: str | None = None,
+        weights: Mapping[str, float] | None = None,
+        epoch_samples: int | None = None,
         storage_options: dict[str, Any] | None = None,
         verify: bool = True,
+        cache_dir: str | Path | None = None,
+        cache_shards: int = 2,
+        prefetch: int = 2,
+        endpoint_url: str | None = None,
     ) -> None:
-        super().__init__(root, augment, seed, dataset, return_params, storage_options, verify)
-        dist = torch.distributed
-        ready = dist.is_available() and dist.is_initialized()
-        if rank is None:
-            rank = dist.get_rank() if ready else 0
-        if world_size is None:
-            world_size = dist.get_world_size() if ready else 1
-        if not 0 <= rank < world_size:
-            raise PipelineError(f"rank {rank} is outside world_size {world_size}")
-        self.rank, self.world_size = rank, world_size
-        self.shuffle, self.buffer, self.shuffle_seed = shuffle, buffer, shuffle_seed
+        cache = {"cache_dir": cache_dir, "cache_shards": cache_shards, "prefetch": prefetch,
+                 "endpoint_url": endpoint_url}  # fmt: skip
+        super().__init__(
+            root, augment, seed, dataset, return_params, storage_options, verify, **cache
+        )
+        self.rank, self.world_size = _rank(rank, world_size)
+        if batch_by not in BATCH_BY:
+            raise PipelineError(f"batch_by={batch_by!r}: choose 'part', 'size' or None")
+        if batch_size is not None and batch_size < 1:
+            raise PipelineError(f"batch_size={batch_size}: must be at least 1 (or None)")
+        if batch_by is not None and batch_size is None:
+            raise PipelineError(f"batch_by={batch_by!r} needs batch_size= (the samples per batch)")
+        self.weights = check_weights(dict(weights) if weights else None, self.reader.parts())
+        if self.weights and batch_by == "size":
+            raise PipelineError("weights= draw parts: use batch_by='part' (or None) with them")
+        self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
+        self.batch_size, self.batch_by, self.epoch_samples = batch_size, batch_by, epoch_samples
+        self.consumed = 0  # global batches of this epoch already trained on (resume)
+        self._layout = self._make_layout()
+        self._plan: tuple[int, list[list[int]]] | None = None
 
-    def part(self, worker: int = 0, workers: int = 1) -> list[tuple[int, int]]:
-        """The (lo, hi) runs of dataset positions this rank's ``worker`` reads this epoch,
-        in reading order."""
-        sizes = self.reader.shard_sizes()
-        order = list(range(len(sizes)))
-        if self.shuffle:
-            np.random.default_rng([self.shuffle_seed, self.epoch]).shuffle(order)
-        parts = self.world_size * workers
-        k = self.rank * workers + worker
-        total = sum(sizes)
-        lo, hi = k * total // parts, (k + 1) * total // parts
-        runs, at = [], 0  # position in the shuffled sequence
-        for shard in order:
-            start = int(self.reader.starts[shard])
-            a, b = max(lo, at), min(hi, at + sizes[shard])
-            if a < b:
-                runs.append((start + a - at, start + b - at))
-            at += sizes[shard]
-        return runs
+    def _make_layout(self) -> Layout:
+        entries = self.reader.entries
+        parts = [record.dataset for _, record in entries]
+        if self.batch_by == "size":
+            groups: list[Any] = [
+                self.online.output_size(r.dataset, (int(r.shape[0]), int(r.shape[1])))
+                or (r.dataset, "varies")
+                for _, r in entries
+            ]
+        else:
+            groups = parts
+        return Layout([shard for shard, _ in entries], parts, groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.consumed = 0  # the epoch from its start (``DepthLoader.load_state_dict`` resumes)
+        super().set_epoch(epoch)
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's global batches of dataset positions (every rank's, in order)."""
+        if self._plan is None or self._plan[0] != self.epoch:
+            size = self.batch_size or 1
+            plan = epoch_batches(
+                self._layout, size, self.shuffle_seed, self.epoch, self.shuffle,
+                self.weights, self.batch_by is not None, self.epoch_samples,
+            )  # fmt: skip
+            self._plan = (self.epoch, plan)
+        return self._plan[1]
+
+    def mine(self, worker: int = 0, workers: int = 1) -> list[list[int]]:
+        """The batches this rank's ``worker`` reads this epoch (after ``consumed``)."""
+        return share(self.batches(), self.rank, self.world_size, self.consumed)[worker::workers]
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch (all its workers together)."""
-        total = len(self.reader)
-        return (self.rank + 1) * total // self.world_size - self.rank * total // self.world_size
+        """Batches (samples without ``batch_size``) this rank yields for the rest of the epoch."""
+        return len(self.mine())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_plan": None}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        stream = (s for lo, hi in self.part(worker, workers) for s in self.reader.stream(lo, hi))
-        if self.shuffle and self.buffer > 1:
-            k = self.rank * workers + worker
-            stream = _buffered(stream, self.buffer, [self.shuffle_seed, self.epoch, k])
-        for stored in stream:
-            yield self._sample(stored)
+        if info is not None:
+            _one_thread()
+        mine = self.mine(worker, workers)
+        self.reader.expect([p for batch in mine for p in batch])
+        for batch in mine:
+            samples = [self._sample(self.reader.read(p)) for p in batch]
+            yield collate(samples) if self.batch_size is not None else samples[0]
 
 
-def _buffered(items: Iterator[Any], size: int, entropy: list[int]) -> Iterator[Any]:
-    """Shuffle a stream within a buffer of ``size`` (every item once)."""
-    rng = np.random.default_rng(entropy)
-    pool: list[Any] = []
-    for item in items:
-        pool.append(item)
-        if len(pool) >= size:
-            yield pool.pop(int(rng.integers(len(pool))))
-    while pool:
-        yield pool.pop(int(rng.integers(len(pool))))
+def _rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    dist = torch.distributed
+    ready = dist.is_available() and dist.is_initialized()
+    if rank is None:
+        rank = dist.get_rank() if ready else 0
+    if world_size is None:
+        world_size = dist.get_world_size() if ready else 1
+    if not 0 <= rank < world_size:
+        raise PipelineError(f"rank {rank} is outside world_size {world_size}")
+    return rank, world_size
+
+
+def _one_thread() -> None:
+    """A loader worker: one intra-op thread for torch (the workers are the parallelism;
+    DataLoader sets it too). OpenCV's pool is left alone: ``cv2.setNumThreads`` in a
+    process forked from one whose OpenCV pool ran hangs on the pool's inherited lock."""
+    torch.set_num_threads(1)

@@ -1,0 +1,125 @@
+"""``make bench``, the loader line: samples/s of ``DepthShards`` (through ``DepthLoader``,
+batches of 8, no augmentation) over one written dataset of the photos input (640x480,
+float32 TIFF depth) at ``num_workers`` 0 and 2, against a plain loop (``tarfile`` +
+OpenCV PNG decode + ``tifffile``, one process), from local disk and from the loopback S3
+server (moto, as ``pipeline.bench.store`` starts it), with the time to the first batch
+(from building the dataset, its ``Reader.open`` included). The main process runs torch
+with one intra-op thread (loader workers always do); each figure is the best of two.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.bench import runs
+from pipeline.bench.methods import ROOT
+from pipeline.bench.store import _free_port
+
+BATCH = 8
+
+
+def plain(root: Path) -> int:
+    """Every sample of the local tars decoded with numpy, OpenCV and tifffile."""
+    import cv2
+    import tifffile
+
+    n = 0
+    for path in sorted(root.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for member in tar:
+                data = tar.extractfile(member)
+                if data is None:
+                    continue
+                raw = data.read()
+                if member.name.endswith(".png"):
+                    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+                    cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+                    n += 1
+                elif member.name.endswith(".depth.tiff"):
+                    tifffile.imread(io.BytesIO(raw))
+    return n
+
+
+def shards(root: str, workers: int, **options: Any) -> tuple[int, float]:
+    """Samples read and seconds to the first batch."""
+    from pipeline.torch import DepthLoader, DepthShards
+
+    t0 = time.perf_counter()
+    loader = DepthLoader(DepthShards(root, batch_size=BATCH, **options), num_workers=workers)
+    n, first = 0, 0.0
+    for batch in loader:
+        first = first or time.perf_counter() - t0
+        n += len(batch["key"])
+    return n, first
+
+
+def timed(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+    best: dict[str, Any] = {}
+    for _ in range(2):
+        t0 = time.perf_counter()
+        got = fn(*args, **kw)
+        seconds = time.perf_counter() - t0
+        n, first = got if isinstance(got, tuple) else (got, None)
+        if not best or seconds < best["seconds"]:
+            best = {"samples": n, "seconds": round(seconds, 2),
+                    "samples_per_s": round(n / seconds, 1), "first_batch_s": first}  # fmt: skip
+    if best["first_batch_s"] is not None:
+        best["first_batch_s"] = round(best["first_batch_s"], 2)
+    return best
+
+
+def bench(root: Path, parquet: Path, samples: int, kind: str = "photos") -> dict[str, Any]:
+    """The dataset written once (``augment=none``), then each reader on it."""
+    import s3fs
+    import torch
+    from moto.server import ThreadedMotoServer
+
+    local = root / "work" / "loader-dataset"
+    if not (local / "dataset_info.json").is_file():
+        hub = ["source=hub", f"source.path={parquet}", f"source.limit={samples}"]
+        args = [*hub, "augment=none", "report.enabled=false", "runtime.progress=false"]
+        cmd = [sys.executable, "-m", "pipeline", *args, f"output.dir={local}"]
+        runs.measure(cmd, runs.bench_env(root), ROOT)
+    torch.set_num_threads(1)
+    out: dict[str, Any] = {"samples": samples, "kind": kind, "plain": timed(plain, local)}
+    for workers in (0, 2):
+        out[f"local_{workers}"] = timed(shards, str(local), workers)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="bench", secret="bench")
+        fs.mkdir("loader")
+        fs.put(str(local), "loader/ds", recursive=True)
+        options = {"storage_options": {"key": "bench", "secret": "bench"},
+                   "endpoint_url": endpoint}  # fmt: skip
+        for workers in (0, 2):
+            out[f"s3_{workers}"] = timed(shards, "s3://loader/ds", workers, **options)
+    finally:
+        server.stop()
+    return out
+
+
+def line(result: dict[str, Any]) -> str:
+    rate = {k: v["samples_per_s"] for k, v in result.items() if isinstance(v, dict)}
+    first = {k: v["first_batch_s"] for k, v in result.items() if isinstance(v, dict)}
+    return (
+        f"loader, {result['samples']} {result['kind']} 640x480 (float TIFF), batches of {BATCH}: "
+        f"plain tarfile loop {rate['plain']:.1f}/s; DepthShards local {rate['local_0']:.1f}/s "
+        f"(0 workers), {rate['local_2']:.1f}/s (2 workers) = "
+        f"{rate['local_2'] / rate['local_0']:.2f}x 0 workers, "
+        f"{rate['local_2'] / rate['plain']:.2f}x plain; from s3 {rate['s3_0']:.1f}/s, "
+        f"{rate['s3_2']:.1f}/s = {rate['s3_2'] / rate['local_2']:.0%} of local; first batch "
+        f"{first['local_0']:.2f} s / {first['local_2']:.2f} s local, "
+        f"{first['s3_0']:.2f} s / {first['s3_2']:.2f} s s3"
+    )
