@@ -172,14 +172,8 @@ def _finalize(sample: Sample, cfg: SourceConfig, plausible: bool) -> tuple[Sampl
         out_of_range=int(np.count_nonzero(out_of_range)),
     )
     camera = _usable_camera(key, sample.camera or cfg.fixed_camera(*depth.shape))
-    out = Sample(
-        key,
-        np.ascontiguousarray(image),
-        np.ascontiguousarray(depth),
-        sample.origin,
-        camera,
-        sample.params,
-    )
+    image, depth = np.ascontiguousarray(image), np.ascontiguousarray(depth)
+    out = Sample(key, image, depth, sample.origin, camera, sample.params)
     return out, counts
 
 
