@@ -249,7 +249,14 @@ LAYERS = [
     ("pipeline.dataset", "pipeline.read"),
     ("pipeline.report",),
     ("pipeline.run",),
-    ("pipeline.app", "pipeline.__main__", "pipeline.torch", "pipeline.bench", "pipeline"),
+    (
+        "pipeline.app",
+        "pipeline.__main__",
+        "pipeline.torch",
+        "pipeline.bench",
+        "pipeline.docs",
+        "pipeline",
+    ),
 ]
 
 
