@@ -1,4 +1,6 @@
 # depth-pipeline: `make run` and `make test` set everything up on first use.
+# Each target installs what it needs: run the package alone, test/lint the dev tools and
+# every extra the tests cover, docs the docs tools (one stamp file per set in .venv/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format bench clean
+.PHONY: help install run test test-all lint format bench docs clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,30 +17,34 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,s3,slurm]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with dev tools
+install: $(STAMP) ## create .venv and install the package (what running needs)
 
 run: $(STAMP) ## run the default pipeline on the built-in synthetic data (ARGS='key=value ...')
 	$(BIN)/depth-pipeline $(ARGS)
 
-# the tests also cover pipeline.torch: its extra is installed for them only (not by make run)
-$(VENV)/.torch-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,torch]'
+# the tests cover the s3, torch and slurm extras too: installed for them (not by make run)
+$(VENV)/.test-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,s3,torch,slurm]'
 	touch $@
 
-test: $(VENV)/.torch-installed ## run the fast test suite
+test: $(VENV)/.test-installed ## run the fast test suite
 	$(BIN)/pytest -n 2 -q
 
-test-all: $(VENV)/.torch-installed ## run every test, slow ones included
+test-all: $(VENV)/.test-installed ## run every test, slow ones included
 	$(BIN)/pytest -n 2 -q -m ''
 
-lint: $(STAMP) ## ruff check + format check
+$(VENV)/.dev-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: $(VENV)/.dev-installed ## ruff check + format check
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/ruff format --check pipeline tests
 
-format: $(STAMP) ## ruff format + import sort
+format: $(VENV)/.dev-installed ## ruff format + import sort
 	$(BIN)/ruff check --fix pipeline tests
 	$(BIN)/ruff format pipeline tests
 
@@ -48,6 +54,14 @@ $(VENV)/.bench-installed: $(STAMP)
 
 bench: $(VENV)/.bench-installed ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
 	$(BIN)/python -m pipeline.bench $(ARGS)
+
+$(VENV)/.docs-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed ## regenerate the config reference, build the docs site into outputs/site/
+	$(BIN)/python -m pipeline.docs.reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f pipeline/docs/mkdocs.yml
 
 clean: ## remove the venv, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
