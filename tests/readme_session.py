@@ -33,6 +33,11 @@ from conftest import ROOT, read_tar
 from PIL import Image
 
 DOCS_DIR = ROOT / "pipeline" / "docs"
+# Commands run in a scratch dir: the processes they start (workers, make, SLURM-local
+# jobs) import this checkout's package, not whichever one the venv's install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 
 class Docs:
