@@ -807,6 +807,10 @@ NOT_RUN: dict[str, Spec] = {
         not_run="installs from a package index into this venv",
         how=extra_of("s3", "s3fs", ("torch", "torch")),
     ),
+    "make lint": Spec(
+        not_run="the linter over this repository, not a scratch dir (CI runs it)",
+        how=dry_run(".venv/bin/ruff format --check pipeline tests"),
+    ),
     "make docs": Spec(
         not_run="it regenerates the reference page inside the package (tests/test_docs.py "
         "checks the page and builds the site)",
