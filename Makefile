@@ -1,4 +1,6 @@
 # depth-pipeline: `make run` and `make test` set everything up on first use.
+# Each target installs what it needs: run the package alone, test/lint the dev tools and
+# every extra the tests cover, docs the docs tools (one stamp file per set in .venv/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-all lint format bench clean
+.PHONY: help install run test test-fast test-all lint format bench docs clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,17 +17,17 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,all-stores,slurm]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with dev tools
+install: $(STAMP) ## create .venv and install the package (what running needs)
 
 run: $(STAMP) ## run the default pipeline on the built-in synthetic data (ARGS='key=value ...')
 	$(BIN)/depth-pipeline $(ARGS)
 
-# the tests also cover pipeline.torch: its extra is installed for them only (not by make run)
-$(VENV)/.torch-installed: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,torch]'
+# the tests cover the s3, torch and slurm extras too: installed for them (not by make run)
+$(VENV)/.test-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,all-stores,torch,slurm]'
 	touch $@
 
 # azurite (the Azure Blob server of the az:// tests) comes from npm into .stores/ (gitignored)
@@ -33,19 +35,23 @@ AZURITE := .stores/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --prefix .stores --no-audit --no-fund --silent azurite@3.37.0
 
-test: $(VENV)/.torch-installed $(AZURITE) ## run every test, slow ones included (what CI runs)
+test: $(VENV)/.test-installed $(AZURITE) ## run every test, slow ones included (what CI runs)
 	$(BIN)/pytest -n 2 -q
 
-test-fast: $(VENV)/.torch-installed $(AZURITE) ## run the tests not marked slow (a quick check while editing)
+test-fast: $(VENV)/.test-installed $(AZURITE) ## run the tests not marked slow (a quick check while editing)
 	$(BIN)/pytest -n 2 -q -m 'not slow'
 
 test-all: test ## the same as make test (kept for old habits)
 
-lint: $(STAMP) ## ruff check + format check
+$(VENV)/.dev-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: $(VENV)/.dev-installed ## ruff check + format check
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/ruff format --check pipeline tests
 
-format: $(STAMP) ## ruff format + import sort
+format: $(VENV)/.dev-installed ## ruff format + import sort
 	$(BIN)/ruff check --fix pipeline tests
 	$(BIN)/ruff format pipeline tests
 
@@ -55,6 +61,14 @@ $(VENV)/.bench-installed: $(STAMP)
 
 bench: $(VENV)/.bench-installed $(AZURITE) ## benchmark on real photographs and synthetic renders (ARGS='--samples 600')
 	$(BIN)/python -m pipeline.bench $(ARGS)
+
+$(VENV)/.docs-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed ## regenerate the config reference, build the docs site into outputs/site/
+	$(BIN)/python -m pipeline.docs.reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f pipeline/docs/mkdocs.yml
 
 clean: ## remove the venv, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info .stores

@@ -1,7 +1,9 @@
-"""Running README.md's code as a reader would: its fenced blocks and inline commands,
-found by parsing the Markdown; each shell line's words as bash makes them (quotes,
-``\\`` continuations, comments, redirections), then the program run in a scratch
-working directory (``outputs/`` lands there, never in the repo).
+"""Running the documentation's code as a reader would: README.md and every page of the
+docs site (``pipeline/docs/pages/``, in the order of ``mkdocs.yml``'s nav) read as one
+text, its fenced blocks and inline commands found by parsing the Markdown; each shell
+line's words as bash makes them (quotes, ``\\`` continuations, comments, redirections),
+then the program run in a scratch working directory (``outputs/`` lands there, never in
+the repo).
 
 ``depth-pipeline``, ``depth-pipeline-report`` and ``depth-pipeline-merge`` run their real
 entry points in this process (an interpreter start per command would cost ~2 s each);
@@ -26,10 +28,43 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import yaml
 from conftest import ROOT, read_tar
 from PIL import Image
 
-README = ROOT / "README.md"
+DOCS_DIR = ROOT / "pipeline" / "docs"
+# Commands run in a scratch dir: the processes they start (workers, make, SLURM-local
+# jobs) import this checkout's package, not whichever one the venv's install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+
+
+class Docs:
+    """README.md and the docs pages as one text (README first, then the pages in the
+    order of the site's nav: a page may read what an earlier one wrote), knowing which
+    file each line of it came from."""
+
+    def __init__(self) -> None:
+        nav = yaml.safe_load((DOCS_DIR / "mkdocs.yml").read_text())["nav"]
+        pages = [DOCS_DIR / "pages" / next(iter(entry.values())) for entry in nav]
+        self.files = [ROOT / "README.md", *pages]
+
+    def read_text(self) -> str:
+        texts = [f.read_text() for f in self.files]
+        return "".join(x if x.endswith("\n") else x + "\n" for x in texts)
+
+    def where(self, line: int) -> str:
+        """``file:line`` of line ``line`` (1-based) of the whole text."""
+        for f in self.files:
+            n = len(f.read_text().splitlines()) or 1
+            if line <= n:
+                return f"{f.relative_to(ROOT)}:{line}"
+            line -= n
+        return f"(end):{line}"
+
+
+README = Docs()
 PROGRAMS = ("depth-pipeline", "depth-pipeline-report", "depth-pipeline-merge", "make", "pip")
 COMMAND = re.compile(rf"^({'|'.join(PROGRAMS)})( |$)")
 
@@ -54,7 +89,7 @@ class Item:
 
     @property
     def id(self) -> str:
-        return f"L{self.line}:{self.key[:70]}"
+        return f"{README.where(self.line).removeprefix('pipeline/docs/')}:{self.key[:60]}"
 
 
 def strip_comment(line: str) -> str:

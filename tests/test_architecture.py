@@ -255,7 +255,14 @@ LAYERS = [
     ("pipeline.cluster",),
     ("pipeline.run",),
     ("pipeline.console",),
-    ("pipeline.app", "pipeline.__main__", "pipeline.torch", "pipeline.bench", "pipeline"),
+    (
+        "pipeline.app",
+        "pipeline.__main__",
+        "pipeline.torch",
+        "pipeline.bench",
+        "pipeline.docs",
+        "pipeline",
+    ),
 ]
 
 

@@ -1,4 +1,6 @@
-"""Every code block of README.md, run as a reader would run it (``readme_session.py``).
+"""Every code block of README.md and of every docs page (``pipeline/docs/pages/``), run as a
+reader would run it (``readme_session.py``; "the README" below is that whole text, README
+first, then the pages in the site's order).
 
 Each shell command runs as written, in one scratch working directory shared by the
 whole README (``outputs/`` lands there), in README order of need: a command reading
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -140,6 +141,31 @@ def check_filelist(s: Session, outs: list[Outcome]) -> None:
     assert all(
         x.member.endswith(".png") and x.meta["depth_scale"] == 1000 for x in samples(outs[0])
     )
+    lists_read_with_the_stated_scale(out, stated_list_scales()[0])
+
+
+def stated_list_scales() -> tuple[float, float]:
+    """The depth scales the Outputs page tells a trainer to read the file lists with: an
+    NYU-style dataset's, and one with a KITTI source or part."""
+    text = " ".join((ROOT / "pipeline/docs/pages/outputs.md").read_text().split())
+    m = re.search(r"(\d+) for NYU-style millimetres, (\d+) once a KITTI source or part", text)
+    assert m, "the Outputs page no longer states the file lists' depth scales"
+    return float(m[1]), float(m[2])
+
+
+def lists_read_with_the_stated_scale(out: Path, scale: float) -> None:
+    """The BTS list and the Metric3D records of ``out``, read as a trainer told ``scale``
+    reads them (PNG / scale), give every written sample's depth in metres."""
+    by_key = {x.key: x for x in written(out)}
+    rows = [x.split() for x in (out / "train_files_with_gt.txt").read_text().splitlines()]
+    records = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == len(records) == len(by_key) and {r["depth_scale"] for r in records} == {
+        scale
+    }
+    for rgb, gt, _focal in rows:
+        (x,) = [x for k, x in by_key.items() if rgb.endswith(f"{k}.png")]
+        depth = np.asarray(Image.open(out / "depth" / gt), dtype=np.float32) / scale
+        assert np.abs(depth - x.depth).max() <= 0.5 / scale + 1e-6 and depth.max() > 0.3
 
 
 def check_png16(s: Session, outs: list[Outcome]) -> None:
@@ -205,7 +231,7 @@ def check_make_run(s: Session, outs: list[Outcome]) -> None:
 
 def check_make_help(s: Session, outs: list[Outcome]) -> None:
     listed = re.findall(r"^  make (\S+)", outs[0].out, re.M)
-    wanted = {"run", "test", "test-fast", "test-all", "lint", "format", "bench", "clean"}
+    wanted = {"run", "test", "test-fast", "test-all", "lint", "format", "bench", "docs", "clean"}
     assert wanted <= set(listed)
 
 
@@ -318,11 +344,13 @@ def check_python(s: Session, item: Item, namespace: dict, printed: str) -> None:
 
 
 def check_read_load(s: Session, namespace: dict, printed: str) -> None:
-    """One line per sample: key, fx, the parameters as a dict."""
+    """One line per sample: key, fx, the parameters as a dict; then the Reader's line:
+    the number of samples and the first key."""
     keys = [x.key for x in written(s.home / "outputs/datasets/demo_lists")]
-    lines = printed.splitlines()
+    *lines, last = printed.splitlines()
     assert [x.split()[0] for x in lines] == keys
     assert all(" {'flip': " in x for x in lines)
+    assert last.split()[:2] == [str(len(keys)), keys[0]]
 
 
 def check_meta(s: Session, namespace: dict, printed: str) -> None:
@@ -617,13 +645,17 @@ def dry_run(last_line: str):
     return how
 
 
-def extra_of(extra: str, package: str):
-    """``pip install -e '.[EXTRA]'``: the extra exists and installs ``package``."""
+def extra_of(extra: str, package: str, *more: tuple[str, str]):
+    """``pip install -e '.[EXTRA,...]'``: each extra is in ``pyproject.toml`` (what a fresh
+    clone installs) and installs its package (``more``: further (extra, package) pairs)."""
 
     def how(s: Session, item: Item, argv: list[str]) -> None:
-        assert argv[1:] == ["install", "-e", f".[{extra}]"]
-        requires = importlib.metadata.requires("depth-pipeline") or []
-        assert any(r.startswith(package) and f'extra == "{extra}"' in r for r in requires)
+        pairs = [(extra, package), *more]
+        assert argv[1:] == ["install", "-e", f".[{','.join(e for e, _ in pairs)}]"]
+        text = (ROOT / "pyproject.toml").read_text()
+        for name, pkg in pairs:  # `name = [...]` under [project.optional-dependencies]
+            listed = re.search(rf"^{name} = \[(.*?)\]", text, re.M | re.S)
+            assert listed and f'"{pkg}' in listed.group(1), name
 
     return how
 
@@ -720,6 +752,8 @@ COMMANDS: dict[str, Spec] = {
         check_folder_in_s3, before=upload_mine
     ),
     "make help": Spec(check_make_help),
+    "depth-pipeline source=folder source.path=/data/mine 'source.depth_path=\"depth/{key}.png\"' "
+    "source.depth_scale=1000 output.dir=outputs/datasets/mine_aug": Spec(from_source("folder")),
     "depth-pipeline --help": Spec(check_help),
     "depth-pipeline --cfg job": Spec(check_cfg_job),
     "depth-pipeline augment.transforms.crop.height=416": Spec(check_crop_416),
@@ -833,6 +867,21 @@ NOT_RUN: dict[str, Spec] = {
     "source.columns.depth=depth": Spec(
         not_run="a repo of the reader's on the Hugging Face Hub: run offline", how=hub_offline
     ),
+    "pip install -e '.[s3,torch]'": Spec(
+        not_run="installs from a package index into this venv",
+        how=extra_of("s3", "s3fs", ("torch", "torch")),
+    ),
+    "make lint": Spec(
+        not_run="the linter over this repository, not a scratch dir (CI runs it)",
+        how=dry_run(".venv/bin/ruff format --check pipeline tests"),
+    ),
+    "make docs": Spec(
+        not_run="it regenerates the reference page inside the package (tests/test_docs.py "
+        "checks the page and builds the site)",
+        how=dry_run(
+            "NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict -f pipeline/docs/mkdocs.yml"
+        ),
+    ),
     "pip install -e '.[slurm]'": Spec(
         not_run="installs from a package index into this venv",
         how=extra_of("slurm", "hydra-submitit-launcher"),
@@ -923,24 +972,18 @@ def check_hf_s3(s: Session, namespace: dict, printed: str) -> None:
 
 # Extra checks of Python blocks, by first line; every Python block runs (check_python).
 PYTHON: dict[str, Callable] = {
-    "from pipeline import read                  # the dataset in the bucket, shard by shard": (
-        check_read_s3
-    ),
-    "import fsspec, webdataset as wds           # the tars in the bucket, streamed through s3fs": (
+    "from pipeline import read  # the dataset in the bucket, shard by shard": (check_read_s3),
+    "import fsspec, webdataset as wds  # the tars in the bucket, streamed through s3fs": (
         check_wds_s3
     ),
-    "import datasets, numpy as np               # the tars in the bucket, with a profile": (
-        check_hf_s3
-    ),
-    "from pipeline import read                  # image uint8 HxWx3, depth float32 metres "
+    "import datasets, numpy as np  # the tars in the bucket, with a profile": (check_hf_s3),
+    "from pipeline import read  # image uint8 HxWx3, depth float32 metres "
     "(0 = invalid)": check_read_load,
     "import datasets, numpy as np": check_meta,
     "import json": check_cam_in,
-    "import json                                # a mixture's BTS lists: one per part, own "
-    "scale": check_part_lists,
+    "import json  # a mixture's BTS lists: one per part, own scale": check_part_lists,
     "import torch": check_training_loop,
-    "import torch                                                 # NK from the bucket, "
-    "resumed": check_nk_from_bucket,
+    "import torch  # NK from the bucket, resumed": check_nk_from_bucket,
 }
 
 
@@ -994,7 +1037,7 @@ class Session:
         with locked(self.home / ".runs" / name), serial:
             if record.exists():
                 done = json.loads(record.read_text())
-                assert "failed" not in done, f"README line {item.line}: {done['failed']}"
+                assert "failed" not in done, f"{README.where(item.line)}: {done['failed']}"
                 return [Outcome.from_json(o, self.home) for o in done["outcomes"]]
             try:
                 outs = self._run(item)
@@ -1045,7 +1088,7 @@ class Session:
                 _patched(datasets.config, HF_DATASETS_CACHE=str(self.home / "hf-datasets")),
                 aws_profile(self.home) if S3_URL.search(item.text) else contextlib.nullcontext(),
             ):
-                exec(compile(item.text, f"README.md:{item.line}", "exec"), namespace)
+                exec(compile(item.text, README.where(item.line), "exec"), namespace)
             check_python(self, item, namespace, out.getvalue())
         finally:
             os.chdir(cwd)
@@ -1129,7 +1172,7 @@ def test_readme_command_or_python_block_runs_as_written(session, item):
 @pytest.mark.parametrize("item", OTHER, ids=[i.id for i in OTHER])
 def test_readme_output_blocks_are_what_the_tool_prints(session, item):
     check = BLOCKS.get((item.section, item.lang))
-    assert check, f"README line {item.line}: an unclassified {item.lang or 'text'} block"
+    assert check, f"{README.where(item.line)}: an unclassified {item.lang or 'text'} block"
     check(session, item)
 
 
@@ -1150,7 +1193,7 @@ def test_files_the_readme_names_exist():
 
 def test_reading_the_output_has_a_command_and_a_reader_per_trainer_format():
     reading = [i for i in ITEMS if i.section == "Reading the output"]
-    text = README.read_text().split("### Reading the output")[1].split("\n### ")[0]
+    text = (ROOT / "pipeline/docs/pages/outputs.md").read_text().split("## Reading the output")[1]
     for words in ("for BTS / AdaBins / ZoeDepth", "for Metric3D", "for webdataset / Hugging Face"):
         assert words in text
     assert sum(i.lang == "python" for i in reading) >= 6
@@ -1215,7 +1258,10 @@ def test_config_keys_the_readme_names_exist():
             return has(OmegaConf.structured(PartConfig), part.group(1))
         return any(has(s, key) for s in schemas)
 
-    unknown = {k for k in named if not k.startswith("augment.transforms.")} - NOT_KEYS.keys()
+    unknown = {
+        k for k in named if not k.startswith("augment.transforms.") and not k.endswith(".md")
+    }
+    unknown -= NOT_KEYS.keys()  # (a key ending in .md is a link to a docs page)
     assert not {k for k in unknown if not known(k)}
 
 

@@ -24,6 +24,7 @@ from pipeline.dataset.records import SampleRecord
 from pipeline.dataset.stats import DEPTH_RELATIVE_BIN
 from pipeline.dataset.writers import sha256_file
 from pipeline.report.independence import independence
+from pipeline.report.page import DOCS_PAGE
 from pipeline.report.params import param_table
 from pipeline.run.runner import run
 
@@ -53,7 +54,8 @@ class Links(HTMLParser):
 
 
 def local_links(page: Path) -> list[Path]:
-    """Parse ``page``; every link must be a relative path (no network) to a file."""
+    """Parse ``page``; every link must be local (no network): a relative path to a file,
+    or the docs page explaining a picture, in the installed package (``file://``)."""
     parser = Links()
     parser.feed(page.read_text())
     parser.close()
@@ -61,6 +63,10 @@ def local_links(page: Path) -> list[Path]:
     out = []
     for link in parser.links:
         url = urlparse(link)
+        if url.scheme == "file":
+            assert Path(unquote(url.path)) == DOCS_PAGE, f"a file:// link elsewhere: {link}"
+            out.append(DOCS_PAGE)
+            continue
         assert not url.scheme and not url.netloc, f"non-local link {link}"
         out.append((page.parent / unquote(url.path)).resolve())
     return out

@@ -61,9 +61,9 @@ class SourceConfig:
     """What every source kind shares. ``impl`` names the class in ``pipeline/sources``."""
 
     impl: ClassVar[str] = ""
-    kind: str = MISSING
-    split: str = "train"
-    limit: int | None = None
+    kind: str = MISSING  # set by the preset (source=<preset>); never changed by hand
+    split: str = "train"  # which split to read (train, val, test: what the source has)
+    limit: int | None = None  # read at most this many inputs (null = all)
     depth: DepthRange = field(default_factory=DepthRange)
 
     @property

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from pipeline.encode.depth import from_info
+
+# the docs page that explains every picture (pipeline/docs/pages/report.md)
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "pages" / "report.md"
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -57,12 +61,23 @@ def _card(label: str, value: Any, warn: bool = False) -> str:
     )
 
 
+def doc_link(name: str) -> str:
+    """Where the docs explain picture ``name``: its entry on the report page, as that
+    page's source in the installed package (a ``file://`` URI: offline, and reachable
+    whatever ``output.dir`` is, which a relative link is not)."""
+    return f"{DOCS_PAGE.as_uri()}#picture-{name}"
+
+
 def _figure(name: str, src: str, caption: str) -> str:
-    """A picture with its caption; a file is also a link to itself (full size)."""
+    """A picture with its caption and a link to the docs explaining it; a file is also a
+    link to itself (full size)."""
     img = f'<img src="{escape(src)}" alt="{escape(caption)}" loading="lazy">'
     if not src.startswith("data:"):
         img = f'<a href="{escape(src)}">{img}</a>'
-    return f'<figure id="{escape(name)}">{img}<figcaption>{escape(caption)}</figcaption></figure>'
+    doc = f' <a class="doc" href="{escape(doc_link(name))}">(what this shows)</a>'
+    return (
+        f'<figure id="{escape(name)}">{img}<figcaption>{escape(caption)}{doc}</figcaption></figure>'
+    )
 
 
 def _num(value: float | None) -> str:
