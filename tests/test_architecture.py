@@ -349,8 +349,8 @@ def _where_a_change_goes() -> str:
     pages = [ROOT / "README.md", *sorted((PACKAGE / "docs").rglob("*.md"))]
     for page in pages:
         text = page.read_text()
-        if "Where a change goes" in text:
-            return text.split("Where a change goes", 1)[1].split("\n\n`", 1)[0]
+        if "Where a change goes:" in text:
+            return text.split("Where a change goes:", 1)[1].split("\n\n`", 1)[0]
     raise AssertionError("no page says 'Where a change goes'")
 
 
