@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,3 +147,31 @@ def test_npy_depth_is_refused_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert "depth_map" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_torch_reader_and_verify_read_parquet(written, tmp_path):
+    pytest.importorskip("torch")
+    from pipeline.torch.datasets import DepthDataset
+
+    out, _ = written
+    ref = list(read.load(out))
+    ds = DepthDataset(out)
+    assert len(ds) == 10
+    depth = ds[3]["depth"].numpy()[0]
+    assert depth.tobytes() == ref[3][1].tobytes()
+    verified = subprocess.run(
+        [sys.executable, "-c", "from pipeline.app import verify_cli; verify_cli()", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # the module's dataset stays intact for the other tests
+    (copy / "data" / "train-00001-of-00003.parquet").write_bytes(b"PAR1")
+    damaged = subprocess.run(
+        [sys.executable, "-c", "from pipeline.app import verify_cli; verify_cli()", str(copy)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (
+        damaged.returncode != 0
+        and "train-00001-of-00003.parquet" in damaged.stderr + damaged.stdout
+    )
