@@ -57,15 +57,15 @@ class ParquetShardWriter:
         depth = next(ext for ext in fields if ext.startswith("depth."))
         self._rows.append(columns.row(fields, image, depth))
         if self._writer is None:
-            self._open("mask" in self._rows[0])
+            self._open()
         if len(self._rows) == ROW_GROUP_ROWS:
             self._flush()
 
-    def _open(self, mask: bool) -> None:
+    def _open(self) -> None:
         import pyarrow.parquet as pq
 
-        self.schema = columns.schema(mask)
-        images = [c for c in columns.IMAGE_COLUMNS if c in self.schema.names]
+        self.schema = columns.schema()
+        images = columns.IMAGE_COLUMNS
         self._writer = pq.ParquetWriter(
             self._fh,
             self.schema,
@@ -86,7 +86,7 @@ class ParquetShardWriter:
 
     def commit(self) -> dict[str, str]:
         if self._writer is None:
-            self._open(False)
+            self._open()
         self._flush()
         self._writer.close()
         self._fh.flush()
@@ -133,20 +133,32 @@ class ParquetLayout(Layout):
             f" and `depth_map` ({depth.words()}) as `datasets.Image`, and typed columns `key`, "
             f"`dataset`, `data_type`, `camera` (fx, fy, cx, cy in pixels, approximate, "
             f"homography), `depth_scale`, `params` (applied augmentation parameters, JSON), "
-            f"`index`, `copy`, `source`{', `mask` (evaluation region)' if _mask(info) else ''}."
+            f"`index`, `copy`, `source` and `mask` (the evaluation region; null where none is "
+            f"written)."
         )
 
-    def card_header(self, split: str, info: DatasetInfo) -> str:
-        files = [f"{DATA_DIR}/{self.prefix}-*.parquet"]
-        size = sum(int(s["samples"]) for s in info.shards)
+    def data_files(self) -> list[str]:
+        """The split's files, as a ``data_files`` glob relative to ``root``."""
+        return [f"{DATA_DIR}/{self.prefix}-*.parquet"]
+
+    @staticmethod
+    def features() -> list[dict[str, Any]]:
+        return columns.columns()
+
+    def split_size(self, info: DatasetInfo) -> tuple[int, int]:
+        """The split's rows and the bytes of its files (the card's ``splits`` entry)."""
         stored = [self.root / rel for s in info.shards for rel in s["files"]]
-        nbytes = sum(p.stat().st_size for p in stored if p.is_file())
+        rows = sum(int(s["samples"]) for s in info.shards)
+        return rows, sum(p.stat().st_size for p in stored if p.is_file())
+
+    def card_header(self, split: str, info: DatasetInfo) -> str:
+        rows, nbytes = self.split_size(info)
         return (
-            f"---\n{card_config(split, info, files, self.root)}"
+            f"---\n{card_config(split, info, self.data_files(), self.root)}"
             f"dataset_info:\n  config_name: default\n  features:\n"
-            f"{features_yaml(columns.columns(_mask(info)), 2)}\n"
+            f"{features_yaml(self.features(), 2)}\n"
             f"  splits:\n  - name: {split}\n    num_bytes: {nbytes}\n"
-            f"    num_examples: {size}\n---\n"
+            f"    num_examples: {rows}\n---\n"
         )
 
     def members(
@@ -182,10 +194,6 @@ class ParquetLayout(Layout):
 
 def _file_of(manifest: ShardManifest) -> str:
     return next(rel for rel in manifest.files if rel.endswith(".parquet"))
-
-
-def _mask(info: DatasetInfo) -> bool:
-    return "mask.png" in info.encodings.get("members", [])
 
 
 def _members(r: dict[str, Any]) -> Members:

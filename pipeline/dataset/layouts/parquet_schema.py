@@ -28,11 +28,11 @@ _ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "
 _IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
-def columns(mask: bool) -> list[dict[str, Any]]:
-    """The columns in card-YAML form (``name`` + ``dtype``, ``list`` or ``struct``)."""
-    image = [{"name": "image", "dtype": "image"}, {"name": "depth_map", "dtype": "image"}]
-    if mask:
-        image.append({"name": "mask", "dtype": "image"})
+def columns() -> list[dict[str, Any]]:
+    """The columns in card-YAML form (``name`` + ``dtype``, ``list`` or ``struct``). The
+    same in every shard and split: ``mask`` is null where no evaluation region is written
+    (``datasets`` casts every split of a config to one schema)."""
+    image = [{"name": n, "dtype": "image"} for n in IMAGE_COLUMNS]
     scalar = [{"name": n, "dtype": t} for n, t in (("key", "string"), ("dataset", "string"))]
     return [
         scalar[0],
@@ -67,9 +67,9 @@ def _hf_feature(col: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": col["dtype"], "_type": "Value"}
 
 
-def schema(mask: bool) -> pa.Schema:
+def schema() -> pa.Schema:
     """The Arrow schema of a shard, with the ``datasets`` features as its metadata."""
-    cols = columns(mask)
+    cols = columns()
     hf = {"info": {"features": {c["name"]: _hf_feature(c) for c in cols}}}
     return pa.schema(
         [(c["name"], _arrow_type(c)) for c in cols],
@@ -94,9 +94,8 @@ def row(fields: dict[str, bytes], image_ext: str, depth_ext: str) -> dict[str, A
         "index": record.augment.index,
         "copy": record.augment.copy,
         "source": stored["source"],
+        "mask": {"bytes": fields["mask.png"], "path": None} if "mask.png" in fields else None,
     }
-    if "mask.png" in fields:
-        out["mask"] = {"bytes": fields["mask.png"], "path": None}
     return out
 
 
