@@ -16,7 +16,9 @@ from pipeline import read
 
 TRAIN = [*SMALL, "source.num_samples=10", "output.shard_size=4", "report.enabled=false"]
 TEST = ["source.height=96", "source.width=128", "runtime.progress=false", "augment=none",
-        "report.enabled=false", "source.split=test", "source.seed=7"]  # fmt: skip
+        "report.enabled=false", "source.split=test", "source.seed=7",
+        "+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+        "+augment.transforms.eigen.dataset=nyu"]  # fmt: skip
 
 
 def write(out: Path, *args: str) -> None:
@@ -57,7 +59,12 @@ def test_load_dataset_gives_both_splits_with_the_cards_sizes(both, tmp_path):
             assert np.array_equal(np.asarray(row["image"]), image)
             assert np.asarray(row["depth_map"]).tobytes() == depth.tobytes()
     params = {s: ds[s][0]["params"] for s in ds}
-    assert '"crop"' in params["train"] and params["test"] == "{}"
+    assert '"crop"' in params["train"] and '"eigen"' in params["test"]
+    # the evaluation region: a mask image in test, null in train (one schema for both)
+    assert ds["train"][0]["mask"] is None
+    reader = read.Reader.open(both / "test")
+    assert reader.read(0).mask is not None
+    assert np.array_equal(np.asarray(ds["test"][0]["mask"]), reader.read(0).mask)
 
 
 def test_the_top_dir_is_named_by_the_reader_in_one_line(both):
