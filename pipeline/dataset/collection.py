@@ -87,7 +87,7 @@ def card(top: Path, splits: dict[str, DatasetInfo]) -> str:
         layout = layout_for("parquet", top / name, str(info.config["output"]["prefix"]))
         assert isinstance(layout, ParquetLayout)
         rows, nbytes = layout.split_size(info)
-        files.append(f'  - split: {name}\n    path:\n    - "{name}/{layout.data_files()[0]}"')
+        files.append(f'  - split: {name}\n    path:\n    - "{name}/{layout.data_files(info)[0]}"')
         sizes.append(f"  - name: {name}\n    num_bytes: {nbytes}\n    num_examples: {rows}")
         augment = ", ".join(info.config.get("augment", {}).get("transforms", {})) or "none"
         lines.append(

@@ -9,6 +9,7 @@ content. A shard appears under its final name only when complete."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -31,13 +32,45 @@ DATA_DIR = "data"
 # reader fetches one group (~1.4 MB per 640x480 sample) at a time
 ROW_GROUP_ROWS = 100
 PNG = b"\x89PNG"
+PART_NAME = re.compile(r"[\w.-]*")
 MAGIC = {PNG: "png", b"\xff\xd8": "jpg"}
 
 
-def shard_file(shard: str, count: int) -> str:
-    """``data/{split}-NNNNN-of-NNNNN.parquet`` of shard ``{split}-NNNNNN`` of ``count``."""
+def shard_file(shard: str, count: int, part: str = "") -> str:
+    """``data/{split}-NNNNN-of-NNNNN.parquet`` of shard ``{split}-NNNNNN`` of ``count``;
+    a mixture part's rows of it in ``data/{part}/``."""
     prefix, _, number = shard.rpartition("-")
-    return f"{DATA_DIR}/{prefix}-{int(number):05d}-of-{max(count, 1):05d}.parquet"
+    folder = f"{DATA_DIR}/{part}" if part else DATA_DIR
+    return f"{folder}/{prefix}-{int(number):05d}-of-{max(count, 1):05d}.parquet"
+
+
+class PartedWriter:
+    """One shard: a parquet file per mixture part (``dataset`` tag; one file for a single
+    source), each opened when its first row comes, so ``load_dataset(out, part)`` can
+    select a part by its files."""
+
+    def __init__(self, root: Path, shard: str, count: int) -> None:
+        self.root, self.shard, self.count = root, shard, count
+        self.files: dict[str, ParquetShardWriter] = {}
+
+    def add(self, key: str, fields: dict[str, bytes]) -> None:
+        part = columns.part_of(fields)
+        if part not in self.files:
+            if part.startswith(".") or not PART_NAME.fullmatch(part):
+                raise PipelineError(f"mixture part {part!r} cannot name a folder (sample {key})")
+            rel = shard_file(self.shard, self.count, part)
+            self.files[part] = ParquetShardWriter(self.root, rel)
+        self.files[part].add(key, fields)
+
+    def commit(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for part in sorted(self.files):
+            out |= self.files[part].commit()
+        return out
+
+    def abort(self) -> None:
+        for w in self.files.values():
+            w.abort()
 
 
 class ParquetShardWriter:
@@ -111,8 +144,8 @@ class ParquetLayout(Layout):
     name = "parquet"
     dirs = (DATA_DIR,)
 
-    def writer(self, shard: str, count: int = 1) -> ParquetShardWriter:
-        return ParquetShardWriter(self.root, shard_file(shard, count))
+    def writer(self, shard: str, count: int = 1) -> PartedWriter:
+        return PartedWriter(self.root, shard, count)
 
     def shard_pattern(self) -> re.Pattern[str]:
         return re.compile(rf"{re.escape(self.prefix)}-\d{{5}}-of-\d{{5}}\.parquet")
@@ -137,9 +170,10 @@ class ParquetLayout(Layout):
             f"written)."
         )
 
-    def data_files(self) -> list[str]:
-        """The split's files, as a ``data_files`` glob relative to ``root``."""
-        return [f"{DATA_DIR}/{self.prefix}-*.parquet"]
+    def data_files(self, info: DatasetInfo, part: str = "*") -> list[str]:
+        """The split's files (of one mixture part) as a ``data_files`` glob under ``root``."""
+        folder = f"{DATA_DIR}/{part}" if parts(info) else DATA_DIR
+        return [f"{folder}/{self.prefix}-*.parquet"]
 
     @staticmethod
     def features() -> list[dict[str, Any]]:
@@ -153,8 +187,16 @@ class ParquetLayout(Layout):
 
     def card_header(self, split: str, info: DatasetInfo) -> str:
         rows, nbytes = self.split_size(info)
+        where = json.dumps(str(self.root.resolve()))[1:-1]
+        configs = "".join(
+            f"- config_name: {part}\n"
+            f'  description: "part {part}, content {info.fingerprint}, in {where}"\n'
+            f'  data_files:\n  - split: {split}\n    path:\n    - "{rel}"\n'
+            for part in parts(info)
+            for rel in self.data_files(info, part)
+        )
         return (
-            f"---\n{card_config(split, info, self.data_files(), self.root)}"
+            f"---\n{card_config(split, info, self.data_files(info), self.root)}{configs}"
             f"dataset_info:\n  config_name: default\n  features:\n"
             f"{features_yaml(self.features(), 2)}\n"
             f"  splits:\n  - name: {split}\n    num_bytes: {nbytes}\n"
@@ -166,34 +208,51 @@ class ParquetLayout(Layout):
     ) -> Iterator[tuple[str, Members]]:
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(base / _file_of(manifest)) as f:
-            for g in range(f.num_row_groups):
-                for r in f.read_row_group(g).to_pylist():
-                    if r["key"] in keys:
-                        yield r["key"], _members(r)
+        files = _files_of(manifest)
+        if len(files) == 1:  # streamed a row group at a time, in shard order
+            with pq.ParquetFile(base / files[0]) as f:
+                for g in range(f.num_row_groups):
+                    for r in f.read_row_group(g).to_pylist():
+                        if r["key"] in keys:
+                            yield r["key"], _members(r)
+            return
+        found = {}  # a mixture's shard: its parts' files, put back in shard order
+        for rel in files:
+            for r in pq.read_table(base / rel).to_pylist():
+                if r["key"] in keys:
+                    found[r["key"]] = _members(r)
+        for s in manifest.samples:
+            if s.key in found:
+                yield s.key, found.pop(s.key)
 
     def member_index(self, base: Path, manifest: ShardManifest) -> Callable[[str], Members]:
         import pyarrow.parquet as pq
 
-        path = base / _file_of(manifest)
-        where: dict[str, tuple[int, int]] = {}
-        with pq.ParquetFile(path) as f:  # the key column only
-            for g in range(f.num_row_groups):
-                for i, key in enumerate(f.read_row_group(g, columns=["key"]).column(0)):
-                    where[key.as_py()] = (g, i)
+        where: dict[str, tuple[str, int, int]] = {}
+        for rel in _files_of(manifest):
+            with pq.ParquetFile(base / rel) as f:  # the key column only
+                for g in range(f.num_row_groups):
+                    for i, key in enumerate(f.read_row_group(g, columns=["key"]).column(0)):
+                        where[key.as_py()] = (rel, g, i)
 
         def read(key: str) -> Members:
             if key not in where:
                 raise KeyError(f"sample {key} listed in its manifest is not in the parquet file")
-            g, i = where[key]
-            with pq.ParquetFile(path) as f:
+            rel, g, i = where[key]
+            with pq.ParquetFile(base / rel) as f:
                 return _members(f.read_row_group(g).slice(i, 1).to_pylist()[0])
 
         return read
 
 
-def _file_of(manifest: ShardManifest) -> str:
-    return next(rel for rel in manifest.files if rel.endswith(".parquet"))
+def parts(info: DatasetInfo) -> list[str]:
+    """A mixture's parts that have samples (one ``datasets`` config each), else []."""
+    plan = info.source.get("plan") if info.source.get("kind") == "mix" else None
+    return [name for name, p in (plan or {}).items() if p.get("count")]
+
+
+def _files_of(manifest: ShardManifest) -> list[str]:
+    return sorted(rel for rel in manifest.files if rel.endswith(".parquet"))
 
 
 def _members(r: dict[str, Any]) -> Members:

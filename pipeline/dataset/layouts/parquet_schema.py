@@ -99,6 +99,11 @@ def row(fields: dict[str, bytes], image_ext: str, depth_ext: str) -> dict[str, A
     return out
 
 
+def part_of(fields: dict[str, bytes]) -> str:
+    """The mixture part of a sample's encoded members ("" for a single source)."""
+    return Record.from_json(json.loads(fields["json"])).dataset
+
+
 def record_json(r: dict[str, Any]) -> bytes:
     """The sample's JSON record (what a tar's ``{key}.json`` holds) from a stored row."""
     augment = AugmentRecord(r["index"], r["copy"])
