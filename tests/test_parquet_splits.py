@@ -90,3 +90,14 @@ def test_splits_need_parquet(tmp_path):
     assert proc.returncode == 2
     assert "output.splits=true" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_single_split_dataset_is_not_turned_into_splits(tmp_path):
+    out = tmp_path / "one"
+    proc = run_cli(*TEST, "source.num_samples=2", "output=parquet", f"output.dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    before = digests(out)
+    proc = run_cli(*TEST, "source.num_samples=2", "output=parquet", "output.splits=true",
+                   f"output.dir={out}")  # fmt: skip
+    assert proc.returncode == 2 and "without output.splits" in proc.stderr
+    assert digests(out) == before

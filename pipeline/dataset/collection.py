@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.dataset.layouts import layout_for
-from pipeline.dataset.owned import CARD, CARD_MARK, card_is_ours, signed_card
+from pipeline.dataset.owned import CARD, CARD_MARK, CONFIG_RECORD, card_is_ours, signed_card
 from pipeline.dataset.records import INFO_FILE, DatasetInfo
 from pipeline.dataset.writers import atomic_write
 from pipeline.encode.record import features_yaml
@@ -42,7 +42,23 @@ def split_dir(top: str, split: str, fmt: str, url: bool) -> str:
         )
     if not split or split.startswith(".") or "/" in split or split in ("data", "report"):
         raise PipelineError(f"source.split={split!r} cannot name a split directory; use e.g. test")
+    check_top(Path(top))
     return str(Path(top) / split)
+
+
+def check_top(top: Path) -> None:
+    """Refuse a top dir that holds a dataset of one split (its records are not ours to
+    replace with the collection's)."""
+    info = top / INFO_FILE
+    single = (top / CONFIG_RECORD).exists()
+    if not single and info.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            single = "splits" not in json.loads(info.read_bytes())
+    if single:
+        raise PipelineError(
+            f"output.dir={top} holds a dataset written without output.splits; write the "
+            f"splits into a new output.dir (or overwrite that dataset without output.splits)"
+        )
 
 
 def finished_splits(top: Path) -> dict[str, DatasetInfo]:
