@@ -294,6 +294,13 @@ def written(root: Path) -> list[Written]:
             _sample(k, m["png"], _depth_member(m), json.loads(m["json"]))
             for k, m in members.items()
         ]
+    if info["config"]["output"]["format"] == "parquet":  # pyarrow rows; the record as stored
+        import pyarrow.parquet as pq
+
+        rows = [
+            r for f in sorted(root.glob("data/*.parquet")) for r in pq.read_table(f).to_pylist()
+        ]
+        return [_sample(r["key"], r["image"]["bytes"], _depth_cell(r), _meta(r)) for r in rows]
     out = []
     for meta_path in sorted((root / "meta").rglob("*.json")):
         meta = json.loads(meta_path.read_text())
@@ -301,6 +308,18 @@ def written(root: Path) -> list[Written]:
         (depth,) = (root / "depth").glob(f"{meta['key']}.*")
         out.append(_sample(meta["key"], image.read_bytes(), (depth.name, depth.read_bytes()), meta))
     return out
+
+
+def _depth_cell(row: dict) -> tuple[str, bytes]:
+    data = row["depth_map"]["bytes"]
+    return ("depth.png" if data[:4] == b"\x89PNG" else "depth.tiff"), data
+
+
+def _meta(row: dict) -> dict:
+    """A parquet row's typed columns as the JSON record a tar holds."""
+    augment = {"index": row["index"], "copy": row["copy"], "params": row["params"]}
+    keys = ("key", "source", "camera", "depth_scale", "dataset", "data_type")
+    return {"augment": augment, **{k: row[k] for k in keys}}
 
 
 def _depth_member(members: dict[str, bytes]) -> tuple[str, bytes]:

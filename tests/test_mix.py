@@ -222,6 +222,27 @@ def test_formats_load_with_the_tag(parts, tmp_path, fmt):
         }
 
 
+def test_parquet_parts_are_configs(parts, tmp_path):
+    """output=parquet: each part's rows in data/{part}/, one datasets config per part
+    (``load_dataset(out, "kitti")``) beside the whole; the one reader keeps dataset order."""
+    import datasets
+
+    out = tmp_path / "pq"
+    run(make_cfg(out, *mix_args(parts[0], "output=parquet", "source.num_samples=10")))
+    cache = str(tmp_path / "hf")
+    whole = datasets.load_dataset(str(out), split="train", cache_dir=cache)
+    assert Counter(whole["dataset"]) == {"nyu": 7, "kitti": 3}
+    kitti = datasets.load_dataset(str(out), "kitti", split="train", cache_dir=cache)
+    assert kitti["dataset"] == ["kitti"] * 3
+    assert {p.parent.name for p in (out / "data").rglob("*.parquet")} == {"kitti", "nyu"}
+    written = {m["key"]: d for _, d, m in read.load(out)}
+    shards = sorted((out / "manifests").glob("train-*.json"))
+    order = [s["key"] for p in shards for s in json.loads(p.read_text())["samples"]]
+    assert list(written) == order  # the one reader: dataset order across the part files
+    for row in kitti:
+        assert np.asarray(row["depth_map"]).tobytes() == written[row["key"]].tobytes()
+
+
 @pytest.mark.parametrize("mode", ["depth", "resize"])
 def test_canonical_camera(parts, tmp_path, mode):
     """``source.canonical.focal=1000``: every sample has fx = 1000; in depth mode its

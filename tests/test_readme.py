@@ -173,6 +173,18 @@ def check_png16(s: Session, outs: list[Outcome]) -> None:
     assert all(x.member == "depth.png" and x.meta["depth_scale"] == 1000 for x in got)
 
 
+def check_parquet(s: Session, outs: list[Outcome]) -> None:
+    (out,) = outs[0].written()
+    assert [p.name for p in (out / "data").glob("*.parquet")] == ["train-00000-of-00001.parquet"]
+    assert len(samples(outs[0], 4)) == 4
+
+
+def check_publish(s: Session, item: Item) -> None:
+    """Not run (a token and the network): valid Python publishing the README's own dir."""
+    compile(item.text, f"README.md:{item.line}", "exec")
+    assert "upload_folder(" in item.text and "outputs/datasets/demo_hf" in item.text
+
+
 def check_gamma_sweep(s: Session, outs: list[Outcome]) -> None:
     by_p = {re.search(r"gamma\.p-([\d.]+)", str(d)).group(1): d for d in outs[0].written()}
     assert sorted(by_p) == ["0", "0.5", "1"]
@@ -770,6 +782,7 @@ COMMANDS: dict[str, Spec] = {
     "depth-pipeline output=folder": Spec(check_folder),
     "depth-pipeline output=filelist": Spec(check_filelist),
     "depth-pipeline output.depth.format=png16": Spec(check_png16),
+    "depth-pipeline output=parquet output.dir=outputs/datasets/demo_hf": Spec(check_parquet),
     "depth-pipeline -m augment.transforms.gamma.p=0,0.5,1": Spec(check_gamma_sweep),
     "depth-pipeline-report outputs/datasets/demo": Spec(check_report()),
     "depth-pipeline-report outputs/datasets/demo report.rows=4 report.colormap=magma": Spec(
@@ -917,6 +930,7 @@ BLOCKS: dict[tuple[str, str], Callable] = {
     ("Benchmark", ""): bench_output,
     ("Mixtures", ""): check_nk_plan,
     ("Mixtures", "yaml"): check_nk_yaml,
+    ("Hugging Face parquet", "py"): check_publish,
 }
 
 

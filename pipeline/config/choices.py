@@ -24,6 +24,7 @@ class OutputFormat(Choice):
     webdataset = "webdataset"
     folder = "folder"
     filelist = "filelist"
+    parquet = "parquet"
 
 
 class OutputOrder(Choice):

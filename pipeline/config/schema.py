@@ -80,6 +80,9 @@ class OutputConfig:
     shard_size: int = 32
     order: OutputOrder = OutputOrder.spread
     overwrite: bool = False
+    # several splits in one dataset (output=parquet): this run writes {dir}/{source.split}/
+    # and the top card and dataset_info.json describe every finished split
+    splits: bool = False
     image: ImageCodec = field(default_factory=ImageCodec)
     depth: DepthCodec = field(default_factory=DepthCodec)
     # a URL output.dir (s3://bucket/prefix, any fsspec URL): passed to the filesystem as

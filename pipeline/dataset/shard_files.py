@@ -65,7 +65,14 @@ class ShardFiles:
         except OSError as exc:
             raise PipelineError(f"{self.where(INFO_FILE)}: cannot be read ({exc})") from None
         try:
-            return DatasetInfo.from_json(json.loads(data))
+            record = json.loads(data)
+            if isinstance(record, dict) and set(record) == {"splits"}:  # output.splits
+                names = ", ".join(record["splits"])
+                raise PipelineError(
+                    f"{self.root} holds the splits {names} (output.splits=true): read one of "
+                    f"them, e.g. {self.root.rstrip('/')}/{next(iter(record['splits']))}"
+                )
+            return DatasetInfo.from_json(record)
         except (ValueError, KeyError, TypeError) as exc:
             raise PipelineError(
                 f"{self.where(INFO_FILE)}: not a valid {INFO_FILE} ({exc})"

@@ -24,6 +24,7 @@ class ShardTask:
     start: int
     stop: int
     inputs: int
+    count: int = 1  # shards in the whole plan (a parquet file is named NNNNN-of-count)
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,8 @@ class Plan(Sequence[ShardTask]):
     def task(self, i: int) -> ShardTask:
         """Shard number ``i`` of the whole plan."""
         start = i * self.size
-        return ShardTask(
-            i, f"{self.prefix}-{i:06d}", start, min(start + self.size, self.total), self.inputs
-        )
+        stop, count = min(start + self.size, self.total), -(-self.total // self.size)
+        return ShardTask(i, f"{self.prefix}-{i:06d}", start, stop, self.inputs, count)
 
     def named(self, name: str) -> ShardTask | None:
         """This job's shard called ``name``, if there is one."""

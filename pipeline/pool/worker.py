@@ -87,7 +87,7 @@ class ShardProcessor:
     def open(self, task: ShardTask) -> Filling:
         """A writer and an empty manifest for shard ``task``."""
         with self._writing(f"shard {task.name}"):
-            writer = self.layout.writer(task.name)
+            writer = self.layout.writer(task.name, task.count)
         manifest = ShardManifest(task.name, task.index, task.start, task.stop, self.config_hash)
         manifest.source_fingerprint = self.placement.fingerprint(self.source, task)
         return Filling(task, writer, manifest, StageTimes())

@@ -23,6 +23,7 @@ from pipeline.config import paths, urls
 from pipeline.config.mixture import canonical_focal, part_outputs
 from pipeline.config.schema import Config, to_config
 from pipeline.dataset import claim, staging, store
+from pipeline.dataset.collection import publish_collection, split_dir
 from pipeline.dataset.config_record import config_hash
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import DatasetInfo, ShardManifest, ShardResult, StageTimes, Timings
@@ -133,6 +134,17 @@ def _target(config: Config) -> store.Remote | None:
     return remote
 
 
+def _split_of(config: Config) -> Path | None:
+    """With ``output.splits``: the run writes ``{output.dir}/{split}`` (``collection``);
+    the dataset's top dir, else None."""
+    if not config.output.splits:
+        return None
+    top = config.output.dir
+    fmt, url = str(config.output.format), store.is_url(top)
+    config.output.dir = split_dir(top, config.source.split, fmt, url)
+    return Path(store.local_path(top))
+
+
 def _sliced(config: Config) -> bool:
     return config.shard.num_shards > 1
 
@@ -153,6 +165,7 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
     started = time.perf_counter()
     mark("run")
     config = to_config(cfg)
+    top = _split_of(config)
     remote = _target(config)
     if config.runtime.workers != 1:
         pool.pool_context()  # warm up the workers' server while the source is opened
@@ -221,6 +234,8 @@ def run(cfg: DictConfig | Config, overrides: list[str] | None = None) -> RunResu
                     executor = running.executor() if running is not None else None
                     publish(root, config, manifests, info, started, source, executor)
                     mirror.published()
+                    if top is not None:
+                        publish_collection(top)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, len(done) + len(fresh), len(tasks)) from None
     counts = info.counts

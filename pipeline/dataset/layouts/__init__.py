@@ -29,6 +29,7 @@ LAYOUTS = {
     "webdataset": "pipeline.dataset.layouts.webdataset:WebdatasetLayout",
     "folder": "pipeline.dataset.layouts.folder:FolderLayout",
     "filelist": "pipeline.dataset.layouts.filelist:FilelistLayout",
+    "parquet": "pipeline.dataset.layouts.parquet:ParquetLayout",
 }
 # One written sample's stored members by extension (``png``, ``depth.tiff``, ``json``...).
 Members = dict[str, bytes]
@@ -47,8 +48,9 @@ class Layout:
         self.root = root
         self.prefix = prefix
 
-    def writer(self, shard: str) -> ShardWriter:
-        """A writer that publishes shard ``shard`` on ``commit`` (nothing before)."""
+    def writer(self, shard: str, count: int = 1) -> ShardWriter:
+        """A writer that publishes shard ``shard`` (of ``count`` in the whole plan) on
+        ``commit`` (nothing before)."""
         raise NotImplementedError
 
     def shard_files(self, shard: str) -> list[str]:

@@ -70,7 +70,7 @@ class FolderLayout(Layout):
     name = "folder"
     dirs = tuple(dict.fromkeys(SUBDIRS.values()))
 
-    def writer(self, shard: str) -> FolderShardWriter:
+    def writer(self, shard: str, count: int = 1) -> FolderShardWriter:
         return FolderShardWriter(self.root, shard)
 
     def extra_files(self) -> list[str]:

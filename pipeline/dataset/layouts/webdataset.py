@@ -83,7 +83,7 @@ class _HashingFile:
 class WebdatasetLayout(Layout):
     name = "webdataset"
 
-    def writer(self, shard: str) -> TarShardWriter:
+    def writer(self, shard: str, count: int = 1) -> TarShardWriter:
         return TarShardWriter(self.root, shard)
 
     def shard_files(self, shard: str) -> list[str]:
