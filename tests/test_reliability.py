@@ -681,6 +681,17 @@ def test_corrupt_png_tiff_and_missing_depth_in_a_webdataset_source(tmp_path, on_
     for key, fields in members.items():
         bad.add(key, fields)
     bad.commit()
+    args = [
+        "source=webdataset",
+        f"source.path={src}",
+        "augment=none",
+        *[o for o in PLAIN if not o.startswith("source.")],  # a webdataset has no size keys
+    ]
+    # still a finished dataset of this tool: read through the one reader, whose records
+    # vouch for other bytes: the damaged shard is refused whole, named
+    with pytest.raises(PipelineError, match=r"train-000000.tar: its bytes changed"):
+        run(make_cfg(tmp_path / "refused", *args, small=False))
+    (src / "dataset_info.json").unlink()  # now plain tars: each bad sample is named
 
     out = tmp_path / "ds"
     cfg = make_cfg(
