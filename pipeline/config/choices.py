@@ -26,6 +26,11 @@ class OutputFormat(Choice):
     filelist = "filelist"
     parquet = "parquet"
 
+    @property
+    def scale_per_part(self) -> bool:
+        """Holds a 16-bit depth scale per mixture part (the trainer lists: one per part)."""
+        return self in SCALE_PER_PART
+
 
 class OutputOrder(Choice):
     """``output.order``: where the copies of one input go (``worker.position_of``)."""
@@ -61,6 +66,11 @@ class DepthFormat(Choice):
     png16 = "png16"
     npy = "npy"
 
+    @property
+    def integer(self) -> bool:
+        """Stored as integers: value / ``output.depth.scale`` = metres (needs a scale)."""
+        return self in INTEGER_DEPTH
+
 
 class CameraMode(Choice):
     """``augment.camera``: track (approximate where a pinhole K cannot follow) | strict."""
@@ -90,3 +100,8 @@ class CanonicalMode(Choice):
 # "raise" is a Python keyword: the functional form can still name a member so, and
 # OmegaConf matches members by name.
 OnError = Choice("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__)
+
+
+# Traits of the choices, read through their properties (schema defaults, mixture scales).
+SCALE_PER_PART = frozenset({OutputFormat.filelist})
+INTEGER_DEPTH = frozenset({DepthFormat.png16})

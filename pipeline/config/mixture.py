@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from pipeline.config.choices import DepthFormat
 from pipeline.config.schema import AugmentConfig, Config, OutputConfig
 from pipeline.config.sources import MixConfig, PartConfig, SourceConfig
 
@@ -42,7 +43,7 @@ def part_augments(run: AugmentConfig, mix: MixConfig) -> dict[str, AugmentConfig
 def part_outputs(output: OutputConfig, source: SourceConfig) -> dict[str, OutputConfig]:
     """The output config each part of a mixture is encoded with (its depth scale), by
     part name; {} for a single source or float depth."""
-    if not isinstance(source, MixConfig) or output.depth.format != "png16":
+    if not isinstance(source, MixConfig) or not DepthFormat(output.depth.format).integer:
         return {}
     return {
         name: dataclasses.replace(

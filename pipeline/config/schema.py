@@ -287,11 +287,11 @@ def _derive_defaults(cfg: Config) -> None:
     a mixture's is the smallest of its parts'."""
     depth = cfg.output.depth
     explicit = depth.scale is not None
-    if depth.format == "png16" and depth.scale is None:
+    fmt = OutputFormat(cfg.output.format)
+    if DepthFormat(depth.format).integer and depth.scale is None:
         depth.scale = min(png16_scale(s) for s in _sources(cfg.source))
-    if isinstance(cfg.source, MixConfig) and depth.format == "png16":
-        per_part = cfg.output.format == "filelist"
-        part_scales(cfg.source, str(cfg.output.format), depth.scale, per_part, own=not explicit)
+    if isinstance(cfg.source, MixConfig) and DepthFormat(depth.format).integer:
+        part_scales(cfg.source, str(fmt), depth.scale, fmt.scale_per_part, own=not explicit)
 
 
 def _sources(source: SourceConfig) -> list[SourceConfig]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.choices import ImageFormat
 from pipeline.config.schema import ImageCodec, OutputConfig
 from pipeline.encode.depth import (  # noqa: F401 (re-exported: the depth bytes live there)
     TIFF_COMPRESSIONS,
@@ -55,7 +56,7 @@ class EncodedSample:
 
 def image_ext(cfg: OutputConfig) -> str:
     """The image member extension: ``png`` or ``jpg``."""
-    return "jpg" if cfg.image.format == "jpg" else "png"
+    return ImageFormat(cfg.image.format).value
 
 
 def encode_sample(sample: Sample, cfg: OutputConfig, meta: dict[str, Any]) -> EncodedSample:
