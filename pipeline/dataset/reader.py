@@ -29,7 +29,8 @@ import numpy as np
 from pipeline.config.urls import is_url, local_path
 from pipeline.dataset.layouts import Layout, layout_for
 from pipeline.dataset.records import DatasetInfo, SampleRecord, ShardManifest
-from pipeline.dataset.shard_files import CachedFiles, ShardFiles, manifest_rel
+from pipeline.dataset.shard_cache import CachedFiles
+from pipeline.dataset.shard_files import ShardFiles, manifest_rel
 from pipeline.encode import codecs
 from pipeline.encode.depth import for_member, member_exts
 from pipeline.encode.record import Record

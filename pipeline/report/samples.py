@@ -16,7 +16,8 @@ from pipeline.dataset import store
 from pipeline.dataset.layouts import layout_for
 from pipeline.dataset.reader import Reader, ReadSample
 from pipeline.dataset.records import SampleRecord, ShardManifest
-from pipeline.dataset.shard_files import CachedFiles, ShardFiles
+from pipeline.dataset.shard_cache import CachedFiles
+from pipeline.dataset.shard_files import ShardFiles
 from pipeline.sample import Sample
 from pipeline.sources import Source, finalize, open_source
 
