@@ -123,11 +123,14 @@ def test_a_dead_writers_lock_from_another_host_is_taken_over(bucket):
     url = f"{bucket}/ds"
     dead = {"host": "node-17", "pid": 4242, "since": "2026-12-01 03:00:00", "token": "x"}
     Remote(url).store.create(f"{url}/{LOCK_FILE}", json.dumps(dead).encode())
-    time.sleep(2.5)  # some stores keep the last-modified time in whole seconds
+    written = time.monotonic()
     refused = cli(url)  # the default (600 s): still the other run's
     assert refused.returncode == 2
     assert "(pid 4242 on host node-17" in refused.stderr and "last rewritten" in refused.stderr
-    took = cli(url, "output.lock_stale_s=2")
+    # the smallest lock_stale_s a run takes is 30 s (checks.LOCK_STALE_MIN); some stores
+    # keep the last-modified time in whole seconds
+    time.sleep(max(0.0, 31.5 - (time.monotonic() - written)))
+    took = cli(url, "output.lock_stale_s=30")
     assert took.returncode == 0, took.stderr
     assert "took over the lock of" in took.stderr and "pid 4242 on host node-17" in took.stderr
     assert not Remote(url).fs.exists(f"{url}/{LOCK_FILE}")

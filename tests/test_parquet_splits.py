@@ -17,7 +17,7 @@ from pipeline import read
 TRAIN = [*SMALL, "source.num_samples=10", "output.shard_size=4", "report.enabled=false"]
 TEST = ["source.height=96", "source.width=128", "runtime.progress=false", "augment=none",
         "report.enabled=false", "source.split=test", "source.seed=7",
-        "+augment.transforms.eigen._target_=pipeline.transforms.EigenCrop",
+        "+augment.transforms.eigen._target_=pipeline.augment.transforms.EigenCrop",
         "+augment.transforms.eigen.dataset=nyu"]  # fmt: skip
 
 

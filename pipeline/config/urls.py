@@ -66,8 +66,8 @@ def check_segments(url: str, key: str) -> None:
     segments = url.split("://", 1)[1].split("/")
     if any(s in (".", "..") for s in segments):
         raise PipelineError(
-            f"{key}={url}: a URL with '..' or '.' segments is refused (an object store "
-            f"does not resolve them); write the path without them"
+            f"{key}={url}: a URL path with '..' or '.' segments names no parent in an object "
+            f"store (the store keeps them literally in the key); write the path without them"
         )
 
 
