@@ -216,7 +216,7 @@ def verify_cli(argv: list[str] | None = None) -> None:
         print(shortened(f"error: damaged: {line}; {REPAIR}"), file=sys.stderr)
     if problems:
         sys.exit(2)
-    print(f"verified {checked} files in {root}: every one matches its manifest")
+    print(f"verified {checked} files in {root}: every one matches its records")
 
 
 if __name__ == "__main__":
