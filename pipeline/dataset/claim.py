@@ -199,14 +199,15 @@ def check_writable(root: Path) -> None:
     probe = tmp_path(root / ".write-probe")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as fh:  # a byte, synced: a full disk shows here, at once
-            fh.write(b"\0")
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
+        try:
+            with open(probe, "wb") as fh:  # a byte, synced: a full disk shows here, at once
+                fh.write(b"\0")
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:  # whatever stops it, a Ctrl-C in the fsync included: no probe left behind
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise write_error(exc, "a first file", root) from None
         raise PipelineError(
