@@ -200,9 +200,8 @@ def check_writable(root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         try:
-            with open(probe, "wb") as fh:  # a byte, synced: a full disk shows here, at once
-                fh.write(b"\0")
-                fh.flush()
+            with open(probe, "wb", buffering=0) as fh:  # a byte, synced: a full disk shows
+                fh.write(b"\0")  # here, at once
                 os.fsync(fh.fileno())
         finally:  # whatever stops it, a Ctrl-C in the fsync included: no probe left behind
             with contextlib.suppress(OSError):
