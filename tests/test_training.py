@@ -107,6 +107,30 @@ def test_global_order_is_the_same_on_1_and_2_ranks(bucket):
     assert interleaved == one
 
 
+def test_lanes_give_each_reader_its_own_run_of_shards(bucket):
+    from pipeline.dataset.reader import Reader
+
+    reader = Reader.open(bucket)
+    shard_of = {r.key: reader.manifests[m].index for m, r in reader.entries}
+
+    def reads(lanes: int) -> int:
+        """Shards fetched, summed over 2 ranks x 2 workers (a rank's batches are dealt to
+        its DataLoader workers round robin)."""
+        readers = [
+            batches[worker::2]
+            for rank in (0, 1)
+            for batches in [rank_batches(bucket, rank, 2, 2, lanes=lanes)]
+            for worker in (0, 1)
+        ]
+        return sum(len({shard_of[k] for b in batches for k in b["key"]}) for batches in readers)
+
+    # each of the 4 runs covers one stretch of each part's shards: only a shard where two
+    # runs meet (3 places x 2 parts) is read twice; one lane deals every shard to everybody
+    assert reads(4) <= len(reader.manifests) + 3 * 2 < reads(1)
+    one = [k for b in rank_batches(bucket, 0, 1, 0, lanes=4) for k in b["key"]]
+    assert sorted(one) == all_keys(bucket)  # the lanes reorder, every sample still once
+
+
 def test_resume_after_7_batches_gives_the_rest_of_the_uninterrupted_run(bucket, tmp_path):
     whole = rank_batches(bucket, 0, 1, 2, epoch=1)
     data = DepthShards(bucket, augment=RECIPES, batch_size=4, batch_by="part", shuffle=True,

@@ -164,10 +164,17 @@ class Reader:
 
     def expect(self, positions: Iterable[int]) -> None:
         """The positions this process will read next, in order: a URL's cache fetches the
-        shards that hold them ahead of ``read`` (a directory ignores it)."""
+        shards that hold them ahead of ``read`` and keeps as many as are read at once (a
+        directory ignores it)."""
         shards = [self.entries[p][0] for p in positions]
-        order = [s for i, s in enumerate(shards) if i == 0 or shards[i - 1] != s]
-        self.files.expect([self.manifests[s] for s in order])
+        last = {s: i for i, s in enumerate(shards)}
+        order, open_now, most = list(dict.fromkeys(shards)), set(), 0
+        for i, s in enumerate(shards):
+            open_now.add(s)
+            most = max(most, len(open_now))
+            if last[s] == i:
+                open_now.discard(s)
+        self.files.expect([self.manifests[s] for s in order], most)
 
     def read(self, position: int) -> ReadSample:
         """The sample at ``position`` (0 .. len-1, dataset order)."""

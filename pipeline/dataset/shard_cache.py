@@ -120,10 +120,11 @@ class CachedFiles(ShardFiles):
             self.base = self._dir
         return self._dir
 
-    def expect(self, manifests: list[ShardManifest]) -> None:
-        """Read these shards in this order next: each ``ensure`` starts fetching the
-        following ``prefetch`` shards in the background."""
+    def expect(self, manifests: list[ShardManifest], at_once: int = 1) -> None:
+        """Read these shards in this order next (``at_once`` of them in turn, all kept):
+        each ``ensure`` starts fetching the following ``prefetch`` shards in the background."""
         self.local  # noqa: B018 (this process's directory and prefetch thread)
+        self.keep = max(self.keep, at_once + self.ahead)
         for shard, (future, rels) in list(self._pending.items()):
             self._arrived(shard, future.result(), rels)
         self._plan, self._at = list(manifests), 0

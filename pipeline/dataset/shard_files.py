@@ -92,8 +92,9 @@ class ShardFiles:
             h.update(f"{rel}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
         return h.hexdigest()[:16]
 
-    def expect(self, manifests: list[ShardManifest]) -> None:
-        """The shards this process reads next, in order (local files need no fetching)."""
+    def expect(self, manifests: list[ShardManifest], at_once: int = 1) -> None:
+        """The shards this process reads next, in order, ``at_once`` of them read in turn
+        (local files need no fetching)."""
 
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
         """The shard's files present under ``base``; with ``verify``, checked once."""

@@ -50,10 +50,15 @@ def depth_factor(*params: Mapping[str, Any] | None) -> float:
     return factor
 
 
-def to_tensors(item: Online, dataset: str, epoch: int, params: bool) -> dict[str, Any]:
-    """The sample dict of one (augmented) sample."""
+def to_tensors(
+    item: Online, dataset: str, epoch: int, params: bool, contiguous: bool = True
+) -> dict[str, Any]:
+    """The sample dict of one (augmented) sample; ``contiguous=False`` leaves the image a
+    CHW view of the HWC pixels (``collate`` copies it once, into the batch)."""
     sample = item.sample
-    image = torch.from_numpy(np.ascontiguousarray(sample.image.transpose(2, 0, 1)))
+    image = torch.from_numpy(np.ascontiguousarray(sample.image)).permute(2, 0, 1)
+    if contiguous:
+        image = image.contiguous()
     depth = torch.from_numpy(np.ascontiguousarray(sample.depth, dtype=np.float32))[None]
     if sample.mask is not None:
         eval_mask = torch.from_numpy(np.asarray(sample.mask) > 0)[None]
@@ -97,13 +102,24 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
             f"DepthShards(batch_size=..., batch_by='part') (one part per batch) or "
             f"batch_by='size', crop to one size in each part's recipe, or use batch_size=1"
         )
-    out: dict[str, Any] = {name: torch.stack([s[name] for s in batch]) for name in STACKED}
+    out: dict[str, Any] = {name: _stack([s[name] for s in batch]) for name in STACKED}
     for name in first:
         if name not in STACKED:
             values = [s.get(name) for s in batch]
             is_int = all(isinstance(v, int) for v in values)
             out[name] = torch.tensor(values) if is_int else values
     return out
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``; in a loader worker straight into shared memory (as torch's
+    ``default_collate`` does), so sending the batch to the main process copies nothing."""
+    if get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = first._typed_storage()._new_shared(len(tensors) * first.numel())
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
 
 
 class _Base:
@@ -131,9 +147,9 @@ class _Base:
         before iterating a DataLoader (workers copy the dataset when an epoch starts)."""
         self.epoch = int(epoch)
 
-    def _sample(self, stored: Any) -> dict[str, Any]:
+    def _sample(self, stored: Any, contiguous: bool = True) -> dict[str, Any]:
         item = self.online(stored, self.epoch)
-        return to_tensors(item, self.dataset, self.epoch, self.return_params)
+        return to_tensors(item, self.dataset, self.epoch, self.return_params, contiguous)
 
 
 class DepthDataset(_Base, Dataset):
@@ -160,8 +176,13 @@ class DepthShards(_Base, IterableDataset):
     batch of one output size). ``weights``: by part, drawn at read time instead of the
     written proportions (``epoch_samples`` per epoch, default as many as written).
     ``augment``: one recipe, or ``{part: recipe, "default": recipe}``; ``seed`` replaces
-    the recipes' seed. A URL's shards go through a cache of ``cache_shards`` shards under
-    ``cache_dir`` with the next ``prefetch`` shards fetched in the background.
+    the recipes' seed. ``lanes``: a shuffled or weighted epoch is read as that many runs
+    of neighbouring shards, dealt round robin: when ``world_size x num_workers`` divides
+    it, each reader fetches and checks its own stretch of shards (any other count reads
+    the same order, sharing more shards); unshuffled, the epoch is the written order. A URL's
+    shards go through a cache under ``cache_dir`` of ``cache_shards`` shards (at least
+    the runs a reader keeps open, plus ``prefetch``) with the next ``prefetch`` shards
+    fetched in the background.
     ``rank`` / ``world_size`` default to ``torch.distributed`` when it is initialised."""
 
     def __init__(
@@ -179,6 +200,7 @@ class DepthShards(_Base, IterableDataset):
         batch_by: str | None = None,
         weights: Mapping[str, float] | None = None,
         epoch_samples: int | None = None,
+        lanes: int = 8,
         storage_options: dict[str, Any] | None = None,
         verify: bool = True,
         cache_dir: str | Path | None = None,
@@ -203,6 +225,9 @@ class DepthShards(_Base, IterableDataset):
             raise PipelineError("weights= draw parts: use batch_by='part' (or None) with them")
         self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
         self.batch_size, self.batch_by, self.epoch_samples = batch_size, batch_by, epoch_samples
+        if not isinstance(lanes, int) or lanes < 1:
+            raise PipelineError(f"lanes={lanes!r}: must be a whole number, at least 1 (default 8)")
+        self.lanes = lanes
         self.consumed = 0  # global batches of this epoch already trained on (resume)
         self._layout = self._make_layout()
         self._plan: tuple[int, list[list[int]]] | None = None
@@ -230,7 +255,7 @@ class DepthShards(_Base, IterableDataset):
             size = self.batch_size or 1
             plan = epoch_batches(
                 self._layout, size, self.shuffle_seed, self.epoch, self.shuffle,
-                self.weights, self.batch_by is not None, self.epoch_samples,
+                self.weights, self.batch_by is not None, self.epoch_samples, self.lanes,
             )  # fmt: skip
             self._plan = (self.epoch, plan)
         return self._plan[1]
@@ -254,8 +279,10 @@ class DepthShards(_Base, IterableDataset):
         mine = self.mine(worker, workers)
         self.reader.expect([p for batch in mine for p in batch])
         for batch in mine:
-            samples = [self._sample(self.reader.read(p)) for p in batch]
-            yield collate(samples) if self.batch_size is not None else samples[0]
+            if self.batch_size is None:
+                yield self._sample(self.reader.read(batch[0]))
+            else:
+                yield collate([self._sample(self.reader.read(p), False) for p in batch])
 
 
 def _rank(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -15,9 +15,18 @@ written proportions:
   starts a new shuffled pass when it runs out (so a small part repeats, with replacement
   across passes).
 
-The global list of batches is split as ``remaining[rank::world_size]`` for a rank and
-that rank's list as ``[worker::num_workers]`` for a loader worker: ``DataLoader`` takes
-its workers' outputs round robin, so each rank sees its batches in global order.
+A shuffled or weighted list is then cut into ``lanes`` runs of consecutive batches
+(near-equal lengths, each reading a few neighbouring shards) dealt round robin: batch
+``j`` is from run ``j % lanes`` (MosaicML streaming's "canonical nodes" idea). Without
+shuffle or weights the epoch is the written order.
+
+The global list is split as ``remaining[rank::world_size]`` for a rank and that rank's
+list as ``[worker::num_workers]`` for a loader worker: ``DataLoader`` takes its workers'
+outputs round robin, so each rank sees its batches in global order. When the readers
+(``world_size x num_workers``) divide ``lanes``, reader ``s`` gets runs ``s, s +
+readers, ...``: their own stretch of shards, fetched and checked by them alone (but a
+shard where two runs meet). Any other number of readers reads the same order, sharing
+more shards.
 """
 
 from __future__ import annotations
@@ -64,12 +73,33 @@ def epoch_batches(
     weights: dict[str, float] | None = None,
     by_group: bool = False,
     epoch_samples: int | None = None,
+    lanes: int = 1,
 ) -> list[list[int]]:
     """The epoch's batches of dataset positions, in global order."""
     rng = np.random.default_rng([seed, epoch]) if shuffle else None
     n = len(layout.shards)
     if weights:
-        return _weighted(layout, batch_size, seed, epoch, weights, by_group, epoch_samples or n)
+        walk = _weighted(layout, batch_size, seed, epoch, weights, by_group, epoch_samples or n)
+    else:
+        walk = _walk(layout, batch_size, rng, by_group)
+    return interleave(walk, lanes) if shuffle or weights else walk
+
+
+def interleave(batches: list[list[int]], lanes: int) -> list[list[int]]:
+    """``batches`` cut into ``lanes`` runs of consecutive batches (the longer runs first,
+    so every round but the last holds one batch of each run), dealt round robin."""
+    lanes = max(1, min(lanes, len(batches)))
+    q, longer = divmod(len(batches), lanes)
+    starts = np.cumsum([0] + [q + 1] * longer + [q] * (lanes - longer))
+    runs = [batches[starts[k] : starts[k + 1]] for k in range(lanes)]
+    return [run[r] for r in range(q + (longer > 0)) for run in runs if r < len(run)]
+
+
+def _walk(
+    layout: Layout, batch_size: int, rng: np.random.Generator | None, by_group: bool
+) -> list[list[int]]:
+    """Every written sample once, shard after shard (shuffled), cut into batches."""
+    n = len(layout.shards)
     everything = _ordered(list(range(n)), layout.shards, rng)
     if not by_group:
         return [everything[i : i + batch_size] for i in range(0, n, batch_size)]
