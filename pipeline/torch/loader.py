@@ -10,6 +10,7 @@ consumed), and a restarted job (on any number of ranks or workers) skips those.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +24,10 @@ class DepthLoader(DataLoader):
     """``DataLoader(data, batch_size=None, num_workers=...)`` with ``state_dict()`` /
     ``load_state_dict()``; other keyword arguments go to ``DataLoader`` (not
     ``persistent_workers``: workers copy the dataset's epoch and position when an epoch
-    starts). Workers start from a ``forkserver`` by default: a fork of a process that runs
-    threads (fsspec's event loop, s3fs, a prefetch) can inherit a held lock and hang."""
+    starts). By default workers are forks of this process when no other thread runs in it
+    (they start at once, as torch's own default), else forks of a forkserver (a fork can
+    inherit a lock another thread holds and hang; guard the script with ``if __name__ ==
+    "__main__":`` then, as on macOS and Windows)."""
 
     def __init__(self, data: DepthShards, num_workers: int = 0, **kwargs: Any) -> None:
         if not isinstance(data, DepthShards) or data.batch_size is None:
@@ -34,7 +37,7 @@ class DepthLoader(DataLoader):
         if kwargs.get("persistent_workers"):
             raise PipelineError("DepthLoader: persistent_workers=True would keep a stale epoch")
         if num_workers > 0 and "multiprocessing_context" not in kwargs:
-            kwargs["multiprocessing_context"] = _forkserver()
+            kwargs["multiprocessing_context"] = _context()
         super().__init__(data, batch_size=None, num_workers=num_workers, **kwargs)
         self.data = data
         self._seen, self._complete = 0, False
@@ -67,6 +70,17 @@ class DepthLoader(DataLoader):
         self.data.set_epoch(int(state["epoch"]))
         self.data.consumed = int(state["consumed"])
         self._seen, self._complete = 0, False
+
+
+def _context() -> str:
+    """``fork`` when no Python thread runs here but the main one and fsspec's IO thread
+    (which fsspec resets in a forked child: ``fsspec.asyn.reset_after_fork``), as torch's
+    own default; otherwise a forkserver, so that no lock another thread holds is inherited.
+    (Native pools, OpenBLAS's, OpenMP's, OpenCV's, are idle here and reset or unused in a
+    worker: workers run torch on one thread and never resize OpenCV's pool.)"""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    alone = all(t.name == "fsspecIO" for t in others)
+    return "fork" if alone and "fork" in multiprocessing.get_all_start_methods() else _forkserver()
 
 
 def _forkserver() -> str:
