@@ -398,6 +398,15 @@ def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(os, "scandir", scandir)
 
 
+def _names(rel: str) -> Callable[[World, str], None]:
+    """The line names the file ``rel`` of the row's world by its full path."""
+
+    def check(w: World, err: str) -> None:
+        assert f"{w.root / rel} " in err, err
+
+    return check
+
+
 def _short_line(w: World, err: str) -> None:
     assert len(err.strip()) < 600 and "[...]" in err, len(err)
 
@@ -854,6 +863,9 @@ ROWS = [
         _tar_source(_link_member), early=False),
     Row("tar sample with only a depth", [*TAR, OUT], "no image member",
         _tar_source(_member("h.depth.tiff", "tiff")), early=False),
+    Row("tar members of one key not next to each other", [*TAR, OUT],
+        "the members of key 'f0' are not next to each other in", _tar_source(_member("f0.x.png")),
+        check=_names("src/x.tar")),
     # a bad value in one sample is that sample's error, never the run's
     Row("NaN focal in a BTS list", [*LIST, OUT], "camera fx=nan", _bts_list("nan"), early=False),
     Row("inf focal in a BTS list", [*LIST, OUT], "camera fx=inf", _bts_list("inf"), early=False),
