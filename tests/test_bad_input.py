@@ -336,15 +336,20 @@ def _fastdepth_source(w: World, mp: pytest.MonkeyPatch) -> None:
             f.create_dataset("depth", data=np.full((H, W), 2.0, np.float32))
 
 
-def _linked_image_dir(w: World, mp: pytest.MonkeyPatch) -> None:
-    """A finished ``output=folder`` dataset in ``out`` whose ``image/`` a user moved to
-    another disk (``user/disk/image``) and linked back; a same-named file of theirs there."""
-    run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
-    moved = w.root / "user" / "disk" / "image"
-    moved.parent.mkdir()
-    shutil.move(w.root / "out" / "image", moved)
-    (w.root / "out" / "image").symlink_to(moved, target_is_directory=True)
-    (moved / "mine.png").write_bytes(b"the user's")
+def _linked_image_dir(rel: str = "image") -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A finished ``output=folder`` dataset in ``out`` whose ``rel`` folder (``image/``, or
+    ``image/train/`` below it) a user moved to another disk (``user/disk``) and linked
+    back; a same-named file of theirs there."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
+        moved = w.root / "user" / "disk" / rel
+        moved.parent.mkdir(parents=True)
+        shutil.move(w.root / "out" / rel, moved)
+        (w.root / "out" / rel).symlink_to(moved, target_is_directory=True)
+        (moved / "mine.png").write_bytes(b"the user's")
+
+    return setup
 
 
 def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
@@ -714,8 +719,13 @@ ROWS = [
         "run.lock (Read-only file system) while rebuilding the report", _read_only_done,
         early=False, entry="report_cli"),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
-        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
+        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir(),
         early=False),
+    Row("overwrite through a linked image/train/ folder", [*SYN, OUT, "output=folder",
+        "output.overwrite=true", "augment.seed=3"], "image/train/ is a link to",
+        _linked_image_dir("image/train"), early=False),
+    Row("resume through a linked image/train/ folder", [*SYN, OUT, "output=folder"],
+        "image/train/ is a link to", _linked_image_dir("image/train"), early=False),
     Row("a mixture part with both weight and count", [*MIX, OUT, "source.parts.a.weight=1",
         "source.parts.a.count=2"], "source.parts.a: both weight=1 and count=2"),
     Row("parts' counts short of source.num_samples", [*MIX, OUT, "source.parts.a.count=2",
