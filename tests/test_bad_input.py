@@ -690,6 +690,8 @@ ROWS = [
         "output.dir=s3://bkt/../x: a URL path with '..'"),
     Row("a URL source with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../b.tar"],
         "source.path=s3://bkt/a/../b.tar: a URL path with '..'"),
+    Row("a URL source folder with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../ds"],
+        "source.path=s3://bkt/a/../ds: a URL path with '..'"),
     Row("Hydra's run dir on a full disk", [*SYN, OUT], "cannot write Hydra's run directory",
         _run_dir_on_full_disk),
     Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
