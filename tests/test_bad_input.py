@@ -359,6 +359,17 @@ def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
         (w.root / "run" / name).symlink_to("/dev/full")
 
 
+def _run_log_forbidden(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Hydra's log file in the run dir cannot be opened, as in a folder this user may not
+    write (root may: opening it fails as the kernel would say; logging.config wraps that
+    PermissionError in a ValueError)."""
+
+    def refuse(self: logging.FileHandler):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.baseFilename)
+
+    mp.setattr(logging.FileHandler, "_open", refuse)
+
+
 def _full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
     """Every fsync fails as on a full disk (what a disk full before the run looks like)."""
 
@@ -692,8 +703,10 @@ ROWS = [
         "source.path=s3://bkt/a/../b.tar: a URL path with '..'"),
     Row("a URL source folder with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../ds"],
         "source.path=s3://bkt/a/../ds: a URL path with '..'"),
-    Row("Hydra's run dir on a full disk", [*SYN, OUT], "cannot write Hydra's run directory",
+    Row("Hydra's run dir on a full disk", [*SYN, OUT], "No space left on device); free space",
         _run_dir_on_full_disk),
+    Row("Hydra's run dir not writable", [*SYN, OUT], "Permission denied); make it writable",
+        _run_log_forbidden),
     Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
         _full_disk, early=False),
     Row("Metric3D cam_in of 3 numbers", [*M3D, OUT], "record 1: cam_in=[500, 500, 40] must be",
