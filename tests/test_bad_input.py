@@ -642,6 +642,61 @@ def _damage_done(how: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     return setup
 
 
+def _edited_in_lists(what: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A finished ``output=filelist`` dataset in ``lists`` (manifests, metadata, trainer
+    lists), then one sample's record in a manifest (``manifest``) or one line of the BTS
+    list (``list``) edited by hand."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        lists = w.root / "lists"
+        run(make_cfg(lists, *SYN, "output=filelist", small=False))
+        if what == "manifest":
+            path = lists / "manifests" / "train-000000.json"
+            body = json.loads(path.read_text())
+            body["samples"][0]["camera"]["cx"] += 1.0
+            path.write_text(json.dumps(body))
+        else:
+            path = lists / "train_files_with_gt.txt"
+            first, rest = path.read_text().split("\n", 1)
+            path.write_text(first.rsplit(" ", 1)[0] + " 999\n" + rest)
+
+    return setup
+
+
+def _failed_slice(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Slice 0 of 2 of the folder source finished in ``sliced``; slice 1 stopped by a
+    sample whose depth is not a TIFF (as its job would have)."""
+    from pipeline.errors import PipelineError
+
+    (w.root / "src" / "depth" / "f3.tiff").write_bytes(b"not a tiff")
+    p = {k: str(v) for k, v in w.paths.items()}
+    args = [a.format(**p) for a in FOLDER] + ["shard.num_shards=2"]
+    run(make_cfg(w.root / "sliced", *args, "shard.index=0", small=False))
+    with pytest.raises(PipelineError, match="f3"):
+        run(make_cfg(w.root / "sliced", *args, "shard.index=1", small=False))
+
+
+def _far_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    """1e17 m in 10% of the pixels of sample f1's depth."""
+    path = w.root / "src" / "depth" / "f1.tiff"
+    far = tifffile.imread(path)
+    far[: H // 10] = 1e17
+    tifffile.imwrite(path, far)
+
+
+def _read_only_out(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``out`` on a read-only disk (root writes anywhere: creating it fails as the kernel
+    would say)."""
+    real, out = Path.mkdir, w.root / "out"
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if self == out:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real(self, *args, **kwargs)
+
+    mp.setattr(Path, "mkdir", mkdir)
+
+
 def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         for name, value in values.items():
@@ -709,6 +764,8 @@ ROWS = [
         _run_log_forbidden),
     Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
         _full_disk, early=False),
+    Row("output.dir on a read-only disk", [*SYN, OUT],
+        "is not writable (Read-only file system); choose another output.dir", _read_only_out),
     Row("Metric3D cam_in of 3 numbers", [*M3D, OUT], "record 1: cam_in=[500, 500, 40] must be",
         _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff", '
                   '"cam_in": [500, 500, 40]}]}')),
@@ -726,6 +783,9 @@ ROWS = [
         _duplicate_key_preset),
     Row("a 2-page TIFF as depth", [*FOLDER, OUT], "f0.tiff: a TIFF of 2 pages (a stack)",
         _two_page_depth, early=False),
+    Row("depth of 1e17 m in 10% of a sample", [*FOLDER, OUT],
+        "sample f1: 1152 pixel(s) of depth beyond 1000 m (largest 1e+17 m)", _far_depth,
+        early=False),
     Row("an image folder that cannot be listed", [*FOLDER, OUT],
         "image (Permission denied): its files would be left out", _unlistable_images),
     Row("a 4,400-character output.dir", [*SYN, "output.dir={root}/" + "d/" * 2200], "[...]",
@@ -919,6 +979,14 @@ ROWS = [
         entry="verify_cli"),
     Row("merge: not a sliced run", ["{done}"], "it was not written by sliced runs",
         entry="merge_cli"),
+    Row("merge: a slice stopped by a bad sample", ["{root}/sliced"],
+        "slice-00001-of-00002 failed: sample f3: ", _failed_slice, entry="merge_cli"),
+    Row("verify: a sample's record edited in a manifest", ["{root}/lists"],
+        "manifests/train-000000.json: edited since the dataset was published",
+        _edited_in_lists("manifest"), entry="verify_cli"),
+    Row("verify: a trainer list edited", ["{root}/lists"],
+        "train_files_with_gt.txt: edited since the dataset was published",
+        _edited_in_lists("list"), entry="verify_cli"),
     # no network: one line at once (no retries), whatever says so
     Row("hub repo, the hub's port closed", [*HUB, "source.path=nobody/no_such_dataset"],
         "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="http://127.0.0.1:9")),
