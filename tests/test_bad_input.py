@@ -415,10 +415,11 @@ def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
 
 
 def _names(rel: str) -> Callable[[World, str], None]:
-    """The line names the file ``rel`` of the row's world by its full path."""
+    """The line names the file ``rel`` of the row's world by its full path (``rel`` may end
+    with what follows the name in the line)."""
 
     def check(w: World, err: str) -> None:
-        assert f"{w.root / rel} " in err, err
+        assert f"{w.root / rel}" in err, err
 
     return check
 
@@ -697,6 +698,18 @@ def _read_only_out(w: World, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(Path, "mkdir", mkdir)
 
 
+def _camera_files(bad: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/cam/f{i}.json``: each sample's camera; f1's holds ``bad`` as written."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        (w.root / "src" / "cam").mkdir()
+        for i in range(4):
+            good = '{"fx": 500, "fy": 500, "cx": 60, "cy": 45}'
+            (w.root / "src" / "cam" / f"f{i}.json").write_text(bad if i == 1 else good)
+
+    return setup
+
+
 def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         for name, value in values.items():
@@ -778,6 +791,12 @@ ROWS = [
     Row("Metric3D JSON lines with a broken line",
         [*M3D[:-1], "source.path={src}/list.jsonl", OUT], "list.jsonl line 2: not a Metric3D",
         _metric3d('{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n{"rgb": \n', "list.jsonl")),
+    Row("a camera file that is not JSON", [*FOLDER, OUT, "source.camera_path='cam/{{stem}}.json'"],
+        "sample f1: camera file ", _camera_files('{"fx": 500, "fy": '), early=False,
+        check=_names("src/cam/f1.json:")),
+    Row("a camera file with a word for fx", [*FOLDER, OUT,
+        "source.camera_path='cam/{{stem}}.json'"], "fx, fy, cx, cy must be numbers, got 'abc'",
+        _camera_files('{"fx": "abc"}'), early=False),
     Row("a mixture preset with a duplicate key", ["--config-dir", "{user}/conf", "source=mymix",
         OUT, *COMMON], "mymix.yaml line 5: found duplicate key num_samples",
         _duplicate_key_preset),
@@ -950,7 +969,7 @@ ROWS = [
         _tar_source(_member("h.depth.tiff", "tiff")), early=False),
     Row("tar members of one key not next to each other", [*TAR, OUT],
         "the members of key 'f0' are not next to each other in", _tar_source(_member("f0.x.png")),
-        check=_names("src/x.tar")),
+        check=_names("src/x.tar (")),
     # a bad value in one sample is that sample's error, never the run's
     Row("NaN focal in a BTS list", [*LIST, OUT], "camera fx=nan", _bts_list("nan"), early=False),
     Row("inf focal in a BTS list", [*LIST, OUT], "camera fx=inf", _bts_list("inf"), early=False),
