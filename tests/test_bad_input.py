@@ -577,6 +577,13 @@ def _tar_source(extra: Callable[[tarfile.TarFile, bytes, bytes], None]):
     return setup
 
 
+def _truncated_tar(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/x.tar`` cut short in its second sample (a download that stopped)."""
+    _tar_source(_member("g.png"))(w, mp)
+    tar = w.root / "src" / "x.tar"
+    tar.write_bytes(tar.read_bytes()[:30000])
+
+
 def _member(name: str, what: str = "png") -> Callable[[tarfile.TarFile, bytes, bytes], None]:
     def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
         data = png if what == "png" else tiff
@@ -934,6 +941,9 @@ ROWS = [
     Row("webdataset file that is no tar", ["source=webdataset", "source.path={src}/x.tar",
         "augment=none", *COMMON, OUT], "is not a readable tar file",
         _not_a_file_kind("x.tar", b"hello")),
+    Row("webdataset tar cut short", [*TAR, OUT],
+        "x.tar is not a readable tar file (unexpected end of data); re-create or re-download",
+        _truncated_tar),
     Row("nyu_mat file that is no HDF5", ["source=nyu_mat", "source.path={src}/x.mat",
         "augment=none", *COMMON, OUT], "is not an HDF5", _not_a_file_kind("x.mat", b"hello")),
     # a file that is not a regular file, or declares too many pixels: refused per sample

@@ -219,7 +219,10 @@ def _index(tar: Tar, number: int, fs: Any) -> list[_Entry]:
                 entries[-1].members[ext] = span
     except (tarfile.TarError, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"source.path: {tar} is not a readable tar file ({detail})") from None
+        raise PipelineError(
+            f"source.path: {tar} is not a readable tar file ({detail}); re-create or "
+            f"re-download it, or leave it out of source.path"
+        ) from None
     return entries
 
 
