@@ -104,15 +104,13 @@ def _cli() -> None:
     except yaml.YAMLError as exc:  # a config file of the user's (--config-dir, a preset)
         print(f"error: {shortened(str(console.yaml_error_line(exc)))}", file=sys.stderr)
         sys.exit(2)
-    except OSError as exc:  # outside the run: Hydra writing its run dir (logs, .hydra/)
-        if crash.debugging() or exc.errno not in crash.DISK_ERRNOS:
+    except Exception as exc:  # outside the run: Hydra writing its run dir (logs, .hydra/)
+        disk = crash.disk_error(exc)  # (its log file's OSError wrapped by logging.config)
+        if crash.debugging() or (isinstance(exc, OSError) and disk is None):
             raise
-        print(f"error: {shortened(str(crash.run_dir_line(exc, args)))}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as exc:  # outside the run (e.g. a Hydra callback): the last resort
-        if crash.debugging():
-            raise
-        print(f"error: {shortened(str(crash.one_line(exc)))}", file=sys.stderr)
+        # else the last resort (e.g. a Hydra callback)
+        line = crash.run_dir_line(disk, args) if disk is not None else crash.one_line(exc)
+        print(f"error: {shortened(str(line))}", file=sys.stderr)
         sys.exit(2)
     if _SWEEP_CODES:  # a multirun: 2 if any job failed, else 3 if any skipped samples
         sys.exit(2 if 2 in _SWEEP_CODES else max(_SWEEP_CODES))

@@ -53,7 +53,8 @@ def load(
     """Every sample of the finished dataset at ``root`` (a directory or a URL), in order,
     decoded; with ``parts``, only the samples of those parts of a mixture (their
     ``dataset``; an unknown name is refused). Each shard is checked against its
-    manifest's sha256 when it is first read (``PipelineError`` if damaged)."""
+    manifest's sha256 when it is first read (``PipelineError`` if damaged). The dataset
+    is opened and ``parts`` checked at the call, not at the first sample."""
     reader = Reader.open(root, storage_options)
     keys = None
     if parts is not None:
@@ -65,6 +66,12 @@ def load(
                 f"read.load: {root} has no part {', '.join(map(repr, unknown))}; its parts: {have}"
             )
         keys = [s.key for _, s in reader.entries if s.dataset in wanted]
+    return _decoded(reader, keys)
+
+
+def _decoded(
+    reader: Reader, keys: list[str] | None
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
     for sample in reader.samples(keys):
         yield sample.image, sample.depth, metadata.parse(sample.meta)
 

@@ -336,15 +336,20 @@ def _fastdepth_source(w: World, mp: pytest.MonkeyPatch) -> None:
             f.create_dataset("depth", data=np.full((H, W), 2.0, np.float32))
 
 
-def _linked_image_dir(w: World, mp: pytest.MonkeyPatch) -> None:
-    """A finished ``output=folder`` dataset in ``out`` whose ``image/`` a user moved to
-    another disk (``user/disk/image``) and linked back; a same-named file of theirs there."""
-    run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
-    moved = w.root / "user" / "disk" / "image"
-    moved.parent.mkdir()
-    shutil.move(w.root / "out" / "image", moved)
-    (w.root / "out" / "image").symlink_to(moved, target_is_directory=True)
-    (moved / "mine.png").write_bytes(b"the user's")
+def _linked_image_dir(rel: str = "image") -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A finished ``output=folder`` dataset in ``out`` whose ``rel`` folder (``image/``, or
+    ``image/train/`` below it) a user moved to another disk (``user/disk``) and linked
+    back; a same-named file of theirs there."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        run(make_cfg(w.root / "out", *SYN, "output=folder", small=False))
+        moved = w.root / "user" / "disk" / rel
+        moved.parent.mkdir(parents=True)
+        shutil.move(w.root / "out" / rel, moved)
+        (w.root / "out" / rel).symlink_to(moved, target_is_directory=True)
+        (moved / "mine.png").write_bytes(b"the user's")
+
+    return setup
 
 
 def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
@@ -352,6 +357,17 @@ def _run_dir_on_full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
     (w.root / "run" / ".hydra").mkdir(parents=True)
     for name in (".hydra/config.yaml", "app.log", "cli.log", "__main__.log"):
         (w.root / "run" / name).symlink_to("/dev/full")
+
+
+def _run_log_forbidden(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Hydra's log file in the run dir cannot be opened, as in a folder this user may not
+    write (root may: opening it fails as the kernel would say; logging.config wraps that
+    PermissionError in a ValueError)."""
+
+    def refuse(self: logging.FileHandler):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.baseFilename)
+
+    mp.setattr(logging.FileHandler, "_open", refuse)
 
 
 def _full_disk(w: World, mp: pytest.MonkeyPatch) -> None:
@@ -396,6 +412,16 @@ def _unlistable_images(w: World, mp: pytest.MonkeyPatch) -> None:
         return real(path, *args)
 
     mp.setattr(os, "scandir", scandir)
+
+
+def _names(rel: str) -> Callable[[World, str], None]:
+    """The line names the file ``rel`` of the row's world by its full path (``rel`` may end
+    with what follows the name in the line)."""
+
+    def check(w: World, err: str) -> None:
+        assert f"{w.root / rel}" in err, err
+
+    return check
 
 
 def _short_line(w: World, err: str) -> None:
@@ -551,6 +577,13 @@ def _tar_source(extra: Callable[[tarfile.TarFile, bytes, bytes], None]):
     return setup
 
 
+def _truncated_tar(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``src/x.tar`` cut short in its second sample (a download that stopped)."""
+    _tar_source(_member("g.png"))(w, mp)
+    tar = w.root / "src" / "x.tar"
+    tar.write_bytes(tar.read_bytes()[:30000])
+
+
 def _member(name: str, what: str = "png") -> Callable[[tarfile.TarFile, bytes, bytes], None]:
     def extra(tf: tarfile.TarFile, png: bytes, tiff: bytes) -> None:
         data = png if what == "png" else tiff
@@ -617,6 +650,73 @@ def _damage_done(how: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     return setup
 
 
+def _edited_in_lists(what: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """A finished ``output=filelist`` dataset in ``lists`` (manifests, metadata, trainer
+    lists), then one sample's record in a manifest (``manifest``) or one line of the BTS
+    list (``list``) edited by hand."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        lists = w.root / "lists"
+        run(make_cfg(lists, *SYN, "output=filelist", small=False))
+        if what == "manifest":
+            path = lists / "manifests" / "train-000000.json"
+            body = json.loads(path.read_text())
+            body["samples"][0]["camera"]["cx"] += 1.0
+            path.write_text(json.dumps(body))
+        else:
+            path = lists / "train_files_with_gt.txt"
+            first, rest = path.read_text().split("\n", 1)
+            path.write_text(first.rsplit(" ", 1)[0] + " 999\n" + rest)
+
+    return setup
+
+
+def _failed_slice(w: World, mp: pytest.MonkeyPatch) -> None:
+    """Slice 0 of 2 of the folder source finished in ``sliced``; slice 1 stopped by a
+    sample whose depth is not a TIFF (as its job would have)."""
+    from pipeline.errors import PipelineError
+
+    (w.root / "src" / "depth" / "f3.tiff").write_bytes(b"not a tiff")
+    p = {k: str(v) for k, v in w.paths.items()}
+    args = [a.format(**p) for a in FOLDER] + ["shard.num_shards=2"]
+    run(make_cfg(w.root / "sliced", *args, "shard.index=0", small=False))
+    with pytest.raises(PipelineError, match="f3"):
+        run(make_cfg(w.root / "sliced", *args, "shard.index=1", small=False))
+
+
+def _far_depth(w: World, mp: pytest.MonkeyPatch) -> None:
+    """1e17 m in 10% of the pixels of sample f1's depth."""
+    path = w.root / "src" / "depth" / "f1.tiff"
+    far = tifffile.imread(path)
+    far[: H // 10] = 1e17
+    tifffile.imwrite(path, far)
+
+
+def _read_only_out(w: World, mp: pytest.MonkeyPatch) -> None:
+    """``out`` on a read-only disk (root writes anywhere: creating it fails as the kernel
+    would say)."""
+    real, out = Path.mkdir, w.root / "out"
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if self == out:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real(self, *args, **kwargs)
+
+    mp.setattr(Path, "mkdir", mkdir)
+
+
+def _camera_files(bad: str) -> Callable[[World, pytest.MonkeyPatch], None]:
+    """``src/cam/f{i}.json``: each sample's camera; f1's holds ``bad`` as written."""
+
+    def setup(w: World, mp: pytest.MonkeyPatch) -> None:
+        (w.root / "src" / "cam").mkdir()
+        for i in range(4):
+            good = '{"fx": 500, "fy": 500, "cx": 60, "cy": 45}'
+            (w.root / "src" / "cam" / f"f{i}.json").write_text(bad if i == 1 else good)
+
+    return setup
+
+
 def _env(**values: str) -> Callable[[World, pytest.MonkeyPatch], None]:
     def setup(w: World, mp: pytest.MonkeyPatch) -> None:
         for name, value in values.items():
@@ -676,10 +776,16 @@ ROWS = [
         "output.dir=s3://bkt/../x: a URL path with '..'"),
     Row("a URL source with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../b.tar"],
         "source.path=s3://bkt/a/../b.tar: a URL path with '..'"),
-    Row("Hydra's run dir on a full disk", [*SYN, OUT], "cannot write Hydra's run directory",
+    Row("a URL source folder with '..'", [*WDS, OUT, "source.path=s3://bkt/a/../ds"],
+        "source.path=s3://bkt/a/../ds: a URL path with '..'"),
+    Row("Hydra's run dir on a full disk", [*SYN, OUT], "No space left on device); free space",
         _run_dir_on_full_disk),
+    Row("Hydra's run dir not writable", [*SYN, OUT], "Permission denied); make it writable",
+        _run_log_forbidden),
     Row("output.dir on a disk full at start", [*SYN, OUT], "no space left for output.dir=",
         _full_disk, early=False),
+    Row("output.dir on a read-only disk", [*SYN, OUT],
+        "is not writable (Read-only file system); choose another output.dir", _read_only_out),
     Row("Metric3D cam_in of 3 numbers", [*M3D, OUT], "record 1: cam_in=[500, 500, 40] must be",
         _metric3d('{"files": [{"rgb": "image/f0.png", "depth": "depth/f0.tiff", '
                   '"cam_in": [500, 500, 40]}]}')),
@@ -692,11 +798,20 @@ ROWS = [
     Row("Metric3D JSON lines with a broken line",
         [*M3D[:-1], "source.path={src}/list.jsonl", OUT], "list.jsonl line 2: not a Metric3D",
         _metric3d('{"rgb": "image/f0.png", "depth": "depth/f0.tiff"}\n{"rgb": \n', "list.jsonl")),
+    Row("a camera file that is not JSON", [*FOLDER, OUT, "source.camera_path='cam/{{stem}}.json'"],
+        "sample f1: camera file ", _camera_files('{"fx": 500, "fy": '), early=False,
+        check=_names("src/cam/f1.json:")),
+    Row("a camera file with a word for fx", [*FOLDER, OUT,
+        "source.camera_path='cam/{{stem}}.json'"], "fx, fy, cx, cy must be numbers, got 'abc'",
+        _camera_files('{"fx": "abc"}'), early=False),
     Row("a mixture preset with a duplicate key", ["--config-dir", "{user}/conf", "source=mymix",
         OUT, *COMMON], "mymix.yaml line 5: found duplicate key num_samples",
         _duplicate_key_preset),
     Row("a 2-page TIFF as depth", [*FOLDER, OUT], "f0.tiff: a TIFF of 2 pages (a stack)",
         _two_page_depth, early=False),
+    Row("depth of 1e17 m in 10% of a sample", [*FOLDER, OUT],
+        "sample f1: 1152 pixel(s) of depth beyond 1000 m (largest 1e+17 m)", _far_depth,
+        early=False),
     Row("an image folder that cannot be listed", [*FOLDER, OUT],
         "image (Permission denied): its files would be left out", _unlistable_images),
     Row("a 4,400-character output.dir", [*SYN, "output.dir={root}/" + "d/" * 2200], "[...]",
@@ -705,8 +820,13 @@ ROWS = [
         "run.lock (Read-only file system) while rebuilding the report", _read_only_done,
         early=False, entry="report_cli"),
     Row("overwrite through a linked image/ folder", [*SYN, OUT, "output=folder",
-        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir,
+        "output.overwrite=true", "augment.seed=3"], "image/ is a link to", _linked_image_dir(),
         early=False),
+    Row("overwrite through a linked image/train/ folder", [*SYN, OUT, "output=folder",
+        "output.overwrite=true", "augment.seed=3"], "image/train/ is a link to",
+        _linked_image_dir("image/train"), early=False),
+    Row("resume through a linked image/train/ folder", [*SYN, OUT, "output=folder"],
+        "image/train/ is a link to", _linked_image_dir("image/train"), early=False),
     Row("a mixture part with both weight and count", [*MIX, OUT, "source.parts.a.weight=1",
         "source.parts.a.count=2"], "source.parts.a: both weight=1 and count=2"),
     Row("parts' counts short of source.num_samples", [*MIX, OUT, "source.parts.a.count=2",
@@ -821,6 +941,9 @@ ROWS = [
     Row("webdataset file that is no tar", ["source=webdataset", "source.path={src}/x.tar",
         "augment=none", *COMMON, OUT], "is not a readable tar file",
         _not_a_file_kind("x.tar", b"hello")),
+    Row("webdataset tar cut short", [*TAR, OUT],
+        "x.tar is not a readable tar file (unexpected end of data); re-create or re-download",
+        _truncated_tar),
     Row("nyu_mat file that is no HDF5", ["source=nyu_mat", "source.path={src}/x.mat",
         "augment=none", *COMMON, OUT], "is not an HDF5", _not_a_file_kind("x.mat", b"hello")),
     # a file that is not a regular file, or declares too many pixels: refused per sample
@@ -854,6 +977,9 @@ ROWS = [
         _tar_source(_link_member), early=False),
     Row("tar sample with only a depth", [*TAR, OUT], "no image member",
         _tar_source(_member("h.depth.tiff", "tiff")), early=False),
+    Row("tar members of one key not next to each other", [*TAR, OUT],
+        "the members of key 'f0' are not next to each other in", _tar_source(_member("f0.x.png")),
+        check=_names("src/x.tar (")),
     # a bad value in one sample is that sample's error, never the run's
     Row("NaN focal in a BTS list", [*LIST, OUT], "camera fx=nan", _bts_list("nan"), early=False),
     Row("inf focal in a BTS list", [*LIST, OUT], "camera fx=inf", _bts_list("inf"), early=False),
@@ -882,6 +1008,14 @@ ROWS = [
         entry="verify_cli"),
     Row("merge: not a sliced run", ["{done}"], "it was not written by sliced runs",
         entry="merge_cli"),
+    Row("merge: a slice stopped by a bad sample", ["{root}/sliced"],
+        "slice-00001-of-00002 failed: sample f3: ", _failed_slice, entry="merge_cli"),
+    Row("verify: a sample's record edited in a manifest", ["{root}/lists"],
+        "manifests/train-000000.json: edited since the dataset was published",
+        _edited_in_lists("manifest"), entry="verify_cli"),
+    Row("verify: a trainer list edited", ["{root}/lists"],
+        "train_files_with_gt.txt: edited since the dataset was published",
+        _edited_in_lists("list"), entry="verify_cli"),
     # no network: one line at once (no retries), whatever says so
     Row("hub repo, the hub's port closed", [*HUB, "source.path=nobody/no_such_dataset"],
         "cannot reach the Hugging Face Hub", _env(HF_ENDPOINT="http://127.0.0.1:9")),

@@ -103,8 +103,9 @@ def test_verify_covers_sample_records_and_trainer_lists(tmp_path):
 
 
 def test_unknown_part_is_refused_by_read_load(local):
+    """At the call, before anything is iterated."""
     with pytest.raises(PipelineError, match="has no part 'nope'; its parts: none"):
-        list(read.load(local, parts=["nope"]))
+        read.load(local, parts=["nope"])
 
 
 def test_a_dataset_in_a_bucket_reads_like_the_local_copy(s3, local):

@@ -106,19 +106,36 @@ def really_inside(root: Path, path: Path) -> bool:
 
 def check_no_links(root: Path, names: Iterable[str]) -> None:
     """Refuse (one line, before anything is deleted or written) a sub-folder the tool
-    writes (``manifests/``, ``report/``, the layout's folders) that is a link or leads out
-    of ``root``: deleting or writing through it would touch files outside ``output.dir``."""
+    writes (``manifests/``, ``report/``, the layout's folders), or any folder below one,
+    that is a link or leads out of ``root``: deleting or writing through it would touch
+    files elsewhere (outside ``output.dir``, or another folder's files)."""
     from pipeline.errors import PipelineError
 
     for name in sorted(set(names)):
-        path = root / name
-        if path.is_symlink() or (path.exists() and not really_inside(root, path / "x")):
-            target = os.path.realpath(path)
+        linked = _linked_folder(root, root / name)
+        if linked is not None:
+            rel = linked.relative_to(root).as_posix()
+            target = os.path.realpath(linked)
+            where = "inside" if really_inside(root, Path(target) / "x") else "outside"
             raise PipelineError(
-                f"output.dir={root}: {name}/ is a link to {target}, outside output.dir; "
+                f"output.dir={root}: {rel}/ is a link to {target}, {where} output.dir; "
                 f"nothing was deleted or written: replace the link with a real folder "
                 f"(move the files back) or choose another output.dir"
             )
+
+
+def _linked_folder(root: Path, top: Path) -> Path | None:
+    """The first folder at or below ``top`` that is a link (or resolves outside ``root``),
+    without following links; None if there is none (or no ``top``)."""
+    if top.is_symlink() or (top.exists() and not really_inside(root, top / "x")):
+        return top
+    if not top.is_dir():
+        return None
+    for dirpath, dirnames, _ in os.walk(top):  # links to folders are listed, not entered
+        for name in sorted(dirnames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                return Path(dirpath) / name
+    return None
 
 
 def old_layout(root: Path, record: dict[str, Any]) -> Layout | None:

@@ -70,6 +70,8 @@ def open_webdataset(cfg: WebdatasetConfig) -> Source:
     from pipeline.dataset.reader import locate
     from pipeline.sources.webdataset import TAR_SUFFIXES, WebdatasetSource
 
+    if urls.is_url(cfg.path):  # before the store is asked (it would name output.dir)
+        urls.check_segments(cfg.path, "source.path")
     if cfg.path and not cfg.path.endswith(TAR_SUFFIXES) and "*" not in cfg.path:
         options = urls.storage_options(cfg.storage_options, "source.storage_options")
         files = locate(cfg.path, options, endpoint_url=cfg.endpoint_url)

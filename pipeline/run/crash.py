@@ -79,15 +79,26 @@ def endpoint_line(exc: BaseException) -> str | None:
     return None
 
 
+def disk_error(exc: BaseException) -> OSError | None:
+    """The OSError of a full, read-only or forbidden disk that ``exc`` is or was raised
+    from (``logging.config`` turns a log file that cannot be opened into a ValueError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def run_dir_line(exc: OSError, args: list[str]) -> str:
     """One line for Hydra failing to write its run directory (config copies, logs)."""
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
     where = f"hydra.run.dir={given[-1]}" if given else "hydra.run.dir"
     name = f"{exc.filename} " if exc.filename else ""
+    fix = "free space there" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
     return (
-        f"cannot write Hydra's run directory {name}({where}: {exc.strerror or exc}); free "
-        f"space there or point hydra.run.dir at a writable folder "
-        f"(e.g. hydra.run.dir=/tmp/depth-runs/x)"
+        f"cannot write Hydra's run directory {name}({where}: {exc.strerror or exc}); {fix} "
+        f"or point hydra.run.dir at a writable folder (e.g. hydra.run.dir=/tmp/depth-runs/x)"
     )
 
 

@@ -63,6 +63,7 @@ class WebdatasetSource(Source):
         self.entries: list[_Entry] = []
         for i, tar in enumerate(self.tars):
             self.entries += _index(tar, i, self.fs)
+        _contiguous(self.entries, self.tars, cfg.path)
         self.keys = [make_key(e.key) for e in self.entries]
         unique_keys(self.keys, f"source.path={cfg.path}")
         self.image_exts = _choices(cfg.columns.image, "source.columns.image")
@@ -218,8 +219,35 @@ def _index(tar: Tar, number: int, fs: Any) -> list[_Entry]:
                 entries[-1].members[ext] = span
     except (tarfile.TarError, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"source.path: {tar} is not a readable tar file ({detail})") from None
+        raise PipelineError(
+            f"source.path: {tar} is not a readable tar file ({detail}); re-create or "
+            f"re-download it, or leave it out of source.path"
+        ) from None
     return entries
+
+
+def _contiguous(entries: list[_Entry], tars: list[Tar], spec: str) -> None:
+    """Refuse a key whose members are not next to each other in its tar (webdataset reads
+    a sample as a run of consecutive members: the parts would be two samples), or a key
+    stored in two tars, naming the tar(s), the key and the fix."""
+    seen: dict[str, int] = {}  # key -> the tar it was first found in
+    for entry in entries:  # consecutive members of one key are one entry already
+        if entry.key not in seen:
+            seen[entry.key] = entry.tar
+            continue
+        first = seen[entry.key]
+        if first == entry.tar:
+            raise PipelineError(
+                f"source.path={spec}: the members of key {entry.key!r} are not next to each "
+                f"other in {_where(tars[first])} (a sample is a run of consecutive members); "
+                f"re-create that tar with its members sorted by name (e.g. tar --sort=name "
+                f"-cf NEW.tar FILES...) so each sample's members follow one another"
+            )
+        raise PipelineError(
+            f"source.path={spec}: key {entry.key!r} is in both {_where(tars[first])} and "
+            f"{_where(tars[entry.tar])}; a sample's members belong in one tar: rename one "
+            f"of them, or move its members next to the others"
+        )
 
 
 def _choices(spec: str, name: str) -> list[str]:
