@@ -174,3 +174,14 @@ def test_a_mixture_fed_back_keeps_its_tags_camera_and_params(tmp_path):
         assert meta["camera"]["fx"] == old["camera"]["fx"]
         assert meta["camera"]["cx"] == old["camera"]["cx"]
         assert meta["augment"]["params"] == old["augment"]["params"] != {}
+
+
+def test_a_url_with_dot_segments_is_refused_by_every_reader_naming_the_dataset():
+    url = "s3://bkt/a/../ds"
+    with pytest.raises(PipelineError, match=r"^dataset=s3://bkt/a/\.\./ds: a URL path with '\.\.'"):
+        read.load(url)
+    with pytest.raises(PipelineError, match=r"^dataset=s3://bkt/a/\.\./ds"):
+        Reader.open(url)
+    proc = verify(url)
+    assert proc.returncode == 2 and "dataset=s3://bkt/a/../ds" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "output.dir" not in proc.stderr

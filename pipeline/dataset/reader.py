@@ -253,8 +253,10 @@ def locate(
     """The files of the dataset at ``root``: a directory, or a URL read through a cache."""
     if not is_url(root):
         return ShardFiles(Path(local_path(str(root))))
+    from pipeline.config.urls import check_segments
     from pipeline.dataset import store
 
+    check_segments(str(root), "dataset")  # named as the reader's, not as an output.dir
     remote = store.Remote(str(root), dict(storage_options or {}), endpoint_url)
     cache = Path(cache_dir) if cache_dir is not None else None
     return CachedFiles(remote, cache_shards, cache, prefetch)
