@@ -714,3 +714,27 @@ def test_corrupt_png_tiff_and_missing_depth_in_a_webdataset_source(tmp_path, on_
         info = assert_complete(out, written=1)
         keys = sorted(s["key"] for s in info["counts"]["skipped_samples"])
         assert [k[-6:] for k in keys] == ["000001", "000002", "000003"]
+
+
+def test_a_ctrl_c_while_the_workers_forkserver_starts_is_not_lost():
+    """The forkserver starts with SIGINT ignored (so it never prints a traceback of its
+    own); a Ctrl-C in that window must still reach the command, not be dropped (it was:
+    the run went on, a CI run's Ctrl-C-at-start case timed out)."""
+    code = (
+        "import os, signal\n"
+        "from multiprocessing import forkserver as mp_forkserver\n"
+        "from pipeline.pool import forkserver\n"
+        "real = mp_forkserver.ensure_running\n"
+        "def ensure_running():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # inside the window\n"
+        "    real()\n"
+        "mp_forkserver.ensure_running = ensure_running\n"
+        "try:\n"
+        "    forkserver.context()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('noticed')\n"
+    )
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.stdout.strip() == "noticed", proc.stdout + proc.stderr

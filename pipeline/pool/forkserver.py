@@ -34,10 +34,12 @@ def context() -> Any:
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     from pipeline.pool.interrupts import ignored
 
+    # the tracker first: starting it unblocks SIGINT, which would drop one pending in ours
+    resource_tracker.ensure_running()
     with ignored():  # the server and its forks never print a KeyboardInterrupt of their own
         forkserver.ensure_running()
     return ctx

@@ -58,14 +58,19 @@ def _stop_forkserver() -> None:
 
 @contextlib.contextmanager
 def ignored() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored meanwhile: processes started here inherit that (a signal
-    sent to the process group in this short window is lost, never a traceback)."""
+    """SIGINT and SIGTERM ignored meanwhile: processes started here inherit that (they
+    never print a traceback of their own; the parent stops them). Both are also blocked
+    here, so one that arrives in this window is not discarded (Linux never ignores a
+    blocked signal): it stays pending and reaches the restored handler when the window
+    ends (ignored alone, a Ctrl-C at that moment went unnoticed)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in SIGNALS}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
