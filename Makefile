@@ -25,9 +25,9 @@ install: $(STAMP) ## create .venv and install the package (what running needs)
 run: $(STAMP) ## run the default pipeline on the built-in synthetic data (ARGS='key=value ...')
 	$(BIN)/depth-pipeline $(ARGS)
 
-# the tests cover the s3, torch and slurm extras too: installed for them (not by make run)
+# the tests cover the s3, torch and slurm extras and the strict docs build: installed for them (not by make run)
 $(VENV)/.test-installed: $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev,all-stores,torch,slurm]'
+	$(BIN)/pip install --quiet -e '.[dev,all-stores,torch,slurm,docs]'
 	touch $@
 
 # azurite (the Azure Blob server of the az:// tests) comes from npm into .stores/ (gitignored)
@@ -36,7 +36,7 @@ $(AZURITE):
 	npm install --prefix .stores --no-audit --no-fund --silent azurite@3.37.0
 
 test: $(VENV)/.test-installed $(AZURITE) ## run every test, slow ones included (what CI runs)
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q -rs
 
 test-fast: $(VENV)/.test-installed $(AZURITE) ## run the tests not marked slow (a quick check while editing)
 	$(BIN)/pytest -n 2 -q -m 'not slow'

@@ -859,7 +859,7 @@ def bench(args: str = "") -> Spec:
 NOT_RUN: dict[str, Spec] = {
     "make test": Spec(
         not_run="it would run this test suite inside itself",
-        how=dry_run(".venv/bin/pytest -n 2 -q"),
+        how=dry_run(".venv/bin/pytest -n 2 -q -rs"),
     ),
     "make run ARGS='source.num_samples=24'": Spec(
         not_run="the `make run` above runs the same target for real",
