@@ -82,6 +82,25 @@ def test_every_reader_refuses_a_flipped_byte_locally(local, tmp_path):
         list(Reader.open(copy, verify=False).stream())
 
 
+def test_the_next_shard_checked_in_the_background_is_still_refused_when_reached(local, tmp_path):
+    import shutil
+    import threading
+
+    torch_datasets = pytest.importorskip("pipeline.torch")
+    copy = tmp_path / "copy"
+    shutil.copytree(local, copy)
+    tar = copy / "train-000001.tar"
+    tar.write_bytes(flip(tar.read_bytes()))
+    got = []
+    with pytest.raises(PipelineError, match="train-000001.tar: its bytes changed"):
+        for sample in torch_datasets.DepthShards(copy):  # shard 0, then the damaged one
+            got.append(sample["key"])
+    assert got == [s.key for s in Reader.open(local).stream(0, 3)]
+    assert len(list(torch_datasets.DepthShards(local))) == 6
+    names = [t.name for t in threading.enumerate()]
+    assert "depth-pipeline-check" not in names  # none left: a later loader may still fork
+
+
 def test_verify_covers_sample_records_and_trainer_lists(tmp_path):
     out = tmp_path / "lists"
     size = ["source.height=48", "source.width=64", "runtime.progress=false"]

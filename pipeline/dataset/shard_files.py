@@ -3,7 +3,8 @@ the objects under a URL (``shard_cache.CachedFiles``).
 
 ``ShardFiles.ensure(manifest)`` makes one shard's files present under ``base`` and, when
 asked, checks them against the manifest's sha256 once: a local shard the first time this
-process reads it, a remote one each time it is fetched. A damaged shard is one line naming
+process reads it (the next shard of an ``expect``-ed order in a background thread while
+this one is read), a remote one each time it is fetched. A damaged shard is one line naming
 the file (or the object's URL).
 """
 
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,9 @@ class ShardFiles:
     def __init__(self, base: Path) -> None:
         self.base = base
         self._checked: set[str] = set()
+        self._order: list[ShardManifest] = []  # what ``expect`` said comes next
+        self._ahead: dict[str, Future[list[str]]] = {}  # shard -> its check, running
+        self._pid = os.getpid()
 
     def where(self, rel: str) -> str:
         """How a message names the file ``rel`` (a path, or a URL)."""
@@ -93,14 +101,26 @@ class ShardFiles:
         return h.hexdigest()[:16]
 
     def expect(self, manifests: list[ShardManifest], at_once: int = 1) -> None:
-        """The shards this process reads next, in order, ``at_once`` of them read in turn
-        (local files need no fetching)."""
+        """The shards this process reads next, in order, ``at_once`` of them read in turn:
+        when one is first checked, the next one's check starts in a background thread
+        (hashlib and file reads release the GIL: it runs beside the decoding)."""
+        self._order = list(manifests)
 
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
         """The shard's files present under ``base``; with ``verify``, checked once."""
-        if verify and manifest.shard not in self._checked:
-            refuse(self.damaged(manifest))
-            self._checked.add(manifest.shard)
+        if not verify or manifest.shard in self._checked:
+            return
+        if self._pid != os.getpid():  # a forked loader worker: the parent's threads are gone
+            self._pid, self._ahead = os.getpid(), {}
+        running = self._ahead.pop(manifest.shard, None)
+        refuse(running.result() if running is not None else self.damaged(manifest))
+        self._checked.add(manifest.shard)
+        names = [m.shard for m in self._order]
+        if manifest.shard in names:
+            after = self._order[names.index(manifest.shard) + 1 :]
+            upcoming = next((m for m in after if m.shard not in self._checked), None)
+            if upcoming is not None and upcoming.shard not in self._ahead:
+                self._ahead[upcoming.shard] = in_thread(self.damaged, upcoming)
 
     def damaged(self, manifest: ShardManifest) -> list[str]:
         """What is wrong with the files of one shard, one line each ([] if nothing)."""
@@ -118,7 +138,22 @@ class ShardFiles:
         return problems
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_checked": set()}  # each process checks what it reads
+        return {**self.__dict__, "_checked": set(), "_ahead": {}}  # each process checks its own
+
+
+def in_thread(fn: Callable[[ShardManifest], list[str]], manifest: ShardManifest) -> Future:
+    """``fn(manifest)`` in a short-lived daemon thread (none is left once it is done, so a
+    loader started later may still fork); its result or exception in the future."""
+    future: Future[list[str]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(manifest))
+        except BaseException as exc:  # handed to the reader, which raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="depth-pipeline-check", daemon=True).start()
+    return future
 
 
 def manifest_rel(shard: str) -> str:
