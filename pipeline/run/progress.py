@@ -62,7 +62,9 @@ def progress_bar(
             super().__init__(*args, **kwargs)
 
         def close(self) -> None:
-            self.clock.stop()
+            clock = self.__dict__.get("clock")  # None: a Ctrl-C landed before __init__ set it
+            if clock is not None:
+                clock.stop()
             super().close()
 
         def seconds(self) -> float:
