@@ -44,16 +44,16 @@ class CachedFiles(ShardFiles):
 
     def _reset(self) -> None:
         """This process's own cache state (a forked loader worker starts empty)."""
-        self._pid, self._at, self._verify = os.getpid(), 0, True
+        self._pid, self._verify = os.getpid(), True
         self._held: OrderedDict[str, list[str]] = OrderedDict()
         self._dir: Path | None = None
         self._pending: dict[str, tuple[Future[list[str]], list[str]]] = {}
-        self._plan: list[ShardManifest] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._follow([])
 
     def __getstate__(self) -> dict[str, Any]:
         state = {**super().__getstate__()}
-        for name in ("_held", "_dir", "_pending", "_plan", "_pool"):
+        for name in ("_held", "_dir", "_pending", "_plan", "_place", "_pool"):
             state.pop(name)
         return state
 
@@ -127,7 +127,7 @@ class CachedFiles(ShardFiles):
         self.keep = max(self.keep, at_once + self.ahead)
         for shard, (future, rels) in list(self._pending.items()):
             self._arrived(shard, future.result(), rels)
-        self._plan, self._at = list(manifests), 0
+        self._follow(manifests)
 
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
         self.local  # noqa: B018
@@ -160,10 +160,8 @@ class CachedFiles(ShardFiles):
 
     def _next(self, manifest: ShardManifest) -> None:
         """Start fetching the ``prefetch`` shards that follow ``manifest`` in the plan."""
-        names = [m.shard for m in self._plan[self._at :]]
-        if not self.ahead or manifest.shard not in names:
+        if not self.ahead or not self._reached(manifest):
             return
-        self._at += names.index(manifest.shard) + 1
         for upcoming in self._plan[self._at : self._at + self.ahead]:
             shard = upcoming.shard
             if shard in self._held or shard in self._pending or self._pool is None:

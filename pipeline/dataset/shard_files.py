@@ -33,9 +33,9 @@ class ShardFiles:
     def __init__(self, base: Path) -> None:
         self.base = base
         self._checked: set[str] = set()
-        self._order: list[ShardManifest] = []  # what ``expect`` said comes next
         self._ahead: dict[str, Future[list[str]]] = {}  # shard -> its check, running
         self._pid = os.getpid()
+        self._follow([])
 
     def where(self, rel: str) -> str:
         """How a message names the file ``rel`` (a path, or a URL)."""
@@ -104,7 +104,20 @@ class ShardFiles:
         """The shards this process reads next, in order, ``at_once`` of them read in turn:
         when one is first checked, the next one's check starts in a background thread
         (hashlib and file reads release the GIL: it runs beside the decoding)."""
-        self._order = list(manifests)
+        self._follow(manifests)
+
+    def _follow(self, manifests: list[ShardManifest]) -> None:
+        """The plan ``_reached`` walks: its shards in order, the cursor at its start."""
+        self._plan, self._at = list(manifests), 0  # the cursor: just past the last reached
+        self._place = {m.shard: i for i, m in enumerate(self._plan)}
+
+    def _reached(self, manifest: ShardManifest) -> bool:
+        """Whether ``manifest`` is still ahead in the plan; if so the cursor moves past it."""
+        i = self._place.get(manifest.shard, -1)
+        if i < self._at:
+            return False
+        self._at = i + 1
+        return True
 
     def ensure(self, manifest: ShardManifest, verify: bool) -> None:
         """The shard's files present under ``base``; with ``verify``, checked once."""
@@ -115,10 +128,10 @@ class ShardFiles:
         running = self._ahead.pop(manifest.shard, None)
         refuse(running.result() if running is not None else self.damaged(manifest))
         self._checked.add(manifest.shard)
-        names = [m.shard for m in self._order]
-        if manifest.shard in names:
-            after = self._order[names.index(manifest.shard) + 1 :]
-            upcoming = next((m for m in after if m.shard not in self._checked), None)
+        if self._reached(manifest):
+            after = range(self._at, len(self._plan))
+            upcoming = next((self._plan[i] for i in after
+                             if self._plan[i].shard not in self._checked), None)  # fmt: skip
             if upcoming is not None and upcoming.shard not in self._ahead:
                 self._ahead[upcoming.shard] = in_thread(self.damaged, upcoming)
 
