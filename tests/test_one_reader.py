@@ -59,14 +59,20 @@ def test_reader_reads_what_the_tar_holds_by_position_and_by_range(local):
     assert loaded == [reader.read(i).key for i in range(6)]
 
 
-def test_every_reader_refuses_a_flipped_byte_locally(local, tmp_path):
+def damaged_copy(local, tmp_path):
+    """A copy of the dataset whose second shard has one flipped byte."""
     import shutil
 
-    torch_datasets = pytest.importorskip("pipeline.torch")
     copy = tmp_path / "copy"
     shutil.copytree(local, copy)
     tar = copy / "train-000001.tar"
     tar.write_bytes(flip(tar.read_bytes()))
+    return copy
+
+
+def test_every_reader_refuses_a_flipped_byte_locally(local, tmp_path):
+    torch_datasets = pytest.importorskip("pipeline.torch")
+    copy = damaged_copy(local, tmp_path)
     with pytest.raises(PipelineError, match="train-000001.tar: its bytes changed"):
         list(read.load(copy))
     ds = torch_datasets.DepthDataset(copy)
@@ -83,14 +89,10 @@ def test_every_reader_refuses_a_flipped_byte_locally(local, tmp_path):
 
 
 def test_the_next_shard_checked_in_the_background_is_still_refused_when_reached(local, tmp_path):
-    import shutil
     import threading
 
     torch_datasets = pytest.importorskip("pipeline.torch")
-    copy = tmp_path / "copy"
-    shutil.copytree(local, copy)
-    tar = copy / "train-000001.tar"
-    tar.write_bytes(flip(tar.read_bytes()))
+    copy = damaged_copy(local, tmp_path)
     got = []
     with pytest.raises(PipelineError, match="train-000001.tar: its bytes changed"):
         for sample in torch_datasets.DepthShards(copy):  # shard 0, then the damaged one

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import get_worker_info
 
 from pipeline.bench import runs
 from pipeline.bench.methods import ROOT
 from pipeline.bench.store import _free_port
-from pipeline.torch import DepthLoader, DepthShards
+from pipeline.torch import DepthLoader, DepthShards, datasets
 
 BATCH = 8
 
@@ -63,10 +64,6 @@ class KeysOnly(DepthShards):
     these cores if a batch cost nothing to send."""
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        import torch
-
-        from pipeline.torch import datasets
-
         if get_worker_info() is not None:  # this worker process only
             datasets._stack = torch.stack
         for batch in super().__iter__():
@@ -103,7 +100,6 @@ def timed(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
 def bench(root: Path, parquet: Path, samples: int, kind: str = "photos") -> dict[str, Any]:
     """The dataset written once (``augment=none``), then each reader on it."""
     import s3fs
-    import torch
 
     local = root / "work" / "loader-dataset"
     if not (local / "dataset_info.json").is_file():
