@@ -7,6 +7,7 @@ simulated ranks x two loader workers. Keys are checked against the dataset's own
 from __future__ import annotations
 
 import gc
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def mixture(root: Path, out: str | Path, shapes: tuple, n: int, *extra: str) -> 
 @pytest.fixture(scope="module")
 def bucket(s3_server, tmp_path_factory) -> str:
     """40 samples (20 per part) in 10 shards, in a bucket of the loopback S3 server."""
-    url = make_bucket("training-nk") + "/nk"
+    url = make_bucket(f"training-nk-{os.getpid()}") + "/nk"  # one per test process
     mixture(tmp_path_factory.mktemp("nk-src"), url, (NYU, KITTI), 20)
     return url
 
